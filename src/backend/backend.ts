@@ -1,0 +1,138 @@
+// The kernel contract every backend implements: raw typed arrays in, raw typed arrays out.
+// Tensors, shapes and autograd live above this line (src/tensor); backends know only buffers and sizes.
+// Signature order follows llm.c: outputs first, then saved state, then inputs and weights, then sizes.
+
+export type DType = 'float32' | 'float64' | 'int32' | 'uint8';
+export type FloatArray = Float32Array | Float64Array;
+export type TypedArray = Float32Array | Float64Array | Int32Array | Uint8Array;
+export type DeviceName = 'native' | 'reference';
+
+/** Elementwise ops of one input; p0/p1 are scalar parameters where the op takes them. */
+export type UnaryOp =
+  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'sign' | 'square' | 'reciprocal'
+  | 'relu' | 'gelu' | 'sigmoid' | 'tanh' | 'erf'
+  | 'addScalar'   // x + p0
+  | 'mulScalar'   // x * p0
+  | 'powScalar'   // x ** p0
+  | 'rsubScalar'  // p0 - x
+  | 'rdivScalar'  // p0 / x
+  | 'clamp'       // min(max(x, p0), p1)
+  | 'gtScalar';   // x > p0 ? 1 : 0 (same dtype as x)
+
+/** Derivatives of activations: gx = gy * f'(x), with y = f(x) given for ops that use it. */
+export type UnaryGradOp = 'relu' | 'gelu' | 'sigmoid' | 'tanh';
+
+export type BinaryOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum'
+  // comparisons write 1/0 into an output of the inputs' dtype or uint8
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+
+export type ReduceOp = 'sum' | 'max' | 'min';
+
+/** conv2d sizes. x [N, C, H, W], w [O, C/groups, KH, KW], y [N, O, OH, OW]. */
+export interface ConvParams {
+  N: number; C: number; H: number; W: number;
+  O: number; KH: number; KW: number; OH: number; OW: number;
+  strideH: number; strideW: number; padH: number; padW: number;
+  dilationH: number; dilationW: number; groups: number;
+}
+
+/** pool2d sizes. x [N, C, H, W], y [N, C, OH, OW]. */
+export interface PoolParams {
+  N: number; C: number; H: number; W: number; OH: number; OW: number;
+  KH: number; KW: number; strideH: number; strideW: number; padH: number; padW: number;
+  /** avg pool only: divide by the full window (PyTorch count_include_pad=True) */
+  countIncludePad: boolean;
+}
+
+export interface Backend {
+  readonly name: DeviceName;
+  /** Allocates a buffer of `size` elements; zero-filled when `zero` is true, otherwise contents are undefined. */
+  alloc(dtype: DType, size: number, zero: boolean): TypedArray;
+  /** Releases a buffer now. The array must not be used afterwards. */
+  free(data: TypedArray): void;
+  /** Whether this backend computes in this dtype. */
+  supports(dtype: DType): boolean;
+
+  // ---- elementwise ----
+  fill(out: TypedArray, value: number): void;
+  /** Converts between dtypes (float -> int truncates toward zero, like PyTorch). */
+  cast(out: TypedArray, x: TypedArray): void;
+  unary(op: UnaryOp, out: TypedArray, x: TypedArray, p0: number, p1: number): void;
+  unaryGrad(op: UnaryGradOp, gx: FloatArray, gy: FloatArray, x: FloatArray, y: FloatArray): void;
+  /**
+   * Broadcasting binary op over `shape` (the output's shape, out contiguous).
+   * aStrides/bStrides are element strides of a and b laid over `shape` (0 on broadcast dims).
+   */
+  binary(op: BinaryOp, out: TypedArray, a: TypedArray, b: TypedArray, shape: readonly number[],
+    aStrides: readonly number[], bStrides: readonly number[]): void;
+  /** out = cond ? a : b, broadcast like binary; cond is uint8. */
+  where(out: TypedArray, cond: Uint8Array, a: TypedArray, b: TypedArray, shape: readonly number[],
+    condStrides: readonly number[], aStrides: readonly number[], bStrides: readonly number[]): void;
+  /** Reduces the middle axis of x viewed as [outer, r, inner] into out [outer, inner]. */
+  reduce(op: ReduceOp, out: TypedArray, x: TypedArray, outer: number, r: number, inner: number): void;
+  /** Index of the max (or min) along the middle axis of [outer, r, inner]; first index on ties. */
+  argReduce(op: 'max' | 'min', out: Int32Array, x: TypedArray, outer: number, r: number, inner: number): void;
+  /**
+   * Strided copy: for every index i over `shape`,
+   * out[outOffset + sum(i*outStrides)] (+)= x[xOffset + sum(i*xStrides)].
+   * Covers permute, slice, expand, concat and their backward (accumulate=true for expand's backward is not used;
+   * accumulate is for scatter-like writes where several i map to one out element).
+   */
+  strided(out: TypedArray, outOffset: number, outStrides: readonly number[],
+    x: TypedArray, xOffset: number, xStrides: readonly number[], shape: readonly number[], accumulate: boolean): void;
+
+  // ---- indexing (x viewed as [outer, dim, inner]) ----
+  /** out[o, j, i] = x[o, idx[o, j, i], i]; idx and out are [outer, idxDim, inner]. */
+  gather(out: TypedArray, x: TypedArray, idx: Int32Array, outer: number, dim: number, inner: number, idxDim: number): void;
+  /** out[o, idx[o, j, i], i] += src[o, j, i]; out is [outer, dim, inner] and is accumulated into. */
+  scatterAdd(out: TypedArray, idx: Int32Array, src: TypedArray, outer: number, dim: number, inner: number, idxDim: number): void;
+  /** out[o, j, i] = x[o, idx[j], i]; idx has n entries. */
+  indexSelect(out: TypedArray, x: TypedArray, idx: Int32Array, outer: number, dim: number, inner: number, n: number): void;
+  /** out[o, idx[j], i] += src[o, j, i]; the backward of indexSelect. */
+  indexAdd(out: TypedArray, idx: Int32Array, src: TypedArray, outer: number, dim: number, inner: number, n: number): void;
+
+  // ---- linear algebra ----
+  /**
+   * Batched matmul: out[b] = op(a[b]) @ op(b[b]) (+ bias[N] broadcast over rows), out [batch, M, N] contiguous.
+   * a is [.., M, K] (or [.., K, M] when transA), b is [.., K, N] (or [.., N, K] when transB);
+   * aBatchStride/bBatchStride are element strides between batch items (0 broadcasts one matrix over the batch).
+   */
+  matmul(out: FloatArray, a: FloatArray, b: FloatArray, bias: FloatArray | null,
+    batch: number, M: number, N: number, K: number, transA: boolean, transB: boolean,
+    aBatchStride: number, bBatchStride: number): void;
+
+  // ---- convolution ----
+  conv2d(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams): void;
+  conv2dBackwardData(gx: FloatArray, gy: FloatArray, w: FloatArray, p: ConvParams): void;
+  /** gb (when given) receives the bias gradient: gy summed over N, OH, OW. */
+  conv2dBackwardWeight(gw: FloatArray, gb: FloatArray | null, gy: FloatArray, x: FloatArray, p: ConvParams): void;
+
+  // ---- normalization (x viewed as [N, C, HW] for batch norm, [rows, D] for layer norm) ----
+  /** Training-mode batch norm: saves the batch mean and 1/sqrt(biased var + eps) per channel. */
+  batchNormForward(out: FloatArray, mean: FloatArray, invstd: FloatArray, x: FloatArray,
+    gamma: FloatArray | null, beta: FloatArray | null, N: number, C: number, HW: number, eps: number): void;
+  /** Inference-mode batch norm with given statistics (running mean and var). */
+  batchNormInference(out: FloatArray, x: FloatArray, mean: FloatArray, variance: FloatArray,
+    gamma: FloatArray | null, beta: FloatArray | null, N: number, C: number, HW: number, eps: number): void;
+  /** Backward of training-mode batch norm. ggamma/gbeta may be null when there is no affine. */
+  batchNormBackward(gx: FloatArray, ggamma: FloatArray | null, gbeta: FloatArray | null, gy: FloatArray,
+    x: FloatArray, mean: FloatArray, invstd: FloatArray, gamma: FloatArray | null,
+    N: number, C: number, HW: number): void;
+  layerNormForward(out: FloatArray, mean: FloatArray, rstd: FloatArray, x: FloatArray,
+    gamma: FloatArray | null, beta: FloatArray | null, rows: number, D: number, eps: number): void;
+  layerNormBackward(gx: FloatArray, ggamma: FloatArray | null, gbeta: FloatArray | null, gy: FloatArray,
+    x: FloatArray, mean: FloatArray, rstd: FloatArray, gamma: FloatArray | null, rows: number, D: number): void;
+
+  // ---- softmax over the last axis of [rows, D] ----
+  softmax(out: FloatArray, x: FloatArray, rows: number, D: number, log: boolean): void;
+  /** gx from gy and the forward output y (softmax or log-softmax). */
+  softmaxBackward(gx: FloatArray, gy: FloatArray, y: FloatArray, rows: number, D: number, log: boolean): void;
+
+  // ---- pooling ----
+  /** indices (max only) receive the flat h*W+w position of each max within its (n, c) plane. */
+  maxPool2d(out: FloatArray, indices: Int32Array, x: FloatArray, p: PoolParams): void;
+  maxPool2dBackward(gx: FloatArray, gy: FloatArray, indices: Int32Array, p: PoolParams): void;
+  avgPool2d(out: FloatArray, x: FloatArray, p: PoolParams): void;
+  avgPool2dBackward(gx: FloatArray, gy: FloatArray, p: PoolParams): void;
+}
