@@ -11,18 +11,25 @@ import { bytes, expectClose, fixtureImage, floats, loadFixtures, type FixtureCas
 
 type Interp = F.Interpolation;
 
+/** The union of the fixture parameters each op reads. */
+interface Params {
+  size: number | [number, number]; interpolation: Interp;
+  top: number; left: number; height: number; width: number;
+  threshold: number; factor: number; sigma: number; mean: number[]; std: number[];
+}
+
 function run(c: FixtureCase): { out: ArrayLike<number>; h: number; w: number } {
   const img = fixtureImage(c.image);
-  const p = c.params as Record<string, never>;
+  const p = c.params as unknown as Params;
   const asRgb = (r: RgbImage) => ({ out: r.data, h: r.height, w: r.width });
   switch (c.op) {
     case 'resize': {
-      const [h, w] = F.resizeOutputSize(img.height, img.width, p.size as number | [number, number]);
-      return asRgb(F.resize(img, h, w, p.interpolation as Interp));
+      const [h, w] = F.resizeOutputSize(img.height, img.width, p.size);
+      return asRgb(F.resize(img, h, w, p.interpolation));
     }
     case 'resized_crop': {
       const [h, w] = p.size as [number, number];
-      return asRgb(F.resizedCrop(img, p.top, p.left, p.height, p.width, h, w, p.interpolation as Interp));
+      return asRgb(F.resizedCrop(img, p.top, p.left, p.height, p.width, h, w, p.interpolation));
     }
     case 'center_crop': {
       const [h, w] = p.size as [number, number];
