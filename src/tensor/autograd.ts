@@ -1,0 +1,159 @@
+// Reverse-mode autograd on a define-by-run tape: each op output records its inputs and a backward rule.
+// backward() walks the graph in reverse topological order, accumulating into leaf .grad.
+import { keep, tidy, Tensor, fmtShape } from './tensor.js';
+
+export interface GradNode {
+  op: string;
+  inputs: readonly Tensor[];
+  /** Given the gradient of the output, returns one gradient (or null) per input. Runs under noGrad. */
+  backward: (g: Tensor) => readonly (Tensor | null)[];
+}
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn without recording a graph (inference, optimizer steps, EMA updates). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Whether an op on these inputs must record a node. */
+export function needsGrad(inputs: readonly (Tensor | null | undefined)[]): boolean {
+  if (!gradEnabled) return false;
+  for (const t of inputs) if (t != null && t.requiresGrad) return true;
+  return false;
+}
+
+/** Attaches a node to an op's output when any input requires grad. Returns the output. */
+export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: GradNode['backward']): Tensor {
+  if (!needsGrad(inputs)) return out;
+  out.requiresGrad = true;
+  out.node = { op, inputs, backward };
+  return out;
+}
+
+export interface BackwardOptions {
+  /** Keep the graph so backward can run through it again. */
+  retainGraph?: boolean;
+}
+
+/**
+ * Backpropagates from `root`. Without `grad`, root must hold one element (a loss).
+ * Leaf tensors with requiresGrad receive (accumulate into) `.grad`, which survives tidy() scopes.
+ */
+export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}, ops?: BackwardOps): void {
+  if (!root.requiresGrad) {
+    throw new Error(`[backward] tensor of shape ${fmtShape(root.shape)} does not require grad (no input had requiresGrad, or it was computed under noGrad)`);
+  }
+  if (ops === undefined) throw new Error('[backward] internal: ops not wired');
+  let seed: Tensor;
+  if (grad === undefined) {
+    if (root.size !== 1) {
+      throw new Error(`[backward] grad can be implicitly created only for one-element outputs; got shape ${fmtShape(root.shape)}: pass a gradient of the same shape`);
+    }
+    seed = ops.onesLike(root);
+  } else {
+    if (grad.shape.length !== root.shape.length || grad.shape.some((d, i) => d !== root.shape[i])) {
+      throw new Error(`[backward] gradient shape ${fmtShape(grad.shape)} does not match output shape ${fmtShape(root.shape)}`);
+    }
+    seed = grad;
+  }
+
+  // Iterative DFS for a reverse topological order (graphs of deep ViTs would overflow recursion).
+  const order: Tensor[] = [];
+  const visited = new Set<number>();
+  const stack: [Tensor, number][] = [[root, 0]];
+  visited.add(root.id);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const [t, i] = top;
+    const inputs = t.node?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1] = i + 1;
+      const child = inputs[i]!;
+      if (child.requiresGrad && !visited.has(child.id)) {
+        visited.add(child.id);
+        stack.push([child, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+
+  // grads maps tensor id -> gradient; a rule may hand the same tensor to several inputs, so tensors
+  // held in the map are reference-counted and disposed only when nothing holds them.
+  const grads = new Map<number, Tensor>();
+  const holds = new Map<Tensor, number>();
+  const hold = (g: Tensor): void => { holds.set(g, (holds.get(g) ?? 0) + 1); };
+  const drop = (g: Tensor): void => {
+    const n = (holds.get(g) ?? 0) - 1;
+    if (n > 0) { holds.set(g, n); return; }
+    holds.delete(g);
+    if (g !== seed) g.dispose();
+  };
+  grads.set(root.id, seed);
+  hold(seed);
+  noGrad(() => {
+    for (let k = order.length - 1; k >= 0; k--) {
+      const t = order[k]!;
+      const g = grads.get(t.id);
+      if (g === undefined) continue;
+      grads.delete(t.id);
+      const node = t.node;
+      if (node === null) {
+        // a leaf: accumulate into .grad (a private copy when the tensor is shared or is the caller's)
+        const own = g === seed || (holds.get(g) ?? 0) > 1 ? ops.clone(g) : g;
+        if (own !== g) drop(g); else holds.delete(g);
+        if (t.grad === null) {
+          t.grad = keep(own);
+        } else {
+          const sum = ops.add(t.grad, own);
+          t.grad.dispose();
+          own.dispose();
+          t.grad = keep(sum);
+        }
+        continue;
+      }
+      const gins = tidy(() => node.backward(g));
+      for (let j = 0; j < node.inputs.length; j++) {
+        const inp = node.inputs[j]!;
+        const gi = gins[j];
+        if (gi == null || !inp.requiresGrad) continue;
+        if (gi.shape.length !== inp.shape.length || gi.shape.some((d, q) => d !== inp.shape[q])) {
+          throw new Error(`[backward] internal: ${node.op} produced a gradient of shape ${fmtShape(gi.shape)} for an input of shape ${fmtShape(inp.shape)}`);
+        }
+        const prev = grads.get(inp.id);
+        if (prev === undefined) {
+          grads.set(inp.id, gi);
+          hold(gi);
+        } else {
+          const sum = ops.add(prev, gi);
+          drop(prev);
+          grads.set(inp.id, sum);
+          hold(sum);
+        }
+      }
+      // gradients the rule returned but nobody holds (unused inputs) are garbage now
+      for (const gi of gins) if (gi != null && gi !== g && !holds.has(gi)) gi.dispose();
+      drop(g);
+      if (opts.retainGraph !== true) t.node = null;
+    }
+  });
+}
+
+/** The few ops backward() itself needs, injected to keep this module free of op imports. */
+export interface BackwardOps {
+  onesLike(t: Tensor): Tensor;
+  add(a: Tensor, b: Tensor): Tensor;
+  clone(t: Tensor): Tensor;
+}

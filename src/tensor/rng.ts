@@ -1,0 +1,124 @@
+// Seeded random numbers that reproduce bit-for-bit from a seed on every platform.
+// xoshiro128** on 32-bit integer arithmetic (Math.imul), so JavaScript engines cannot disagree.
+
+export interface RngState { s: [number, number, number, number]; spareNormal: number | null }
+
+function splitmix32(seed: number): () => number {
+  let z = seed >>> 0;
+  return () => {
+    z = (z + 0x9e3779b9) >>> 0;
+    let t = z;
+    t = Math.imul(t ^ (t >>> 16), 0x85ebca6b) >>> 0;
+    t = Math.imul(t ^ (t >>> 13), 0xc2b2ae35) >>> 0;
+    return (t ^ (t >>> 16)) >>> 0;
+  };
+}
+
+export class Rng {
+  private s: [number, number, number, number];
+  private spareNormal: number | null = null;
+
+  constructor(seed = 0) {
+    if (!Number.isFinite(seed)) throw new Error(`[Rng] seed must be a finite number, got ${seed}`);
+    // Mix both halves of a 53-bit seed so seeds above 2^32 differ too.
+    const hi = Math.floor(seed / 4294967296) >>> 0;
+    const sm = splitmix32((seed >>> 0) ^ Math.imul(hi, 0x27d4eb2d));
+    this.s = [sm(), sm(), sm(), sm()];
+    if ((this.s[0] | this.s[1] | this.s[2] | this.s[3]) === 0) this.s[0] = 1;
+  }
+
+  /** Next raw 32-bit unsigned integer. */
+  nextUint32(): number {
+    const s = this.s;
+    const result = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
+    const t = s[1] << 9;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 11);
+    return result;
+  }
+
+  /** Uniform in [0, 1) with 53 random bits. */
+  uniform(): number {
+    const a = this.nextUint32() >>> 5;
+    const b = this.nextUint32() >>> 6;
+    return (a * 67108864 + b) / 9007199254740992;
+  }
+
+  /** Uniform in [lo, hi). */
+  uniformRange(lo: number, hi: number): number {
+    return lo + (hi - lo) * this.uniform();
+  }
+
+  /** Uniform integer in [0, n). */
+  int(n: number): number {
+    if (!(n > 0)) throw new Error(`[Rng.int] n must be positive, got ${n}`);
+    return Math.floor(this.uniform() * n);
+  }
+
+  /** Standard normal by the Box-Muller transform (pairs cached). */
+  normal(): number {
+    if (this.spareNormal !== null) {
+      const v = this.spareNormal;
+      this.spareNormal = null;
+      return v;
+    }
+    let u1 = this.uniform();
+    while (u1 === 0) u1 = this.uniform();
+    const u2 = this.uniform();
+    const r = Math.sqrt(-2 * Math.log(u1));
+    this.spareNormal = r * Math.sin(2 * Math.PI * u2);
+    return r * Math.cos(2 * Math.PI * u2);
+  }
+
+  /** Normal(mean, std) truncated to [a, b] by rejection (a, b in absolute units, like timm's trunc_normal_). */
+  truncatedNormal(mean: number, std: number, a: number, b: number): number {
+    if (!(a < b)) throw new Error(`[Rng.truncatedNormal] need a < b, got a=${a}, b=${b}`);
+    for (let i = 0; i < 1000; i++) {
+      const v = mean + std * this.normal();
+      if (v >= a && v <= b) return v;
+    }
+    return Math.min(b, Math.max(a, mean));
+  }
+
+  bernoulli(p: number): number {
+    return this.uniform() < p ? 1 : 0;
+  }
+
+  /** A uniformly random permutation of 0..n-1 (Fisher-Yates). */
+  randperm(n: number): Int32Array {
+    const out = new Int32Array(n);
+    for (let i = 0; i < n; i++) out[i] = i;
+    for (let i = n - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const t = out[i]!;
+      out[i] = out[j]!;
+      out[j] = t;
+    }
+    return out;
+  }
+
+  getState(): RngState {
+    return { s: [...this.s], spareNormal: this.spareNormal };
+  }
+
+  setState(state: RngState): void {
+    if (!Array.isArray(state.s) || state.s.length !== 4) throw new Error('[Rng.setState] malformed state');
+    this.s = [state.s[0] >>> 0, state.s[1] >>> 0, state.s[2] >>> 0, state.s[3] >>> 0];
+    this.spareNormal = state.spareNormal;
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+/** The process-wide generator used when an op is not given one; reseed with manualSeed. */
+export let globalRng = new Rng(0);
+
+export function manualSeed(seed: number): void {
+  globalRng = new Rng(seed);
+}

@@ -1,0 +1,184 @@
+// Tensor: shape, dtype and device over a reference-counted buffer, plus the autograd fields.
+// Memory is released deterministically: dispose(), or tidy() scopes that dispose what they created.
+import type { Backend, DType, DeviceName, TypedArray } from '../backend/backend.js';
+import { getBackend } from './device.js';
+import type { GradNode } from './autograd.js';
+
+export type Shape = readonly number[];
+
+/** A buffer shared by a tensor and its views (reshape, detach); freed when the last holder disposes. */
+export class Storage {
+  data: TypedArray | null;
+  refs = 1;
+  constructor(data: TypedArray, readonly backend: Backend) {
+    this.data = data;
+  }
+  release(): void {
+    if (this.data === null) return;
+    this.refs--;
+    if (this.refs === 0) {
+      this.backend.free(this.data);
+      this.data = null;
+    }
+  }
+}
+
+// ---- scopes: tidy() disposes every tensor created inside it except those returned or kept ----
+const scopeStack: Set<Tensor>[] = [];
+
+function track(t: Tensor): void {
+  const top = scopeStack[scopeStack.length - 1];
+  if (top !== undefined) top.add(t);
+}
+
+function collectTensors(value: unknown, into: Set<Tensor>, depth = 0): void {
+  if (depth > 4 || value === null || typeof value !== 'object') return;
+  if (value instanceof Tensor) { into.add(value); return; }
+  if (Array.isArray(value)) { for (const v of value) collectTensors(v, into, depth + 1); return; }
+  if (value instanceof Map) { for (const v of value.values()) collectTensors(v, into, depth + 1); return; }
+  if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collectTensors(v, into, depth + 1);
+  }
+}
+
+/**
+ * Runs fn and disposes every tensor it created, except the tensors in its result (arrays and plain
+ * objects are searched) and tensors marked with keep(). fn must be synchronous.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopeStack.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopeStack.pop();
+    for (const t of scope) if (!t.kept) t.dispose();
+    throw e;
+  }
+  scopeStack.pop();
+  if (result instanceof Promise) throw new Error('[tidy] fn must be synchronous; it returned a Promise');
+  const survivors = new Set<Tensor>();
+  collectTensors(result, survivors);
+  for (const t of scope) {
+    if (survivors.has(t) || t.kept) continue;
+    t.dispose();
+  }
+  for (const t of survivors) if (scope.has(t)) track(t);
+  return result;
+}
+
+/** Exempts a tensor from tidy() disposal (parameters, optimizer state, gradients). */
+export function keep<T extends Tensor>(t: T): T {
+  t.kept = true;
+  return t;
+}
+
+let nextId = 1;
+
+export class Tensor {
+  readonly id = nextId++;
+  readonly shape: Shape;
+  readonly dtype: DType;
+  readonly storage: Storage;
+  requiresGrad = false;
+  /** Accumulated gradient of a leaf after backward(). */
+  grad: Tensor | null = null;
+  /** The op that produced this tensor, when it is part of a graph. */
+  node: GradNode | null = null;
+  kept = false;
+  private disposed = false;
+
+  constructor(storage: Storage, shape: Shape, dtype: DType) {
+    this.storage = storage;
+    this.shape = shape;
+    this.dtype = dtype;
+    track(this);
+  }
+
+  get device(): DeviceName { return this.storage.backend.name; }
+  get backend(): Backend { return this.storage.backend; }
+  get ndim(): number { return this.shape.length; }
+  get size(): number { return sizeOf(this.shape); }
+  get isDisposed(): boolean { return this.disposed; }
+  /** Contiguous row-major strides in elements. */
+  get strides(): number[] { return contiguousStrides(this.shape); }
+
+  /** The raw buffer; throws when the tensor has been disposed. */
+  get data(): TypedArray {
+    const d = this.storage.data;
+    if (this.disposed || d === null) {
+      throw new Error(`[tensor] use of a freed tensor (id ${this.id}, shape [${this.shape.join(', ')}])`);
+    }
+    return d;
+  }
+
+  /** Releases the buffer now (shared with views until the last one is disposed). Idempotent. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.node = null;
+    this.storage.release();
+    if (this.grad !== null) { this.grad.dispose(); this.grad = null; }
+  }
+
+  /** A new tensor over the same buffer with another shape (same element count). */
+  view(shape: Shape): Tensor {
+    const t = new Tensor(this.storageRef(), shape, this.dtype);
+    return t;
+  }
+
+  /** Adds a holder to the storage, for views. */
+  storageRef(): Storage {
+    if (this.disposed || this.storage.data === null) {
+      throw new Error(`[tensor] use of a freed tensor (id ${this.id}, shape [${this.shape.join(', ')}])`);
+    }
+    this.storage.refs++;
+    return this.storage;
+  }
+
+  /** Copies values out as a plain number array. */
+  toArray(): number[] {
+    return Array.from(this.data);
+  }
+
+  /** The single value of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) throw new Error(`[item] expected a one-element tensor, got shape [${this.shape.join(', ')}]`);
+    return this.data[0]!;
+  }
+
+  toString(): string {
+    const vals = this.isDisposed ? 'freed' : Array.from(this.data.subarray(0, 8)).map((v) => +v.toPrecision(5)).join(', ');
+    return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device}, [${vals}${this.size > 8 ? ', ...' : ''}])`;
+  }
+}
+
+export function sizeOf(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function contiguousStrides(shape: Shape): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) { s[i] = acc; acc *= shape[i]!; }
+  return s;
+}
+
+export function fmtShape(shape: Shape): string {
+  return `[${shape.join(', ')}]`;
+}
+
+/** Allocates an uninitialised (or zeroed) tensor on a device. */
+export function empty(shape: Shape, dtype: DType = 'float32', device?: DeviceName, zero = false): Tensor {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`[empty] invalid shape ${fmtShape(shape)}`);
+  }
+  const backend = getBackend(device);
+  if (!backend.supports(dtype)) {
+    throw new Error(`[empty] device '${backend.name}' does not support dtype ${dtype}; use the reference device for float64`);
+  }
+  return new Tensor(new Storage(backend.alloc(dtype, sizeOf(shape), zero), backend), shape, dtype);
+}
