@@ -8,14 +8,15 @@ export function maxPool2d(out: FloatArray, indices: Int32Array, x: FloatArray, p
       for (let ow = 0; ow < OW; ow++) {
         let best = -Infinity;
         let bi = -1;
-        for (let kh = 0; kh < p.KH; kh++) {
+        // first max wins ties; the first NaN wins outright (PyTorch propagates NaN)
+        window: for (let kh = 0; kh < p.KH; kh++) {
           const ih = oh * p.strideH - p.padH + kh;
           if (ih < 0 || ih >= H) continue;
           for (let kw = 0; kw < p.KW; kw++) {
             const iw = ow * p.strideW - p.padW + kw;
             if (iw < 0 || iw >= W) continue;
             const v = x[nc * H * W + ih * W + iw]!;
-            if (v > best || bi < 0 || v !== v) { best = v; bi = ih * W + iw; if (v !== v) break; }
+            if (v > best || bi < 0 || v !== v) { best = v; bi = ih * W + iw; if (v !== v) break window; }
           }
         }
         out[(nc * OH + oh) * OW + ow] = best;
@@ -30,7 +31,9 @@ export function maxPool2dBackward(gx: FloatArray, gy: FloatArray, indices: Int32
   gx.fill(0);
   for (let nc = 0; nc < N * C; nc++) {
     for (let j = 0; j < OH * OW; j++) {
-      const k = nc * H * W + indices[nc * OH * OW + j]!;
+      const i = indices[nc * OH * OW + j]!;
+      if (i < 0 || i >= H * W) continue;  // a window lying wholly in the padding has no input
+      const k = nc * H * W + i;
       gx[k] = gx[k]! + gy[nc * OH * OW + j]!;
     }
   }

@@ -1,0 +1,87 @@
+// Shared pieces of the native backend: dtype tags, buffer views, the oneDNN engine/stream, threading helpers.
+// Kernel files include only this header; N-API types stay in binding.cc and memory.cc.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+namespace selfsup {
+
+enum class DType { f32, f64, i32, u8 };
+
+/** A typed array seen from C++: data pointer, element count, element type. */
+struct Buf {
+  void* data = nullptr;
+  int64_t size = 0;
+  DType dtype = DType::f32;
+  template <class T> T* as() const { return static_cast<T*>(data); }
+};
+
+/** Thrown by kernels; binding.cc turns it into a JS Error. The message already carries "[kernel] ". */
+struct KernelError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] inline void fail(const char* kernel, const std::string& msg) {
+  throw KernelError(std::string("[") + kernel + "] " + msg);
+}
+
+const char* dtype_name(DType dt);
+
+// One CPU engine and one in-order stream for the whole process.
+dnnl::engine& engine();
+dnnl::stream& stream();
+
+/** Below this many elements a loop stays on one thread: fork/join costs more than it saves. */
+constexpr int64_t kParallelThreshold = 32768;
+
+/** Splits [0, n) into one contiguous range per thread and calls f(begin, end); serial when work is small. */
+template <class F>
+inline void parallel_range(int64_t n, int64_t work, F f) {
+  if (n <= 0) return;
+  if (work < kParallelThreshold || n < 2 || omp_get_max_threads() < 2) {
+    f(int64_t(0), n);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t b = n * t / nt, e = n * (t + 1) / nt;
+    if (b < e) f(b, e);
+  }
+}
+
+/**
+ * Primitives and their memory objects, keyed by a string of shapes and params; built once per key.
+ * Bounded: when a model churns through many shapes the whole cache is dropped rather than growing forever.
+ */
+template <class V>
+struct PrimitiveCache {
+  std::unordered_map<std::string, std::unique_ptr<V>> entries;
+  template <class Make>
+  V& get(const std::string& key, Make make) {
+    auto it = entries.find(key);
+    if (it != entries.end()) return *it->second;
+    if (entries.size() >= 1024) entries.clear();
+    return *entries.emplace(key, std::make_unique<V>(make())).first->second;
+  }
+};
+
+/** Joins numbers into a cache key: key("conv", 1, 2) == "conv,1,2,". */
+template <class... A>
+std::string key(const char* tag, A... a) {
+  std::string k(tag);
+  k += ',';
+  ((k += std::to_string(a), k += ','), ...);
+  return k;
+}
+
+}  // namespace selfsup

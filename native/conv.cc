@@ -1,0 +1,283 @@
+// 2-D convolution over oneDNN: forward (bias fused), backward-data, backward-weights (+ bias gradient).
+// User buffers are always plain NCHW / OIHW. In "blocked" layout mode oneDNN picks its own layouts
+// (format_tag::any) and cached reorder primitives convert at the edges; in "plain" mode the primitive runs on
+// the user buffers directly. Weights are re-reordered every call: the optimizer updates them in place.
+//
+// Legend: N batch, C input channels, H W input size, O output channels, KH KW kernel size, OH OW output size,
+//   G groups; x [N, C, H, W], w [O, C/G, KH, KW] (oneDNN: [G, O/G, C/G, KH, KW] when G > 1), bias [O], y [N, O, OH, OW].
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels.h"
+
+namespace selfsup {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+using dnnl::convolution_backward_data;
+using dnnl::convolution_backward_weights;
+using dnnl::convolution_forward;
+
+namespace {
+
+// Chosen by bench/ops.ts measurements (see conv_layout_default below); overridable by SELFSUP_CONV_LAYOUT.
+std::string& layout_mode() {
+  static std::string mode = [] {
+    const char* env = std::getenv("SELFSUP_CONV_LAYOUT");
+    return std::string(env && std::string(env) == "plain" ? "plain" : env && std::string(env) == "blocked" ? "blocked"
+                                                                                                            : "blocked");
+  }();
+  return mode;
+}
+
+struct Geom {
+  memory::dims src, wei, bias, dst, strides, dilates, padL, padR;
+  tag weiTag;
+};
+
+Geom geom(const ConvParams& p) {
+  Geom g;
+  g.src = {p.N, p.C, p.H, p.W};
+  g.dst = {p.N, p.O, p.OH, p.OW};
+  g.bias = {p.O};
+  if (p.groups > 1) {
+    g.wei = {p.groups, p.O / p.groups, p.C / p.groups, p.KH, p.KW};
+    g.weiTag = tag::goihw;
+  } else {
+    g.wei = {p.O, p.C, p.KH, p.KW};
+    g.weiTag = tag::oihw;
+  }
+  g.strides = {p.strideH, p.strideW};
+  g.dilates = {p.dilationH - 1, p.dilationW - 1};
+  g.padL = {p.padH, p.padW};
+  // Right padding that makes oneDNN's output-size formula land on OH/OW (PyTorch floors, so it may be < padL).
+  const int64_t extH = (p.KH - 1) * p.dilationH + 1, extW = (p.KW - 1) * p.dilationW + 1;
+  g.padR = {(p.OH - 1) * p.strideH + extH - p.H - p.padH, (p.OW - 1) * p.strideW + extW - p.W - p.padW};
+  return g;
+}
+
+/** A user buffer as oneDNN sees it, plus the primitive-layout twin and reorder when the two differ. */
+struct Port {
+  memory user, prim;
+  dnnl::reorder reorder;
+  bool direct = true;
+};
+
+Port make_port(const memory::desc& userMd, const memory::desc& primMd, bool input) {
+  Port p;
+  p.user = memory(userMd, engine(), nullptr);
+  p.direct = userMd == primMd;
+  if (p.direct) {
+    p.prim = p.user;
+  } else {
+    p.prim = memory(primMd, engine());
+    p.reorder = input ? dnnl::reorder(p.user, p.prim) : dnnl::reorder(p.prim, p.user);
+  }
+  return p;
+}
+
+void port_in(Port& port, const float* ptr) {
+  port.user.set_data_handle(const_cast<float*>(ptr));
+  if (!port.direct) port.reorder.execute(stream(), port.user, port.prim);
+}
+void port_out_bind(Port& port, float* ptr) { port.user.set_data_handle(ptr); }
+void port_out_finish(Port& port) {
+  if (!port.direct) port.reorder.execute(stream(), port.prim, port.user);
+}
+
+struct Mds {
+  memory::desc src, wei, bias, dst;
+};
+Mds user_mds(const Geom& g) {
+  return {memory::desc(g.src, dt::f32, tag::nchw), memory::desc(g.wei, dt::f32, g.weiTag),
+          memory::desc(g.bias, dt::f32, tag::x), memory::desc(g.dst, dt::f32, tag::nchw)};
+}
+Mds prim_mds(const Geom& g, bool blocked) {
+  if (!blocked) return user_mds(g);
+  return {memory::desc(g.src, dt::f32, tag::any), memory::desc(g.wei, dt::f32, tag::any),
+          memory::desc(g.bias, dt::f32, tag::x), memory::desc(g.dst, dt::f32, tag::any)};
+}
+
+convolution_forward::primitive_desc fwd_pd(const Geom& g, bool blocked, bool hasBias) {
+  const Mds m = prim_mds(g, blocked);
+  const auto d = hasBias ? convolution_forward::desc(dnnl::prop_kind::forward_training,
+                                                     dnnl::algorithm::convolution_direct, m.src, m.wei, m.bias, m.dst,
+                                                     g.strides, g.dilates, g.padL, g.padR)
+                         : convolution_forward::desc(dnnl::prop_kind::forward_training,
+                                                     dnnl::algorithm::convolution_direct, m.src, m.wei, m.dst,
+                                                     g.strides, g.dilates, g.padL, g.padR);
+  return convolution_forward::primitive_desc(d, engine());
+}
+convolution_backward_data::primitive_desc bwd_data_pd(const Geom& g, bool blocked) {
+  const Mds m = prim_mds(g, blocked);
+  const convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, m.src, m.wei, m.dst, g.strides,
+                                          g.dilates, g.padL, g.padR);
+  return convolution_backward_data::primitive_desc(d, engine(), fwd_pd(g, blocked, false));
+}
+convolution_backward_weights::primitive_desc bwd_weights_pd(const Geom& g, bool blocked, bool hasBias) {
+  const Mds m = prim_mds(g, blocked);
+  const auto d = hasBias ? convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, m.src, m.wei,
+                                                              m.bias, m.dst, g.strides, g.dilates, g.padL, g.padR)
+                         : convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, m.src, m.wei, m.dst,
+                                                              g.strides, g.dilates, g.padL, g.padR);
+  return convolution_backward_weights::primitive_desc(d, engine(), fwd_pd(g, blocked, hasBias));
+}
+
+struct FwdEntry {
+  convolution_forward prim;
+  Port src, wei, dst;
+  memory bias;
+};
+struct BwdDataEntry {
+  convolution_backward_data prim;
+  Port diffSrc, wei, diffDst;
+};
+struct BwdWeightsEntry {
+  convolution_backward_weights prim;
+  Port src, diffWei, diffDst;
+  memory diffBias;
+};
+PrimitiveCache<FwdEntry> fwdCache;
+PrimitiveCache<BwdDataEntry> bwdDataCache;
+PrimitiveCache<BwdWeightsEntry> bwdWeightsCache;
+
+std::string conv_key(const char* kind, const ConvParams& p, bool hasBias) {
+  return key(kind, p.N, p.C, p.H, p.W, p.O, p.KH, p.KW, p.OH, p.OW, p.strideH, p.strideW, p.padH, p.padW,
+             p.dilationH, p.dilationW, p.groups, hasBias) +
+         layout_mode();
+}
+
+}  // namespace
+
+void conv_set_layout(const std::string& layout) { layout_mode() = layout; }
+std::string conv_layout() { return layout_mode(); }
+
+void conv2d_forward(float* out, const float* x, const float* w, const float* bias, const ConvParams& p) {
+  if (p.N * p.O * p.OH * p.OW == 0) return;
+  const bool blocked = layout_mode() == "blocked";
+  FwdEntry& e = fwdCache.get(conv_key("fwd", p, bias), [&] {
+    const Geom g = geom(p);
+    const Mds u = user_mds(g);
+    const auto pd = fwd_pd(g, blocked, bias);
+    FwdEntry e;
+    e.prim = convolution_forward(pd);
+    e.src = make_port(u.src, pd.src_desc(), true);
+    e.wei = make_port(u.wei, pd.weights_desc(), true);
+    e.dst = make_port(u.dst, pd.dst_desc(), false);
+    if (bias) e.bias = memory(u.bias, engine(), nullptr);
+    return e;
+  });
+  port_in(e.src, x);
+  port_in(e.wei, w);
+  port_out_bind(e.dst, out);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.src.prim}, {DNNL_ARG_WEIGHTS, e.wei.prim},
+                                       {DNNL_ARG_DST, e.dst.prim}};
+  if (bias) {
+    e.bias.set_data_handle(const_cast<float*>(bias));
+    args.emplace(DNNL_ARG_BIAS, e.bias);
+  }
+  e.prim.execute(stream(), args);
+  port_out_finish(e.dst);
+  stream().wait();
+}
+
+void conv2d_backward_data(float* gx, const float* gy, const float* w, const ConvParams& p) {
+  if (p.N * p.C * p.H * p.W == 0) return;
+  if (p.O * p.OH * p.OW == 0 || p.KH * p.KW == 0) {
+    std::memset(gx, 0, size_t(p.N * p.C * p.H * p.W) * sizeof(float));
+    return;
+  }
+  const bool blocked = layout_mode() == "blocked";
+  BwdDataEntry& e = bwdDataCache.get(conv_key("bwd_data", p, false), [&] {
+    const Geom g = geom(p);
+    const Mds u = user_mds(g);
+    const auto pd = bwd_data_pd(g, blocked);
+    BwdDataEntry e;
+    e.prim = convolution_backward_data(pd);
+    e.diffSrc = make_port(u.src, pd.diff_src_desc(), false);
+    e.wei = make_port(u.wei, pd.weights_desc(), true);
+    e.diffDst = make_port(u.dst, pd.diff_dst_desc(), true);
+    return e;
+  });
+  port_in(e.diffDst, gy);
+  port_in(e.wei, w);
+  port_out_bind(e.diffSrc, gx);
+  e.prim.execute(stream(), {{DNNL_ARG_DIFF_DST, e.diffDst.prim}, {DNNL_ARG_WEIGHTS, e.wei.prim},
+                            {DNNL_ARG_DIFF_SRC, e.diffSrc.prim}});
+  port_out_finish(e.diffSrc);
+  stream().wait();
+}
+
+void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* x, const ConvParams& p) {
+  const int64_t wSize = p.O * (p.groups ? p.C / p.groups : 0) * p.KH * p.KW;
+  if (wSize == 0) return;
+  if (p.N * p.OH * p.OW == 0) {
+    std::memset(gw, 0, size_t(wSize) * sizeof(float));
+    if (gb) std::memset(gb, 0, size_t(p.O) * sizeof(float));
+    return;
+  }
+  const bool blocked = layout_mode() == "blocked";
+  BwdWeightsEntry& e = bwdWeightsCache.get(conv_key("bwd_weights", p, gb), [&] {
+    const Geom g = geom(p);
+    const Mds u = user_mds(g);
+    const auto pd = bwd_weights_pd(g, blocked, gb);
+    BwdWeightsEntry e;
+    e.prim = convolution_backward_weights(pd);
+    e.src = make_port(u.src, pd.src_desc(), true);
+    e.diffWei = make_port(u.wei, pd.diff_weights_desc(), false);
+    e.diffDst = make_port(u.dst, pd.diff_dst_desc(), true);
+    if (gb) e.diffBias = memory(u.bias, engine(), nullptr);
+    return e;
+  });
+  port_in(e.src, x);
+  port_in(e.diffDst, gy);
+  port_out_bind(e.diffWei, gw);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.src.prim}, {DNNL_ARG_DIFF_DST, e.diffDst.prim},
+                                       {DNNL_ARG_DIFF_WEIGHTS, e.diffWei.prim}};
+  if (gb) {
+    e.diffBias.set_data_handle(gb);
+    args.emplace(DNNL_ARG_DIFF_BIAS, e.diffBias);
+  }
+  e.prim.execute(stream(), args);
+  port_out_finish(e.diffWei);
+  stream().wait();
+}
+
+double bench_conv(int kind, const ConvParams& p, const std::string& layout, int iters) {
+  const Geom g = geom(p);
+  const bool blocked = layout != "plain";
+  dnnl::primitive prim;
+  std::unordered_map<int, memory> args;
+  auto mem = [](const memory::desc& md) {
+    memory m(md, engine());
+    std::memset(m.get_data_handle(), 0, md.get_size());
+    return m;
+  };
+  if (kind == 0) {
+    const auto pd = fwd_pd(g, blocked, false);
+    prim = convolution_forward(pd);
+    args = {{DNNL_ARG_SRC, mem(pd.src_desc())}, {DNNL_ARG_WEIGHTS, mem(pd.weights_desc())},
+            {DNNL_ARG_DST, mem(pd.dst_desc())}};
+  } else if (kind == 1) {
+    const auto pd = bwd_data_pd(g, blocked);
+    prim = convolution_backward_data(pd);
+    args = {{DNNL_ARG_DIFF_DST, mem(pd.diff_dst_desc())}, {DNNL_ARG_WEIGHTS, mem(pd.weights_desc())},
+            {DNNL_ARG_DIFF_SRC, mem(pd.diff_src_desc())}};
+  } else {
+    const auto pd = bwd_weights_pd(g, blocked, false);
+    prim = convolution_backward_weights(pd);
+    args = {{DNNL_ARG_SRC, mem(pd.src_desc())}, {DNNL_ARG_DIFF_DST, mem(pd.diff_dst_desc())},
+            {DNNL_ARG_DIFF_WEIGHTS, mem(pd.diff_weights_desc())}};
+  }
+  prim.execute(stream(), args);
+  stream().wait();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; i++) prim.execute(stream(), args);
+  stream().wait();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
+}
+
+}  // namespace selfsup

@@ -1,0 +1,89 @@
+// Kernel entry points of the native backend, one block per layer family (see the matching .cc file).
+// Signature order follows llm.c: outputs first, then saved state, then inputs and weights, then sizes.
+// Backward kernels OVERWRITE their outputs (gx, gw, gb, ggamma, gbeta): callers allocate fresh gradients.
+#pragma once
+
+#include "common.h"
+
+namespace selfsup {
+
+// ---- elementwise.cc ----
+enum class UnaryOp {
+  neg, exp, log, sqrt, rsqrt, abs, sign, square, reciprocal, relu, gelu, sigmoid, tanh, erf,
+  addScalar, mulScalar, powScalar, rsubScalar, rdivScalar, clamp, gtScalar
+};
+enum class UnaryGradOp { relu, gelu, sigmoid, tanh };
+enum class BinaryOp { add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge };
+enum class ReduceOp { sum, max, min };
+inline bool is_comparison(BinaryOp op) { return op >= BinaryOp::eq; }
+
+using Dims = std::vector<int64_t>;
+
+void fill(const Buf& out, double value);
+void cast(const Buf& out, const Buf& x);
+void unary(UnaryOp op, const Buf& out, const Buf& x, double p0, double p1);
+void unary_grad(UnaryGradOp op, const Buf& gx, const Buf& gy, const Buf& x, const Buf& y);
+void binary(BinaryOp op, const Buf& out, const Buf& a, const Buf& b, const Dims& shape, const Dims& aStrides,
+            const Dims& bStrides);
+void where(const Buf& out, const Buf& cond, const Buf& a, const Buf& b, const Dims& shape, const Dims& condStrides,
+           const Dims& aStrides, const Dims& bStrides);
+void reduce(ReduceOp op, const Buf& out, const Buf& x, int64_t outer, int64_t r, int64_t inner);
+void arg_reduce(bool isMax, const Buf& out, const Buf& x, int64_t outer, int64_t r, int64_t inner);
+void strided(const Buf& out, int64_t outOffset, const Dims& outStrides, const Buf& x, int64_t xOffset,
+             const Dims& xStrides, const Dims& shape, bool accumulate);
+void gather(const Buf& out, const Buf& x, const int32_t* idx, int64_t outer, int64_t dim, int64_t inner,
+            int64_t idxDim);
+void scatter_add(const Buf& out, const int32_t* idx, const Buf& src, int64_t outer, int64_t dim, int64_t inner,
+                 int64_t idxDim);
+void index_select(const Buf& out, const Buf& x, const int32_t* idx, int64_t outer, int64_t dim, int64_t inner,
+                  int64_t n);
+void index_add(const Buf& out, const int32_t* idx, const Buf& src, int64_t outer, int64_t dim, int64_t inner,
+               int64_t n);
+
+// ---- matmul.cc ----
+void matmul_forward(float* out, const float* a, const float* b, const float* bias, int64_t batch, int64_t M,
+                    int64_t N, int64_t K, bool transA, bool transB, int64_t aBatchStride, int64_t bBatchStride);
+
+// ---- conv.cc ----
+struct ConvParams {
+  int64_t N, C, H, W, O, KH, KW, OH, OW, strideH, strideW, padH, padW, dilationH, dilationW, groups;
+};
+void conv2d_forward(float* out, const float* x, const float* w, const float* bias, const ConvParams& p);
+void conv2d_backward_data(float* gx, const float* gy, const float* w, const ConvParams& p);
+void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* x, const ConvParams& p);
+/** "plain" runs conv on NCHW/OIHW directly; "blocked" lets oneDNN pick nChw16c and reorders around it. */
+void conv_set_layout(const std::string& layout);
+std::string conv_layout();
+
+// ---- norm.cc ----
+void batchnorm_forward(float* out, float* mean, float* invstd, const float* x, const float* gamma,
+                       const float* beta, int64_t N, int64_t C, int64_t HW, double eps);
+void batchnorm_inference(float* out, const float* x, const float* mean, const float* variance, const float* gamma,
+                         const float* beta, int64_t N, int64_t C, int64_t HW, double eps);
+void batchnorm_backward(float* gx, float* ggamma, float* gbeta, const float* gy, const float* x, const float* mean,
+                        const float* invstd, const float* gamma, int64_t N, int64_t C, int64_t HW);
+void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* gamma, const float* beta,
+                       int64_t rows, int64_t D, double eps);
+void layernorm_backward(float* gx, float* ggamma, float* gbeta, const float* gy, const float* x, const float* mean,
+                        const float* rstd, const float* gamma, int64_t rows, int64_t D);
+
+// ---- softmax.cc ----
+void softmax_forward(float* out, const float* x, int64_t rows, int64_t D, bool log);
+void softmax_backward(float* gx, const float* gy, const float* y, int64_t rows, int64_t D, bool log);
+
+// ---- pool.cc ----
+struct PoolParams {
+  int64_t N, C, H, W, OH, OW, KH, KW, strideH, strideW, padH, padW;
+  bool countIncludePad;
+};
+void maxpool2d_forward(float* out, int32_t* indices, const float* x, const PoolParams& p);
+void maxpool2d_backward(float* gx, const float* gy, const int32_t* indices, const PoolParams& p);
+void avgpool2d_forward(float* out, const float* x, const PoolParams& p);
+void avgpool2d_backward(float* gx, const float* gy, const PoolParams& p);
+
+// ---- benchmarks (matmul.cc, conv.cc): seconds per iteration of the bare oneDNN primitive ----
+double bench_matmul(int64_t M, int64_t N, int64_t K, int iters);
+/** kind: 0 forward, 1 backward data, 2 backward weights; layout "any" (oneDNN's choice) or "plain". */
+double bench_conv(int kind, const ConvParams& p, const std::string& layout, int iters);
+
+}  // namespace selfsup

@@ -1,0 +1,92 @@
+// Batched matmul over the oneDNN matmul primitive: transposes and batch broadcasts are expressed as strides,
+// so no operand is ever copied; the bias is fused.
+//
+// Legend: batch, M rows of out, N columns of out, K contraction;
+//   a [batch|1, M, K] (strides [aBatchStride, 1, M] when transA), b [batch|1, K, N] (strides [.., 1, K] when transB),
+//   bias [N], out [batch, M, N] contiguous.
+
+#include <chrono>
+#include <cstring>
+
+#include "kernels.h"
+
+namespace selfsup {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+namespace {
+
+struct MatmulEntry {
+  dnnl::matmul prim;
+  memory a, b, bias, out;
+};
+PrimitiveCache<MatmulEntry> matmulCache;
+
+MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M, int64_t N, int64_t K, bool transA,
+                        bool transB, int64_t aBatchStride, int64_t bBatchStride, bool hasBias) {
+  const memory::desc aMd({batchA, M, K}, dt::f32,
+                         memory::dims{batchA > 1 ? aBatchStride : M * K, transA ? 1 : K, transA ? M : 1});
+  const memory::desc bMd({batchB, K, N}, dt::f32,
+                         memory::dims{batchB > 1 ? bBatchStride : K * N, transB ? 1 : N, transB ? K : 1});
+  const memory::desc outMd({batch, M, N}, dt::f32, tag::abc);
+  const memory::desc biasMd = hasBias ? memory::desc({1, 1, N}, dt::f32, tag::abc) : memory::desc();
+  const dnnl::matmul::desc d(aMd, bMd, biasMd, outMd);
+  const dnnl::matmul::primitive_desc pd(d, engine());
+  MatmulEntry e;
+  e.prim = dnnl::matmul(pd);
+  e.a = memory(aMd, engine(), nullptr);
+  e.b = memory(bMd, engine(), nullptr);
+  e.out = memory(outMd, engine(), nullptr);
+  if (hasBias) e.bias = memory(biasMd, engine(), nullptr);
+  return e;
+}
+
+}  // namespace
+
+void matmul_forward(float* out, const float* a, const float* b, const float* bias, int64_t batch, int64_t M,
+                    int64_t N, int64_t K, bool transA, bool transB, int64_t aBatchStride, int64_t bBatchStride) {
+  if (batch * M * N == 0) return;
+  if (K == 0) {  // an empty contraction: out = bias (or 0)
+    for (int64_t i = 0; i < batch * M; i++)
+      for (int64_t j = 0; j < N; j++) out[i * N + j] = bias ? bias[j] : 0.f;
+    return;
+  }
+  const int64_t batchA = aBatchStride == 0 ? 1 : batch, batchB = bBatchStride == 0 ? 1 : batch;
+  // oneDNN broadcasts a batch of 1 only against a batch > 1 on the other side; when both broadcast,
+  // compute one matrix and copy it.
+  const int64_t runBatch = (batchA == 1 && batchB == 1) ? 1 : batch;
+  MatmulEntry& e = matmulCache.get(
+      key("mm", batchA, batchB, runBatch, M, N, K, transA, transB, aBatchStride, bBatchStride, bias != nullptr),
+      [&] { return make_matmul(batchA, batchB, runBatch, M, N, K, transA, transB, aBatchStride, bBatchStride, bias); });
+  e.a.set_data_handle(const_cast<float*>(a));
+  e.b.set_data_handle(const_cast<float*>(b));
+  e.out.set_data_handle(out);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.a}, {DNNL_ARG_WEIGHTS, e.b}, {DNNL_ARG_DST, e.out}};
+  if (bias) {
+    e.bias.set_data_handle(const_cast<float*>(bias));
+    args.emplace(DNNL_ARG_BIAS, e.bias);
+  }
+  e.prim.execute(stream(), args);
+  stream().wait();
+  for (int64_t i = runBatch; i < batch; i++) std::memcpy(out + i * M * N, out, size_t(M * N) * sizeof(float));
+}
+
+double bench_matmul(int64_t M, int64_t N, int64_t K, int iters) {
+  const memory::desc aMd({M, K}, dt::f32, tag::ab), bMd({K, N}, dt::f32, tag::ab), outMd({M, N}, dt::f32, tag::ab);
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aMd, bMd, outMd), engine());
+  dnnl::matmul prim(pd);
+  memory a(aMd, engine()), b(bMd, engine()), out(outMd, engine());
+  std::memset(a.get_data_handle(), 0, size_t(M * K) * 4);
+  std::memset(b.get_data_handle(), 0, size_t(K * N) * 4);
+  const std::unordered_map<int, memory> args{{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, out}};
+  prim.execute(stream(), args);
+  stream().wait();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; i++) prim.execute(stream(), args);
+  stream().wait();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
+}
+
+}  // namespace selfsup

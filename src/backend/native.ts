@@ -1,0 +1,134 @@
+// The native backend: the oneDNN addon (native/*.cc, built by `npm ci` / `npm run build:native`) behind the Backend contract.
+// Importing never throws; calling a kernel without the addon throws one line saying how to build it.
+
+import { createRequire } from 'node:module';
+import type {
+  Backend, BinaryOp, ConvParams, DType, FloatArray, PoolParams, ReduceOp, TypedArray, UnaryGradOp, UnaryOp,
+} from './backend.js';
+
+/** Byte counts of the addon's allocator: live blocks handed to JS and idle blocks kept for reuse. */
+export interface NativeMemoryStats { liveBytes: number; cachedBytes: number; liveBlocks: number; cachedBlocks: number }
+
+export type ConvLayout = 'plain' | 'blocked';
+export type BenchKind = 'matmul' | 'conv_fwd' | 'conv_bwd_data' | 'conv_bwd_weights';
+
+/** The addon's exports: the Backend kernels with the same argument order, plus memory and benchmark helpers. */
+export interface NativeAddon extends Omit<Backend, 'name' | 'supports'> {
+  memoryStats(): NativeMemoryStats;
+  /** Returns every idle cached block to the OS. */
+  trimCache(): void;
+  /** Gets (and with an argument, sets) how conv lays out data for oneDNN. */
+  convLayout(layout?: ConvLayout | null): ConvLayout;
+  /** Seconds per iteration of the bare oneDNN primitive, on buffers oneDNN allocates in its preferred layout. */
+  benchPrimitive(kind: 'matmul', sizes: { M: number; N: number; K: number }, iters: number): number;
+  benchPrimitive(kind: BenchKind, p: ConvParams, iters: number, layout?: 'any' | 'plain'): number;
+  info(): { onednn: string; threads: number; convLayout: ConvLayout };
+}
+
+const ADDON_PATH = '../../build/Release/selfsup_native.node';
+const BUILD_HINT = 'install libdnnl-dev (apt-get install libdnnl-dev) and run npm ci';
+
+let addon: NativeAddon | null = null;
+let loadError: string | null = null;
+try {
+  addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+} catch (err) {
+  const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+  loadError = /libdnnl/.test(reason)
+    ? `[native] oneDNN runtime not found: ${BUILD_HINT} (${reason})`
+    : `[native] addon not built: ${BUILD_HINT} (${reason})`;
+}
+
+export function nativeAvailable(): boolean {
+  return addon !== null;
+}
+
+/** Why the addon did not load (one line), or null when it did. */
+export function nativeLoadError(): string | null {
+  return loadError;
+}
+
+/** The raw addon, for benchmarks and tests; throws the one-line build hint when it is missing. */
+export function nativeAddon(): NativeAddon {
+  if (addon === null) throw new Error(loadError ?? `[native] addon not built: ${BUILD_HINT}`);
+  return addon;
+}
+
+const SUPPORTED: ReadonlySet<DType> = new Set<DType>(['float32', 'int32', 'uint8']);
+
+// Each method forwards straight to the addon; `nativeAddon()` resolves it once per call so a missing addon
+// surfaces as the build hint rather than a TypeError.
+export const nativeBackend: Backend = {
+  name: 'native',
+  alloc: (dtype: DType, size: number, zero: boolean): TypedArray => nativeAddon().alloc(dtype, size, zero),
+  free: (data: TypedArray): void => nativeAddon().free(data),
+  supports: (dtype: DType): boolean => SUPPORTED.has(dtype),
+
+  fill: (out: TypedArray, value: number) => nativeAddon().fill(out, value),
+  cast: (out: TypedArray, x: TypedArray) => nativeAddon().cast(out, x),
+  unary: (op: UnaryOp, out: TypedArray, x: TypedArray, p0: number, p1: number) =>
+    nativeAddon().unary(op, out, x, p0, p1),
+  unaryGrad: (op: UnaryGradOp, gx: FloatArray, gy: FloatArray, x: FloatArray, y: FloatArray) =>
+    nativeAddon().unaryGrad(op, gx, gy, x, y),
+  binary: (op: BinaryOp, out: TypedArray, a: TypedArray, b: TypedArray, shape: readonly number[],
+    aStrides: readonly number[], bStrides: readonly number[]) =>
+    nativeAddon().binary(op, out, a, b, shape, aStrides, bStrides),
+  where: (out: TypedArray, cond: Uint8Array, a: TypedArray, b: TypedArray, shape: readonly number[],
+    condStrides: readonly number[], aStrides: readonly number[], bStrides: readonly number[]) =>
+    nativeAddon().where(out, cond, a, b, shape, condStrides, aStrides, bStrides),
+  reduce: (op: ReduceOp, out: TypedArray, x: TypedArray, outer: number, r: number, inner: number) =>
+    nativeAddon().reduce(op, out, x, outer, r, inner),
+  argReduce: (op: 'max' | 'min', out: Int32Array, x: TypedArray, outer: number, r: number, inner: number) =>
+    nativeAddon().argReduce(op, out, x, outer, r, inner),
+  strided: (out: TypedArray, outOffset: number, outStrides: readonly number[], x: TypedArray, xOffset: number,
+    xStrides: readonly number[], shape: readonly number[], accumulate: boolean) =>
+    nativeAddon().strided(out, outOffset, outStrides, x, xOffset, xStrides, shape, accumulate),
+
+  gather: (out: TypedArray, x: TypedArray, idx: Int32Array, outer: number, dim: number, inner: number, idxDim: number) =>
+    nativeAddon().gather(out, x, idx, outer, dim, inner, idxDim),
+  scatterAdd: (out: TypedArray, idx: Int32Array, src: TypedArray, outer: number, dim: number, inner: number,
+    idxDim: number) => nativeAddon().scatterAdd(out, idx, src, outer, dim, inner, idxDim),
+  indexSelect: (out: TypedArray, x: TypedArray, idx: Int32Array, outer: number, dim: number, inner: number, n: number) =>
+    nativeAddon().indexSelect(out, x, idx, outer, dim, inner, n),
+  indexAdd: (out: TypedArray, idx: Int32Array, src: TypedArray, outer: number, dim: number, inner: number, n: number) =>
+    nativeAddon().indexAdd(out, idx, src, outer, dim, inner, n),
+
+  matmul: (out: FloatArray, a: FloatArray, b: FloatArray, bias: FloatArray | null, batch: number, M: number,
+    N: number, K: number, transA: boolean, transB: boolean, aBatchStride: number, bBatchStride: number) =>
+    nativeAddon().matmul(out, a, b, bias, batch, M, N, K, transA, transB, aBatchStride, bBatchStride),
+
+  conv2d: (out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams) =>
+    nativeAddon().conv2d(out, x, w, bias, p),
+  conv2dBackwardData: (gx: FloatArray, gy: FloatArray, w: FloatArray, p: ConvParams) =>
+    nativeAddon().conv2dBackwardData(gx, gy, w, p),
+  conv2dBackwardWeight: (gw: FloatArray, gb: FloatArray | null, gy: FloatArray, x: FloatArray, p: ConvParams) =>
+    nativeAddon().conv2dBackwardWeight(gw, gb, gy, x, p),
+
+  batchNormForward: (out: FloatArray, mean: FloatArray, invstd: FloatArray, x: FloatArray, gamma: FloatArray | null,
+    beta: FloatArray | null, N: number, C: number, HW: number, eps: number) =>
+    nativeAddon().batchNormForward(out, mean, invstd, x, gamma, beta, N, C, HW, eps),
+  batchNormInference: (out: FloatArray, x: FloatArray, mean: FloatArray, variance: FloatArray,
+    gamma: FloatArray | null, beta: FloatArray | null, N: number, C: number, HW: number, eps: number) =>
+    nativeAddon().batchNormInference(out, x, mean, variance, gamma, beta, N, C, HW, eps),
+  batchNormBackward: (gx: FloatArray, ggamma: FloatArray | null, gbeta: FloatArray | null, gy: FloatArray,
+    x: FloatArray, mean: FloatArray, invstd: FloatArray, gamma: FloatArray | null, N: number, C: number, HW: number) =>
+    nativeAddon().batchNormBackward(gx, ggamma, gbeta, gy, x, mean, invstd, gamma, N, C, HW),
+  layerNormForward: (out: FloatArray, mean: FloatArray, rstd: FloatArray, x: FloatArray, gamma: FloatArray | null,
+    beta: FloatArray | null, rows: number, D: number, eps: number) =>
+    nativeAddon().layerNormForward(out, mean, rstd, x, gamma, beta, rows, D, eps),
+  layerNormBackward: (gx: FloatArray, ggamma: FloatArray | null, gbeta: FloatArray | null, gy: FloatArray,
+    x: FloatArray, mean: FloatArray, rstd: FloatArray, gamma: FloatArray | null, rows: number, D: number) =>
+    nativeAddon().layerNormBackward(gx, ggamma, gbeta, gy, x, mean, rstd, gamma, rows, D),
+
+  softmax: (out: FloatArray, x: FloatArray, rows: number, D: number, log: boolean) =>
+    nativeAddon().softmax(out, x, rows, D, log),
+  softmaxBackward: (gx: FloatArray, gy: FloatArray, y: FloatArray, rows: number, D: number, log: boolean) =>
+    nativeAddon().softmaxBackward(gx, gy, y, rows, D, log),
+
+  maxPool2d: (out: FloatArray, indices: Int32Array, x: FloatArray, p: PoolParams) =>
+    nativeAddon().maxPool2d(out, indices, x, p),
+  maxPool2dBackward: (gx: FloatArray, gy: FloatArray, indices: Int32Array, p: PoolParams) =>
+    nativeAddon().maxPool2dBackward(gx, gy, indices, p),
+  avgPool2d: (out: FloatArray, x: FloatArray, p: PoolParams) => nativeAddon().avgPool2d(out, x, p),
+  avgPool2dBackward: (gx: FloatArray, gy: FloatArray, p: PoolParams) => nativeAddon().avgPool2dBackward(gx, gy, p),
+};
