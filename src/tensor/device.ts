@@ -34,5 +34,13 @@ export function setDefaultDevice(device: DeviceName): void {
 
 export function getDefaultDevice(): DeviceName {
   if (defaultDevice !== null) return defaultDevice;
-  return backends.has('native') ? 'native' : 'reference';
+  if (backends.has('native')) {
+    try {
+      getBackend('native');
+      return 'native';
+    } catch {
+      // fall through: without the addon everything still runs, slowly, on the reference backend
+    }
+  }
+  return 'reference';
 }
