@@ -1,0 +1,29 @@
+// Decodes JPEG/PNG/WebP/TIFF bytes to 8-bit RGB with sharp: grey is expanded, alpha dropped (like PIL's convert('RGB')),
+// 16-bit samples scaled to 8 bits (v >> 8), CMYK converted to sRGB; EXIF orientation is ignored, as torchvision's loader does.
+import sharp from 'sharp';
+import { rgbImage, type RgbImage } from './image.js';
+
+/** Images above this many pixels are refused before decoding (a 40 MP RGB image is 120 MB). */
+export const DEFAULT_MAX_PIXELS = 40_000_000;
+
+// one libvips thread per image: parallelism comes from decoding many images at once; no operation cache for one-shot files
+sharp.concurrency(1);
+sharp.cache(false);
+
+export async function decodeImage(bytes: Uint8Array, name: string, maxPixels = DEFAULT_MAX_PIXELS): Promise<RgbImage> {
+  let out: { data: Buffer; info: sharp.OutputInfo };
+  try {
+    out = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'warning' })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    const hint = /pixel limit/i.test(msg) ? ` (maxPixels=${maxPixels})` : '';
+    throw new Error(`[decodeImage] ${name}: ${msg.trim()}${hint}`);
+  }
+  const { width, height, channels } = out.info;
+  if (channels !== 3) throw new Error(`[decodeImage] ${name}: expected 3 channels after conversion, got ${channels}`);
+  return rgbImage(new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength), width, height);
+}
