@@ -322,6 +322,7 @@ void unary(UnaryOp op, const Buf& out, const Buf& x, double p0, double p1) {
 
 void unary_grad(UnaryGradOp op, const Buf& gx, const Buf& gy, const Buf& x, const Buf& y) {
   const int64_t n = gx.size;
+  if (n > 0 && !y.data && (op == UnaryGradOp::sigmoid || op == UnaryGradOp::tanh)) fail("unaryGrad", "y is required");
   if (gy.size != n || x.size != n || (y.data && y.size != n))
     fail("unaryGrad", "gx, gy, x, y must have the same length (" + std::to_string(n) + ")");
   if (gy.dtype != gx.dtype || x.dtype != gx.dtype || y.dtype != gx.dtype)
@@ -360,7 +361,6 @@ void unary_grad(UnaryGradOp op, const Buf& gx, const Buf& gy, const Buf& x, cons
   if (gx.dtype == DType::f32) run(float{});
   else if (gx.dtype == DType::f64) run(double{});
   else fail("unaryGrad", std::string("expected a float dtype, got ") + dtype_name(gx.dtype));
-  if (!y.data && (op == UnaryGradOp::sigmoid || op == UnaryGradOp::tanh)) fail("unaryGrad", "y is required");
 }
 
 // ---- binary / where ----
@@ -428,9 +428,16 @@ void reduce(ReduceOp op, const Buf& out, const Buf& x, int64_t outer, int64_t r,
     fail("reduce", "out has " + std::to_string(out.size) + " elements, expected " + std::to_string(outer * inner));
   if (out.dtype != x.dtype) fail("reduce", "out and x must share one dtype");
   if (out.size == 0) return;
-  if (r == 0 && op != ReduceOp::sum) fail("reduce", "max/min over an empty axis");
   dispatch(x.dtype, [&](auto t) {
     using T = decltype(t);
+    if (r == 0) {  // the identity of the op: 0 for sum, -inf/+inf for float max/min (0 for ints, like the reference)
+      T v = 0;
+      if constexpr (std::is_floating_point_v<T>)
+        if (op != ReduceOp::sum) v = op == ReduceOp::max ? -std::numeric_limits<T>::infinity()
+                                                         : std::numeric_limits<T>::infinity();
+      std::fill(out.as<T>(), out.as<T>() + out.size, v);
+      return;
+    }
     // Sums accumulate in double (float32 sums over a batch lose digits otherwise); max/min stay in T.
     using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
     T* o = out.as<T>();
