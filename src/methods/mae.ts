@@ -1,0 +1,208 @@
+// MAE (facebookresearch/mae, models_mae.py): a ViT encoder sees only the visible 25% of patches; a light decoder
+// with mask tokens reconstructs the pixels; the loss is taken on the masked patches only.
+import * as T from '../tensor/index.js';
+import type { Rng, Tensor } from '../tensor/index.js';
+import { Module } from '../nn/module.js';
+import { Conv2d, LayerNorm, Linear, Sequential } from '../nn/layers.js';
+import { Block } from '../nn/transformer.js';
+import { get2dSincosPosEmbed, normal_, xavierUniform_ } from '../nn/init.js';
+
+export interface MaeConfig {
+  imgSize: number;
+  patchSize: number;
+  inChans: number;
+  embedDim: number;
+  depth: number;
+  numHeads: number;
+  decoderEmbedDim: number;
+  decoderDepth: number;
+  decoderNumHeads: number;
+  mlpRatio: number;
+  /** normalise each target patch by its own mean and std (the paper's default for its best results) */
+  normPixLoss: boolean;
+  maskRatio: number;
+}
+
+const maeBase = { inChans: 3, mlpRatio: 4, normPixLoss: true, maskRatio: 0.75, decoderEmbedDim: 512, decoderDepth: 8, decoderNumHeads: 16 };
+export function maeVitBasePatch16(): MaeConfig { return { ...maeBase, imgSize: 224, patchSize: 16, embedDim: 768, depth: 12, numHeads: 12 }; }
+export function maeVitSmallPatch16(): MaeConfig { return { ...maeBase, imgSize: 224, patchSize: 16, embedDim: 384, depth: 12, numHeads: 6 }; }
+export function maeVitTinyPatch16(): MaeConfig { return { ...maeBase, imgSize: 224, patchSize: 16, embedDim: 192, depth: 12, numHeads: 3 }; }
+/** CIFAR-sized: ViT-Tiny on 32x32 with 4x4 patches (64 patches), decoder 128-d, 4 blocks, 4 heads. */
+export function maeVitTinyPatch4(): MaeConfig {
+  return { ...maeBase, imgSize: 32, patchSize: 4, embedDim: 192, depth: 12, numHeads: 3, decoderEmbedDim: 128, decoderDepth: 4, decoderNumHeads: 4 };
+}
+
+/** Image to patch tokens by a conv with kernel = stride = patch size (timm's PatchEmbed, names proj.*). */
+export class PatchEmbed extends Module {
+  readonly numPatches: number;
+  constructor(readonly imgSize: number, readonly patchSize: number, inChans: number, embedDim: number, rng: Rng) {
+    super();
+    if (imgSize % patchSize !== 0) throw new Error(`[PatchEmbed] image size ${imgSize} is not a multiple of patch size ${patchSize}`);
+    this.numPatches = (imgSize / patchSize) ** 2;
+    this.registerModule('proj', new Conv2d(inChans, embedDim, patchSize, { stride: patchSize }, { rng }));
+  }
+  forward(x: Tensor): Tensor {
+    const [N, , H, W] = x.shape as [number, number, number, number];
+    if (H !== this.imgSize || W !== this.imgSize) {
+      throw new Error(`[PatchEmbed] input [${x.shape.join(', ')}] does not match image size ${this.imgSize}`);
+    }
+    const y = this.child<Conv2d>('proj').forward(x); // [N, D, h, w]
+    return T.transpose(T.reshape(y, [N, y.shape[1]!, this.numPatches]), 1, 2); // [N, L, D]
+  }
+}
+
+export interface Masking {
+  /** [N, lenKeep, D] the visible tokens */
+  xMasked: Tensor;
+  /** [N, L] 0 keep, 1 remove, in the original patch order */
+  mask: Tensor;
+  /** [N, L] int32: position of each original patch in the shuffled order (inverts the shuffle) */
+  idsRestore: Tensor;
+}
+
+export class MaskedAutoencoderViT extends Module {
+  readonly cfg: MaeConfig;
+  private readonly rng: Rng;
+
+  constructor(cfg: MaeConfig, rng: Rng = T.globalRng) {
+    super();
+    this.cfg = cfg;
+    this.rng = rng;
+    const f = { rng };
+    const pe = this.registerModule('patch_embed', new PatchEmbed(cfg.imgSize, cfg.patchSize, cfg.inChans, cfg.embedDim, rng));
+    const L = pe.numPatches;
+    const grid = Math.round(Math.sqrt(L));
+    // --- encoder
+    const cls = this.registerParameter('cls_token', T.zeros([1, 1, cfg.embedDim]))!;
+    const pos = this.registerParameter('pos_embed', T.tensor(get2dSincosPosEmbed(cfg.embedDim, grid, true), [1, L + 1, cfg.embedDim], { dtype: 'float32' }))!;
+    pos.requiresGrad = false; // fixed sin-cos embedding
+    const blocks = new Sequential();
+    for (let i = 0; i < cfg.depth; i++) blocks.append(new Block(cfg.embedDim, cfg.numHeads, { mlpRatio: cfg.mlpRatio, qkvBias: true }, f));
+    this.registerModule('blocks', blocks);
+    this.registerModule('norm', new LayerNorm(cfg.embedDim, 1e-6));
+    // --- decoder
+    this.registerModule('decoder_embed', new Linear(cfg.embedDim, cfg.decoderEmbedDim, true, f));
+    const maskToken = this.registerParameter('mask_token', T.zeros([1, 1, cfg.decoderEmbedDim]))!;
+    const dpos = this.registerParameter('decoder_pos_embed', T.tensor(get2dSincosPosEmbed(cfg.decoderEmbedDim, grid, true), [1, L + 1, cfg.decoderEmbedDim], { dtype: 'float32' }))!;
+    dpos.requiresGrad = false;
+    const dblocks = new Sequential();
+    for (let i = 0; i < cfg.decoderDepth; i++) {
+      dblocks.append(new Block(cfg.decoderEmbedDim, cfg.decoderNumHeads, { mlpRatio: cfg.mlpRatio, qkvBias: true }, f));
+    }
+    this.registerModule('decoder_blocks', dblocks);
+    this.registerModule('decoder_norm', new LayerNorm(cfg.decoderEmbedDim, 1e-6));
+    this.registerModule('decoder_pred', new Linear(cfg.decoderEmbedDim, cfg.patchSize ** 2 * cfg.inChans, true, f));
+    this.initializeWeights(cls, maskToken);
+  }
+
+  /** MAE's initialize_weights: xavier_uniform patch_embed (as [D, C*p*p]) and Linears, normal(0.02) tokens. */
+  private initializeWeights(cls: Tensor, maskToken: Tensor): void {
+    T.noGrad(() => {
+      const w = this.child<PatchEmbed>('patch_embed').child<Conv2d>('proj').weight;
+      xavierUniform_(w, 1, this.rng, [w.shape[0]!, w.size / w.shape[0]!]);
+      normal_(cls, 0, 0.02, this.rng);
+      normal_(maskToken, 0, 0.02, this.rng);
+      for (const m of this.modules()) {
+        if (m instanceof Linear) {
+          xavierUniform_(m.weight, 1, this.rng);
+          if (m.bias !== null) T.copy_(m.bias, T.zerosLike(m.bias));
+        }
+      }
+    });
+  }
+
+  get numPatches(): number { return this.child<PatchEmbed>('patch_embed').numPatches; }
+
+  /** imgs [N, C, H, W] -> [N, L, p*p*C], each patch flattened as (p, q, c) like MAE's einsum nchpwq->nhwpqc. */
+  patchify(imgs: Tensor): Tensor {
+    const p = this.cfg.patchSize;
+    const [N, C, H, W] = imgs.shape as [number, number, number, number];
+    const h = H / p;
+    const w = W / p;
+    const x = T.reshape(imgs, [N, C, h, p, w, p]);
+    return T.reshape(T.permute(x, [0, 2, 4, 3, 5, 1]), [N, h * w, p * p * C]); // [N, L, p*p*C]
+  }
+
+  /** [N, L, p*p*C] -> imgs [N, C, H, W] */
+  unpatchify(x: Tensor): Tensor {
+    const p = this.cfg.patchSize;
+    const C = this.cfg.inChans;
+    const N = x.shape[0]!;
+    const h = Math.round(Math.sqrt(x.shape[1]!));
+    const y = T.reshape(x, [N, h, h, p, p, C]);
+    return T.reshape(T.permute(y, [0, 5, 1, 3, 2, 4]), [N, C, h * p, h * p]); // [N, C, H, W]
+  }
+
+  /**
+   * Per-sample random masking by argsort of uniform noise: keeps int(L * (1 - ratio)) patches.
+   * noise [N, L] may be given (tests); otherwise drawn from the method's generator.
+   */
+  randomMasking(x: Tensor, maskRatio: number, noise?: Tensor): Masking {
+    const [N, L, D] = x.shape as [number, number, number];
+    const lenKeep = Math.trunc(L * (1 - maskRatio));
+    const nz = noise ?? T.rand([N, L], { rng: this.rng, device: x.device }); // [N, L]
+    const idsShuffle = T.argsort(nz, 1); // [N, L] ascend: small is keep
+    const idsRestore = T.argsort(T.cast(idsShuffle, 'float32'), 1); // [N, L]
+    const idsKeep = T.slice(idsShuffle, 1, 0, lenKeep); // [N, lenKeep]
+    const xMasked = T.gather(x, 1, T.expand(T.reshape(idsKeep, [N, lenKeep, 1]), [N, lenKeep, D])); // [N, lenKeep, D]
+    // mask in the original order: 1 for the patches past lenKeep in the shuffled order
+    const mask = T.zeros([N, L], { device: x.device, dtype: x.dtype });
+    const m = mask.data;
+    const ids = idsShuffle.data;
+    for (let n = 0; n < N; n++) for (let j = lenKeep; j < L; j++) m[n * L + ids[n * L + j]!] = 1;
+    return { xMasked, mask, idsRestore };
+  }
+
+  forwardEncoder(imgs: Tensor, maskRatio: number, noise?: Tensor): { latent: Tensor } & Masking {
+    const pos = this.param('pos_embed');
+    const D = this.cfg.embedDim;
+    let x = this.child<PatchEmbed>('patch_embed').forward(imgs); // [N, L, D]
+    x = T.add(x, T.slice(pos, 1, 1)); // [N, L, D]
+    const masking = this.randomMasking(x, maskRatio, noise);
+    const N = x.shape[0]!;
+    const cls = T.add(this.param('cls_token'), T.slice(pos, 1, 0, 1)); // [1, 1, D]
+    x = T.concat([T.expand(cls, [N, 1, D]), masking.xMasked], 1); // [N, 1+lenKeep, D]
+    x = this.child<Sequential>('blocks').forward(x);
+    const latent = this.child<LayerNorm>('norm').forward(x); // [N, 1+lenKeep, D]
+    return { latent, ...masking };
+  }
+
+  forwardDecoder(latent: Tensor, idsRestore: Tensor): Tensor {
+    let x = this.child<Linear>('decoder_embed').forward(latent); // [N, 1+lenKeep, Dd]
+    const [N, V, Dd] = x.shape as [number, number, number];
+    const L = idsRestore.shape[1]!;
+    const maskTokens = T.expand(this.param('mask_token'), [N, L + 1 - V, Dd]); // [N, L-lenKeep, Dd]
+    let x_ = T.concat([T.slice(x, 1, 1), maskTokens], 1); // [N, L, Dd] no cls
+    x_ = T.gather(x_, 1, T.expand(T.reshape(idsRestore, [N, L, 1]), [N, L, Dd])); // unshuffle
+    x = T.concat([T.slice(x, 1, 0, 1), x_], 1); // [N, 1+L, Dd] append cls
+    x = T.add(x, this.param('decoder_pos_embed'));
+    x = this.child<Sequential>('decoder_blocks').forward(x);
+    x = this.child<LayerNorm>('decoder_norm').forward(x);
+    x = this.child<Linear>('decoder_pred').forward(x); // [N, 1+L, p*p*C]
+    return T.slice(x, 1, 1); // [N, L, p*p*C] remove cls
+  }
+
+  /** Mean squared error per patch, averaged over the removed patches only. */
+  forwardLoss(imgs: Tensor, pred: Tensor, mask: Tensor): Tensor {
+    let target = this.patchify(imgs); // [N, L, p*p*C]
+    if (this.cfg.normPixLoss) {
+      const mean = T.mean(target, -1, true);
+      const variance = T.variance(target, -1, true); // unbiased, as torch's var default
+      target = T.div(T.sub(target, mean), T.sqrt(T.addScalar(variance, 1e-6)));
+    }
+    const loss = T.mean(T.square(T.sub(pred, target)), -1); // [N, L] mean loss per patch
+    return T.div(T.sum(T.mul(loss, mask)), T.sum(mask)); // mean loss on removed patches
+  }
+
+  computeLoss(imgs: Tensor, maskRatio = this.cfg.maskRatio, noise?: Tensor): { loss: Tensor; pred: Tensor; mask: Tensor } {
+    const { latent, mask, idsRestore } = this.forwardEncoder(imgs, maskRatio, noise);
+    const pred = this.forwardDecoder(latent, idsRestore); // [N, L, p*p*C]
+    return { loss: this.forwardLoss(imgs, pred, mask), pred, mask };
+  }
+
+  /** Encoder features without masking: the mean of the patch tokens after the final norm (for kNN monitoring). */
+  forward(x: Tensor): Tensor {
+    const { latent } = this.forwardEncoder(x, 0);
+    return T.mean(T.slice(latent, 1, 1), 1); // [N, D]
+  }
+}

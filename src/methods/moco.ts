@@ -1,0 +1,171 @@
+// MoCo v1/v2 (facebookresearch/moco, moco/builder.py) on one process, with the CIFAR demo's split BN and
+// symmetric loss: a query encoder, a momentum (EMA) key encoder and a queue of keys as the dictionary.
+import * as T from '../tensor/index.js';
+import type { Rng, Tensor } from '../tensor/index.js';
+import { Module, type Layer } from '../nn/module.js';
+import { BatchNorm2d, Linear, ReLU, Sequential } from '../nn/layers.js';
+
+export interface MocoConfig {
+  /** feature dimension of the keys and queries */
+  dim: number;
+  /** queue size: the number of negative keys (a multiple of the keys enqueued per step) */
+  K: number;
+  /** key encoder momentum */
+  m: number;
+  /** softmax temperature */
+  T: number;
+  /** MoCo v2's 2-layer MLP head instead of v1's linear one */
+  mlp: boolean;
+  /** the CIFAR demo's symmetric loss: both views serve as query and key */
+  symmetric: boolean;
+}
+
+/** v1: linear head, T=0.07; v2: MLP head, T=0.2 (ImageNet recipes, queue 65536, m 0.999). */
+export function mocoV1Config(): MocoConfig { return { dim: 128, K: 65536, m: 0.999, T: 0.07, mlp: false, symmetric: false }; }
+export function mocoV2Config(): MocoConfig { return { dim: 128, K: 65536, m: 0.999, T: 0.2, mlp: true, symmetric: false }; }
+/** The official CIFAR-10 demo: ResNet-18 CIFAR stem, K=4096, m=0.99, T=0.1, MLP head, symmetric loss. */
+export function mocoCifarConfig(): MocoConfig { return { dim: 128, K: 4096, m: 0.99, T: 0.1, mlp: true, symmetric: true }; }
+
+/** A backbone whose classifier `fc` ([featureDim -> numClasses] Linear) the method replaces or extends. */
+export type EncoderFactory = (numClasses: number) => Layer;
+
+/**
+ * The CIFAR demo's SplitBatchNorm: in training, normalises numSplits sub-batches separately (emulating the
+ * per-GPU BN of multi-GPU training, which shuffling BN relies on); the running statistics are the mean over splits.
+ */
+export class SplitBatchNorm2d extends BatchNorm2d {
+  constructor(numFeatures: number, readonly numSplits: number) {
+    super(numFeatures);
+  }
+  override forward(x: Tensor): Tensor {
+    if (!this.training || this.numSplits === 1) return super.forward(x);
+    const [N, C, H, W] = x.shape as [number, number, number, number];
+    if (N % this.numSplits !== 0) {
+      throw new Error(`[SplitBatchNorm2d] batch ${N} is not divisible by ${this.numSplits} splits`);
+    }
+    const S = this.numSplits;
+    const rm = this.runningMean!;
+    const rv = this.runningVar!;
+    const rmSplit = T.concat(Array.from({ length: S }, () => rm), 0); // [S*C]
+    const rvSplit = T.concat(Array.from({ length: S }, () => rv), 0);
+    const w = this.weight === null ? null : T.concat(Array.from({ length: S }, () => this.weight!), 0);
+    const b = this.bias === null ? null : T.concat(Array.from({ length: S }, () => this.bias!), 0);
+    const y = T.batchNorm(T.reshape(x, [N / S, C * S, H, W]), rmSplit, rvSplit, w, b,
+      { training: true, momentum: this.momentum ?? 0.1, eps: this.eps }); // [N/S, S*C, H, W]
+    T.noGrad(() => {
+      T.copy_(rm, T.mean(T.reshape(rmSplit, [S, C]), 0));
+      T.copy_(rv, T.mean(T.reshape(rvSplit, [S, C]), 0));
+    });
+    return T.reshape(y, [N, C, H, W]);
+  }
+}
+
+export interface MocoOutput {
+  loss: Tensor;
+  /** InfoNCE logits [N, 1+K] of the (first) query, for accuracy monitoring */
+  logits: Tensor;
+}
+
+export class MoCo extends Module {
+  readonly cfg: MocoConfig;
+  private readonly rng: Rng;
+
+  constructor(baseEncoder: EncoderFactory, cfg: MocoConfig, rng: Rng = T.globalRng) {
+    super();
+    this.cfg = cfg;
+    this.rng = rng;
+    const encoderQ = this.registerModule('encoder_q', baseEncoder(cfg.dim));
+    const encoderK = this.registerModule('encoder_k', baseEncoder(cfg.dim));
+    if (cfg.mlp) {
+      for (const enc of [encoderQ, encoderK]) {
+        const fc = enc.child<Linear>('fc');
+        const dimMlp = fc.inFeatures;
+        enc.registerModule('fc', new Sequential(new Linear(dimMlp, dimMlp, true, { rng }), new ReLU(), fc));
+      }
+    }
+    // the key encoder starts as a copy of the query encoder and is never updated by gradients
+    T.noGrad(() => {
+      const pk = encoderK.parameters();
+      encoderQ.parameters().forEach((q, i) => { T.copy_(pk[i]!, q); });
+    });
+    encoderK.requiresGrad_(false);
+    this.registerBuffer('queue', T.noGrad(() => T.l2Normalize(T.randn([cfg.dim, cfg.K], { rng }), 0))); // [dim, K]
+    this.registerBuffer('queue_ptr', T.zeros([1], { dtype: 'int32' }));
+  }
+
+  get encoderQ(): Layer { return this.child<Layer>('encoder_q'); }
+  get encoderK(): Layer { return this.child<Layer>('encoder_k'); }
+  get queue(): Tensor { return this.buffer('queue'); }
+  get queuePtr(): number { return this.buffer('queue_ptr').data[0]!; }
+
+  /** param_k = m * param_k + (1 - m) * param_q, parameters only (buffers keep their own statistics). */
+  momentumUpdate(): void {
+    const m = this.cfg.m;
+    T.noGrad(() => T.tidy(() => {
+      const pk = this.encoderK.parameters();
+      this.encoderQ.parameters().forEach((q, i) => {
+        const k = pk[i]!;
+        T.copy_(k, T.add(T.mul(k, m), T.mul(q, 1 - m)));
+      });
+    }));
+  }
+
+  /** Writes keys [N, dim] into queue columns [ptr, ptr+N) and advances the pointer modulo K. */
+  dequeueAndEnqueue(keys: Tensor): void {
+    const [N, dim] = keys.shape as [number, number];
+    const K = this.cfg.K;
+    if (K % N !== 0) throw new Error(`[MoCo] queue size K=${K} must be divisible by the keys per step (${N})`);
+    const ptrBuf = this.buffer('queue_ptr').data;
+    const ptr = ptrBuf[0]!;
+    const q = this.queue.data;
+    const k = keys.data;
+    for (let c = 0; c < dim; c++) {
+      for (let j = 0; j < N; j++) q[c * K + ptr + j] = k[j * dim + c]!;
+    }
+    ptrBuf[0] = (ptr + N) % K;
+  }
+
+  /** Keys of imK through the key encoder with the batch shuffled before and un-shuffled after (shuffling BN). */
+  private keys(imK: Tensor, shuffle?: Int32Array): Tensor {
+    return T.noGrad(() => {
+      const N = imK.shape[0]!;
+      const idxShuffle = T.tensor(shuffle ?? this.rng.randperm(N), [N], { dtype: 'int32', device: imK.device });
+      const idxUnshuffle = T.argsort(T.cast(idxShuffle, 'float32'), 0);
+      const k = T.l2Normalize(this.encoderK.forward(T.indexSelect(imK, 0, idxShuffle)), 1); // [N, dim]
+      return T.indexSelect(k, 0, idxUnshuffle); // [N, dim]
+    });
+  }
+
+  /** InfoNCE of queries from imQ against the positive key of imK and the K queued negatives. */
+  contrastiveLoss(imQ: Tensor, imK: Tensor, shuffle?: Int32Array): { loss: Tensor; logits: Tensor; k: Tensor } {
+    const q = T.l2Normalize(this.encoderQ.forward(imQ), 1); // [N, dim]
+    const k = this.keys(imK, shuffle); // [N, dim], no graph
+    const lPos = T.sum(T.mul(q, k), 1, true); // [N, 1]
+    const lNeg = T.matmul(q, this.queue); // [N, K]; the queue is a buffer: no gradient
+    const logits = T.mulScalar(T.concat([lPos, lNeg], 1), 1 / this.cfg.T); // [N, 1+K]
+    const labels = T.zeros([q.shape[0]!], { dtype: 'int32', device: q.device }); // the positive is class 0
+    return { loss: T.crossEntropy(logits, labels), logits, k };
+  }
+
+  /**
+   * One training forward: momentum update, loss (symmetric or not), then the keys enter the queue.
+   * shuffles fixes the key-batch permutations (tests); by default they are drawn from the method's generator.
+   */
+  computeLoss(im1: Tensor, im2: Tensor, shuffles: Int32Array[] = []): MocoOutput {
+    this.momentumUpdate();
+    if (this.cfg.symmetric) {
+      const a = this.contrastiveLoss(im1, im2, shuffles[0]);
+      const b = this.contrastiveLoss(im2, im1, shuffles[1]);
+      this.dequeueAndEnqueue(T.concat([b.k, a.k], 0)); // [2N, dim]: k1 then k2, as the demo
+      return { loss: T.add(a.loss, b.loss), logits: a.logits };
+    }
+    const r = this.contrastiveLoss(im1, im2, shuffles[0]);
+    this.dequeueAndEnqueue(r.k);
+    return { loss: r.loss, logits: r.logits };
+  }
+
+  /** Backbone features (the query encoder without its head) for monitoring and evaluation. */
+  forward(x: Tensor): Tensor {
+    return this.encoderQ.forward(x);
+  }
+}

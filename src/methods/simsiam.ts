@@ -1,0 +1,85 @@
+// SimSiam (facebookresearch/simsiam, simsiam/builder.py): a Siamese encoder with a 3-layer projector,
+// a 2-layer bottleneck predictor, and the symmetric negative cosine loss with a stop-gradient on z.
+import * as T from '../tensor/index.js';
+import type { Rng, Tensor } from '../tensor/index.js';
+import { Module, type Layer } from '../nn/module.js';
+import { BatchNorm1d, Linear, ReLU, Sequential } from '../nn/layers.js';
+import type { EncoderFactory } from './moco.js';
+
+export interface SimSiamConfig {
+  /** projector output dimension */
+  dim: number;
+  /** predictor hidden (bottleneck) dimension */
+  predDim: number;
+  /** keep the predictor at the base lr instead of following the schedule (the paper's fix_pred_lr) */
+  fixPredLr: boolean;
+}
+
+export function simsiamConfig(): SimSiamConfig { return { dim: 2048, predDim: 512, fixPredLr: true }; }
+
+export interface SimSiamOutput {
+  p1: Tensor;
+  p2: Tensor;
+  /** projector outputs, detached: the stop-gradient */
+  z1: Tensor;
+  z2: Tensor;
+}
+
+export class SimSiam extends Module {
+  readonly cfg: SimSiamConfig;
+
+  constructor(baseEncoder: EncoderFactory, cfg: SimSiamConfig, rng: Rng = T.globalRng) {
+    super();
+    this.cfg = cfg;
+    const encoder = this.registerModule('encoder', baseEncoder(cfg.dim));
+    const fc = encoder.child<Linear>('fc');
+    const prevDim = fc.inFeatures;
+    const f = { rng };
+    encoder.registerModule('fc', new Sequential(
+      new Linear(prevDim, prevDim, false, f), new BatchNorm1d(prevDim), new ReLU(), // first layer
+      new Linear(prevDim, prevDim, false, f), new BatchNorm1d(prevDim), new ReLU(), // second layer
+      fc, new BatchNorm1d(cfg.dim, { affine: false }), // output layer
+    ));
+    fc.bias!.requiresGrad = false; // followed by BN: the bias does nothing (the official "hack")
+    this.registerModule('predictor', new Sequential(
+      new Linear(cfg.dim, cfg.predDim, false, f), new BatchNorm1d(cfg.predDim), new ReLU(), // hidden layer
+      new Linear(cfg.predDim, cfg.dim, true, f), // output layer
+    ));
+  }
+
+  get encoder(): Layer { return this.child<Layer>('encoder'); }
+  get predictor(): Sequential { return this.child<Sequential>('predictor'); }
+
+  /** Both views through encoder and predictor; z is returned detached. */
+  forwardViews(x1: Tensor, x2: Tensor): SimSiamOutput {
+    const z1 = this.encoder.forward(x1); // [N, dim]
+    const z2 = this.encoder.forward(x2); // [N, dim]
+    const p1 = this.predictor.forward(z1); // [N, dim]
+    const p2 = this.predictor.forward(z2); // [N, dim]
+    return { p1, p2, z1: z1.detach(), z2: z2.detach() };
+  }
+
+  /** -(cos(p1, z2).mean() + cos(p2, z1).mean()) / 2 */
+  forwardLoss(o: SimSiamOutput): Tensor {
+    const c12 = T.mean(T.cosineSimilarity(o.p1, o.z2, 1));
+    const c21 = T.mean(T.cosineSimilarity(o.p2, o.z1, 1));
+    return T.mulScalar(T.add(c12, c21), -0.5);
+  }
+
+  computeLoss(x1: Tensor, x2: Tensor): { loss: Tensor; out: SimSiamOutput } {
+    const out = this.forwardViews(x1, x2);
+    return { loss: this.forwardLoss(out), out };
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.encoder.forward(x);
+  }
+}
+
+/**
+ * The collapse monitor of the paper (Fig. 2): the std over the batch of the L2-normalised outputs, averaged over
+ * channels. About 1/sqrt(dim) when healthy, 0 when collapsed.
+ */
+export function outputStd(z: Tensor): number {
+  return T.noGrad(() => T.tidy(() => T.mean(T.std(T.l2Normalize(z, 1), 0)).item()));
+}
