@@ -23,8 +23,8 @@ export interface MocoConfig {
 /** v1: linear head, T=0.07; v2: MLP head, T=0.2 (ImageNet recipes, queue 65536, m 0.999). */
 export function mocoV1Config(): MocoConfig { return { dim: 128, K: 65536, m: 0.999, T: 0.07, mlp: false, symmetric: false }; }
 export function mocoV2Config(): MocoConfig { return { dim: 128, K: 65536, m: 0.999, T: 0.2, mlp: true, symmetric: false }; }
-/** The official CIFAR-10 demo: ResNet-18 CIFAR stem, K=4096, m=0.99, T=0.1, MLP head, symmetric loss. */
-export function mocoCifarConfig(): MocoConfig { return { dim: 128, K: 4096, m: 0.99, T: 0.1, mlp: true, symmetric: true }; }
+/** The official CIFAR-10 demo's defaults: ResNet-18 CIFAR stem, K=4096, m=0.99, T=0.1 (symmetric loss optional). */
+export function mocoCifarConfig(): MocoConfig { return { dim: 128, K: 4096, m: 0.99, T: 0.1, mlp: false, symmetric: false }; }
 
 /** A backbone whose classifier `fc` ([featureDim -> numClasses] Linear) the method replaces or extends. */
 export type EncoderFactory = (numClasses: number) => Layer;

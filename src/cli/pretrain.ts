@@ -1,0 +1,128 @@
+// `selfsup pretrain`: resolve a config (preset, then --config file, then flags and --set key=value), print and
+// save it, then train with a progress bar, a JSON-lines log, PNG curves and checkpoints; --resume continues a run.
+import type { Command } from 'commander';
+import { SingleBar } from 'cli-progress';
+import { mergeConfig, parseOverrides, readConfigFile } from '../io/config.js';
+import { presetConfig, presetNames, type MethodName, type PretrainConfig } from '../methods/config.js';
+import { pretrain, readRunConfig, NonFiniteLossError } from '../methods/pretrain.js';
+
+interface PretrainFlags {
+  method: string;
+  preset: string;
+  data?: string;
+  testData?: string;
+  out?: string;
+  config?: string;
+  epochs?: string;
+  batchSize?: string;
+  lr?: string;
+  workers?: string;
+  seed?: string;
+  limit?: string;
+  set: string[];
+  resume?: boolean;
+  progress: boolean;
+}
+
+/** The config a command line describes: preset <- file <- named flags <- --set overrides. */
+export function resolvePretrainConfig(f: PretrainFlags): PretrainConfig {
+  const method = f.method as MethodName;
+  let cfg = presetConfig(method, f.preset);
+  if (f.config !== undefined) cfg = mergeConfig(cfg, readConfigFile(f.config, 'pretrain'), 'pretrain');
+  const named: string[] = [];
+  const num = (flag: string, key: string, v: string | undefined): void => {
+    if (v === undefined) return;
+    if (!Number.isFinite(Number(v))) throw new Error(`[pretrain] --${flag} must be a number, got '${v}'`);
+    named.push(`${key}=${v}`);
+  };
+  if (f.data !== undefined) named.push(`data=${f.data}`);
+  if (f.testData !== undefined) named.push(`testData=${f.testData}`);
+  if (f.out !== undefined) named.push(`out=${f.out}`);
+  num('epochs', 'epochs', f.epochs);
+  num('batch-size', 'batchSize', f.batchSize);
+  num('lr', 'optim.lr', f.lr);
+  num('workers', 'workers', f.workers);
+  num('seed', 'seed', f.seed);
+  num('limit', 'limit', f.limit);
+  cfg = mergeConfig(cfg, parseOverrides(cfg, named, 'pretrain'), 'pretrain');
+  cfg = mergeConfig(cfg, parseOverrides(cfg, f.set, 'pretrain'), 'pretrain');
+  if (cfg.method !== method) throw new Error(`[pretrain] the config says method '${cfg.method}' but --method is '${method}'`);
+  return cfg;
+}
+
+function pct(v: number): string {
+  return `${(100 * v).toFixed(2)}%`;
+}
+
+export function registerPretrain(program: Command): void {
+  program
+    .command('pretrain')
+    .description('self-supervised pretraining with MoCo, SimSiam or MAE')
+    .option('--method <name>', 'moco | simsiam | mae', 'simsiam')
+    .option('--preset <name>', 'recipe: quick (Fashion-MNIST, minutes), cifar, and the ImageNet ones (moco: v1, v2; simsiam: imagenet; mae: vit-base, vit-small, vit-tiny)', 'quick')
+    .option('--data <path>', "training images: 'fashion-mnist', an image folder (with train/ and test/ for kNN), CIFAR binaries, or a .tar.gz of those")
+    .option('--test-data <path>', 'labelled held-out images for the kNN monitor (default: the test split of --data)')
+    .option('--out <dir>', 'run folder (config, log.jsonl, checkpoints, loss.png, knn.png)')
+    .option('--config <file>', 'JSON or YAML config; its keys override the preset')
+    .option('--epochs <n>', 'epochs')
+    .option('--batch-size <n>', 'images per step')
+    .option('--lr <x>', 'base learning rate (per 256 images when the preset scales it)')
+    .option('--workers <n>', 'data loader threads')
+    .option('--seed <n>', 'random seed')
+    .option('--limit <n>', 'use only N training images')
+    .option('--set <key=value>', 'override any config key, e.g. --set moco.K=4096 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--resume', 'continue the run in --out from its last checkpoint (its saved config is used)')
+    .option('--no-progress', 'no progress bar (log lines only)')
+    .addHelpText('after', `\nPresets: moco: ${presetNames('moco').join(', ')}; simsiam: ${presetNames('simsiam').join(', ')}; mae: ${presetNames('mae').join(', ')}`)
+    .action(async (f: PretrainFlags) => {
+      let cfg = resolvePretrainConfig(f);
+      if (f.out === undefined) cfg = { ...cfg, out: `runs/${cfg.method}-${cfg.preset}` };
+      if (f.resume === true) {
+        const saved = readRunConfig(cfg.out);
+        if (saved === null) throw new Error(`[pretrain] --resume: no run in ${cfg.out} (config.json missing)`);
+        cfg = saved;
+      }
+      process.stdout.write(`[pretrain] config:\n${JSON.stringify(cfg, null, 2)}\n`);
+      const tty = f.progress && process.stderr.isTTY === true;
+      const bar = tty ? new SingleBar({
+        format: 'epoch {epoch}/{epochs} [{bar}] {value}/{total} | loss {loss} | lr {lr} | {ips} img/s | ETA {eta_formatted}',
+        hideCursor: true, etaBuffer: 50,
+      }) : null;
+      let barEpoch = -1;
+      try {
+        const res = await pretrain(cfg, {
+          resume: f.resume === true,
+          callbacks: {
+            log: (s) => { if (bar !== null && barEpoch >= 0) bar.stop(); process.stdout.write(`${s}\n`); barEpoch = -1; },
+            onStep: ({ epoch, step, iters, loss, lr, imgPerSec, metrics }) => {
+              const payload = { epoch: epoch + 1, epochs: cfg.epochs, loss: loss.toFixed(4), lr: lr.toExponential(2), ips: imgPerSec.toFixed(0) };
+              if (bar !== null) {
+                if (barEpoch !== epoch) { bar.start(iters, step - 1, payload); barEpoch = epoch; }
+                bar.update(step, payload);
+              } else if (step % cfg.logEvery === 0 || step === iters) {
+                const extra = Object.entries(metrics).map(([k, v]) => ` ${k} ${v.toFixed(4)}`).join('');
+                process.stdout.write(`epoch ${epoch + 1}/${cfg.epochs} step ${step}/${iters} loss ${loss.toFixed(4)} lr ${lr.toExponential(2)} ${imgPerSec.toFixed(0)} img/s${extra}\n`);
+              }
+            },
+            onEpoch: ({ epoch, loss, knn, seconds }) => {
+              if (bar !== null) { bar.stop(); barEpoch = -1; }
+              process.stdout.write(`[pretrain] epoch ${epoch}/${cfg.epochs}: loss ${loss.toFixed(4)}${knn ? `, kNN top-1 ${pct(knn.top1)} top-5 ${pct(knn.top5)}` : ''} (${seconds.toFixed(0)} s)\n`);
+            },
+          },
+        });
+        if (bar !== null) bar.stop();
+        process.stdout.write(`[pretrain] done: ${res.epochs} epochs in ${res.seconds.toFixed(0)} s; run folder ${cfg.out}\n`);
+        if (res.knnBefore !== null && res.knnAfter !== null) {
+          process.stdout.write(`[pretrain] kNN top-1: ${pct(res.knnBefore.top1)} before -> ${pct(res.knnAfter.top1)} after (top-5 ${pct(res.knnBefore.top5)} -> ${pct(res.knnAfter.top5)})\n`);
+        }
+      } catch (e) {
+        if (bar !== null) bar.stop();
+        if (e instanceof NonFiniteLossError) {
+          process.stderr.write(`${e.message}\n`);
+          process.exitCode = 3;
+          return;
+        }
+        throw e;
+      }
+    });
+}
