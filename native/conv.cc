@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "kernels.h"
 
@@ -59,21 +60,47 @@ Geom geom(const ConvParams& p) {
   return g;
 }
 
+/**
+ * Scratch for the primitive-layout twins of user buffers, one growing buffer per slot (src, weights, dst).
+ * Calls run one at a time, so every cached primitive shares them: memory stays at 3 buffers of the largest
+ * shape instead of several activation-sized buffers per cached conv shape.
+ */
+void* scratch(int slot, size_t bytes) {
+  struct Slot {
+    void* ptr = nullptr;
+    size_t bytes = 0;
+  };
+  static Slot slots[3];
+  Slot& s = slots[slot];
+  if (s.bytes < bytes) {
+    std::free(s.ptr);
+    s.bytes = (bytes + 4095) / 4096 * 4096;
+    s.ptr = std::aligned_alloc(64, s.bytes);
+    if (!s.ptr) {
+      s.bytes = 0;
+      throw std::bad_alloc();
+    }
+  }
+  return s.ptr;
+}
+
 /** A user buffer as oneDNN sees it, plus the primitive-layout twin and reorder when the two differ. */
 struct Port {
   memory user, prim;
   dnnl::reorder reorder;
   bool direct = true;
+  int slot = 0;
 };
 
-Port make_port(const memory::desc& userMd, const memory::desc& primMd, bool input) {
+Port make_port(const memory::desc& userMd, const memory::desc& primMd, bool input, int slot) {
   Port p;
   p.user = memory(userMd, engine(), nullptr);
   p.direct = userMd == primMd;
+  p.slot = slot;
   if (p.direct) {
     p.prim = p.user;
   } else {
-    p.prim = memory(primMd, engine());
+    p.prim = memory(primMd, engine(), nullptr);
     p.reorder = input ? dnnl::reorder(p.user, p.prim) : dnnl::reorder(p.prim, p.user);
   }
   return p;
@@ -81,9 +108,14 @@ Port make_port(const memory::desc& userMd, const memory::desc& primMd, bool inpu
 
 void port_in(Port& port, const float* ptr) {
   port.user.set_data_handle(const_cast<float*>(ptr));
-  if (!port.direct) port.reorder.execute(stream(), port.user, port.prim);
+  if (port.direct) return;
+  port.prim.set_data_handle(scratch(port.slot, port.prim.get_desc().get_size()));
+  port.reorder.execute(stream(), port.user, port.prim);
 }
-void port_out_bind(Port& port, float* ptr) { port.user.set_data_handle(ptr); }
+void port_out_bind(Port& port, float* ptr) {
+  port.user.set_data_handle(ptr);
+  if (!port.direct) port.prim.set_data_handle(scratch(port.slot, port.prim.get_desc().get_size()));
+}
 void port_out_finish(Port& port) {
   if (!port.direct) port.reorder.execute(stream(), port.prim, port.user);
 }
@@ -164,9 +196,9 @@ void conv2d_forward(float* out, const float* x, const float* w, const float* bia
     const auto pd = fwd_pd(g, blocked, bias);
     FwdEntry e;
     e.prim = convolution_forward(pd);
-    e.src = make_port(u.src, pd.src_desc(), true);
-    e.wei = make_port(u.wei, pd.weights_desc(), true);
-    e.dst = make_port(u.dst, pd.dst_desc(), false);
+    e.src = make_port(u.src, pd.src_desc(), true, 0);
+    e.wei = make_port(u.wei, pd.weights_desc(), true, 1);
+    e.dst = make_port(u.dst, pd.dst_desc(), false, 2);
     if (bias) e.bias = memory(u.bias, engine(), nullptr);
     return e;
   });
@@ -197,9 +229,9 @@ void conv2d_backward_data(float* gx, const float* gy, const float* w, const Conv
     const auto pd = bwd_data_pd(g, blocked);
     BwdDataEntry e;
     e.prim = convolution_backward_data(pd);
-    e.diffSrc = make_port(u.src, pd.diff_src_desc(), false);
-    e.wei = make_port(u.wei, pd.weights_desc(), true);
-    e.diffDst = make_port(u.dst, pd.diff_dst_desc(), true);
+    e.diffSrc = make_port(u.src, pd.diff_src_desc(), false, 0);
+    e.wei = make_port(u.wei, pd.weights_desc(), true, 1);
+    e.diffDst = make_port(u.dst, pd.diff_dst_desc(), true, 2);
     return e;
   });
   port_in(e.diffDst, gy);
@@ -226,9 +258,9 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
     const auto pd = bwd_weights_pd(g, blocked, gb);
     BwdWeightsEntry e;
     e.prim = convolution_backward_weights(pd);
-    e.src = make_port(u.src, pd.src_desc(), true);
-    e.diffWei = make_port(u.wei, pd.diff_weights_desc(), false);
-    e.diffDst = make_port(u.dst, pd.diff_dst_desc(), true);
+    e.src = make_port(u.src, pd.src_desc(), true, 0);
+    e.diffWei = make_port(u.wei, pd.diff_weights_desc(), false, 1);
+    e.diffDst = make_port(u.dst, pd.diff_dst_desc(), true, 2);
     if (gb) e.diffBias = memory(u.bias, engine(), nullptr);
     return e;
   });
