@@ -130,10 +130,14 @@ function benchConv(torch: Record<string, number> | null): void {
     // bare: the same primitive oneDNN would pick for these shapes, on buffers already in its layout
     const bare = bestOf(() => addon.benchPrimitive(kind, p, 5, 'any'));
     const barePlain = bestOf(() => addon.benchPrimitive(kind, p, 5, 'plain'));
+    const bareReorder = bestOf(() => addon.benchPrimitive(kind, p, 5, 'any+reorder'));
     const record: Record<string, unknown> = {
       name: `${kind}_3x3_64x64_n64_32x32`, value: gflops(flop, ours), unit: 'GFLOP/s', layout,
       bare_value: gflops(flop, bare), bare_plain_value: gflops(flop, barePlain),
+      bare_with_reorders_value: gflops(flop, bareReorder),
       overhead_pct: +((ours / bare - 1) * 100).toFixed(2),
+      // what our binding, caching and validation add on top of oneDNN doing the same NCHW <-> blocked work
+      overhead_vs_reorders_pct: +((ours / bareReorder - 1) * 100).toFixed(2),
     };
     if (torch?.[kind]) Object.assign(record, { torch_value: gflops(flop, torch[kind]!), ratio: +(torch[kind]! / ours).toFixed(3) });
     emit(record);
@@ -165,7 +169,8 @@ function benchConvLayouts(): void {
     plain_ms: +(totals.plain! * 1000).toFixed(2), blocked_ms: +(totals.blocked! * 1000).toFixed(2) });
 }
 
-emit({ name: 'info', value: addon.info().onednn, unit: 'onednn_version', threads: THREADS, conv_layout: addon.convLayout() });
+emit({ name: 'info', value: addon.info().onednn, unit: 'onednn_version', threads: THREADS, conv_layout: addon.convLayout(),
+  note: 'overhead_pct = ours/bare - 1; ratio = torch seconds / our seconds (>1: we are faster)' });
 const torch = torchTimes();
 benchMatmul(torch);
 benchConv(torch);

@@ -280,34 +280,51 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
 
 double bench_conv(int kind, const ConvParams& p, const std::string& layout, int iters) {
   const Geom g = geom(p);
-  const bool blocked = layout != "plain";
+  const Mds u = user_mds(g);
+  // "any": oneDNN's preferred layouts, no reorders; "plain": NCHW primitive; "any+reorder": preferred layouts plus
+  // the reorders from and to NCHW user buffers that a plain-layout caller needs (what our kernels do).
+  const bool blocked = layout != "plain", withReorders = layout == "any+reorder";
   dnnl::primitive prim;
   std::unordered_map<int, memory> args;
-  auto mem = [](const memory::desc& md) {
-    memory m(md, engine());
-    std::memset(m.get_data_handle(), 0, md.get_size());
-    return m;
+  std::vector<std::pair<dnnl::reorder, std::pair<memory, memory>>> before, after;
+  auto arg = [&](int id, const memory::desc& primMd, const memory::desc& userMd, bool input) {
+    memory m(primMd, engine());
+    std::memset(m.get_data_handle(), 0, primMd.get_size());
+    args.emplace(id, m);
+    if (!withReorders || primMd == userMd) return;
+    memory user(userMd, engine());
+    std::memset(user.get_data_handle(), 0, userMd.get_size());
+    if (input) before.push_back({dnnl::reorder(user, m), {user, m}});
+    else after.push_back({dnnl::reorder(m, user), {m, user}});
   };
   if (kind == 0) {
     const auto pd = fwd_pd(g, blocked, false);
     prim = convolution_forward(pd);
-    args = {{DNNL_ARG_SRC, mem(pd.src_desc())}, {DNNL_ARG_WEIGHTS, mem(pd.weights_desc())},
-            {DNNL_ARG_DST, mem(pd.dst_desc())}};
+    arg(DNNL_ARG_SRC, pd.src_desc(), u.src, true);
+    arg(DNNL_ARG_WEIGHTS, pd.weights_desc(), u.wei, true);
+    arg(DNNL_ARG_DST, pd.dst_desc(), u.dst, false);
   } else if (kind == 1) {
     const auto pd = bwd_data_pd(g, blocked);
     prim = convolution_backward_data(pd);
-    args = {{DNNL_ARG_DIFF_DST, mem(pd.diff_dst_desc())}, {DNNL_ARG_WEIGHTS, mem(pd.weights_desc())},
-            {DNNL_ARG_DIFF_SRC, mem(pd.diff_src_desc())}};
+    arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc(), u.dst, true);
+    arg(DNNL_ARG_WEIGHTS, pd.weights_desc(), u.wei, true);
+    arg(DNNL_ARG_DIFF_SRC, pd.diff_src_desc(), u.src, false);
   } else {
     const auto pd = bwd_weights_pd(g, blocked, false);
     prim = convolution_backward_weights(pd);
-    args = {{DNNL_ARG_SRC, mem(pd.src_desc())}, {DNNL_ARG_DIFF_DST, mem(pd.diff_dst_desc())},
-            {DNNL_ARG_DIFF_WEIGHTS, mem(pd.diff_weights_desc())}};
+    arg(DNNL_ARG_SRC, pd.src_desc(), u.src, true);
+    arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc(), u.dst, true);
+    arg(DNNL_ARG_DIFF_WEIGHTS, pd.diff_weights_desc(), u.wei, false);
   }
-  prim.execute(stream(), args);
+  auto once = [&] {
+    for (auto& [r, io] : before) r.execute(stream(), io.first, io.second);
+    prim.execute(stream(), args);
+    for (auto& [r, io] : after) r.execute(stream(), io.first, io.second);
+  };
+  once();
   stream().wait();
   const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < iters; i++) prim.execute(stream(), args);
+  for (int i = 0; i < iters; i++) once();
   stream().wait();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
 }

@@ -21,7 +21,7 @@ export interface NativeAddon extends Omit<Backend, 'name' | 'supports'> {
   convLayout(layout?: ConvLayout | null): ConvLayout;
   /** Seconds per iteration of the bare oneDNN primitive, on buffers oneDNN allocates in its preferred layout. */
   benchPrimitive(kind: 'matmul', sizes: { M: number; N: number; K: number }, iters: number): number;
-  benchPrimitive(kind: BenchKind, p: ConvParams, iters: number, layout?: 'any' | 'plain'): number;
+  benchPrimitive(kind: BenchKind, p: ConvParams, iters: number, layout?: 'any' | 'plain' | 'any+reorder'): number;
   info(): { onednn: string; threads: number; convLayout: ConvLayout };
 }
 
