@@ -21,6 +21,10 @@ dnnl::stream& stream() {
   static dnnl::stream s(engine());
   return s;
 }
+std::mutex& onednn_mutex() {
+  static std::mutex m;
+  return m;
+}
 
 namespace {
 
@@ -189,7 +193,16 @@ Napi::Value js_alloc(const Args& a) {
     Block* block = mem_allocate(bytes, zero);
     if (!block) fail("alloc", "out of memory allocating " + std::to_string(bytes) + " bytes");
     // The finalizer runs when JS drops the last reference; it only deletes bookkeeping if free() came first.
-    ab = Napi::ArrayBuffer::New(env, block->ptr, bytes, [](Napi::Env, void*, Block* b) { mem_forget(b); }, block);
+    // V8 does not count external backing stores toward GC pressure on its own: tell it, so that arrays dropped
+    // without free() are collected before the process balloons.
+    Napi::MemoryManagement::AdjustExternalMemory(env, int64_t(block->bytes));
+    ab = Napi::ArrayBuffer::New(
+        env, block->ptr, bytes,
+        [](Napi::Env e, void*, Block* b) {
+          if (!b->freed) Napi::MemoryManagement::AdjustExternalMemory(e, -int64_t(b->bytes));
+          mem_forget(b);
+        },
+        block);
   }
   switch (dt) {
     case DType::f32: return Napi::Float32Array::New(env, size_t(n), ab, 0);
@@ -208,6 +221,7 @@ Napi::Value js_free(const Args& a) {
   Block* block = mem_find(data);
   if (!block) return a.env().Undefined();  // not ours (a plain JS array): the GC owns it
   ab.Detach();
+  Napi::MemoryManagement::AdjustExternalMemory(a.env(), -int64_t(block->bytes));
   mem_release(block);
   return a.env().Undefined();
 }

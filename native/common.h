@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 #include <vector>
 
@@ -39,6 +40,11 @@ const char* dtype_name(DType dt);
 // One CPU engine and one in-order stream for the whole process.
 dnnl::engine& engine();
 dnnl::stream& stream();
+/**
+ * Guards the primitive caches, shared scratch and stream: the addon may be loaded by several worker threads,
+ * and each oneDNN-backed kernel holds this for its whole call (uncontended on the main thread: ~20 ns).
+ */
+std::mutex& onednn_mutex();
 
 /** Below this many elements a loop stays on one thread: fork/join costs more than it saves. */
 constexpr int64_t kParallelThreshold = 32768;

@@ -184,10 +184,14 @@ std::string conv_key(const char* kind, const ConvParams& p, bool hasBias) {
 
 }  // namespace
 
-void conv_set_layout(const std::string& layout) { layout_mode() = layout; }
+void conv_set_layout(const std::string& layout) {
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
+  layout_mode() = layout;
+}
 std::string conv_layout() { return layout_mode(); }
 
 void conv2d_forward(float* out, const float* x, const float* w, const float* bias, const ConvParams& p) {
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
   if (p.N * p.O * p.OH * p.OW == 0) return;
   const bool blocked = layout_mode() == "blocked";
   FwdEntry& e = fwdCache.get(conv_key("fwd", p, bias), [&] {
@@ -217,6 +221,7 @@ void conv2d_forward(float* out, const float* x, const float* w, const float* bia
 }
 
 void conv2d_backward_data(float* gx, const float* gy, const float* w, const ConvParams& p) {
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
   if (p.N * p.C * p.H * p.W == 0) return;
   if (p.O * p.OH * p.OW == 0 || p.KH * p.KW == 0) {
     std::memset(gx, 0, size_t(p.N * p.C * p.H * p.W) * sizeof(float));
@@ -244,6 +249,7 @@ void conv2d_backward_data(float* gx, const float* gy, const float* w, const Conv
 }
 
 void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* x, const ConvParams& p) {
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
   const int64_t wSize = p.O * (p.groups ? p.C / p.groups : 0) * p.KH * p.KW;
   if (wSize == 0) return;
   if (p.N * p.OH * p.OW == 0) {
@@ -279,6 +285,7 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
 }
 
 double bench_conv(int kind, const ConvParams& p, const std::string& layout, int iters) {
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
   const Geom g = geom(p);
   const Mds u = user_mds(g);
   // "any": oneDNN's preferred layouts, no reorders; "plain": NCHW primitive; "any+reorder": preferred layouts plus

@@ -47,6 +47,7 @@ MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M
 
 void matmul_forward(float* out, const float* a, const float* b, const float* bias, int64_t batch, int64_t M,
                     int64_t N, int64_t K, bool transA, bool transB, int64_t aBatchStride, int64_t bBatchStride) {
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
   if (batch * M * N == 0) return;
   if (K == 0) {  // an empty contraction: out = bias (or 0)
     for (int64_t i = 0; i < batch * M; i++)

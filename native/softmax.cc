@@ -34,6 +34,7 @@ dnnl::softmax_v2_forward::primitive_desc fwd_pd(const memory::desc& md, bool log
 }  // namespace
 
 void softmax_forward(float* out, const float* x, int64_t rows, int64_t D, bool log) {
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
   if (rows * D == 0) return;
   SoftmaxFwdEntry& e = fwdCache.get(key("softmax", rows, D, log), [&] {
     const memory::desc md({rows, D}, dt::f32, tag::ab);
@@ -50,6 +51,7 @@ void softmax_forward(float* out, const float* x, int64_t rows, int64_t D, bool l
 }
 
 void softmax_backward(float* gx, const float* gy, const float* y, int64_t rows, int64_t D, bool log) {
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
   if (rows * D == 0) return;
   SoftmaxBwdEntry& e = bwdCache.get(key("softmax_bwd", rows, D, log), [&] {
     const memory::desc md({rows, D}, dt::f32, tag::ab);
