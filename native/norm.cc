@@ -35,14 +35,13 @@ void batchnorm_forward(float* out, float* mean, float* invstd, const float* x, c
       const double is = 1.0 / std::sqrt((M ? sq / double(M) : 0.0) + eps);
       mean[c] = float(mu);
       invstd[c] = float(is);
-      // y = x * scale + shift, with scale = gamma * invstd and shift = beta - mean * scale
-      const float scale = float((gamma ? gamma[c] : 1.0) * is);
-      const float shift = float((beta ? beta[c] : 0.0) - mu * (gamma ? gamma[c] : 1.0) * is);
+      // y = (x - mean) * scale + beta: subtracting first keeps precision when invstd is large (tiny variance)
+      const float m = float(mu), scale = float((gamma ? gamma[c] : 1.0) * is), shift = beta ? beta[c] : 0.f;
       for (int64_t n = 0; n < N; n++) {
         const float* xs = x + (n * C + c) * HW;
         float* ys = out + (n * C + c) * HW;
 #pragma omp simd
-        for (int64_t i = 0; i < HW; i++) ys[i] = xs[i] * scale + shift;
+        for (int64_t i = 0; i < HW; i++) ys[i] = (xs[i] - m) * scale + shift;
       }
     }
   });
@@ -51,20 +50,16 @@ void batchnorm_forward(float* out, float* mean, float* invstd, const float* x, c
 void batchnorm_inference(float* out, const float* x, const float* mean, const float* variance, const float* gamma,
                          const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
   if (N * C * HW == 0) return;
-  std::vector<float> scale(C), shift(C);
-  for (int64_t c = 0; c < C; c++) {
-    const double s = (gamma ? gamma[c] : 1.0) / std::sqrt(double(variance[c]) + eps);
-    scale[c] = float(s);
-    shift[c] = float((beta ? beta[c] : 0.0) - mean[c] * s);
-  }
+  std::vector<float> scale(C);
+  for (int64_t c = 0; c < C; c++) scale[c] = float((gamma ? gamma[c] : 1.0) / std::sqrt(double(variance[c]) + eps));
   parallel_range(N * C, N * C * HW, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; p++) {
       const int64_t c = p % C;
-      const float sc = scale[c], sh = shift[c];
+      const float m = mean[c], sc = scale[c], sh = beta ? beta[c] : 0.f;
       const float* xs = x + p * HW;
       float* ys = out + p * HW;
 #pragma omp simd
-      for (int64_t i = 0; i < HW; i++) ys[i] = xs[i] * sc + sh;
+      for (int64_t i = 0; i < HW; i++) ys[i] = (xs[i] - m) * sc + sh;
     }
   });
 }
