@@ -1,0 +1,105 @@
+// timm's ViT building blocks (Mlp, Attention, Block) with timm's parameter names, as MAE and MoCo v3 use them.
+import * as T from '../tensor/index.js';
+import type { Rng, Tensor } from '../tensor/index.js';
+import { globalRng } from '../tensor/index.js';
+import { Module, type Factory } from './module.js';
+import { Dropout, DropPath, GELU, LayerNorm, Linear } from './layers.js';
+
+/** fc1 -> GELU -> dropout -> fc2 -> dropout (timm's Mlp). */
+export class Mlp extends Module {
+  constructor(inFeatures: number, hiddenFeatures: number, outFeatures = inFeatures, drop = 0, f: Factory = {}) {
+    super();
+    this.registerModule('fc1', new Linear(inFeatures, hiddenFeatures, true, f));
+    this.registerModule('act', new GELU());
+    this.registerModule('fc2', new Linear(hiddenFeatures, outFeatures, true, f));
+    this.registerModule('drop', new Dropout(drop, f.rng ?? globalRng));
+  }
+  get fc1(): Linear { return this.child('fc1'); }
+  get fc2(): Linear { return this.child('fc2'); }
+  get drop(): Dropout { return this.child('drop'); }
+  forward(x: Tensor): Tensor {
+    const h = this.drop.forward(T.gelu(this.fc1.forward(x))); // [.., hidden]
+    return this.drop.forward(this.fc2.forward(h)); // [.., out]
+  }
+}
+
+export interface AttentionOptions {
+  /** bias on the qkv projection (timm's default is false; MAE and MoCo v3 pass true) */
+  qkvBias?: boolean;
+  attnDrop?: number;
+  projDrop?: number;
+}
+
+/** Multi-head self-attention with one fused qkv Linear, as timm (and MAE's initialisation, which treats qkv as one Linear). */
+export class Attention extends Module {
+  readonly headDim: number;
+  readonly scale: number;
+  readonly attnDrop: number;
+  private readonly rng: Rng;
+  constructor(readonly dim: number, readonly numHeads: number, o: AttentionOptions = {}, f: Factory = {}) {
+    super();
+    if (dim % numHeads !== 0) throw new Error(`[Attention] dim ${dim} is not divisible by ${numHeads} heads`);
+    this.headDim = dim / numHeads;
+    this.scale = this.headDim ** -0.5;
+    this.attnDrop = o.attnDrop ?? 0;
+    this.rng = f.rng ?? globalRng;
+    this.registerModule('qkv', new Linear(dim, dim * 3, o.qkvBias ?? true, f));
+    this.registerModule('proj', new Linear(dim, dim, true, f));
+    this.registerModule('proj_drop', new Dropout(o.projDrop ?? 0, this.rng));
+  }
+  get qkv(): Linear { return this.child('qkv'); }
+  get proj(): Linear { return this.child('proj'); }
+
+  forward(x: Tensor): Tensor {
+    if (x.ndim !== 3 || x.shape[2] !== this.dim) {
+      throw new Error(`[Attention] expected input [B, N, ${this.dim}], got [${x.shape.join(', ')}]`);
+    }
+    const [B, N, C] = x.shape as [number, number, number];
+    const H = this.numHeads;
+    const hd = this.headDim;
+    const qkv = T.permute(T.reshape(this.qkv.forward(x), [B, N, 3, H, hd]), [2, 0, 3, 1, 4]); // [3, B, H, N, hd]
+    const [q, k, v] = [0, 1, 2].map((i) => T.reshape(T.slice(qkv, 0, i, i + 1), [B, H, N, hd])) as [Tensor, Tensor, Tensor];
+    let o: Tensor; // [B, H, N, hd]
+    if (this.attnDrop > 0 && this.training) {
+      const attn = T.softmax(T.mulScalar(T.matmul(q, k, { transB: true }), this.scale), -1); // [B, H, N, N]
+      o = T.matmul(T.dropout(attn, this.attnDrop, true, this.rng), v);
+    } else {
+      o = T.scaledDotProductAttention(q, k, v, { scale: this.scale });
+    }
+    const merged = T.reshape(T.permute(o, [0, 2, 1, 3]), [B, N, C]); // [B, N, C]
+    return this.child<Dropout>('proj_drop').forward(this.proj.forward(merged));
+  }
+}
+
+export interface BlockOptions extends AttentionOptions {
+  mlpRatio?: number;
+  /** stochastic depth rate of this block */
+  dropPath?: number;
+  drop?: number;
+  /** LayerNorm eps: 1e-6 as every ViT in timm, MAE and MoCo v3 builds it */
+  eps?: number;
+}
+
+/** timm's pre-norm transformer block: x + drop_path(attn(norm1(x))), then x + drop_path(mlp(norm2(x))). */
+export class Block extends Module {
+  constructor(readonly dim: number, numHeads: number, o: BlockOptions = {}, f: Factory = {}) {
+    super();
+    const eps = o.eps ?? 1e-6;
+    this.registerModule('norm1', new LayerNorm(dim, eps, true, f));
+    this.registerModule('attn', new Attention(dim, numHeads, {
+      qkvBias: o.qkvBias ?? true, attnDrop: o.attnDrop ?? 0, projDrop: o.drop ?? o.projDrop ?? 0,
+    }, f));
+    this.registerModule('drop_path', new DropPath(o.dropPath ?? 0, f.rng ?? globalRng));
+    this.registerModule('norm2', new LayerNorm(dim, eps, true, f));
+    this.registerModule('mlp', new Mlp(dim, Math.floor(dim * (o.mlpRatio ?? 4)), dim, o.drop ?? 0, f));
+  }
+  get norm1(): LayerNorm { return this.child('norm1'); }
+  get attn(): Attention { return this.child('attn'); }
+  get dropPath(): DropPath { return this.child('drop_path'); }
+  get norm2(): LayerNorm { return this.child('norm2'); }
+  get mlp(): Mlp { return this.child('mlp'); }
+  forward(x: Tensor): Tensor {
+    const h = T.add(x, this.dropPath.forward(this.attn.forward(this.norm1.forward(x)))); // [B, N, D]
+    return T.add(h, this.dropPath.forward(this.mlp.forward(this.norm2.forward(h)))); // [B, N, D]
+  }
+}
