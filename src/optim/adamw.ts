@@ -1,0 +1,62 @@
+// AdamW with decoupled weight decay: torch.optim.AdamW (1.13, single-tensor path), as used by MAE and MoCo v3 ViTs.
+// Order per step: step += 1; p *= 1 - lr * wd; moments; p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps).
+import type { Tensor } from '../tensor/index.js';
+import { Optimizer, floatData, type CommonGroupOptions, type ParamGroup, type ParamState, type ParamsInit } from './optimizer.js';
+
+export interface AdamWHyper {
+  betas: [number, number];
+  eps: number;
+  amsgrad: boolean;
+}
+
+export type AdamWOptions = Partial<AdamWHyper & CommonGroupOptions>;
+
+export class AdamW extends Optimizer<AdamWHyper> {
+  readonly kind = 'adamw' as const;
+  protected override readonly countsSteps = true;
+
+  constructor(params: ParamsInit<AdamWHyper>, opts: AdamWOptions = {}) {
+    super(params, {
+      lr: opts.lr ?? 1e-3, betas: opts.betas ?? [0.9, 0.999], eps: opts.eps ?? 1e-8, amsgrad: opts.amsgrad ?? false,
+      weightDecay: opts.weightDecay ?? 1e-2, lrScale: opts.lrScale ?? 1, fixedLr: opts.fixedLr ?? false,
+    });
+  }
+
+  protected override validateGroup(group: ParamGroup<AdamWHyper>): void {
+    super.validateGroup(group);
+    const [b1, b2] = group.betas;
+    if (!(b1 >= 0 && b1 < 1)) throw new Error(`[adamw] invalid beta parameter at index 0: ${b1}`);
+    if (!(b2 >= 0 && b2 < 1)) throw new Error(`[adamw] invalid beta parameter at index 1: ${b2}`);
+    if (!(group.eps >= 0)) throw new Error(`[adamw] invalid epsilon ${group.eps}`);
+  }
+
+  protected override updateParam(p: Tensor, grad: Tensor, group: ParamGroup<AdamWHyper>, state: ParamState): void {
+    const w = floatData(p);
+    const g = floatData(grad);
+    const expAvg = floatData(this.buffer(p, state, 'exp_avg').buf);
+    const expAvgSq = floatData(this.buffer(p, state, 'exp_avg_sq').buf);
+    const maxExpAvgSq = group.amsgrad ? floatData(this.buffer(p, state, 'max_exp_avg_sq').buf) : null;
+    const { lr, weightDecay: wd, eps } = group;
+    const [b1, b2] = group.betas;
+    state.step += 1;
+    const biasCorrection1 = 1 - b1 ** state.step;
+    const biasCorrection2Sqrt = Math.sqrt(1 - b2 ** state.step);
+    const stepSize = lr / biasCorrection1;
+    const decay = 1 - lr * wd;
+    const n = w.length;
+    for (let i = 0; i < n; i++) {
+      const gi = g[i]!;
+      w[i] = w[i]! * decay;
+      expAvg[i] = b1 * expAvg[i]! + (1 - b1) * gi;
+      expAvgSq[i] = b2 * expAvgSq[i]! + (1 - b2) * gi * gi;
+      let v = expAvgSq[i]!;
+      if (maxExpAvgSq !== null) {
+        // Math.max propagates NaN like torch.maximum
+        maxExpAvgSq[i] = Math.max(maxExpAvgSq[i]!, v);
+        v = maxExpAvgSq[i]!;
+      }
+      const denom = Math.sqrt(v) / biasCorrection2Sqrt + eps;
+      w[i] = w[i]! - stepSize * (expAvg[i]! / denom);
+    }
+  }
+}

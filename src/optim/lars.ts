@@ -1,0 +1,52 @@
+// LARS as in MoCo v3 (optimizer.py) and MAE (util/lars.py): SGD momentum whose update for each weight matrix is
+// rescaled by trust_coefficient * ||w|| / ||g + wd * w||; parameters with ndim <= 1 (biases, norm gains) get
+// neither weight decay nor the trust ratio. Momentum accumulates without dampening: mu = m * mu + update.
+import type { Tensor } from '../tensor/index.js';
+import { Optimizer, floatData, type CommonGroupOptions, type ParamGroup, type ParamState, type ParamsInit } from './optimizer.js';
+
+export interface LARSHyper {
+  momentum: number;
+  trustCoefficient: number;
+}
+
+export type LARSOptions = Partial<LARSHyper & CommonGroupOptions>;
+
+export class LARS extends Optimizer<LARSHyper> {
+  readonly kind = 'lars' as const;
+
+  constructor(params: ParamsInit<LARSHyper>, opts: LARSOptions = {}) {
+    super(params, {
+      lr: opts.lr ?? 0, momentum: opts.momentum ?? 0.9, trustCoefficient: opts.trustCoefficient ?? 0.001,
+      weightDecay: opts.weightDecay ?? 0, lrScale: opts.lrScale ?? 1, fixedLr: opts.fixedLr ?? false,
+    });
+  }
+
+  protected override updateParam(p: Tensor, grad: Tensor, group: ParamGroup<LARSHyper>, state: ParamState): void {
+    const w = floatData(p);
+    const g = floatData(grad);
+    const mu = floatData(this.buffer(p, state, 'mu').buf);
+    const { lr, momentum: m, weightDecay: wd, trustCoefficient } = group;
+    const n = w.length;
+    let q = 1;
+    const adapt = p.ndim > 1;
+    if (adapt) {
+      let wSq = 0;
+      let uSq = 0;
+      for (let i = 0; i < n; i++) {
+        const wi = w[i]!;
+        const u = g[i]! + wd * wi;
+        wSq += wi * wi;
+        uSq += u * u;
+      }
+      // the official code's torch.where: ratio only when both norms are positive, else 1
+      const wNorm = Math.sqrt(wSq);
+      const uNorm = Math.sqrt(uSq);
+      if (wNorm > 0 && uNorm > 0) q = (trustCoefficient * wNorm) / uNorm;
+    }
+    for (let i = 0; i < n; i++) {
+      const u = adapt ? (g[i]! + wd * w[i]!) * q : g[i]!;
+      mu[i] = m * mu[i]! + u;
+      w[i] = w[i]! - lr * mu[i]!;
+    }
+  }
+}

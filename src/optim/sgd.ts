@@ -1,0 +1,55 @@
+// SGD with momentum, dampening, Nesterov and coupled weight decay: torch.optim.SGD (1.13, single-tensor path),
+// as used by MoCo v1/v2 and SimSiam. One fused loop per parameter over the float buffers.
+import type { Tensor } from '../tensor/index.js';
+import { Optimizer, floatData, type CommonGroupOptions, type ParamGroup, type ParamState, type ParamsInit } from './optimizer.js';
+
+export interface SGDHyper {
+  momentum: number;
+  dampening: number;
+  nesterov: boolean;
+}
+
+export type SGDOptions = Partial<SGDHyper & CommonGroupOptions> & { lr: number };
+
+export class SGD extends Optimizer<SGDHyper> {
+  readonly kind = 'sgd' as const;
+
+  constructor(params: ParamsInit<SGDHyper>, opts: SGDOptions) {
+    super(params, {
+      lr: opts.lr, momentum: opts.momentum ?? 0, dampening: opts.dampening ?? 0, nesterov: opts.nesterov ?? false,
+      weightDecay: opts.weightDecay ?? 0, lrScale: opts.lrScale ?? 1, fixedLr: opts.fixedLr ?? false,
+    });
+  }
+
+  protected override validateGroup(group: ParamGroup<SGDHyper>): void {
+    super.validateGroup(group);
+    if (!(group.momentum >= 0)) throw new Error(`[sgd] invalid momentum ${group.momentum}`);
+    if (group.nesterov && (group.momentum <= 0 || group.dampening !== 0)) {
+      throw new Error('[sgd] nesterov momentum requires a momentum and zero dampening');
+    }
+  }
+
+  protected override updateParam(p: Tensor, grad: Tensor, group: ParamGroup<SGDHyper>, state: ParamState): void {
+    const w = floatData(p);
+    const g = floatData(grad);
+    const { lr, weightDecay: wd, momentum: m, dampening, nesterov } = group;
+    const n = w.length;
+    if (m === 0) {
+      for (let i = 0; i < n; i++) {
+        const d = wd !== 0 ? g[i]! + wd * w[i]! : g[i]!;
+        w[i] = w[i]! - lr * d;
+      }
+      return;
+    }
+    // the buffer starts as a copy of the first (decayed) gradient, not from zero: no dampening on step one
+    const { buf, created } = this.buffer(p, state, 'momentum_buffer');
+    const b = floatData(buf);
+    const keepFrac = 1 - dampening;
+    for (let i = 0; i < n; i++) {
+      const d = wd !== 0 ? g[i]! + wd * w[i]! : g[i]!;
+      b[i] = created ? d : m * b[i]! + keepFrac * d;
+      const step = nesterov ? d + m * b[i]! : b[i]!;
+      w[i] = w[i]! - lr * step;
+    }
+  }
+}
