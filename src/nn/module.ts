@@ -113,6 +113,10 @@ export abstract class Module {
     return m as M;
   }
 
+  childOrNull<M extends Module = Module>(name: string): M | null {
+    return (this.children_.get(name) ?? null) as M | null;
+  }
+
   // ---------------------------------------------------------------- traversal (PyTorch order: own entries, then children)
 
   *namedChildren(): Generator<[string, Module]> {
