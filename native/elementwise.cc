@@ -271,11 +271,18 @@ void unary_typed(UnaryOp op, T* out, const T* x, int64_t n, double p0d, double p
   }
 }
 
-/** Float -> int conversion that truncates toward zero and never traps (uint8 wraps through int32). */
+/**
+ * Float -> int conversion that truncates toward zero and wraps modulo 2^bits like a JS typed-array store
+ * (NaN -> 0), so it matches the reference backend and never hits C++'s undefined out-of-range conversion.
+ */
 template <class To, class From>
 inline To convert(From v) {
-  if constexpr (std::is_same_v<To, uint8_t> && std::is_floating_point_v<From>) return To(int32_t(v));
-  else return To(v);
+  if constexpr (std::is_integral_v<To> && std::is_floating_point_v<From>) {
+    if (!(std::abs(v) < From(9.2e18))) return To(0);  // NaN, infinities, beyond int64
+    return To(int64_t(v));
+  } else {
+    return To(v);
+  }
 }
 
 // ---- oneDNN eltwise for float32 transcendentals ----

@@ -152,6 +152,7 @@ describe('native elementwise vs reference', native, () => {
       close(`fill ${dt}`, a, b, 0, 0);
     }
     const x = f32(1001, () => (rand() * 2 - 1) * 300);
+    x[0] = NaN; x[1] = 3e9; x[2] = -3e9; x[3] = -0.7; x[4] = 255.9; x[5] = 256.5;
     for (const dt of ['float32', 'float64', 'int32', 'uint8'] as const) {
       const o1 = make(dt, x.length); const o2 = make(dt, x.length);
       nb.cast(o1, x); rb.cast(o2, x);
