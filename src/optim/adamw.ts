@@ -44,19 +44,29 @@ export class AdamW extends Optimizer<AdamWHyper> {
     const stepSize = lr / biasCorrection1;
     const decay = 1 - lr * wd;
     const n = w.length;
-    for (let i = 0; i < n; i++) {
-      const gi = g[i]!;
-      w[i] = w[i]! * decay;
-      expAvg[i] = b1 * expAvg[i]! + (1 - b1) * gi;
-      expAvgSq[i] = b2 * expAvgSq[i]! + (1 - b2) * gi * gi;
-      let v = expAvgSq[i]!;
-      if (maxExpAvgSq !== null) {
-        // Math.max propagates NaN like torch.maximum
-        maxExpAvgSq[i] = Math.max(maxExpAvgSq[i]!, v);
-        v = maxExpAvgSq[i]!;
+    const c1 = 1 - b1;
+    const c2 = 1 - b2;
+    // amsgrad gets its own loop: a per-element branch would slow the loop several times over in V8
+    if (maxExpAvgSq === null) {
+      for (let i = 0; i < n; i++) {
+        const gi = g[i]!;
+        expAvg[i] = b1 * expAvg[i]! + c1 * gi;
+        expAvgSq[i] = b2 * expAvgSq[i]! + c2 * gi * gi;
+        const denom = Math.sqrt(expAvgSq[i]!) / biasCorrection2Sqrt + eps;
+        w[i] = w[i]! * decay; // rounded to the parameter's precision first, as PyTorch's in-place mul_
+        w[i] = w[i]! - stepSize * (expAvg[i]! / denom);
       }
-      const denom = Math.sqrt(v) / biasCorrection2Sqrt + eps;
-      w[i] = w[i]! - stepSize * (expAvg[i]! / denom);
+    } else {
+      for (let i = 0; i < n; i++) {
+        const gi = g[i]!;
+        expAvg[i] = b1 * expAvg[i]! + c1 * gi;
+        expAvgSq[i] = b2 * expAvgSq[i]! + c2 * gi * gi;
+        // Math.max propagates NaN like torch.maximum
+        maxExpAvgSq[i] = Math.max(maxExpAvgSq[i]!, expAvgSq[i]!);
+        const denom = Math.sqrt(maxExpAvgSq[i]!) / biasCorrection2Sqrt + eps;
+        w[i] = w[i]! * decay; // rounded to the parameter's precision first, as PyTorch's in-place mul_
+        w[i] = w[i]! - stepSize * (expAvg[i]! / denom);
+      }
     }
   }
 }

@@ -34,22 +34,33 @@ export class SGD extends Optimizer<SGDHyper> {
     const g = floatData(grad);
     const { lr, weightDecay: wd, momentum: m, dampening, nesterov } = group;
     const n = w.length;
+    // Loops are kept free of per-element branches (V8 then runs them several times faster). With wd = 0 the decay
+    // term is wd * w = 0, which leaves d = g exactly unless w is already non-finite (PyTorch skips the add).
     if (m === 0) {
-      for (let i = 0; i < n; i++) {
-        const d = wd !== 0 ? g[i]! + wd * w[i]! : g[i]!;
-        w[i] = w[i]! - lr * d;
-      }
+      for (let i = 0; i < n; i++) w[i] = w[i]! - lr * (g[i]! + wd * w[i]!);
       return;
     }
     // the buffer starts as a copy of the first (decayed) gradient, not from zero: no dampening on step one
     const { buf, created } = this.buffer(p, state, 'momentum_buffer');
     const b = floatData(buf);
+    if (created) {
+      for (let i = 0; i < n; i++) b[i] = g[i]! + wd * w[i]!;
+      if (nesterov) for (let i = 0; i < n; i++) w[i] = w[i]! - lr * (b[i]! + m * b[i]!);
+      else for (let i = 0; i < n; i++) w[i] = w[i]! - lr * b[i]!;
+      return;
+    }
     const keepFrac = 1 - dampening;
-    for (let i = 0; i < n; i++) {
-      const d = wd !== 0 ? g[i]! + wd * w[i]! : g[i]!;
-      b[i] = created ? d : m * b[i]! + keepFrac * d;
-      const step = nesterov ? d + m * b[i]! : b[i]!;
-      w[i] = w[i]! - lr * step;
+    if (nesterov) {
+      for (let i = 0; i < n; i++) {
+        const d = g[i]! + wd * w[i]!;
+        b[i] = m * b[i]! + keepFrac * d;
+        w[i] = w[i]! - lr * (d + m * b[i]!);
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        b[i] = m * b[i]! + keepFrac * (g[i]! + wd * w[i]!);
+        w[i] = w[i]! - lr * b[i]!;
+      }
     }
   }
 }
