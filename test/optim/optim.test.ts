@@ -204,6 +204,24 @@ describe('optimizer rules', () => {
     disposeAll(params, opt);
   });
 
+  it('steps on gradients from backward() inside tidy(); state created there survives the scope', () => {
+    const w = T.keep(T.tensor([1, -2, 0.5, 3], [2, 2], { requiresGrad: true }));
+    const opt = new AdamW([w], { lr: 0.1, weightDecay: 0 });
+    for (let k = 0; k < 3; k++) {
+      T.tidy(() => {
+        opt.zeroGrad();
+        T.sum(T.mul(w, w)).backward(); // grad = 2 w
+        opt.step();
+      });
+    }
+    const { tensors } = opt.stateDict();
+    assert.equal(tensors['state.0.exp_avg']!.length, 4);
+    // Adam's first steps move every coordinate by about lr towards zero
+    assertClose(w.data, [0.7, -1.7, 0.2, 2.7], 'AdamW on |w|^2', 0, 1e-2);
+    opt.dispose();
+    w.dispose();
+  });
+
   it('LARS leaves 1-D parameters without weight decay or trust ratio (plain momentum SGD)', () => {
     const b = T.keep(T.tensor([1, -2, 3], [3], { requiresGrad: true }));
     const lars = new LARS([b], { lr: 0.1, weightDecay: 0.5 });
