@@ -114,7 +114,7 @@ export class ResNet extends Module {
     this.registerModule('avgpool', new AdaptiveAvgPool2d(1));
     this.numFeatures = inPlanes;
     this.registerModule('fc', c.numClasses > 0 ? new Linear(inPlanes, c.numClasses, true, f) : new Identity());
-    this.initWeights(f);
+    if (f.skipInit !== true) this.initWeights(f);
   }
 
   /** torchvision: kaiming-normal (fan_out, relu) convs, BN weight 1 bias 0, optional zero-init of the last BN. */

@@ -77,7 +77,7 @@ export class VisionTransformer extends Module {
     // timm's VisionTransformer; MAE's global_pool variant deletes `norm` and adds `fc_norm`
     this.registerModule(c.globalPool ? 'fc_norm' : 'norm', new LayerNorm(D, 1e-6, true, f));
     this.registerModule('head', c.numClasses > 0 ? new Linear(D, c.numClasses, true, f) : new Identity());
-    this.initWeights(f);
+    if (f.skipInit !== true) this.initWeights(f);
   }
 
   /** MAE's initialize_weights: xavier-uniform patch embedding (as [D, C*p*p]) and Linear, trunc-normal(.02) cls token. */

@@ -11,7 +11,7 @@ export class Linear extends Module {
     super();
     const w = this.registerParameter('weight', factoryTensor([outFeatures, inFeatures], f))!;
     const b = this.registerParameter('bias', bias ? factoryTensor([outFeatures], f) : null);
-    defaultLinearInit(w, b, f.rng ?? globalRng);
+    if (f.skipInit !== true) defaultLinearInit(w, b, f.rng ?? globalRng);
   }
   get weight(): Tensor { return this.param('weight'); }
   get bias(): Tensor | null { return this.paramOrNull('bias'); }
@@ -46,7 +46,7 @@ export class Conv2d extends Module {
     }
     const w = this.registerParameter('weight', factoryTensor([outChannels, inChannels / this.groups, kernelSize, kernelSize], f))!;
     const b = this.registerParameter('bias', (o.bias ?? true) ? factoryTensor([outChannels], f) : null);
-    defaultLinearInit(w, b, f.rng ?? globalRng);
+    if (f.skipInit !== true) defaultLinearInit(w, b, f.rng ?? globalRng);
   }
   get weight(): Tensor { return this.param('weight'); }
   get bias(): Tensor | null { return this.paramOrNull('bias'); }

@@ -10,6 +10,8 @@ export interface Factory {
   dtype?: 'float32' | 'float64';
   /** generator for initialisation (default: the global one) */
   rng?: Rng;
+  /** leave weights at zeros (norms at ones): fast construction when a checkpoint is loaded next */
+  skipInit?: boolean;
 }
 
 export type StateDict = Map<string, Tensor>;

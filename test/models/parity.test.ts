@@ -3,15 +3,12 @@
 import { test } from 'node:test';
 import { resnet18, resnet18Cifar, resnet50Cifar, VisionTransformer } from '../../src/models/index.js';
 import { nativeAvailable } from '../helpers.js';
-import { checkParity } from '../nn/parity.js';
+import { checkParity, parityTargets } from '../nn/parity.js';
 
-const targets = [
-  { device: 'reference', dtype: 'float64' },
-  ...(nativeAvailable() ? [{ device: 'native', dtype: 'float32' }] : []),
-] as const;
+const targets = parityTargets(nativeAvailable());
 
 for (const { device, dtype } of targets) {
-  const f = { device };
+  const f = { device, skipInit: true };
   test(`resnet18 CIFAR stem, training-mode BN, matches torchvision (${device}, ${dtype})`, () => {
     const m = resnet18Cifar({ width: 0.125, numClasses: 10 }, f);
     checkParity('resnet18_cifar_w0.125', { device, dtype, module: m, forward: (i) => m.forward(i.get('x')!) });

@@ -3,12 +3,9 @@ import { test } from 'node:test';
 import * as T from '../../src/tensor/index.js';
 import { BatchNorm2d, Block, Conv2d, ReLU, Sequential } from '../../src/nn/index.js';
 import { nativeAvailable } from '../helpers.js';
-import { checkParity } from './parity.js';
+import { checkParity, parityTargets } from './parity.js';
 
-const targets = [
-  { device: 'reference', dtype: 'float64' },
-  ...(nativeAvailable() ? [{ device: 'native', dtype: 'float32' }] : []),
-] as const;
+const targets = parityTargets(nativeAvailable());
 
 for (const { device, dtype } of targets) {
   test(`conv-bn-relu matches PyTorch (${device}, ${dtype})`, () => {

@@ -43,6 +43,13 @@ export function loadFixture(name: string): Fixture {
   };
 }
 
+export interface Target { device: DeviceName; dtype: 'float32' | 'float64' }
+
+/** float64 on the reference backend always; native float32 when the addon is built. */
+export function parityTargets(nativeOk: boolean): Target[] {
+  return [{ device: 'reference', dtype: 'float64' }, ...(nativeOk ? [{ device: 'native', dtype: 'float32' } as const] : [])];
+}
+
 export interface Tolerance { rtol: number; atol: number }
 /** float64 reference vs PyTorch float64 (stored as float32): only the storage rounding differs */
 export const TOL64: Tolerance = { rtol: 1e-4, atol: 1e-6 };
