@@ -141,7 +141,9 @@ export class MoCo extends Module {
     const q = T.l2Normalize(this.encoderQ.forward(imQ), 1); // [N, dim]
     const k = this.keys(imK, shuffle); // [N, dim], no graph
     const lPos = T.sum(T.mul(q, k), 1, true); // [N, 1]
-    const lNeg = T.matmul(q, this.queue); // [N, K]; the queue is a buffer: no gradient
+    // a snapshot of the queue, as the official queue.clone().detach(): the matmul's backward must see the keys of
+    // this step, not the queue after dequeueAndEnqueue has overwritten it in place
+    const lNeg = T.matmul(q, T.noGrad(() => T.clone(this.queue))); // [N, K]
     const logits = T.mulScalar(T.concat([lPos, lNeg], 1), 1 / this.cfg.T); // [N, 1+K]
     const labels = T.zeros([q.shape[0]!], { dtype: 'int32', device: q.device }); // the positive is class 0
     return { loss: T.crossEntropy(logits, labels), logits, k };
