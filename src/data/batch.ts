@@ -1,9 +1,8 @@
 // Builds one batch (decode + augment + write NCHW float32) from a sample source; runs on a worker thread or inline.
 // Each sample's randomness comes from (seed, epoch, index) alone, so batches do not depend on which worker made them.
-import { decodeImage } from './decode.js';
-import { readFileOrThrow, type SampleSource } from './datasets.js';
+import { loadSampleImage, type SampleSource } from './datasets.js';
 import * as F from './functional.js';
-import { rgbImage, type RgbImage } from './image.js';
+import { type RgbImage } from './image.js';
 import { hashKeys, Rng } from './rng.js';
 import { buildTransform, Compose, type Transform, type TransformSpec, type ViewsSpec } from './transforms.js';
 
@@ -72,16 +71,6 @@ export class BatchBuilder {
     return this.source.labels.length;
   }
 
-  private async loadRaw(index: number): Promise<RgbImage> {
-    const s = this.source;
-    if (s.kind === 'packed') {
-      const off = s.offsets[index]!;
-      return rgbImage(s.data.subarray(off, s.offsets[index + 1]!), s.widths[index]!, s.heights[index]!);
-    }
-    const path = s.paths[index]!;
-    return decodeImage(await readFileOrThrow(path), path, s.maxPixels);
-  }
-
   /** Sample `index`, or under 'skip' the next decodable one after it; reports each bad file once per builder. */
   private async load(index: number, warnings: BatchResult['warnings']): Promise<{ img: RgbImage; used: number }> {
     const n = this.length;
@@ -90,7 +79,7 @@ export class BatchBuilder {
       const i = (index + k) % n;
       if (this.bad.has(i)) continue;
       try {
-        return { img: await this.loadRaw(i), used: i };
+        return { img: await loadSampleImage(this.source, i), used: i };
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
         if (this.badFile === 'error') throw new Error(`[DataLoader] bad input (badFile='error'): ${message}`);

@@ -5,6 +5,7 @@ import { join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { readFile } from 'node:fs/promises';
 import { decodeImage, DEFAULT_MAX_PIXELS } from './decode.js';
+import { rgbImage, type RgbImage } from './image.js';
 
 /** Images decoded on demand from files (what workers receive for folder datasets). */
 export interface FileSource {
@@ -319,4 +320,15 @@ export function describeSample(ds: Dataset, i: number, root?: string): string {
     return root ? relative(root, p) : p;
   }
   return `${ds.name}#${i}`;
+}
+
+/** Sample i as 8-bit RGB: a view into a packed source, or read + decoded from its file (errors name the file). */
+export async function loadSampleImage(source: SampleSource, index: number): Promise<RgbImage> {
+  if (!(index >= 0 && index < source.labels.length)) throw new Error(`[loadSampleImage] index ${index} out of range 0..${source.labels.length - 1}`);
+  if (source.kind === 'packed') {
+    const off = source.offsets[index]!;
+    return rgbImage(source.data.subarray(off, source.offsets[index + 1]!), source.widths[index]!, source.heights[index]!);
+  }
+  const path = source.paths[index]!;
+  return decodeImage(await readFileOrThrow(path), path, source.maxPixels);
 }
