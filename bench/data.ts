@@ -1,0 +1,151 @@
+// Data-loader throughput: the MoCo v2 preset from JPEG folders at 32 px (CIFAR-10 from the shared tarball) and 224 px
+// (larger JPEGs made from it), beside torchvision + PIL's DataLoader on the same folders when python can import them.
+// Prints one JSON line per measurement. Run: npm run bench:data  [-- --batches 30 --workers 2]
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { cacheDecoded, imageFolder, type Dataset } from '../src/data/datasets.js';
+import { DataLoader } from '../src/data/loader.js';
+import { preset } from '../src/data/presets.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string, def: number): number => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+const WORKERS = flag('workers', availableParallelism());
+const BATCHES = flag('batches', 30);
+const WARMUP = 3;
+const TARBALL = fileURLToPath(new URL('../../shared/datasets/cifar10-jpg.tar.gz', import.meta.url));
+const CACHE = join(tmpdir(), 'selfsup-bench-data');
+
+function log(obj: Record<string, unknown>): void {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+/** CIFAR-10 train/ as a JPEG folder, extracted once. */
+function cifarFolder(): string {
+  const dir = join(CACHE, 'cifar10');
+  if (!existsSync(join(dir, 'train'))) {
+    if (!existsSync(TARBALL)) throw new Error(`[bench:data] CIFAR-10 tarball not found at ${TARBALL}`);
+    const tmp = join(CACHE, `extract-${process.pid}`);
+    mkdirSync(tmp, { recursive: true });
+    execFileSync('tar', ['xzf', TARBALL, '-C', tmp]);
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(join(tmp, 'cifar10'), dir);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return join(dir, 'train');
+}
+
+/** ImageNet-like JPEGs (about 400x340, quality 90) made by upscaling CIFAR images, 64 per class. */
+async function largeFolder(cifarTrain: string): Promise<string> {
+  const dir = join(CACHE, 'large');
+  if (existsSync(join(dir, '.done'))) return dir;
+  rmSync(dir, { recursive: true, force: true });
+  for (const cls of readdirSync(cifarTrain).sort()) {
+    mkdirSync(join(dir, cls), { recursive: true });
+    const files = readdirSync(join(cifarTrain, cls)).sort().slice(0, 64);
+    await Promise.all(files.map(async (f, k) => {
+      const w = 360 + ((k * 37) % 120), h = 300 + ((k * 53) % 100);
+      await sharp(join(cifarTrain, cls, f)).resize(w, h, { kernel: 'cubic' }).jpeg({ quality: 90 }).toFile(join(dir, cls, f));
+    }));
+  }
+  writeFileSync(join(dir, '.done'), '');
+  return dir;
+}
+
+async function timeLoader(ds: Dataset, presetName: string, batchSize: number, workers: number): Promise<number> {
+  const loader = new DataLoader(ds, { batchSize, transform: preset(presetName), numWorkers: workers, seed: 0, dropLast: true });
+  let seen = 0;
+  let images = 0;
+  let t0 = 0;
+  for await (const b of loader.epoch(0)) {
+    seen++;
+    if (seen === WARMUP) t0 = performance.now();
+    else if (seen > WARMUP) images += b.shape[0];
+    if (seen === WARMUP + BATCHES) break;
+  }
+  const dt = (performance.now() - t0) / 1000;
+  await loader.close();
+  return images / dt;
+}
+
+const TORCH_SCRIPT = String.raw`
+import json, random, sys, time
+import torch, torchvision.transforms as T
+from PIL import ImageFilter
+from torch.utils.data import DataLoader
+from torchvision.datasets import ImageFolder
+root, size, batch, workers, batches, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+class GaussianBlur:  # moco/loader.py
+    def __init__(self, sigma=[.1, 2.]): self.sigma = sigma
+    def __call__(self, x): return x.filter(ImageFilter.GaussianBlur(radius=random.uniform(self.sigma[0], self.sigma[1])))
+class TwoCropsTransform:
+    def __init__(self, t): self.t = t
+    def __call__(self, x): return [self.t(x), self.t(x)]
+cifar = size == 32
+normalize = T.Normalize([0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]) if cifar else T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+aug = [T.RandomResizedCrop(size, scale=(0.2, 1.)), T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), T.RandomGrayscale(p=0.2)]
+if not cifar: aug.append(T.RandomApply([GaussianBlur([.1, 2.])], p=0.5))
+aug += [T.RandomHorizontalFlip(), T.ToTensor(), normalize]
+torch.set_num_threads(1)
+ds = ImageFolder(root, TwoCropsTransform(T.Compose(aug)))
+dl = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True, persistent_workers=workers > 0)
+n, seen = 0, 0
+for images, labels in dl:
+    seen += 1
+    if seen == warmup: t0 = time.perf_counter()
+    elif seen > warmup: n += images[0].shape[0]
+    if seen == warmup + batches: break
+print(json.dumps({"img_s": n / (time.perf_counter() - t0)}))
+`;
+
+function findTorchPython(): string | null {
+  for (const py of ['python3', '/usr/bin/python3']) {
+    const r = spawnSync(py, ['-c', 'import torch, torchvision, PIL'], { stdio: 'ignore' });
+    if (r.status === 0) return py;
+  }
+  return null;
+}
+
+function timeTorch(py: string, root: string, size: number, batch: number, workers: number): number | null {
+  const r = spawnSync(py, ['-c', TORCH_SCRIPT, root, String(size), String(batch), String(workers), String(BATCHES), String(WARMUP)], { encoding: 'utf8', timeout: 600_000 });
+  if (r.status !== 0) {
+    process.stderr.write(`[bench:data] torch run failed: ${r.stderr.slice(-500)}\n`);
+    return null;
+  }
+  return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { img_s: number }).img_s;
+}
+
+async function main(): Promise<void> {
+  const py = findTorchPython();
+  const cifarTrain = cifarFolder();
+  const large = await largeFolder(cifarTrain);
+  const cifarDs = imageFolder(cifarTrain);
+  const runs: Array<{ name: string; ds: () => Promise<Dataset>; root: string; preset: string; size: number; batch: number; source: string }> = [
+    { name: 'moco-v2 cifar10 32px', ds: async () => cifarDs, root: cifarTrain, preset: 'moco-v2-cifar', size: 32, batch: 128, source: 'jpeg-folder' },
+    { name: 'moco-v2 cifar10 32px cached', ds: async () => cacheDecoded(imageFolder(join(cifarTrain, '..', 'test'))), root: cifarTrain, preset: 'moco-v2-cifar', size: 32, batch: 128, source: 'jpeg-folder, decoded once into the in-memory cache' },
+    { name: 'moco-v2 224px', ds: async () => imageFolder(large), root: large, preset: 'moco-v2', size: 224, batch: 32, source: 'jpeg-folder ~400x340' },
+  ];
+  for (const r of runs) {
+    const ds = await r.ds();
+    const value = await timeLoader(ds, r.preset, r.batch, WORKERS);
+    const torchValue = py ? timeTorch(py, r.root, r.size, r.batch, WORKERS) : null;
+    const line: Record<string, unknown> = {
+      bench: 'data_loader', name: r.name, preset: r.preset, size: r.size, source: r.source, images: ds.length,
+      batch: r.batch, batches: BATCHES, workers: WORKERS, cores: availableParallelism(), unit: 'img/s', value: Math.round(value),
+    };
+    if (torchValue !== null) {
+      line.torch_value = Math.round(torchValue);
+      line.ratio = Number((value / torchValue).toFixed(2));
+      line.torch = 'torchvision + PIL, torch DataLoader (uncached JPEG folder)';
+    }
+    log(line);
+  }
+}
+
+await main();
