@@ -6,6 +6,7 @@ import { Module } from '../nn/module.js';
 import { Conv2d, LayerNorm, Linear, Sequential } from '../nn/layers.js';
 import { Block } from '../nn/transformer.js';
 import { get2dSincosPosEmbed, normal_, xavierUniform_ } from '../nn/init.js';
+import { PatchEmbed } from '../models/vit.js';
 
 export interface MaeConfig {
   imgSize: number;
@@ -32,25 +33,6 @@ export function maeVitTinyPatch4(): MaeConfig {
   return { ...maeBase, imgSize: 32, patchSize: 4, embedDim: 192, depth: 12, numHeads: 3, decoderEmbedDim: 128, decoderDepth: 4, decoderNumHeads: 4 };
 }
 
-/** Image to patch tokens by a conv with kernel = stride = patch size (timm's PatchEmbed, names proj.*). */
-export class PatchEmbed extends Module {
-  readonly numPatches: number;
-  constructor(readonly imgSize: number, readonly patchSize: number, inChans: number, embedDim: number, rng: Rng) {
-    super();
-    if (imgSize % patchSize !== 0) throw new Error(`[PatchEmbed] image size ${imgSize} is not a multiple of patch size ${patchSize}`);
-    this.numPatches = (imgSize / patchSize) ** 2;
-    this.registerModule('proj', new Conv2d(inChans, embedDim, patchSize, { stride: patchSize }, { rng }));
-  }
-  forward(x: Tensor): Tensor {
-    const [N, , H, W] = x.shape as [number, number, number, number];
-    if (H !== this.imgSize || W !== this.imgSize) {
-      throw new Error(`[PatchEmbed] input [${x.shape.join(', ')}] does not match image size ${this.imgSize}`);
-    }
-    const y = this.child<Conv2d>('proj').forward(x); // [N, D, h, w]
-    return T.transpose(T.reshape(y, [N, y.shape[1]!, this.numPatches]), 1, 2); // [N, L, D]
-  }
-}
-
 export interface Masking {
   /** [N, lenKeep, D] the visible tokens */
   xMasked: Tensor;
@@ -69,7 +51,7 @@ export class MaskedAutoencoderViT extends Module {
     this.cfg = cfg;
     this.rng = rng;
     const f = { rng };
-    const pe = this.registerModule('patch_embed', new PatchEmbed(cfg.imgSize, cfg.patchSize, cfg.inChans, cfg.embedDim, rng));
+    const pe = this.registerModule('patch_embed', new PatchEmbed(cfg.imgSize, cfg.patchSize, cfg.inChans, cfg.embedDim, f));
     const L = pe.numPatches;
     const grid = Math.round(Math.sqrt(L));
     // --- encoder
