@@ -136,7 +136,12 @@ def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     src = images["a"]
     for name, make in [
-        ("tiny.jpg", lambda p: Image.fromarray(src, "RGB").save(p, quality=90)),
+        ("tiny.jpg", lambda p: Image.fromarray(src, "RGB").save(p, quality=90)),  # 4:2:0, odd size
+        ("tiny-422.jpg", lambda p: Image.fromarray(src, "RGB").save(p, quality=75, subsampling=1)),
+        ("tiny-444.jpg", lambda p: Image.fromarray(src, "RGB").save(p, quality=95, subsampling=0)),
+        ("tiny-gray.jpg", lambda p: Image.fromarray(src[:, :, 0], "L").save(p, quality=85)),
+        ("tiny-progressive.jpg", lambda p: Image.fromarray(src, "RGB").save(p, quality=80, progressive=True)),
+        ("tiny-q16.jpg", lambda p: Image.fromarray(images["c"], "RGB").save(p, quality=3)),  # coarse tables: clipping paths
         ("tiny-gray.png", lambda p: Image.fromarray(src[:, :, 1], "L").save(p)),
         ("tiny-rgba.png", lambda p: Image.fromarray(np.dstack([src, np.full(src.shape[:2], 77, np.uint8)]), "RGBA").save(p)),
         ("tiny.webp", lambda p: Image.fromarray(src, "RGB").save(p, lossless=True)),

@@ -1,7 +1,11 @@
-// Decodes JPEG/PNG/WebP/TIFF bytes to 8-bit RGB with sharp: grey is expanded, alpha dropped (like PIL's convert('RGB')),
-// 16-bit samples scaled to 8 bits (v >> 8), CMYK converted to sRGB; EXIF orientation is ignored, as torchvision's loader does.
+// Decodes JPEG/PNG/WebP/TIFF bytes to 8-bit RGB: small baseline JPEGs in TypeScript, the rest with sharp. Grey is expanded,
+// alpha dropped (like PIL's convert('RGB')), 16-bit scaled to 8 bits (v >> 8), CMYK to sRGB; EXIF orientation ignored (as torchvision).
 import sharp from 'sharp';
 import { rgbImage, type RgbImage } from './image.js';
+import { decodeJpeg } from './jpeg.js';
+
+/** JPEGs up to this many pixels go through the TypeScript decoder (bit-exact with libjpeg-turbo, no per-call overhead). */
+export const SMALL_JPEG_PIXELS = 256 * 256;
 
 /** Images above this many pixels are refused before decoding (a 40 MP RGB image is 120 MB). */
 export const DEFAULT_MAX_PIXELS = 40_000_000;
@@ -11,6 +15,14 @@ sharp.concurrency(1);
 sharp.cache(false);
 
 export async function decodeImage(bytes: Uint8Array, name: string, maxPixels = DEFAULT_MAX_PIXELS): Promise<RgbImage> {
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) {
+    try {
+      const j = decodeJpeg(bytes, Math.min(maxPixels, SMALL_JPEG_PIXELS));
+      return rgbImage(j.data, j.width, j.height);
+    } catch {
+      // unsupported or corrupt: sharp decides, so the accept/reject verdict is always libjpeg's
+    }
+  }
   let out: { data: Buffer; info: sharp.OutputInfo };
   try {
     out = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'warning' })

@@ -237,19 +237,7 @@ function luma(r: number, g: number, b: number): number {
   return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
 }
 
-/**
- * Image.blend(degenerate, img, factor) for 8-bit bands: float arithmetic, truncation, clipping when
- * extrapolating. `degenerate(i)` gives the first image's byte i.
- */
-function blendInto(out: Uint8Array, src: Uint8Array, factor: number, degenerate: (i: number) => number): void {
-  const alpha = Math.fround(factor);
-  for (let i = 0; i < src.length; i++) {
-    const a = degenerate(i);
-    const v = Math.fround(a + Math.fround(alpha * (src[i]! - a)));
-    out[i] = v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v);
-  }
-}
-
+/** Image.blend(const, img, factor) for 8-bit bands as a table: float arithmetic, truncation, clipping when extrapolating. */
 function blendLut(alpha32: number, a: number): Uint8Array {
   const lut = new Uint8Array(256);
   for (let s = 0; s < 256; s++) {
@@ -289,7 +277,12 @@ export function adjustSaturation(img: RgbImage, factor: number): RgbImage {
   const grey = new Uint8Array(src.length / 3);
   for (let p = 0, i = 0; p < grey.length; p++, i += 3) grey[p] = luma(src[i]!, src[i + 1]!, src[i + 2]!);
   const out = new Uint8Array(src.length);
-  blendInto(out, src, factor, (i) => grey[(i / 3) | 0]!);
+  const alpha = Math.fround(factor);
+  for (let i = 0; i < src.length; i++) {
+    const a = grey[(i / 3) | 0]!;
+    const v = Math.fround(a + Math.fround(alpha * (src[i]! - a)));
+    out[i] = v <= 0 ? 0 : v >= 255 ? 255 : v | 0;
+  }
   return rgbImage(out, img.width, img.height);
 }
 
@@ -386,60 +379,59 @@ function gaussianBoxRadius(radius: number, passes: number): number {
   return f(l + a);
 }
 
-/** One horizontal pass of PIL's fractional-radius box blur with edge clamping, src -> dst (HWC rows of `width`). */
-function boxBlurRows(dst: Uint8Array, src: Uint8Array, width: number, rows: number, floatRadius: number): void {
+/**
+ * One pass of PIL's fractional-radius box blur with edge clamping along `count` lines of `length` samples, line l
+ * starting at l's offset (lineOffset(l)) with `stride` between samples. src and dst may not alias.
+ */
+function boxBlurLines(
+  dst: Uint8Array, src: Uint8Array, count: number, lineOffset: (l: number) => number, length: number, stride: number, floatRadius: number,
+): void {
   const radius = Math.trunc(floatRadius);
   const ww = Math.trunc(Math.fround(16777216 / Math.fround(floatRadius * 2 + 1)));
   const fw = Math.trunc((16777216 - (radius * 2 + 1) * ww) / 2);
-  const last = width - 1;
-  for (let y = 0; y < rows; y++) {
-    const base = y * width * 3;
-    for (let c = 0; c < 3; c++) {
-      const at = (x: number): number => src[base + (x < 0 ? 0 : x > last ? last : x) * 3 + c]!;
-      let acc = 0;
-      for (let k = -radius; k <= radius; k++) acc += at(k);
-      for (let x = 0; x <= last; x++) {
-        const bulk = acc * ww + (at(x - radius - 1) + at(x + radius + 1)) * fw;
-        dst[base + x * 3 + c] = Math.floor((bulk + 8388608) / 16777216);
-        acc += at(x + radius + 1) - at(x - radius);
-      }
+  const last = length - 1;
+  // line[k + radius + 1] holds sample clamp(k) for k in [-radius-1, length+radius]
+  const line = new Int32Array(length + 2 * radius + 2);
+  const span = 2 * radius + 2;
+  for (let l = 0; l < count; l++) {
+    const base = lineOffset(l);
+    const first = src[base]!, end = src[base + last * stride]!;
+    let j = 0;
+    for (; j <= radius; j++) line[j] = first;
+    for (let k = 0, s = base; k <= last; k++, s += stride) line[j++] = src[s]!;
+    for (; j < line.length; j++) line[j] = end;
+    let acc = 0;
+    for (let q = 1; q <= 2 * radius + 1; q++) acc += line[q]!;
+    for (let x = 0, o = base; x <= last; x++, o += stride) {
+      const right = line[x + span]!;
+      // (bulk + 2**23) >> 24 on a bulk below 2**32, as PIL's UINT32 arithmetic
+      dst[o] = ((acc * ww + (line[x]! + right) * fw + 8388608) / 16777216) | 0;
+      acc += right - line[x + 1]!;
     }
   }
 }
 
-function transpose(src: Uint8Array, width: number, height: number): Uint8Array {
-  const out = new Uint8Array(src.length);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const s = (y * width + x) * 3;
-      const d = (x * height + y) * 3;
-      out[d] = src[s]!; out[d + 1] = src[s + 1]!; out[d + 2] = src[s + 2]!;
-    }
-  }
-  return out;
-}
-
-/** PIL ImageFilter.GaussianBlur(radius=sigma): three extended box blurs per axis (MoCo's GaussianBlur). */
+/** PIL ImageFilter.GaussianBlur(radius=sigma): three extended box blurs along x, then three along y (MoCo's GaussianBlur). */
 export function gaussianBlurPil(img: RgbImage, sigma: number): RgbImage {
   if (!(sigma >= 0)) throw new Error(`[GaussianBlur] sigma must be non-negative, got ${sigma}`);
   if (sigma === 0) return img;
   const passes = 3;
   const r = gaussianBoxRadius(sigma, passes);
   const { width, height } = img;
+  const rowLine = (l: number): number => Math.trunc(l / 3) * width * 3 + (l % 3); // (y, channel)
+  const colLine = (l: number): number => l; // (x, channel): x * 3 + c
   let a: Uint8Array = new Uint8Array(img.data.length);
   let b: Uint8Array = new Uint8Array(img.data.length);
-  boxBlurRows(a, img.data, width, height, r);
+  boxBlurLines(a, img.data, height * 3, rowLine, width, 3, r);
   for (let i = 1; i < passes; i++) {
-    boxBlurRows(b, a, width, height, r);
+    boxBlurLines(b, a, height * 3, rowLine, width, 3, r);
     [a, b] = [b, a];
   }
-  let t: Uint8Array = transpose(a, width, height);
-  let u: Uint8Array = new Uint8Array(t.length);
   for (let i = 0; i < passes; i++) {
-    boxBlurRows(u, t, height, width, r);
-    [t, u] = [u, t];
+    boxBlurLines(b, a, width * 3, colLine, height, width * 3, r);
+    [a, b] = [b, a];
   }
-  return rgbImage(transpose(t, height, width), width, height);
+  return rgbImage(a, width, height);
 }
 
 // ---------------------------------------------------------------- to tensor

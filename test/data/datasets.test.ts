@@ -7,19 +7,30 @@ import { after, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { cacheDecoded, cifar10, cifar100, fashionMnist, imageFolder, mnist, DEBIAN_FASHION_MNIST_DIR } from '../../src/data/datasets.js';
 import { decodeImage } from '../../src/data/decode.js';
+import { decodeJpeg, UnsupportedJpeg } from '../../src/data/jpeg.js';
 import { bytes, expectClose, FIXTURE_DIR, loadFixtures } from './fixtures.js';
 import { encodePng } from './png.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'selfsup-datasets-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-test('sharp decoding matches Pillow convert("RGB") on JPEG, grey PNG, RGBA PNG and WebP', async () => {
+test('decoding matches Pillow convert("RGB"): JPEG (4:2:0, 4:2:2, 4:4:4, grey, progressive), grey/RGBA PNG, WebP', async () => {
   for (const d of loadFixtures().decode) {
-    const img = await decodeImage(readFileSync(join(FIXTURE_DIR, d.file)), d.file);
+    const bytesIn = readFileSync(join(FIXTURE_DIR, d.file));
+    const img = await decodeImage(bytesIn, d.file);
     assert.deepEqual([img.height, img.width], [d.height, d.width], d.file);
-    // JPEG: sharp's mozjpeg and PIL's libjpeg-turbo may differ by rounding; lossless formats must be exact
-    expectClose(`decode ${d.file}`, img.data, bytes(d.data), d.file.endsWith('.jpg') ? 2 : 0);
+    // baseline JPEGs go through the TypeScript decoder and are bit-exact with libjpeg-turbo; progressive ones through
+    // sharp (mozjpeg), which may round differently; lossless formats are exact
+    expectClose(`decode ${d.file}`, img.data, bytes(d.data), d.file.includes('progressive') ? 2 : 0);
+    if (d.file.endsWith('.jpg') && !d.file.includes('progressive')) {
+      const direct = decodeJpeg(bytesIn);
+      expectClose(`decodeJpeg ${d.file}`, direct.data, bytes(d.data), 0);
+    }
   }
+  assert.throws(() => decodeJpeg(readFileSync(join(FIXTURE_DIR, 'tiny-progressive.jpg'))), UnsupportedJpeg);
+  const jpg = readFileSync(join(FIXTURE_DIR, 'tiny.jpg'));
+  assert.throws(() => decodeJpeg(jpg.subarray(0, jpg.length - 200)), /premature end/);
+  assert.throws(() => decodeJpeg(jpg, 100), UnsupportedJpeg, 'above the pixel budget it defers to sharp');
 });
 
 test('16-bit PNGs are scaled to 8 bits, alpha dropped, grey expanded', async () => {
