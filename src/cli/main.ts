@@ -7,6 +7,9 @@ type Register = (program: Command) => void;
 const SUBCOMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
   ['show-augs', async () => (await import('./show-augs.js')).registerShowAugs],
   ['pretrain', async () => (await import('./pretrain.js')).registerPretrain],
+  ['knn', async () => (await import('./knn.js')).registerKnn],
+  ['reconstruct', async () => (await import('./reconstruct.js')).registerReconstruct],
+  ['embed', async () => (await import('./embed.js')).registerEmbed],
 ];
 
 export async function buildProgram(): Promise<Command> {

@@ -1,0 +1,89 @@
+// `selfsup knn`: weighted kNN accuracy (top-1, top-5) of a pretraining run's encoder on a labelled train/test pair,
+// the MoCo CIFAR demo's monitor as a command: cosine similarity, k neighbours voting with exp(sim / t).
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { DataLoader } from '../data/loader.js';
+import type { Dataset } from '../data/datasets.js';
+import { evalTransform } from '../methods/datasets.js';
+import { extract } from '../methods/pretrain.js';
+import { knnClassify } from '../eval/knn.js';
+import { loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
+import { writeFileAtomic } from '../io/atomic.js';
+
+export interface KnnCommandOptions {
+  checkpoint: string;
+  /** labelled training images for the feature bank (default: the run's data) */
+  data?: string;
+  /** labelled test images (default: the test split of --data) */
+  testData?: string;
+  k: number;
+  t: number;
+  limit: number | null;
+  testLimit: number | null;
+  batchSize: number;
+  workers: number;
+  /** JSON file for the result */
+  out?: string;
+}
+
+export interface KnnCommandResult {
+  method: string;
+  epoch: number;
+  top1: number;
+  top5: number;
+  bank: number;
+  test: number;
+  classes: number;
+  k: number;
+  t: number;
+  seconds: number;
+}
+
+export async function runKnn(o: KnnCommandOptions): Promise<KnnCommandResult> {
+  const t0 = performance.now();
+  const p = loadPretrained(o.checkpoint, 'knn');
+  const trainSpec = o.data ?? p.cfg.data;
+  const testSpec = o.testData ?? (o.data !== undefined ? o.data : (p.cfg.testData ?? p.cfg.data));
+  const { train, test, classes } = openLabelledPair('knn', trainSpec, testSpec, o.limit, o.testLimit);
+  const spec = evalTransform(p.cfg.augment, p.cfg.imgSize);
+  const mk = (ds: Dataset): DataLoader => new DataLoader(ds, { batchSize: o.batchSize, transform: spec, shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers });
+  const [bank, bankLabels] = await extract(p.model, mk(train));
+  const [queries, queryLabels] = await extract(p.model, mk(test));
+  try {
+    const r = knnClassify(bank, bankLabels, queries, queryLabels, classes.length, { k: o.k, t: o.t });
+    const result: KnnCommandResult = {
+      method: p.cfg.method, epoch: p.epoch, top1: r.top1, top5: r.top5, bank: train.length, test: test.length,
+      classes: classes.length, k: Math.min(o.k, train.length), t: o.t, seconds: (performance.now() - t0) / 1000,
+    };
+    if (o.out !== undefined) writeFileAtomic(resolve(o.out), `${JSON.stringify(result, null, 2)}\n`);
+    return result;
+  } finally {
+    bank.dispose();
+    queries.dispose();
+    p.model.dispose();
+  }
+}
+
+export function registerKnn(program: Command): void {
+  program
+    .command('knn')
+    .description('weighted kNN accuracy (top-1, top-5) of a checkpoint on a labelled train/test pair')
+    .requiredOption('--checkpoint <dir>', "run folder written by 'selfsup pretrain' (config.json + checkpoint)")
+    .option('--data <path>', "labelled training images for the feature bank (default: the run's data)")
+    .option('--test-data <path>', 'labelled test images (default: the test split of --data)')
+    .option('--k <n>', 'neighbours', positiveInt('knn', 'k'), 200)
+    .option('--t <x>', 'temperature of the vote weights', finiteNumber('knn', 't'), 0.1)
+    .option('--limit <n>', 'use only N training images (evenly strided)', positiveInt('knn', 'limit'))
+    .option('--test-limit <n>', 'use only N test images', positiveInt('knn', 'test-limit'))
+    .option('--batch-size <n>', 'images per forward pass', positiveInt('knn', 'batch-size'), 256)
+    .option('--workers <n>', 'data loader threads', (v: string) => Number.parseInt(v, 10), 2)
+    .option('--out <file>', 'also write the result as JSON')
+    .action(async (f: { checkpoint: string; data?: string; testData?: string; k: number; t: number; limit?: number; testLimit?: number; batchSize: number; workers: number; out?: string }) => {
+      const r = await runKnn({
+        checkpoint: f.checkpoint, k: f.k, t: f.t, limit: f.limit ?? null, testLimit: f.testLimit ?? null, batchSize: f.batchSize, workers: f.workers,
+        ...(f.data !== undefined ? { data: f.data } : {}), ...(f.testData !== undefined ? { testData: f.testData } : {}), ...(f.out !== undefined ? { out: f.out } : {}),
+      });
+      process.stdout.write(`[knn] ${r.method} (epoch ${r.epoch}): top-1 ${(100 * r.top1).toFixed(2)}% top-5 ${(100 * r.top5).toFixed(2)}% `
+        + `(k=${r.k}, t=${r.t}, bank ${r.bank}, test ${r.test}, ${r.classes} classes, ${r.seconds.toFixed(1)} s)\n`);
+    });
+}
