@@ -3,7 +3,7 @@
 // Prints one JSON line per measurement. Run: npm run bench:data  [-- --batches 30 --workers 2]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
@@ -58,20 +58,30 @@ async function largeFolder(cifarTrain: string): Promise<string> {
   return dir;
 }
 
-async function timeLoader(ds: Dataset, presetName: string, batchSize: number, workers: number): Promise<number> {
+interface Timing {
+  imgPerS: number;
+  /** CPU time of all threads per image: robust to other processes competing for the cores */
+  cpuMsPerImg: number;
+}
+
+async function timeLoader(ds: Dataset, presetName: string, batchSize: number, workers: number): Promise<Timing> {
   const loader = new DataLoader(ds, { batchSize, transform: preset(presetName), numWorkers: workers, seed: 0, dropLast: true });
   let seen = 0;
   let images = 0;
   let t0 = 0;
+  let cpu0 = process.cpuUsage();
   for await (const b of loader.epoch(0)) {
     seen++;
-    if (seen === WARMUP) t0 = performance.now();
-    else if (seen > WARMUP) images += b.shape[0];
+    if (seen === WARMUP) {
+      t0 = performance.now();
+      cpu0 = process.cpuUsage();
+    } else if (seen > WARMUP) images += b.shape[0];
     if (seen === WARMUP + BATCHES) break;
   }
   const dt = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   await loader.close();
-  return images / dt;
+  return { imgPerS: images / dt, cpuMsPerImg: (cpu.user + cpu.system) / 1000 / images };
 }
 
 const TORCH_SCRIPT = String.raw`
@@ -95,13 +105,23 @@ aug += [T.RandomHorizontalFlip(), T.ToTensor(), normalize]
 torch.set_num_threads(1)
 ds = ImageFolder(root, TwoCropsTransform(T.Compose(aug)))
 dl = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True, persistent_workers=workers > 0)
+import os
+def cpu_seconds(pids):  # this process plus the DataLoader worker processes (utime + stime from /proc)
+    t = os.times(); total = t.user + t.system
+    for pid in pids:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        total += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+it = iter(dl)
+pids = [w.pid for w in getattr(it, "_workers", [])]
 n, seen = 0, 0
-for images, labels in dl:
+for images, labels in it:
     seen += 1
-    if seen == warmup: t0 = time.perf_counter()
+    if seen == warmup: t0, c0 = time.perf_counter(), cpu_seconds(pids)
     elif seen > warmup: n += images[0].shape[0]
     if seen == warmup + batches: break
-print(json.dumps({"img_s": n / (time.perf_counter() - t0)}))
+dt, dc = time.perf_counter() - t0, cpu_seconds(pids) - c0
+print(json.dumps({"img_s": n / dt, "cpu_ms_per_img": 1000 * dc / n}))
 `;
 
 function findTorchPython(): string | null {
@@ -112,13 +132,14 @@ function findTorchPython(): string | null {
   return null;
 }
 
-function timeTorch(py: string, root: string, size: number, batch: number, workers: number): number | null {
+function timeTorch(py: string, root: string, size: number, batch: number, workers: number): Timing | null {
   const r = spawnSync(py, ['-c', TORCH_SCRIPT, root, String(size), String(batch), String(workers), String(BATCHES), String(WARMUP)], { encoding: 'utf8', timeout: 600_000 });
   if (r.status !== 0) {
     process.stderr.write(`[bench:data] torch run failed: ${r.stderr.slice(-500)}\n`);
     return null;
   }
-  return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { img_s: number }).img_s;
+  const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { img_s: number; cpu_ms_per_img: number };
+  return { imgPerS: j.img_s, cpuMsPerImg: j.cpu_ms_per_img };
 }
 
 async function main(): Promise<void> {
@@ -133,15 +154,20 @@ async function main(): Promise<void> {
   ];
   for (const r of runs) {
     const ds = await r.ds();
-    const value = await timeLoader(ds, r.preset, r.batch, WORKERS);
-    const torchValue = py ? timeTorch(py, r.root, r.size, r.batch, WORKERS) : null;
+    const load = loadavg()[0]!;
+    const ours = await timeLoader(ds, r.preset, r.batch, WORKERS);
+    const torch = py ? timeTorch(py, r.root, r.size, r.batch, WORKERS) : null;
     const line: Record<string, unknown> = {
       bench: 'data_loader', name: r.name, preset: r.preset, size: r.size, source: r.source, images: ds.length,
-      batch: r.batch, batches: BATCHES, workers: WORKERS, cores: availableParallelism(), unit: 'img/s', value: Math.round(value),
+      batch: r.batch, batches: BATCHES, workers: WORKERS, cores: availableParallelism(), load_avg_1m: Number(load.toFixed(1)),
+      unit: 'img/s', value: Math.round(ours.imgPerS), cpu_ms_per_img: Number(ours.cpuMsPerImg.toFixed(2)),
     };
-    if (torchValue !== null) {
-      line.torch_value = Math.round(torchValue);
-      line.ratio = Number((value / torchValue).toFixed(2));
+    if (torch !== null) {
+      line.torch_value = Math.round(torch.imgPerS);
+      line.ratio = Number((ours.imgPerS / torch.imgPerS).toFixed(2));
+      line.torch_cpu_ms_per_img = Number(torch.cpuMsPerImg.toFixed(2));
+      // ratio of CPU cost per image: what the wall-clock ratio would be on idle cores
+      line.cpu_ratio = Number((torch.cpuMsPerImg / ours.cpuMsPerImg).toFixed(2));
       line.torch = 'torchvision + PIL, torch DataLoader (uncached JPEG folder)';
     }
     log(line);

@@ -3,7 +3,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { readFile } from 'node:fs/promises';
 import { decodeImage, DEFAULT_MAX_PIXELS } from './decode.js';
 import { rgbImage, type RgbImage } from './image.js';
 
@@ -303,10 +302,14 @@ export async function cacheDecoded(ds: Dataset, options: CacheOptions = {}): Pro
   return { name: `cached:${ds.name}`, length: kept.length, classes: ds.classes, source: { kind: 'packed', data, offsets, widths, heights, labels } };
 }
 
-/** Read a file, with the error naming it (EACCES, ENOENT, EISDIR ...). */
+/**
+ * Read a file, with the error naming it (EACCES, ENOENT, EISDIR ...). Synchronous on purpose: for the small files of
+ * image datasets fs.promises.readFile costs ~0.6 ms of CPU per file against ~0.03 ms here, and the callers are loader
+ * workers whose only job is this.
+ */
 export async function readFileOrThrow(path: string): Promise<Uint8Array> {
   try {
-    return await readFile(path);
+    return readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? '';
     throw new Error(`[readFile] ${path}: cannot read (${code || (e instanceof Error ? e.message : String(e))})`);

@@ -293,42 +293,40 @@ export function adjustSaturation(img: RgbImage, factor: number): RgbImage {
 export function adjustHue(img: RgbImage, hueFactor: number): RgbImage {
   if (!(hueFactor >= -0.5 && hueFactor <= 0.5)) throw new Error(`[adjustHue] hueFactor must be in [-0.5, 0.5], got ${hueFactor}`);
   const shift = ((Math.trunc(hueFactor * 255) % 256) + 256) % 256; // np.uint8(float) wraps negatives
+  const { quot, hsvI, hsvF, fsTab } = hueTables();
   const src = img.data;
   const out = new Uint8Array(src.length);
   for (let i = 0; i < src.length; i += 3) {
     const r = src[i]!, g = src[i + 1]!, b = src[i + 2]!;
-    // rgb2hsv_row
+    // rgb2hsv_row (float arithmetic as Pillow's C code)
     const maxc = r > g ? (r > b ? r : b) : g > b ? g : b;
     const minc = r < g ? (r < b ? r : b) : g < b ? g : b;
     const v = maxc;
-    let h = 0, s = 0;
-    if (maxc !== minc) {
-      const cr = maxc - minc;
-      const sf = Math.fround(cr / maxc);
-      const rc = Math.fround((maxc - r) / cr);
-      const gc = Math.fround((maxc - g) / cr);
-      const bc = Math.fround((maxc - b) / cr);
-      let hf: number;
-      if (r === maxc) hf = Math.fround(bc - gc);
-      else if (g === maxc) hf = Math.fround(2 + rc - bc);
-      else hf = Math.fround(4 + gc - rc);
-      hf = Math.fround((hf / 6 + 1) % 1);
-      h = clamp255(Math.trunc(hf * 255));
-      s = clamp255(Math.trunc(sf * 255));
+    if (maxc === minc) {
+      out[i] = v; out[i + 1] = v; out[i + 2] = v; // s = 0: hue has no effect
+      continue;
     }
-    h = (h + shift) & 255;
+    const cr = maxc - minc;
+    const sf = quot[(cr << 8) | maxc]!;
+    let hf: number;
+    if (r === maxc) hf = Math.fround(quot[((maxc - b) << 8) | cr]! - quot[((maxc - g) << 8) | cr]!);
+    else if (g === maxc) hf = Math.fround(2 + quot[((maxc - r) << 8) | cr]! - quot[((maxc - b) << 8) | cr]!);
+    else hf = Math.fround(4 + quot[((maxc - g) << 8) | cr]! - quot[((maxc - r) << 8) | cr]!);
+    hf = Math.fround((hf / 6 + 1) % 1);
+    const h = (clamp255(Math.trunc(hf * 255)) + shift) & 255;
+    const s = clamp255(Math.trunc(sf * 255));
     // hsv2rgb
     if (s === 0) {
       out[i] = v; out[i + 1] = v; out[i + 2] = v;
       continue;
     }
-    const hi = Math.floor(Math.fround((h * 6) / 255));
-    const f = Math.fround(Math.fround((h * 6) / 255) - hi);
-    const fs = Math.fround(s / 255);
+    const hi = hsvI[h]!;
+    const f = hsvF[h]!;
+    const fs = fsTab[s]!;
     const p = clamp255(Math.round(Math.fround(v * Math.fround(1 - fs))));
     const q = clamp255(Math.round(Math.fround(v * Math.fround(1 - Math.fround(fs * f)))));
     const t = clamp255(Math.round(Math.fround(v * Math.fround(1 - Math.fround(fs * Math.fround(1 - f))))));
-    switch (hi % 6) {
+    switch (hi) {
       case 0: out[i] = v; out[i + 1] = t; out[i + 2] = p; break;
       case 1: out[i] = q; out[i + 1] = v; out[i + 2] = p; break;
       case 2: out[i] = p; out[i + 1] = v; out[i + 2] = t; break;
@@ -338,6 +336,31 @@ export function adjustHue(img: RgbImage, hueFactor: number): RgbImage {
     }
   }
   return rgbImage(out, img.width, img.height);
+}
+
+interface HueTables {
+  quot: Float32Array; // [num << 8 | den] = float(num / den)
+  hsvI: Int32Array; // floor(h * 6 / 255) % 6
+  hsvF: Float32Array; // its fractional part, in float
+  fsTab: Float32Array; // s / 255 in float
+}
+let hueTablesCache: HueTables | null = null;
+
+/** The divisions of Pillow's HSV conversion, precomputed in float32 (8-bit inputs make them small tables). */
+function hueTables(): HueTables {
+  if (hueTablesCache) return hueTablesCache;
+  const quot = new Float32Array(256 * 256);
+  for (let num = 0; num < 256; num++) for (let den = 1; den < 256; den++) quot[(num << 8) | den] = num / den;
+  const hsvI = new Int32Array(256), hsvF = new Float32Array(256), fsTab = new Float32Array(256);
+  for (let h = 0; h < 256; h++) {
+    const x = Math.fround((h * 6) / 255);
+    const i = Math.floor(x);
+    hsvI[h] = i % 6;
+    hsvF[h] = Math.fround(x - i);
+    fsTab[h] = h / 255;
+  }
+  hueTablesCache = { quot, hsvI, hsvF, fsTab };
+  return hueTablesCache;
 }
 
 function clamp255(v: number): number {
