@@ -190,17 +190,23 @@ Napi::Value js_alloc(const Args& a) {
     ab = Napi::ArrayBuffer::New(env, 0);
   } else {
     const size_t bytes = size_t(n) * elem_size(dt);
-    Block* block = mem_allocate(bytes, zero);
+    size_t osBytes = 0;
+    Block* block = mem_allocate(bytes, zero, &osBytes);
     if (!block) fail("alloc", "out of memory allocating " + std::to_string(bytes) + " bytes");
-    // The finalizer runs when JS drops the last reference; it only deletes bookkeeping if free() came first.
-    // V8 does not count external backing stores toward GC pressure on its own: tell it, so that arrays dropped
-    // without free() are collected before the process balloons.
-    Napi::MemoryManagement::AdjustExternalMemory(env, int64_t(block->bytes));
+    // V8 counts every new ArrayBuffer's bytes as external memory and runs a full mark-compact each time that count
+    // has grown 64 MiB past the last one: a training step's forward pass, which holds GiBs of activations, ran one
+    // GC every couple of tensors (~5 ms each, a third of the allocation-heavy step). Those tensors are freed
+    // deterministically, so the count is cancelled here and only memory newly taken from the OS is reported: an
+    // array dropped without free() makes its size miss the cache, which reports growth and still lets the GC
+    // collect leaks before the process balloons. free() and the finalizer undo the cancellation.
+    Napi::MemoryManagement::AdjustExternalMemory(env, int64_t(osBytes) - int64_t(bytes));
     ab = Napi::ArrayBuffer::New(
         env, block->ptr, bytes,
         [](Napi::Env e, void*, Block* b) {
-          if (!b->freed) Napi::MemoryManagement::AdjustExternalMemory(e, -int64_t(b->bytes));
-          mem_forget(b);
+          // V8 uncounted this buffer's bytes when it swept it; restore our cancellation (once, if free() did not)
+          const int64_t uncancel = b->freed ? 0 : int64_t(b->reqBytes);
+          const size_t osBytes = mem_forget(b);
+          if (uncancel || osBytes) Napi::MemoryManagement::AdjustExternalMemory(e, uncancel - int64_t(osBytes));
         },
         block);
   }
@@ -220,9 +226,10 @@ Napi::Value js_free(const Args& a) {
   if (!data) return a.env().Undefined();  // empty, or already freed
   Block* block = mem_find(data);
   if (!block) return a.env().Undefined();  // not ours (a plain JS array): the GC owns it
-  ab.Detach();
-  Napi::MemoryManagement::AdjustExternalMemory(a.env(), -int64_t(block->bytes));
-  mem_release(block);
+  const int64_t reqBytes = int64_t(block->reqBytes);
+  ab.Detach();  // V8 uncounts the buffer's bytes here: restore the cancellation made in alloc
+  const size_t osBytes = mem_release(block);
+  Napi::MemoryManagement::AdjustExternalMemory(a.env(), reqBytes - int64_t(osBytes));
   return a.env().Undefined();
 }
 
@@ -459,7 +466,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "alloc", js_alloc);
   add(env, exports, "free", js_free);
   add(env, exports, "memoryStats", js_memory_stats);
-  add(env, exports, "trimCache", [](const Args&) { mem_trim(); });
+  add(env, exports, "trimCache", [](const Args& a) {
+    const size_t osBytes = mem_trim();
+    if (osBytes) Napi::MemoryManagement::AdjustExternalMemory(a.env(), -int64_t(osBytes));
+  });
   add(env, exports, "fill", js_fill);
   add(env, exports, "cast", js_cast);
   add(env, exports, "unary", js_unary);

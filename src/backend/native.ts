@@ -35,7 +35,8 @@ process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 let addon: NativeAddon | null = null;
 let loadError: string | null = null;
 try {
-  addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+  // SELFSUP_NATIVE_ADDON: another build of the addon, for A/B benchmarks of kernel changes in one checkout.
+  addon = createRequire(import.meta.url)(process.env.SELFSUP_NATIVE_ADDON ?? ADDON_PATH) as NativeAddon;
 } catch (err) {
   const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
   loadError = /libdnnl/.test(reason)
