@@ -10,6 +10,7 @@ const SUBCOMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
   ['knn', async () => (await import('./knn.js')).registerKnn],
   ['reconstruct', async () => (await import('./reconstruct.js')).registerReconstruct],
   ['embed', async () => (await import('./embed.js')).registerEmbed],
+  ['linear', async () => (await import('./linear.js')).registerLinear],
 ];
 
 export async function buildProgram(): Promise<Command> {

@@ -103,13 +103,14 @@ export function vitFromMae(mae: MaskedAutoencoderViT, o: ViTFromMaeOptions): Vis
 }
 
 /** The frozen backbone of a run as one module with forwardFeatures: a ResNet or (MAE) a ViT reading the cls token. */
-export function frozenBackbone(p: Pretrained): { backbone: Module; features: (x: Tensor) => Tensor; dim: number } {
+/** `owned`: the backbone was built here (MAE's ViT) and is the caller's to dispose; otherwise it is part of p.model. */
+export function frozenBackbone(p: Pretrained): { backbone: Module; features: (x: Tensor) => Tensor; dim: number; owned: boolean } {
   if (p.model instanceof MaskedAutoencoderViT) {
     const vit = vitFromMae(p.model, { globalPool: false, numClasses: 0 });
-    return { backbone: vit, features: (x) => vit.forwardFeatures(x), dim: vit.numFeatures };
+    return { backbone: vit, features: (x) => vit.forwardFeatures(x), dim: vit.numFeatures, owned: true };
   }
   const enc = resnetEncoder(p.model) as ResNet;
-  return { backbone: enc, features: (x) => enc.forwardFeatures(x), dim: enc.numFeatures };
+  return { backbone: enc, features: (x) => enc.forwardFeatures(x), dim: enc.numFeatures, owned: false };
 }
 
 /** The '-cifar' suffix of the run's augmentation, so evaluation presets normalise as pretraining did. */

@@ -1,0 +1,181 @@
+// Linear classification on a frozen backbone, with the three official recipes: MoCo's main_lincls.py (SGD lr 30,
+// steps at 60/80 of 100 epochs), SimSiam's main_lincls.py --lars (LARS, lr 0.1 x batch/256, cosine) and MAE's
+// main_linprobe.py (BatchNorm without affine + Linear on the cls token, LARS, warmup + cosine). The backbone runs in
+// eval mode with no gradient; its weights and buffers are compared bit for bit after training.
+import * as T from '../tensor/index.js';
+import type { Tensor } from '../tensor/index.js';
+import type { Layer, Module } from '../nn/module.js';
+import { BatchNorm1d, Linear, Sequential } from '../nn/layers.js';
+import { normal_, truncNormal_, zeros_ } from '../nn/init.js';
+import { SGD, LARS, adjustLearningRate, type LrSchedule } from '../optim/index.js';
+import type { DataLoader } from '../data/loader.js';
+
+export type LinearRecipeName = 'moco' | 'simsiam' | 'mae';
+
+export interface LinearRecipe {
+  name: LinearRecipeName;
+  optimizer: 'sgd' | 'lars';
+  /** base lr; the actual lr is lr * batchSize / 256 when scaleLr */
+  lr: number;
+  scaleLr: boolean;
+  momentum: number;
+  weightDecay: number;
+  epochs: number;
+  batchSize: number;
+  /** MAE's head: BatchNorm1d(affine=False, eps=1e-6) before the Linear */
+  bnHead: boolean;
+  schedule: 'step' | 'cosine' | 'warmupCosine';
+  /** step: fractions of the epochs where lr *= 0.1; warmupCosine: warmup epochs */
+  milestones: number[];
+  warmupEpochs: number;
+}
+
+/** The official recipes (ImageNet batch sizes; the command line usually lowers them). */
+export function linearRecipe(name: LinearRecipeName): LinearRecipe {
+  switch (name) {
+    // moco/main_lincls.py: --lr 30 --batch-size 256 --wd 0 --schedule 60 80 --epochs 100
+    case 'moco': return { name, optimizer: 'sgd', lr: 30, scaleLr: false, momentum: 0.9, weightDecay: 0, epochs: 100, batchSize: 256, bnHead: false, schedule: 'step', milestones: [0.6, 0.8], warmupEpochs: 0 };
+    // simsiam/main_lincls.py --lars: lr 0.1 * batch / 256 (batch 4096), wd 0, cosine, 90 epochs
+    case 'simsiam': return { name, optimizer: 'lars', lr: 0.1, scaleLr: true, momentum: 0.9, weightDecay: 0, epochs: 90, batchSize: 4096, bnHead: false, schedule: 'cosine', milestones: [], warmupEpochs: 0 };
+    // mae/main_linprobe.py: blr 0.1, batch 16384, wd 0, 90 epochs, 10 warmup, LARS
+    case 'mae': return { name, optimizer: 'lars', lr: 0.1, scaleLr: true, momentum: 0.9, weightDecay: 0, epochs: 90, batchSize: 16384, bnHead: true, schedule: 'warmupCosine', milestones: [], warmupEpochs: 10 };
+  }
+}
+
+/** The classifier: Linear with weight N(0, 0.01) and zero bias (MoCo, SimSiam), or MAE's BN + trunc-normal Linear. */
+export function linearHead(dim: number, classes: number, bnHead: boolean, rng: T.Rng): Layer {
+  const fc = new Linear(dim, classes, true, { rng });
+  T.noGrad(() => {
+    if (bnHead) truncNormal_(fc.weight, 0.01, rng);
+    else normal_(fc.weight, 0, 0.01, rng);
+    zeros_(fc.bias!);
+  });
+  return bnHead ? new Sequential(new BatchNorm1d(dim, { affine: false, eps: 1e-6 }), fc) : fc;
+}
+
+/** A bit-exact copy of a module's state (parameters and buffers). */
+export function snapshotState(m: Module): Map<string, Float64Array> {
+  const s = new Map<string, Float64Array>();
+  for (const [k, t] of m.stateDict()) s.set(k, Float64Array.from(t.data as ArrayLike<number>));
+  return s;
+}
+
+/** Throws when any tensor of m differs from the snapshot: the frozen backbone must come out of training untouched. */
+export function assertUnchanged(before: ReadonlyMap<string, Float64Array>, m: Module, where = 'linear'): number {
+  const after = m.stateDict();
+  if (after.size !== before.size) throw new Error(`[${where}] the frozen backbone changed: ${before.size} tensors before training, ${after.size} after`);
+  for (const [k, a] of before) {
+    const t = after.get(k);
+    if (t === undefined) throw new Error(`[${where}] the frozen backbone changed: '${k}' is gone after training`);
+    const d = t.data as ArrayLike<number>;
+    let maxDiff = 0;
+    for (let i = 0; i < a.length; i++) {
+      const diff = Math.abs(d[i]! - a[i]!);
+      if (diff > maxDiff || (Number.isNaN(d[i]!) !== Number.isNaN(a[i]!))) maxDiff = Math.max(maxDiff, Number.isNaN(diff) ? Infinity : diff);
+    }
+    if (maxDiff > 0) throw new Error(`[${where}] the frozen backbone changed during training: '${k}' moved by up to ${maxDiff} (it must stay bit-identical)`);
+  }
+  return before.size;
+}
+
+export interface LinearEpoch { epoch: number; loss: number; lr: number; top1: number; top5: number; seconds: number }
+
+export interface LinearResult {
+  recipe: LinearRecipe;
+  lr: number;
+  history: LinearEpoch[];
+  top1: number;
+  top5: number;
+  /** backbone tensors verified bit-identical after training */
+  backboneTensorsChecked: number;
+  head: Layer;
+}
+
+export interface LinearProbeInput {
+  backbone: Module;
+  /** pooled features of the frozen backbone [N, D] */
+  features: (x: Tensor) => Tensor;
+  dim: number;
+  classes: number;
+  train: DataLoader;
+  val: DataLoader;
+  recipe: LinearRecipe;
+  seed: number;
+  onEpoch?: (e: LinearEpoch) => void;
+  onStep?: (info: { epoch: number; step: number; iters: number; loss: number }) => void;
+}
+
+/** Top-1 / top-5 of backbone + head over a loader (eval mode, no graph). */
+export async function evaluateHead(features: (x: Tensor) => Tensor, head: Layer, loader: DataLoader): Promise<{ top1: number; top5: number }> {
+  head.eval();
+  let n = 0;
+  let hit1 = 0;
+  let hit5 = 0;
+  for await (const b of loader.epoch(0)) {
+    T.noGrad(() => T.tidy(() => {
+      const logits = head.forward(features(T.tensor(b.images, b.shape))); // [N, classes]
+      const y = T.tensor(b.labels, [b.labels.length], { dtype: 'int32' });
+      hit1 += T.accuracy(logits, y, 1) * b.labels.length;
+      hit5 += T.accuracy(logits, y, 5) * b.labels.length;
+      n += b.labels.length;
+    }));
+  }
+  return { top1: n === 0 ? 0 : hit1 / n, top5: n === 0 ? 0 : hit5 / n };
+}
+
+/** Trains a linear head on the frozen backbone's features; throws if the backbone changed. */
+export async function linearProbe(o: LinearProbeInput): Promise<LinearResult> {
+  const r = o.recipe;
+  const rng = new T.Rng(o.seed);
+  const head = linearHead(o.dim, o.classes, r.bnHead, rng);
+  o.backbone.eval();
+  o.backbone.requiresGrad_(false);
+  const before = snapshotState(o.backbone);
+  const lr = r.scaleLr ? (r.lr * r.batchSize) / 256 : r.lr;
+  const params = head.parameters().filter((p) => p.requiresGrad);
+  const opt = r.optimizer === 'sgd'
+    ? new SGD(params, { lr, momentum: r.momentum, weightDecay: r.weightDecay })
+    : new LARS(params, { lr, momentum: r.momentum, weightDecay: r.weightDecay });
+  const schedule: LrSchedule = r.schedule === 'step'
+    ? { kind: 'step', lr, milestones: r.milestones.map((f) => Math.round(f * r.epochs)) }
+    : r.schedule === 'cosine' ? { kind: 'cosine', lr, epochs: r.epochs }
+      : { kind: 'warmupCosine', lr, minLr: 0, warmupEpochs: r.warmupEpochs, epochs: r.epochs };
+  const iters = o.train.length;
+  if (iters === 0) throw new Error('[linear] the training set is smaller than one batch');
+  const history: LinearEpoch[] = [];
+  for (let epoch = 0; epoch < r.epochs; epoch++) {
+    const t0 = performance.now();
+    head.train();
+    let sum = 0;
+    let count = 0;
+    let step = 0;
+    let lrNow = 0;
+    for await (const b of o.train.epoch(epoch)) {
+      // MAE adjusts per iteration; MoCo and SimSiam per epoch
+      lrNow = adjustLearningRate(opt, schedule, r.schedule === 'warmupCosine' ? epoch + step / iters : epoch);
+      const loss = T.tidy(() => {
+        const x = T.tensor(b.images, b.shape);
+        const feats = T.noGrad(() => o.features(x)); // [N, D] no graph into the backbone
+        const logits = head.forward(feats); // [N, classes]
+        const l = T.crossEntropy(logits, T.tensor(b.labels, [b.labels.length], { dtype: 'int32' }));
+        const v = l.item();
+        if (!Number.isFinite(v)) throw new Error(`[linear] loss is ${v} at epoch ${epoch + 1}; lower --lr`);
+        opt.zeroGrad();
+        l.backward();
+        opt.step();
+        return v;
+      });
+      sum += loss;
+      count++;
+      step++;
+      o.onStep?.({ epoch, step, iters, loss });
+    }
+    const acc = await evaluateHead(o.features, head, o.val);
+    const e: LinearEpoch = { epoch: epoch + 1, loss: sum / Math.max(1, count), lr: lrNow, ...acc, seconds: (performance.now() - t0) / 1000 };
+    history.push(e);
+    o.onEpoch?.(e);
+  }
+  const checked = assertUnchanged(before, o.backbone);
+  const last = history[history.length - 1]!;
+  return { recipe: r, lr, history, top1: last.top1, top5: last.top5, backboneTensorsChecked: checked, head };
+}
