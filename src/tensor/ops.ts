@@ -838,13 +838,15 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
     let gx: Tensor | null = null;
     let gw: Tensor | null = null;
     let gb: Tensor | null = null;
+    // The kernels overwrite their outputs: zero-fill only when an empty g skips them.
+    const zero = g.size === 0;
     if (x.requiresGrad) {
-      gx = like(x, x.shape, x.dtype, true);
+      gx = like(x, x.shape, x.dtype, zero);
       if (g.size > 0) x.backend.conv2dBackwardData(fdata(gx), fdata(g), fdata(weight), p);
     }
     if (weight.requiresGrad || (bias !== null && bias.requiresGrad)) {
-      gw = like(weight, weight.shape, weight.dtype, true);
-      gb = bias !== null ? like(bias, bias.shape, bias.dtype, true) : null;
+      gw = like(weight, weight.shape, weight.dtype, zero);
+      gb = bias !== null ? like(bias, bias.shape, bias.dtype, zero) : null;
       if (g.size > 0) x.backend.conv2dBackwardWeight(fdata(gw), gb === null ? null : fdata(gb), fdata(g), fdata(x), p);
     }
     return [gx, weight.requiresGrad ? gw : null, bias !== null && bias.requiresGrad ? gb : null];
