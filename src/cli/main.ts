@@ -11,6 +11,7 @@ const SUBCOMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
   ['reconstruct', async () => (await import('./reconstruct.js')).registerReconstruct],
   ['embed', async () => (await import('./embed.js')).registerEmbed],
   ['linear', async () => (await import('./linear.js')).registerLinear],
+  ['finetune', async () => (await import('./finetune.js')).registerFinetune],
 ];
 
 export async function buildProgram(): Promise<Command> {

@@ -1,0 +1,103 @@
+// `selfsup finetune`: end-to-end fine-tuning of an MAE run's encoder with MAE's recipe (layer-wise lr decay, drop
+// path, label smoothing, warmup + cosine, AdamW, global pooling); writes the fine-tuned ViT (timm names) and a JSON log.
+import type { Command } from 'commander';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as T from '../tensor/index.js';
+import { DataLoader } from '../data/loader.js';
+import { evalTransform } from '../methods/datasets.js';
+import type { MaskedAutoencoderViT } from '../methods/mae.js';
+import { serializeSafetensors } from '../io/safetensors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { finetune, finetuneModel, finetuneRecipe, type FinetuneRecipe, type FinetuneResult } from '../eval/finetune.js';
+import { linclsTrainTransform, loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
+
+export interface FinetuneCommandOptions {
+  checkpoint: string;
+  data?: string;
+  testData?: string;
+  recipe?: Partial<FinetuneRecipe>;
+  limit: number | null;
+  testLimit: number | null;
+  workers: number;
+  seed: number;
+  out?: string;
+  log?: (line: string) => void;
+}
+
+export async function runFinetune(o: FinetuneCommandOptions): Promise<FinetuneResult & { recipe: FinetuneRecipe; classes: number }> {
+  const p = loadPretrained(o.checkpoint, 'finetune', ['mae']);
+  try {
+    const recipe = { ...finetuneRecipe(), ...o.recipe };
+    if (o.recipe?.epochs !== undefined && o.recipe.warmupEpochs === undefined) recipe.warmupEpochs = Math.min(5, Math.floor(recipe.epochs / 2));
+    if (!(recipe.layerDecay > 0 && recipe.layerDecay <= 1)) throw new Error(`[finetune] --layer-decay must be in (0, 1], got ${recipe.layerDecay}`);
+    if (!(recipe.dropPath >= 0 && recipe.dropPath < 1)) throw new Error(`[finetune] --drop-path must be in [0, 1), got ${recipe.dropPath}`);
+    const trainSpec = o.data ?? p.cfg.data;
+    const testSpec = o.testData ?? (o.data !== undefined ? o.data : (p.cfg.testData ?? p.cfg.data));
+    const pair = openLabelledPair('finetune', trainSpec, testSpec, o.limit, o.testLimit);
+    const vit = finetuneModel(p.model as MaskedAutoencoderViT, pair.classes.length, recipe, new T.Rng(o.seed));
+    const train = new DataLoader(pair.train, { batchSize: recipe.batchSize, transform: linclsTrainTransform(p.cfg), shuffle: true, dropLast: false, seed: o.seed, numWorkers: o.workers });
+    const val = new DataLoader(pair.test, { batchSize: Math.min(256, recipe.batchSize), transform: evalTransform(p.cfg.augment, p.cfg.imgSize), shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers });
+    try {
+      const r = await finetune(vit, train, val, recipe, (e) => o.log?.(`[finetune] epoch ${e.epoch}/${recipe.epochs}: loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} top-1 ${(100 * e.top1).toFixed(2)}% top-5 ${(100 * e.top5).toFixed(2)}% (${e.seconds.toFixed(1)} s)`));
+      const result = { ...r, recipe, classes: pair.classes.length };
+      if (o.out !== undefined) {
+        const weights = serializeSafetensors(new Map(vit.stateDict()), { format: 'selfsup-finetuned-vit', checkpoint: resolve(o.checkpoint), classes: JSON.stringify(pair.classes) });
+        mkdirSync(o.out, { recursive: true });
+        writeFileAtomic(join(o.out, 'model.safetensors'), weights);
+        writeFileAtomic(join(o.out, 'finetune.json'), `${JSON.stringify(result, null, 2)}\n`);
+      }
+      return result;
+    } finally {
+      await train.close();
+      await val.close();
+      vit.dispose();
+    }
+  } finally {
+    p.model.dispose();
+  }
+}
+
+export function registerFinetune(program: Command): void {
+  const d = finetuneRecipe();
+  program
+    .command('finetune')
+    .description("fine-tune an MAE run's encoder end to end with MAE's recipe (layer-wise lr decay, drop path, label smoothing, AdamW, warmup + cosine, global pooling)")
+    .requiredOption('--checkpoint <dir>', "an MAE run folder written by 'selfsup pretrain --method mae'")
+    .option('--data <path>', "labelled training images (default: the run's data)")
+    .option('--test-data <path>', 'labelled test images (default: the test split of --data)')
+    .option('--epochs <n>', `epochs (default ${d.epochs})`, positiveInt('finetune', 'epochs'))
+    .option('--warmup-epochs <n>', `warmup epochs (default ${d.warmupEpochs}, at most half of --epochs)`, finiteNumber('finetune', 'warmup-epochs'))
+    .option('--batch-size <n>', `images per step (default ${d.batchSize})`, positiveInt('finetune', 'batch-size'))
+    .option('--blr <x>', `base lr: lr = blr * batch / 256 (default ${d.blr})`, finiteNumber('finetune', 'blr'))
+    .option('--layer-decay <x>', `layer-wise lr decay (default ${d.layerDecay})`, finiteNumber('finetune', 'layer-decay'))
+    .option('--weight-decay <x>', `AdamW weight decay (default ${d.weightDecay})`, finiteNumber('finetune', 'weight-decay'))
+    .option('--drop-path <x>', `stochastic depth rate (default ${d.dropPath})`, finiteNumber('finetune', 'drop-path'))
+    .option('--smoothing <x>', `label smoothing (default ${d.labelSmoothing})`, finiteNumber('finetune', 'smoothing'))
+    .option('--cls-token', 'classify the normed cls token instead of the global pool')
+    .option('--limit <n>', 'use only N training images (evenly strided)', positiveInt('finetune', 'limit'))
+    .option('--test-limit <n>', 'use only N test images', positiveInt('finetune', 'test-limit'))
+    .option('--workers <n>', 'data loader threads', (v: string) => Number.parseInt(v, 10), 2)
+    .option('--seed <n>', 'random seed', (v: string) => Number.parseInt(v, 10), 0)
+    .option('--out <dir>', 'write model.safetensors (the fine-tuned ViT) and finetune.json here')
+    .action(async (f: { checkpoint: string; data?: string; testData?: string; epochs?: number; warmupEpochs?: number; batchSize?: number; blr?: number; layerDecay?: number; weightDecay?: number; dropPath?: number; smoothing?: number; clsToken?: boolean; limit?: number; testLimit?: number; workers: number; seed: number; out?: string }) => {
+      const recipe: Partial<FinetuneRecipe> = {};
+      if (f.epochs !== undefined) recipe.epochs = f.epochs;
+      if (f.warmupEpochs !== undefined) recipe.warmupEpochs = f.warmupEpochs;
+      if (f.batchSize !== undefined) recipe.batchSize = f.batchSize;
+      if (f.blr !== undefined) recipe.blr = f.blr;
+      if (f.layerDecay !== undefined) recipe.layerDecay = f.layerDecay;
+      if (f.weightDecay !== undefined) recipe.weightDecay = f.weightDecay;
+      if (f.dropPath !== undefined) recipe.dropPath = f.dropPath;
+      if (f.smoothing !== undefined) recipe.labelSmoothing = f.smoothing;
+      if (f.clsToken === true) recipe.globalPool = false;
+      const r = await runFinetune({
+        checkpoint: f.checkpoint, recipe, limit: f.limit ?? null, testLimit: f.testLimit ?? null, workers: f.workers, seed: f.seed,
+        log: (s) => process.stdout.write(`${s}\n`),
+        ...(f.data !== undefined ? { data: f.data } : {}), ...(f.testData !== undefined ? { testData: f.testData } : {}),
+        ...(f.out !== undefined ? { out: resolve(f.out) } : {}),
+      });
+      process.stdout.write(`[finetune] ${r.recipe.epochs} epochs, lr ${r.lr.toExponential(2)}, layer decay ${r.recipe.layerDecay} over ${r.groups} groups: `
+        + `top-1 ${(100 * r.top1).toFixed(2)}% top-5 ${(100 * r.top5).toFixed(2)}%\n`);
+    });
+}

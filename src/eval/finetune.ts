@@ -1,0 +1,97 @@
+// Fine-tuning an MAE encoder end to end as mae/main_finetune.py does: a timm ViT with global pooling (fc_norm) and
+// drop path, head initialised trunc-normal(2e-5), AdamW over layer-wise lr-decay groups (scale =
+// decay^(num_layers - layer_id)), label smoothing, per-iteration warmup + cosine. Mixup/CutMix and RandAugment are
+// not implemented: the training transform is main_lincls's RandomResizedCrop + flip.
+import * as T from '../tensor/index.js';
+import type { Tensor } from '../tensor/index.js';
+import { truncNormal_, zeros_ } from '../nn/init.js';
+import type { Linear } from '../nn/layers.js';
+import type { VisionTransformer } from '../models/vit.js';
+import { AdamW, adjustLearningRate, layerDecayGroups, type DecayGroup, type LrSchedule } from '../optim/index.js';
+import type { DataLoader } from '../data/loader.js';
+import type { MaskedAutoencoderViT } from '../methods/mae.js';
+import { vitFromMae } from './pretrained.js';
+import { evaluateHead } from './linear.js';
+
+export interface FinetuneRecipe {
+  /** base lr: lr = blr * batchSize / 256 */
+  blr: number;
+  minLr: number;
+  layerDecay: number;
+  weightDecay: number;
+  dropPath: number;
+  labelSmoothing: number;
+  epochs: number;
+  warmupEpochs: number;
+  batchSize: number;
+  globalPool: boolean;
+}
+
+/** FINETUNE.md's ViT-Base recipe: blr 5e-4, layer decay 0.65, wd 0.05, drop path 0.1, smoothing 0.1, 100 epochs, 5 warmup. */
+export function finetuneRecipe(): FinetuneRecipe {
+  return { blr: 5e-4, minLr: 1e-6, layerDecay: 0.65, weightDecay: 0.05, dropPath: 0.1, labelSmoothing: 0.1, epochs: 100, warmupEpochs: 5, batchSize: 1024, globalPool: true };
+}
+
+/** The classifier ViT from an MAE encoder: global pooling + fc_norm, drop path, trainable position embeddings. */
+export function finetuneModel(mae: MaskedAutoencoderViT, classes: number, r: FinetuneRecipe, rng: T.Rng): VisionTransformer {
+  const vit = vitFromMae(mae, { globalPool: r.globalPool, numClasses: classes, dropPathRate: r.dropPath, learnedPosEmbed: true, rng });
+  const head = vit.head as Linear;
+  T.noGrad(() => {
+    truncNormal_(head.weight, 2e-5, rng); // main_finetune: trunc_normal_(model.head.weight, std=2e-5)
+    zeros_(head.bias!);
+  });
+  return vit;
+}
+
+/** MAE's param_groups_lrd over the ViT: no weight decay on 1-D parameters, pos_embed and cls_token. */
+export function finetuneParamGroups(vit: VisionTransformer, r: FinetuneRecipe): (DecayGroup & { name: string; lrScale: number })[] {
+  return layerDecayGroups([...vit.namedParameters()], {
+    depth: vit.config.depth, weightDecay: r.weightDecay, layerDecay: r.layerDecay, noWeightDecayList: ['pos_embed', 'cls_token'],
+  });
+}
+
+export interface FinetuneEpoch { epoch: number; loss: number; lr: number; top1: number; top5: number; seconds: number }
+
+export interface FinetuneResult { lr: number; history: FinetuneEpoch[]; top1: number; top5: number; groups: number }
+
+export async function finetune(vit: VisionTransformer, train: DataLoader, val: DataLoader, r: FinetuneRecipe,
+  onEpoch?: (e: FinetuneEpoch) => void): Promise<FinetuneResult> {
+  const lr = (r.blr * r.batchSize) / 256;
+  const groups = finetuneParamGroups(vit, r);
+  const opt = new AdamW(groups, { lr, betas: [0.9, 0.999], weightDecay: r.weightDecay });
+  const schedule: LrSchedule = { kind: 'warmupCosine', lr, minLr: r.minLr, warmupEpochs: r.warmupEpochs, epochs: r.epochs };
+  const iters = train.length;
+  if (iters === 0) throw new Error('[finetune] the training set is smaller than one batch');
+  const history: FinetuneEpoch[] = [];
+  for (let epoch = 0; epoch < r.epochs; epoch++) {
+    const t0 = performance.now();
+    vit.train();
+    let sum = 0;
+    let count = 0;
+    let step = 0;
+    let lrNow = 0;
+    for await (const b of train.epoch(epoch)) {
+      lrNow = adjustLearningRate(opt, schedule, epoch + step / iters); // per iteration, as MAE
+      const loss = T.tidy(() => {
+        const logits = vit.forward(T.tensor(b.images, b.shape)); // [N, classes]
+        const l = T.crossEntropy(logits, T.tensor(b.labels, [b.labels.length], { dtype: 'int32' }), { labelSmoothing: r.labelSmoothing });
+        const v = l.item();
+        if (!Number.isFinite(v)) throw new Error(`[finetune] loss is ${v} at epoch ${epoch + 1}; stopping (lower --blr)`);
+        opt.zeroGrad();
+        l.backward();
+        opt.step();
+        return v;
+      });
+      sum += loss;
+      count++;
+      step++;
+    }
+    vit.eval(); // drop path off, as the evaluation of main_finetune
+    const acc = await evaluateHead((x: Tensor) => vit.forwardFeatures(x), vit.head, val);
+    const e: FinetuneEpoch = { epoch: epoch + 1, loss: sum / Math.max(1, count), lr: lrNow, ...acc, seconds: (performance.now() - t0) / 1000 };
+    history.push(e);
+    onEpoch?.(e);
+  }
+  const last = history[history.length - 1]!;
+  return { lr, history, top1: last.top1, top5: last.top5, groups: groups.length };
+}
