@@ -403,33 +403,34 @@ function gaussianBoxRadius(radius: number, passes: number): number {
 }
 
 /**
- * One pass of PIL's fractional-radius box blur with edge clamping along `count` lines of `length` samples, line l
- * starting at l's offset (lineOffset(l)) with `stride` between samples. src and dst may not alias.
+ * One pass of PIL's fractional-radius box blur with edge clamping along `count` lines of `length` RGB pixels; line l
+ * starts at byte l * lineStep and its pixels are `stride` bytes apart. src and dst may not alias.
  */
-function boxBlurLines(
-  dst: Uint8Array, src: Uint8Array, count: number, lineOffset: (l: number) => number, length: number, stride: number, floatRadius: number,
-): void {
+function boxBlurLines(dst: Uint8Array, src: Uint8Array, count: number, lineStep: number, length: number, stride: number, floatRadius: number): void {
   const radius = Math.trunc(floatRadius);
   const ww = Math.trunc(Math.fround(16777216 / Math.fround(floatRadius * 2 + 1)));
   const fw = Math.trunc((16777216 - (radius * 2 + 1) * ww) / 2);
   const last = length - 1;
-  // line[k + radius + 1] holds sample clamp(k) for k in [-radius-1, length+radius]
-  const line = new Int32Array(length + 2 * radius + 2);
-  const span = 2 * radius + 2;
+  // line[3 * (k + radius + 1) + c] holds channel c of pixel clamp(k), k in [-radius-1, length+radius]
+  const n = length + 2 * radius + 2;
+  const line = new Int32Array(n * 3);
+  const span = 3 * (2 * radius + 2);
   for (let l = 0; l < count; l++) {
-    const base = lineOffset(l);
-    const first = src[base]!, end = src[base + last * stride]!;
+    const base = l * lineStep;
+    const e = base + last * stride;
     let j = 0;
-    for (; j <= radius; j++) line[j] = first;
-    for (let k = 0, s = base; k <= last; k++, s += stride) line[j++] = src[s]!;
-    for (; j < line.length; j++) line[j] = end;
-    let acc = 0;
-    for (let q = 1; q <= 2 * radius + 1; q++) acc += line[q]!;
-    for (let x = 0, o = base; x <= last; x++, o += stride) {
-      const right = line[x + span]!;
+    for (let k = 0; k <= radius; k++, j += 3) { line[j] = src[base]!; line[j + 1] = src[base + 1]!; line[j + 2] = src[base + 2]!; }
+    for (let k = 0, s = base; k <= last; k++, s += stride, j += 3) { line[j] = src[s]!; line[j + 1] = src[s + 1]!; line[j + 2] = src[s + 2]!; }
+    for (; j < n * 3; j += 3) { line[j] = src[e]!; line[j + 1] = src[e + 1]!; line[j + 2] = src[e + 2]!; }
+    let a0 = 0, a1 = 0, a2 = 0;
+    for (let q = 3; q <= 3 * (2 * radius + 1); q += 3) { a0 += line[q]!; a1 += line[q + 1]!; a2 += line[q + 2]!; }
+    for (let x = 0, o = base, q = 0; x <= last; x++, o += stride, q += 3) {
+      const r0 = line[q + span]!, r1 = line[q + span + 1]!, r2 = line[q + span + 2]!;
       // (bulk + 2**23) >> 24 on a bulk below 2**32, as PIL's UINT32 arithmetic
-      dst[o] = ((acc * ww + (line[x]! + right) * fw + 8388608) / 16777216) | 0;
-      acc += right - line[x + 1]!;
+      dst[o] = ((a0 * ww + (line[q]! + r0) * fw + 8388608) / 16777216) | 0;
+      dst[o + 1] = ((a1 * ww + (line[q + 1]! + r1) * fw + 8388608) / 16777216) | 0;
+      dst[o + 2] = ((a2 * ww + (line[q + 2]! + r2) * fw + 8388608) / 16777216) | 0;
+      a0 += r0 - line[q + 3]!; a1 += r1 - line[q + 4]!; a2 += r2 - line[q + 5]!;
     }
   }
 }
@@ -441,17 +442,15 @@ export function gaussianBlurPil(img: RgbImage, sigma: number): RgbImage {
   const passes = 3;
   const r = gaussianBoxRadius(sigma, passes);
   const { width, height } = img;
-  const rowLine = (l: number): number => Math.trunc(l / 3) * width * 3 + (l % 3); // (y, channel)
-  const colLine = (l: number): number => l; // (x, channel): x * 3 + c
   let a: Uint8Array = new Uint8Array(img.data.length);
   let b: Uint8Array = new Uint8Array(img.data.length);
-  boxBlurLines(a, img.data, height * 3, rowLine, width, 3, r);
+  boxBlurLines(a, img.data, height, width * 3, width, 3, r);
   for (let i = 1; i < passes; i++) {
-    boxBlurLines(b, a, height * 3, rowLine, width, 3, r);
+    boxBlurLines(b, a, height, width * 3, width, 3, r);
     [a, b] = [b, a];
   }
   for (let i = 0; i < passes; i++) {
-    boxBlurLines(b, a, width * 3, colLine, height, width * 3, r);
+    boxBlurLines(b, a, width, 3, height, width * 3, r);
     [a, b] = [b, a];
   }
   return rgbImage(a, width, height);
@@ -499,13 +498,19 @@ export function toTensorNormalizeInto(
 ): void {
   const plane = img.width * img.height;
   const src = img.data;
-  for (let c = 0; c < 3; c++) {
-    const lut = new Float32Array(256);
+  const lut = (c: number): Float32Array => {
+    const t = new Float32Array(256);
     for (let v = 0; v < 256; v++) {
       const x = Math.fround(v / 255);
-      lut[v] = mean && std ? Math.fround(x - Math.fround(mean[c]!)) / Math.fround(std[c]!) : x;
+      t[v] = mean && std ? Math.fround(x - Math.fround(mean[c]!)) / Math.fround(std[c]!) : x;
     }
-    const o = offset + c * plane;
-    for (let p = 0, i = c; p < plane; p++, i += 3) out[o + p] = lut[src[i]!]!;
+    return t;
+  };
+  const l0 = lut(0), l1 = lut(1), l2 = lut(2);
+  // one pass over the pixels: far faster in V8 than one strided pass per channel
+  for (let p = 0, i = 0, o = offset; p < plane; p++, i += 3, o++) {
+    out[o] = l0[src[i]!]!;
+    out[o + plane] = l1[src[i + 1]!]!;
+    out[o + 2 * plane] = l2[src[i + 2]!]!;
   }
 }
