@@ -106,7 +106,7 @@ export function registerPretrain(program: Command): void {
             },
             onEpoch: ({ epoch, loss, knn, seconds }) => {
               if (bar !== null) { bar.stop(); barEpoch = -1; }
-              process.stdout.write(`[pretrain] epoch ${epoch}/${cfg.epochs}: loss ${loss.toFixed(4)}${knn ? `, kNN top-1 ${pct(knn.top1)} top-5 ${pct(knn.top5)}` : ''} (${seconds.toFixed(0)} s)\n`);
+              process.stdout.write(`[pretrain] epoch ${epoch}/${cfg.epochs}: loss ${loss.toFixed(4)}${knn ? `, kNN top-1 ${pct(knn.top1)} top-5 ${pct(knn.top5)}` : ''}${knn?.testLoss !== undefined ? `, test reconstruction loss ${knn.testLoss.toFixed(4)}` : ''} (${seconds.toFixed(0)} s)\n`);
             },
           },
         });
@@ -114,6 +114,9 @@ export function registerPretrain(program: Command): void {
         process.stdout.write(`[pretrain] done: ${res.epochs} epochs in ${res.seconds.toFixed(0)} s; run folder ${cfg.out}\n`);
         if (res.knnBefore !== null && res.knnAfter !== null) {
           process.stdout.write(`[pretrain] kNN top-1: ${pct(res.knnBefore.top1)} before -> ${pct(res.knnAfter.top1)} after (top-5 ${pct(res.knnBefore.top5)} -> ${pct(res.knnAfter.top5)})\n`);
+          if (res.knnBefore.testLoss !== undefined && res.knnAfter.testLoss !== undefined) {
+            process.stdout.write(`[pretrain] test reconstruction loss: ${res.knnBefore.testLoss.toFixed(4)} before -> ${res.knnAfter.testLoss.toFixed(4)} after\n`);
+          }
         }
       } catch (e) {
         if (bar !== null) bar.stop();

@@ -18,8 +18,8 @@ export interface TrainState {
   step: number;
   rng: RngState;
   losses: { epoch: number; loss: number }[];
-  knn: { epoch: number; top1: number; top5: number }[];
-  knnBefore: { epoch: number; top1: number; top5: number } | null;
+  knn: { epoch: number; top1: number; top5: number; testLoss?: number }[];
+  knnBefore: { epoch: number; top1: number; top5: number; testLoss?: number } | null;
 }
 
 interface CheckpointJson {

@@ -115,7 +115,7 @@ export class NonFiniteLossError extends Error {
   }
 }
 
-export interface KnnSummary { epoch: number; top1: number; top5: number }
+export interface KnnSummary { epoch: number; top1: number; top5: number; /** MAE: reconstruction loss on the held-out images */ testLoss?: number }
 
 export interface PretrainCallbacks {
   /** called after every step */
@@ -175,7 +175,7 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
   const t0 = performance.now();
   if (knn !== null && state.epoch === 0 && state.step === 0 && state.knnBefore === null) {
     state.knnBefore = { epoch: 0, ...(await knn(model)) };
-    log(`[pretrain] kNN before training: top-1 ${(100 * state.knnBefore.top1).toFixed(2)}%`);
+    log(`[pretrain] kNN before training: top-1 ${(100 * state.knnBefore.top1).toFixed(2)}%${state.knnBefore.testLoss !== undefined ? `, test reconstruction loss ${state.knnBefore.testLoss.toFixed(4)}` : ''}`);
     appendFileSync(logPath, `${JSON.stringify({ event: 'knn', ...state.knnBefore })}\n`);
   }
 
@@ -231,7 +231,7 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
       saveCheckpoint(cfg.out, model, opt, state, cfg);
       cb.onCheckpoint?.({ epoch: epoch + 1, step: state.step });
       const seconds = (performance.now() - te) / 1000;
-      appendFileSync(logPath, `${JSON.stringify({ event: 'epoch', epoch: epoch + 1, loss: meanLoss, seconds, ...(k ? { knnTop1: k.top1, knnTop5: k.top5 } : {}) })}\n`);
+      appendFileSync(logPath, `${JSON.stringify({ event: 'epoch', epoch: epoch + 1, loss: meanLoss, seconds, ...(k ? { knnTop1: k.top1, knnTop5: k.top5, ...(k.testLoss !== undefined ? { testLoss: k.testLoss } : {}) } : {}) })}\n`);
       cb.onEpoch?.({ epoch: epoch + 1, loss: meanLoss, knn: k, seconds });
       await writeCurves(cfg.out, state);
     }
@@ -248,7 +248,7 @@ function batchTensors(batch: Batch, nViews: number): Tensor[] {
 }
 
 /** A kNN monitor over fixed bank and test subsets, with the eval transform (no augmentation). */
-function makeKnnMonitor(cfg: PretrainConfig, train: Dataset): (model: SelfSupervisedModel) => Promise<{ top1: number; top5: number }> {
+function makeKnnMonitor(cfg: PretrainConfig, train: Dataset): (model: SelfSupervisedModel) => Promise<{ top1: number; top5: number; testLoss?: number }> {
   const bankSet = openDataset(cfg.data, 'train', cfg.knn.bankSize);
   const testSet = cfg.testData !== null ? openDataset(cfg.testData, 'test', cfg.knn.testSize) : openDataset(cfg.data, 'test', cfg.knn.testSize);
   if (bankSet.classes.length === 0) throw new Error(`[pretrain] the kNN monitor needs labelled data; ${cfg.data} has no classes (set knn.disabled=true)`);
@@ -268,11 +268,31 @@ function makeKnnMonitor(cfg: PretrainConfig, train: Dataset): (model: SelfSuperv
       const r = knnClassify(bank, bankLabels, test, testLabels, bankSet.classes.length, { k: cfg.knn.k, t: cfg.knn.t });
       bank.dispose();
       test.dispose();
+      if (model instanceof MaskedAutoencoderViT) return { top1: r.top1, top5: r.top5, testLoss: await maeTestLoss(model, mk(testSet)) };
       return { top1: r.top1, top5: r.top5 };
     } finally {
       model.train(wasTraining);
     }
   };
+}
+
+/** MAE's loss on held-out images with the same masks at every evaluation (noise from a fixed seed). */
+export async function maeTestLoss(model: MaskedAutoencoderViT, loader: DataLoader): Promise<number> {
+  const rng = new T.Rng(1234);
+  let sum = 0;
+  let n = 0;
+  try {
+    for await (const batch of loader.epoch(0)) {
+      const x = T.tensor(batch.images, batch.shape);
+      const N = batch.shape[0];
+      sum += N * T.noGrad(() => T.tidy(() => model.computeLoss(x, model.cfg.maskRatio, T.rand([N, model.numPatches], { rng })).loss.item()));
+      n += N;
+      x.dispose();
+    }
+  } finally {
+    await loader.close();
+  }
+  return sum / Math.max(n, 1);
 }
 
 /** Normalised features and labels of every image a loader yields (eval mode, no graph). */
@@ -303,6 +323,11 @@ async function writeCurves(out: string, state: TrainState): Promise<void> {
       { name: 'kNN top-1 (%)', x: knn.map((k) => k.epoch), y: knn.map((k) => 100 * k.top1) },
       { name: 'kNN top-5 (%)', x: knn.map((k) => k.epoch), y: knn.map((k) => 100 * k.top5) },
     ], { title: 'kNN monitor', xLabel: 'epoch', yLabel: 'accuracy (%)' });
+    const tl = knn.filter((k) => k.testLoss !== undefined);
+    if (tl.length > 0) {
+      await writeLineChart(join(out, 'test-loss.png'), [{ name: 'held-out reconstruction loss', x: tl.map((k) => k.epoch), y: tl.map((k) => k.testLoss!) }],
+        { title: 'MAE loss on held-out images', xLabel: 'epoch', yLabel: 'loss (masked patches)' });
+    }
   }
 }
 
