@@ -1,6 +1,7 @@
 // The `selfsup` command line: a commander program whose subcommands live in their own files.
 // Adding a subcommand is one line in SUBCOMMANDS: its name and the import of its register function.
 import { Command } from 'commander';
+import { pathToFileURL } from 'node:url';
 
 type Register = (program: Command) => void;
 
@@ -44,4 +45,4 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
 }
 
 // run when executed directly (bin/selfsup.js or `node --import tsx src/cli/main.ts`), not when imported by tests
-if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) await main();
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

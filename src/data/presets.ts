@@ -20,10 +20,12 @@ interface Variant {
   mean: readonly number[];
   std: readonly number[];
   blur: boolean;
+  /** val resize: scaled 256/224 (ImageNet) or the crop size itself (CIFAR's 32 px images) */
+  valResizeRatio: number;
 }
 
-const IMAGENET: Variant = { size: 224, mean: IMAGENET_MEAN, std: IMAGENET_STD, blur: true };
-const CIFAR: Variant = { size: 32, mean: CIFAR_MEAN, std: CIFAR_STD, blur: false };
+const IMAGENET: Variant = { size: 224, mean: IMAGENET_MEAN, std: IMAGENET_STD, blur: true, valResizeRatio: 256 / 224 };
+const CIFAR: Variant = { size: 32, mean: CIFAR_MEAN, std: CIFAR_STD, blur: false, valResizeRatio: 1 };
 
 function tail(v: Variant): TransformSpec[] {
   return [{ name: 'ToTensor' }, { name: 'Normalize', mean: v.mean, std: v.std }];
@@ -86,9 +88,12 @@ export function linclsTrainAugmentation(v: Variant): ViewsSpec {
   return { views: [compose([{ name: 'RandomResizedCrop', size: v.size }, { name: 'RandomHorizontalFlip' }, ...tail(v)])] };
 }
 
-/** moco/main_lincls.py validation transform: Resize(256) + CenterCrop(224), scaled to the variant's size. */
+/**
+ * moco/main_lincls.py validation transform: Resize(256) + CenterCrop(224), scaled to the variant's size; the CIFAR
+ * variant resizes to the crop size itself, so 32 px images pass unchanged.
+ */
 export function linclsValTransform(v: Variant): ViewsSpec {
-  const resize = Math.round((v.size * 256) / 224);
+  const resize = Math.round(v.size * v.valResizeRatio);
   return { views: [compose([{ name: 'Resize', size: resize }, { name: 'CenterCrop', size: v.size }, ...tail(v)])] };
 }
 

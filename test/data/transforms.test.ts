@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as F from '../../src/data/functional.js';
 import { Rng } from '../../src/data/rng.js';
-import { ColorJitter, RandomResizedCrop, buildTransform, MultiView } from '../../src/data/transforms.js';
+import { ColorJitter, RandomResizedCrop, buildTransform, MultiView, type TransformSpec } from '../../src/data/transforms.js';
 import { preset, PRESET_NAMES } from '../../src/data/presets.js';
 import { rgbImage, type RgbImage } from '../../src/data/image.js';
 import { bytes, expectClose, fixtureImage, floats, loadFixtures, type FixtureCase } from './fixtures.js';
@@ -156,4 +156,32 @@ test('transform errors name the transform', () => {
   // a 1x1 image goes through every preset
   const one = rgbImage(new Uint8Array([10, 200, 30]), 1, 1);
   for (const name of PRESET_NAMES) MultiView.fromSpec(preset(name, { size: 8 })).apply(one, 1);
+});
+
+test('presets list the official transforms in the official order', () => {
+  const names = (t: TransformSpec): string => {
+    if (t.name === 'Compose') return t.transforms.map(names).join(' ');
+    if (t.name === 'RandomApply') return `RandomApply(${t.transforms.map(names).join(' ')},p=${t.p})`;
+    if (t.name === 'RandomResizedCrop') return `RRC(${t.size},${t.scale?.join('-') ?? 'default'},${t.interpolation ?? 'bilinear'})`;
+    if (t.name === 'ColorJitter') return `CJ(${t.brightness},${t.contrast},${t.saturation},${t.hue})`;
+    if (t.name === 'RandomGrayscale') return `Gray(${t.p})`;
+    if (t.name === 'Normalize') return `Norm(${t.mean[0]})`;
+    return t.name;
+  };
+  const views = (name: string): string[] => preset(name).views.map(names);
+  assert.deepEqual(views('moco-v1'), Array(2).fill('RRC(224,0.2-1,bilinear) Gray(0.2) CJ(0.4,0.4,0.4,0.4) RandomHorizontalFlip ToTensor Norm(0.485)'));
+  const v2 = 'RRC(224,0.2-1,bilinear) RandomApply(CJ(0.4,0.4,0.4,0.1),p=0.8) Gray(0.2) RandomApply(GaussianBlur,p=0.5) RandomHorizontalFlip ToTensor Norm(0.485)';
+  assert.deepEqual(views('moco-v2'), [v2, v2]);
+  assert.deepEqual(views('simsiam'), [v2, v2]);
+  assert.deepEqual(views('moco-v3'), [
+    'RRC(224,0.08-1,bilinear) RandomApply(CJ(0.4,0.4,0.2,0.1),p=0.8) Gray(0.2) RandomApply(GaussianBlur,p=1) RandomHorizontalFlip ToTensor Norm(0.485)',
+    'RRC(224,0.08-1,bilinear) RandomApply(CJ(0.4,0.4,0.2,0.1),p=0.8) Gray(0.2) RandomApply(GaussianBlur,p=0.1) RandomApply(Solarize,p=0.2) RandomHorizontalFlip ToTensor Norm(0.485)',
+  ]);
+  assert.deepEqual(views('mae'), ['RRC(224,0.2-1,bicubic) RandomHorizontalFlip ToTensor Norm(0.485)']);
+  assert.deepEqual(views('lincls-train'), ['RRC(224,default,bilinear) RandomHorizontalFlip ToTensor Norm(0.485)']);
+  assert.deepEqual(views('lincls-val'), ['Resize CenterCrop ToTensor Norm(0.485)']);
+  const v2c = 'RRC(32,0.2-1,bilinear) RandomApply(CJ(0.4,0.4,0.4,0.1),p=0.8) Gray(0.2) RandomHorizontalFlip ToTensor Norm(0.4914)';
+  assert.deepEqual(views('moco-v2-cifar'), [v2c, v2c]);
+  const val = preset('lincls-val-cifar').views[0]!;
+  assert.ok(val.name === 'Compose' && val.transforms[0]!.name === 'Resize' && val.transforms[0]!.size === 32);
 });
