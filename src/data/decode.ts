@@ -1,6 +1,6 @@
 // Decodes JPEG/PNG/WebP/TIFF bytes to 8-bit RGB: small baseline JPEGs in TypeScript, the rest with sharp. Grey is expanded,
 // alpha dropped (like PIL's convert('RGB')), 16-bit scaled to 8 bits (v >> 8), CMYK to sRGB; EXIF orientation ignored (as torchvision).
-import sharp from 'sharp';
+import type { OutputInfo, Sharp, SharpOptions } from 'sharp';
 import { rgbImage, type RgbImage } from './image.js';
 import { decodeJpeg } from './jpeg.js';
 
@@ -10,9 +10,19 @@ export const SMALL_JPEG_PIXELS = 256 * 256;
 /** Images above this many pixels are refused before decoding (a 40 MP RGB image is 120 MB). */
 export const DEFAULT_MAX_PIXELS = 40_000_000;
 
-// one libvips thread per image: parallelism comes from decoding many images at once; no operation cache for one-shot files
-sharp.concurrency(1);
-sharp.cache(false);
+type SharpFactory = (input: Uint8Array, options: SharpOptions) => Sharp;
+let sharpFactory: Promise<SharpFactory> | null = null;
+
+/** sharp, loaded on first use: workers over packed data or small JPEGs never pay for loading libvips. */
+function loadSharp(): Promise<SharpFactory> {
+  sharpFactory ??= import('sharp').then((m) => {
+    // one libvips thread per image: parallelism comes from decoding many images at once; no cache for one-shot files
+    m.default.concurrency(1);
+    m.default.cache(false);
+    return m.default;
+  });
+  return sharpFactory;
+}
 
 export async function decodeImage(bytes: Uint8Array, name: string, maxPixels = DEFAULT_MAX_PIXELS): Promise<RgbImage> {
   if (bytes[0] === 0xff && bytes[1] === 0xd8) {
@@ -23,8 +33,9 @@ export async function decodeImage(bytes: Uint8Array, name: string, maxPixels = D
       // unsupported or corrupt: sharp decides, so the accept/reject verdict is always libjpeg's
     }
   }
-  let out: { data: Buffer; info: sharp.OutputInfo };
+  let out: { data: Buffer; info: OutputInfo };
   try {
+    const sharp = await loadSharp();
     out = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'warning' })
       .removeAlpha()
       .toColourspace('srgb')
