@@ -59,12 +59,28 @@ export function viewRng(seed: number, epoch: number, index: number, view: number
 export class BatchBuilder {
   private readonly views: CompiledView[];
   private readonly bad = new Map<number, string>(); // index -> reason, remembered across epochs
+  private readonly pool = new Map<number, ArrayBuffer[]>(); // returned batch buffers by byte length, reused as is
   /** how many decodes run ahead of the augmentation loop */
   readonly lookahead = 16;
 
   constructor(readonly source: SampleSource, viewsSpec: ViewsSpec, readonly badFile: BadFilePolicy) {
     if (viewsSpec.views.length === 0) throw new Error('[DataLoader] the transform has no views');
     this.views = viewsSpec.views.map(compileView);
+  }
+
+  /** Take back batch buffers the consumer is done with: fresh memory costs page faults at every batch. */
+  recycle(buffers: readonly ArrayBuffer[]): void {
+    for (const b of buffers) {
+      const list = this.pool.get(b.byteLength) ?? [];
+      if (list.length < 8) list.push(b); // bounded: never hoard more than a few batches
+      this.pool.set(b.byteLength, list);
+    }
+  }
+
+  /** A float buffer of n values: every element is overwritten by build(), so a recycled one needs no clearing. */
+  private take(n: number): Float32Array {
+    const b = this.pool.get(n * 4)?.pop();
+    return b ? new Float32Array(b) : new Float32Array(n);
   }
 
   get length(): number {
@@ -122,7 +138,7 @@ export class BatchBuilder {
         if (out.kind === 'rgb' && !view.fused) throw new Error('[DataLoader] each view must end with ToTensor (and optionally Normalize)');
         if (chw === null) {
           chw = shape;
-          for (let w = 0; w < this.views.length; w++) outs.push(new Float32Array(nb * shape[0] * shape[1] * shape[2]));
+          for (let w = 0; w < this.views.length; w++) outs.push(this.take(nb * shape[0] * shape[1] * shape[2]));
         } else if (shape[0] !== chw[0] || shape[1] !== chw[1] || shape[2] !== chw[2]) {
           throw new Error(`[DataLoader] view ${v} of sample ${u} is [${shape.join(', ')}] but the batch is [${chw.join(', ')}]; add Resize/CenterCrop or RandomResizedCrop so all samples match`);
         }

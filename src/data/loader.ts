@@ -6,7 +6,7 @@ import { BatchBuilder, type BadFilePolicy, type BatchResult, type BatchTask } fr
 import { type Dataset, type Warn } from './datasets.js';
 import { hashKeys, Rng } from './rng.js';
 import { type ViewsSpec } from './transforms.js';
-import { type WorkerInit, type WorkerReply } from './worker.js';
+import { type WorkerInit, type WorkerReply, type WorkerRequest } from './worker.js';
 
 // Workers run the TypeScript sources: a tiny bootstrap registers tsx's loader (resolved from this package, not from
 // the caller's cwd) and then imports worker.ts. Node 20 ignores `--import` hooks for a worker's own .ts entry point.
@@ -66,6 +66,7 @@ export class DataLoader {
   private broken: Error | null = null;
   private closed = false;
   private iterating = false;
+  private recycleNext = 0;
 
   constructor(readonly dataset: Dataset, private readonly options: DataLoaderOptions) {
     const { batchSize } = options;
@@ -146,8 +147,28 @@ export class DataLoader {
     const promise = new Promise<BatchResult>((resolve, reject) => this.pending.set(task.batchId, { resolve, reject, worker: w }));
     if (this.inFlight[w] === 0) worker.ref();
     this.inFlight[w]! += 1;
-    worker.postMessage(task);
+    const req: WorkerRequest = { type: 'batch', task };
+    worker.postMessage(req);
     return promise;
+  }
+
+  /**
+   * Optional: hand a batch's image buffers back once you are done with them (e.g. copied into your tensors), so
+   * the workers reuse them instead of faulting in fresh memory for every batch. The batch's arrays are detached
+   * (length 0) afterwards.
+   */
+  recycle(batch: Batch): void {
+    if (this.closed || this.broken) return;
+    const buffers = batch.views.map((v) => v.buffer).filter((b): b is ArrayBuffer => b instanceof ArrayBuffer && b.byteLength > 0);
+    if (buffers.length === 0) return;
+    if (this.numWorkers === 0) {
+      // detach the caller's views as a transfer to a worker would
+      this.local?.recycle(buffers.map((b) => structuredClone(b, { transfer: [b] })));
+      return;
+    }
+    const w = this.recycleNext++ % this.numWorkers;
+    const req: WorkerRequest = { type: 'recycle', buffers };
+    this.workers[w]?.postMessage(req, buffers);
   }
 
   /** Iterate the batches of one epoch. Batches arrive in order; at most numWorkers * prefetchFactor are being built. */

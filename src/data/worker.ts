@@ -22,7 +22,14 @@ const builder = new BatchBuilder(init.source, init.views, init.badFile);
 
 // batches run one at a time per worker (decoding inside a batch is already concurrent)
 let chain: Promise<void> = Promise.resolve();
-port.on('message', (task: BatchTask) => {
+export type WorkerRequest = { type: 'batch'; task: BatchTask } | { type: 'recycle'; buffers: ArrayBuffer[] };
+
+port.on('message', (req: WorkerRequest) => {
+  if (req.type === 'recycle') {
+    builder.recycle(req.buffers);
+    return;
+  }
+  const task = req.task;
   chain = chain.then(async () => {
     try {
       const result = await builder.build(task);

@@ -171,3 +171,21 @@ test('CIFAR-10 JPEG folder from the shared tarball, through two workers', async 
     assert.ok(b.images.every(Number.isFinite));
   }
 });
+
+test('recycled batch buffers give the same batches and are detached from the caller', async () => {
+  const ds = imageFolder(makeFolder('recycle', [5, 4]));
+  for (const numWorkers of [0, 1]) {
+    const ref = new DataLoader(ds, { batchSize: 2, transform: preset('moco-v2-cifar', { size: 8 }), seed: 9, numWorkers: 0 });
+    const expected = (await collect(ref, 0)).map((b) => b.views.map((v) => Array.from(v)));
+    const loader = new DataLoader(ds, { batchSize: 2, transform: preset('moco-v2-cifar', { size: 8 }), seed: 9, numWorkers });
+    for (let epoch = 0; epoch < 2; epoch++) {
+      let k = 0;
+      for await (const b of loader.epoch(0)) {
+        assert.deepEqual(b.views.map((v) => Array.from(v)), expected[k++], `batch ${k - 1}, ${numWorkers} workers, pass ${epoch}`);
+        loader.recycle(b);
+        assert.equal(b.images.length, 0, 'recycled arrays are detached');
+      }
+    }
+    await loader.close();
+  }
+});
