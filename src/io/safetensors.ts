@@ -1,7 +1,7 @@
 // safetensors read/write (u64 LE header length, JSON header {name: {dtype, shape, data_offsets}, __metadata__},
 // raw little-endian data), atomic writes, loading into modules with a report, and key maps for official checkpoints.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from './atomic.js';
 import * as T from '../tensor/index.js';
 import type { DType, DeviceName, Tensor, TypedArray } from '../tensor/index.js';
 import type { LoadOptions, LoadReport, Module } from '../nn/module.js';
@@ -52,29 +52,6 @@ export function serializeSafetensors(tensors: ReadonlyMap<string, Tensor> | Read
   let pos = 8 + hb.byteLength;
   for (const b of blobs) { out.set(b, pos); pos += b.byteLength; }
   return out;
-}
-
-/** Writes path atomically: a temp file in the same folder, fsync, then rename over the target. */
-export function writeFileAtomic(path: string, data: Uint8Array | string): void {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    let done = 0;
-    while (done < buf.byteLength) done += writeSync(fd, buf, done, buf.byteLength - done);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    try { unlinkSync(tmp); } catch { /* already gone */ }
-    throw e;
-  }
-  closeSync(fd);
-  try {
-    renameSync(tmp, path);
-  } catch (e) {
-    try { unlinkSync(tmp); } catch { /* already gone */ }
-    throw e;
-  }
 }
 
 /** Writes tensors and metadata to a .safetensors file atomically. */
