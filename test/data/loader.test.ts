@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { cacheDecoded, imageFolder } from '../../src/data/datasets.js';
-import { DataLoader, type Batch } from '../../src/data/loader.js';
+import { DataLoader, type Batch, type DataLoaderOptions } from '../../src/data/loader.js';
 import { preset } from '../../src/data/presets.js';
 import { FIXTURE_DIR } from './fixtures.js';
 import { encodePng } from './png.js';
@@ -188,4 +188,12 @@ test('recycled batch buffers give the same batches and are detached from the cal
     }
     await loader.close();
   }
+});
+
+test('a worker that dies (here: failing at start-up) rejects the epoch with its error', async () => {
+  const ds = imageFolder(makeFolder('crash', [2]));
+  const bogus = { views: [{ name: 'Bogus' }] } as unknown as DataLoaderOptions['transform'];
+  const loader = new DataLoader(ds, { batchSize: 2, transform: bogus, numWorkers: 1 });
+  await assert.rejects(collect(loader), /\[DataLoader\] worker 0 crashed: \[buildTransform\] unknown transform "Bogus"/);
+  await loader.close();
 });
