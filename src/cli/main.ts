@@ -13,6 +13,7 @@ const SUBCOMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
   ['embed', async () => (await import('./embed.js')).registerEmbed],
   ['linear', async () => (await import('./linear.js')).registerLinear],
   ['finetune', async () => (await import('./finetune.js')).registerFinetune],
+  ['export', async () => (await import('./export.js')).registerExport],
 ];
 
 export async function buildProgram(): Promise<Command> {

@@ -1,0 +1,106 @@
+// `selfsup export --onnx` on tiny runs: the ONNX encoder matches our eval forward within 1e-4 (onnxruntime-node when
+// installed, else our interpreter reading the file back), the file parses back, and bad input writes nothing.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import * as T from '../../src/tensor/index.js';
+import { BatchNorm2d } from '../../src/nn/layers.js';
+import { runExport } from '../../src/cli/export.js';
+import { decodeOnnx, encodeOnnx, type OnnxModel } from '../../src/io/onnx.js';
+import { loadPretrained } from '../../src/eval/pretrained.js';
+import { saveCheckpoint } from '../../src/methods/checkpoint.js';
+import type { PretrainConfig } from '../../src/methods/config.js';
+import { makeFlatFolder, makeTinyRun } from '../eval/tiny-run.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'selfsup-export-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const BIN = fileURLToPath(new URL('../../bin/selfsup.js', import.meta.url));
+const data = makeFlatFolder(join(tmp, 'data'), 4, 16);
+
+/**
+ * A tiny run whose batch norms hold non-trivial running statistics and affine values (an untrained one has mean 0,
+ * var 1, gamma 1, beta 0, which would hide a mis-wired BatchNormalization input).
+ */
+function perturbedRun(name: string, patch: (c: PretrainConfig) => PretrainConfig): string {
+  const dir = makeTinyRun('simsiam', data, join(tmp, name), patch);
+  const p = loadPretrained(dir, 'test');
+  const rng = new T.Rng(7);
+  for (const m of p.model.modules()) {
+    if (!(m instanceof BatchNorm2d)) continue;
+    for (const [t, lo, hi] of [[m.runningMean!, -0.5, 0.5], [m.runningVar!, 0.5, 2], [m.weight!, 0.5, 1.5], [m.bias!, -0.3, 0.3]] as const) {
+      const d = t.data;
+      for (let i = 0; i < d.length; i++) d[i] = rng.uniformRange(lo, hi);
+    }
+  }
+  saveCheckpoint(dir, p.model, null, { epoch: 1, step: 1, rng: new T.Rng(0).getState(), losses: [], knn: [], knnBefore: null }, p.cfg);
+  p.model.dispose();
+  return dir;
+}
+
+const base = { checkBatch: 2, tolerance: 1e-4 };
+
+for (const [arch, extra] of [['resnet18-cifar', {}], ['resnet18', { imgSize: 32 }], ['resnet50-cifar', {}]] as const) {
+  test(`export: ${arch} encoder matches our forward within 1e-4 and parses back`, async () => {
+    const run = perturbedRun(arch, (c) => ({ ...c, arch, ...extra }));
+    const out = join(tmp, `${arch}.onnx`);
+    const r = await runExport({ ...base, checkpoint: run, onnx: out });
+    assert.ok(r.maxAbsDiff <= 1e-4, `max |diff| ${r.maxAbsDiff} under ${r.checkedWith}`);
+    assert.ok(r.maxAbsDiff > 0 || r.checkedWith.startsWith('reference'), 'a float32 runtime differs from our kernels by rounding');
+    const m = decodeOnnx(readFileSync(out));
+    assert.equal(m.irVersion, 8);
+    assert.equal(m.opsetVersion, 17);
+    assert.deepEqual(m.graph.inputs, [{ name: 'images', shape: ['N', 3, r.arch === 'resnet18' ? 32 : 16, r.arch === 'resnet18' ? 32 : 16] }]);
+    assert.deepEqual(m.graph.outputs, [{ name: 'features', shape: ['N', r.numFeatures] }]);
+    assert.equal(r.numFeatures, arch === 'resnet50-cifar' ? 256 : 64); // 512 (x4) at width 1/8
+    const ops = new Set(m.graph.nodes.map((n) => n.opType));
+    assert.deepEqual([...ops].sort(), ['Add', 'BatchNormalization', 'Conv', 'Flatten', 'GlobalAveragePool', 'Relu', ...(arch === 'resnet18' ? ['MaxPool'] : [])].sort());
+    // the backbone's weights, named by their state-dict keys, and no projection head
+    const names = m.graph.initializers.map((t) => t.name);
+    assert.ok(names.includes('layer4.1.bn2.running_var') || names.includes('layer4.2.bn3.running_var'));
+    assert.ok(!names.some((k) => k.startsWith('fc.') || k.startsWith('predictor')), names.filter((k) => k.startsWith('fc')).join(', '));
+    // re-encoding the decoded model gives the same bytes: every field written is read back
+    assert.deepEqual(Buffer.from(encodeOnnx(m)), readFileSync(out));
+  });
+}
+
+test('export: the reference interpreter agrees too, and a loose-tolerance failure writes nothing', async () => {
+  const run = perturbedRun('ref', (c) => c);
+  const r = await runExport({ ...base, checkpoint: run, onnx: join(tmp, 'ref.onnx'), runtime: 'reference', imgSize: 24 });
+  assert.equal(r.checkedWith, 'reference interpreter (float64)');
+  assert.ok(r.maxAbsDiff <= 1e-4 && r.maxAbsDiff > 0, `max |diff| ${r.maxAbsDiff}`);
+  const out = join(tmp, 'strict.onnx');
+  await assert.rejects(runExport({ ...base, checkpoint: run, onnx: out, runtime: 'reference', tolerance: 0 }), /\[export\] the ONNX model differs from our forward by .*nothing written/);
+  assert.equal(existsSync(out), false);
+});
+
+test('export: a tampered file is caught by the interpreter', () => {
+  const m: OnnxModel = { producerName: 'x', irVersion: 8, opsetVersion: 17, graph: { name: 'g', nodes: [{ opType: 'Relu', inputs: ['missing'], outputs: ['features'], name: 'r', attributes: {} }], initializers: [], inputs: [], outputs: [{ name: 'features', shape: ['N'] }] } };
+  assert.deepEqual(decodeOnnx(encodeOnnx(m)), m);
+  assert.throws(() => decodeOnnx(new Uint8Array([0x0a, 0x05, 0x01])), /\[onnx\]/);
+});
+
+test('export: wrong method or arch gives a clear error and writes nothing', async () => {
+  const out = join(tmp, 'bad.onnx');
+  const mae = makeTinyRun('mae', data, join(tmp, 'mae'));
+  await assert.rejects(runExport({ ...base, checkpoint: mae, onnx: out }), /\[export\] .*mae holds an MAE \(ViT\) checkpoint/);
+  const wrong = makeTinyRun('simsiam', data, join(tmp, 'wrong'));
+  const cfg = JSON.parse(readFileSync(join(wrong, 'config.json'), 'utf8')) as PretrainConfig;
+  writeFileSync(join(wrong, 'config.json'), JSON.stringify({ ...cfg, arch: 'resnet50-cifar' }));
+  await assert.rejects(runExport({ ...base, checkpoint: wrong, onnx: out }), /\[export\] the checkpoint in .* does not match its config \(method simsiam, arch resnet50-cifar\)/);
+  await assert.rejects(runExport({ ...base, checkpoint: data, onnx: out }), /\[export\] .* is not a pretraining run folder/);
+  assert.equal(existsSync(out), false);
+  assert.throws(() => execFileSync(process.execPath, [BIN, 'export', '--checkpoint', wrong, '--onnx', out, '--img-size', '0'], { stdio: 'pipe' }), /--img-size must be a positive integer/);
+  assert.equal(existsSync(out), false);
+});
+
+test('export: the CLI prints the check', () => {
+  const run = makeTinyRun('moco', data, join(tmp, 'moco'));
+  const out = join(tmp, 'moco.onnx');
+  const stdout = execFileSync(process.execPath, [BIN, 'export', '--checkpoint', run, '--onnx', out], { encoding: 'utf8' });
+  assert.match(stdout, /\[export\] resnet18-cifar encoder of moco \(epoch 1\) -> .*moco\.onnx: \d+ nodes, 64 features, .* max \|diff\| \S+ \(max \|feature\| \S+\) vs /);
+  assert.ok(existsSync(out));
+});
