@@ -1,6 +1,6 @@
-// `selfsup export --onnx`: a pretraining run's encoder (no projection heads) as an ONNX model, checked before it is
-// written: a random batch through onnxruntime-node when installed (else our ONNX interpreter on the float64
-// reference backend) must match our forward in eval mode within the tolerance.
+// `selfsup export --onnx`: a pretraining run's encoder (ResNet without projection heads, or MAE's ViT encoder) as an
+// ONNX model, checked before it is written: a random batch through onnxruntime-node when installed (else our ONNX
+// interpreter on the float64 reference backend) must match our forward in eval mode within the tolerance.
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import * as T from '../tensor/index.js';
