@@ -220,16 +220,18 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
       }
       const meanLoss = sum / Math.max(count, 1);
       state.losses.push({ epoch: epoch + 1, loss: meanLoss });
+      state.epoch = epoch + 1;
+      state.step = (epoch + 1) * iters;
+      state.rng = rng.getState();
+      // the epoch's training is committed before the monitor runs, so a failure there loses nothing
+      saveCheckpoint(cfg.out, model, opt, state, cfg);
+      cb.onCheckpoint?.({ epoch: epoch + 1, step: state.step });
       let k: KnnSummary | null = null;
       if (knn !== null && (epoch + 1 === cfg.epochs || (cfg.knn.every > 0 && (epoch + 1) % cfg.knn.every === 0))) {
         k = { epoch: epoch + 1, ...(await knn(model)) };
         state.knn.push(k);
+        saveCheckpoint(cfg.out, model, opt, state, cfg);
       }
-      state.epoch = epoch + 1;
-      state.step = (epoch + 1) * iters;
-      state.rng = rng.getState();
-      saveCheckpoint(cfg.out, model, opt, state, cfg);
-      cb.onCheckpoint?.({ epoch: epoch + 1, step: state.step });
       const seconds = (performance.now() - te) / 1000;
       appendFileSync(logPath, `${JSON.stringify({ event: 'epoch', epoch: epoch + 1, loss: meanLoss, seconds, ...(k ? { knnTop1: k.top1, knnTop5: k.top5, ...(k.testLoss !== undefined ? { testLoss: k.testLoss } : {}) } : {}) })}\n`);
       cb.onEpoch?.({ epoch: epoch + 1, loss: meanLoss, knn: k, seconds });
