@@ -2,14 +2,13 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import sharp from 'sharp';
 import { cifar10, fashionMnist, imageFolder, loadSampleImage, type Dataset } from '../data/datasets.js';
 import * as F from '../data/functional.js';
 import { type PipelineImage, type RgbImage } from '../data/image.js';
 import { PRESET_NAMES, preset, presetNormalization } from '../data/presets.js';
 import { hashKeys, Rng } from '../data/rng.js';
 import { buildTransform } from '../data/transforms.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeGridPng } from '../eval/picture.js';
 
 export interface ShowAugsOptions {
   data: string;
@@ -69,24 +68,8 @@ export async function showAugs(o: ShowAugsOptions): Promise<{ width: number; hei
   const cellH = Math.max(...images.flat().map((i) => i.height));
   const cellW = Math.max(...images.flat().map((i) => i.width));
   const zoom = o.zoom ?? Math.max(1, Math.ceil(96 / Math.max(cellH, cellW)));
-  const pad = 4;
   const cols = o.cols + 1;
-  const W = cols * cellW * zoom + (cols + 1) * pad;
-  const H = rows * cellH * zoom + (rows + 1) * pad;
-  const canvas = new Uint8Array(W * H * 3).fill(255);
-  images.forEach((row, r) => row.forEach((img, c) => {
-    const x0 = pad + c * (cellW * zoom + pad);
-    const y0 = pad + r * (cellH * zoom + pad);
-    for (let y = 0; y < img.height * zoom; y++) {
-      for (let x = 0; x < img.width * zoom; x++) {
-        const s = (Math.floor(y / zoom) * img.width + Math.floor(x / zoom)) * 3;
-        const d = ((y0 + y) * W + x0 + x) * 3;
-        canvas[d] = img.data[s]!; canvas[d + 1] = img.data[s + 1]!; canvas[d + 2] = img.data[s + 2]!;
-      }
-    }
-  }));
-  const png = await sharp(canvas, { raw: { width: W, height: H, channels: 3 } }).png().toBuffer();
-  writeFileAtomic(o.out, png);
+  const { width: W, height: H } = await writeGridPng(o.out, images, zoom);
   return { width: W, height: H, rows, cols };
 }
 
