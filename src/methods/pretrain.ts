@@ -4,9 +4,8 @@ import { existsSync, mkdirSync, readFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import type { Module, Layer } from '../nn/module.js';
+import type { Layer } from '../nn/module.js';
 import { SGD, LARS, AdamW, adjustLearningRate, clipGradNorm, weightDecayGroups, type LrSchedule } from '../optim/index.js';
-import type { OptimizerStateDict } from '../optim/optimizer.js';
 import { DataLoader, type Batch } from '../data/loader.js';
 import { preset as augmentationPreset } from '../data/presets.js';
 import type { Dataset } from '../data/datasets.js';
@@ -144,7 +143,7 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
   const model = buildMethod(cfg, rng);
   model.train();
   const { opt, schedule } = buildOptimizer(cfg, model);
-  let train = openDataset(cfg.data, 'train', cfg.limit);
+  const train = openDataset(cfg.data, 'train', cfg.limit);
   const views = augmentationPreset(cfg.augment, { size: cfg.imgSize });
   const needViews = cfg.method === 'mae' ? 1 : 2;
   if (views.views.length < needViews) {
@@ -171,7 +170,7 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
   }
   writeFileAtomic(join(cfg.out, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
 
-  const knn = cfg.knn.disabled ? null : makeKnnMonitor(cfg, train);
+  const knn = cfg.knn.disabled ? null : makeKnnMonitor(cfg);
   const t0 = performance.now();
   if (knn !== null && state.epoch === 0 && state.step === 0 && state.knnBefore === null) {
     state.knnBefore = { epoch: 0, ...(await knn(model)) };
@@ -250,14 +249,13 @@ function batchTensors(batch: Batch, nViews: number): Tensor[] {
 }
 
 /** A kNN monitor over fixed bank and test subsets, with the eval transform (no augmentation). */
-function makeKnnMonitor(cfg: PretrainConfig, train: Dataset): (model: SelfSupervisedModel) => Promise<{ top1: number; top5: number; testLoss?: number }> {
+function makeKnnMonitor(cfg: PretrainConfig): (model: SelfSupervisedModel) => Promise<{ top1: number; top5: number; testLoss?: number }> {
   const bankSet = openDataset(cfg.data, 'train', cfg.knn.bankSize);
   const testSet = cfg.testData !== null ? openDataset(cfg.testData, 'test', cfg.knn.testSize) : openDataset(cfg.data, 'test', cfg.knn.testSize);
   if (bankSet.classes.length === 0) throw new Error(`[pretrain] the kNN monitor needs labelled data; ${cfg.data} has no classes (set knn.disabled=true)`);
   if (testSet.classes.length !== bankSet.classes.length) {
     throw new Error(`[pretrain] kNN: train has ${bankSet.classes.length} classes but test has ${testSet.classes.length}`);
   }
-  void train;
   const spec = evalTransform(cfg.augment, cfg.imgSize);
   const bs = Math.min(256, cfg.batchSize);
   const mk = (ds: Dataset): DataLoader => new DataLoader(ds, { batchSize: bs, transform: spec, shuffle: false, dropLast: false, seed: 0, numWorkers: cfg.workers });
@@ -340,4 +338,3 @@ export function readRunConfig(out: string): PretrainConfig | null {
   return JSON.parse(readFileSync(p, 'utf8')) as PretrainConfig;
 }
 
-export type { Module, OptimizerStateDict };
