@@ -9,6 +9,7 @@ import * as T from '../src/tensor/index.js';
 import type { DeviceName, Tensor } from '../src/tensor/index.js';
 import type { Layer } from '../src/nn/module.js';
 import { resnet18Cifar, vitTinyPatch4 } from '../src/models/index.js';
+import { setBlockedActivations } from '../src/backend/native.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -112,6 +113,15 @@ for (const [name, build, img] of cases) {
   ours[name] = timeTraining(m, img, 10);
   m.dispose();
 }
+// the ResNet again with every conv reordering NCHW <-> nChw16c itself, as when activations are not kept blocked
+let nchwActivations: number | null = null;
+if (device === 'native') {
+  const old = setBlockedActivations(false);
+  const m = resnet18Cifar({ numClasses: 10 }, { device });
+  nchwActivations = timeTraining(m, 32, 10);
+  m.dispose();
+  setBlockedActivations(old);
+}
 const torch = torchTimes();
 for (const [name] of cases) {
   const value = ours[name]!;
@@ -119,6 +129,7 @@ for (const [name] of cases) {
     name: `${name}_train`, value: +value.toFixed(2), unit: 'img/s', device, batch, steps, img: 32,
     what: 'forward + backward + SGD(momentum 0.9, wd 5e-4) step, cross-entropy, 10 classes',
   };
+  if (name === 'resnet18_cifar' && nchwActivations !== null) line.nchw_activations_value = +nchwActivations.toFixed(2);
   const tv = torch?.[name];
   if (tv !== undefined) {
     line.torch_value = +tv.toFixed(2);

@@ -322,39 +322,56 @@ void js_matmul(const Args& a) {
 
 int64_t conv_w_size(const ConvParams& p) { return p.O * (p.C / p.groups) * p.KH * p.KW; }
 
-void js_conv2d(const Args& a) {
+// Trailing flags (absent: false) say which activations are in nChw16c; the kernels that may write nChw16c
+// return whether they did.
+Napi::Value js_conv2d(const Args& a) {
   const ConvParams p = a.conv(4);
-  conv2d_forward(a.f32(0, "out", p.N * p.O * p.OH * p.OW), a.f32(1, "x", p.N * p.C * p.H * p.W),
-                 a.f32(2, "weight", conv_w_size(p)), a.f32opt(3, "bias", p.O), p);
+  return Napi::Boolean::New(a.env(), conv2d_forward(a.f32(0, "out", p.N * p.O * p.OH * p.OW),
+                                                    a.f32(1, "x", p.N * p.C * p.H * p.W),
+                                                    a.f32(2, "weight", conv_w_size(p)), a.f32opt(3, "bias", p.O), p,
+                                                    a.flag(5), a.flag(6)));
 }
-void js_conv2d_backward_data(const Args& a) {
+Napi::Value js_conv2d_backward_data(const Args& a) {
   const ConvParams p = a.conv(3);
-  conv2d_backward_data(a.f32(0, "gx", p.N * p.C * p.H * p.W), a.f32(1, "gy", p.N * p.O * p.OH * p.OW),
-                       a.f32(2, "weight", conv_w_size(p)), p);
+  return Napi::Boolean::New(a.env(), conv2d_backward_data(a.f32(0, "gx", p.N * p.C * p.H * p.W),
+                                                          a.f32(1, "gy", p.N * p.O * p.OH * p.OW),
+                                                          a.f32(2, "weight", conv_w_size(p)), p, a.flag(4), a.flag(5)));
 }
 void js_conv2d_backward_weight(const Args& a) {
   const ConvParams p = a.conv(4);
   conv2d_backward_weight(a.f32(0, "gw", conv_w_size(p)), a.f32opt(1, "gb", p.O), a.f32(2, "gy", p.N * p.O * p.OH * p.OW),
-                         a.f32(3, "x", p.N * p.C * p.H * p.W), p);
+                         a.f32(3, "x", p.N * p.C * p.H * p.W), p, a.flag(5), a.flag(6));
+}
+void js_relayout(const Args& a) {
+  const int64_t N = a.size(1, "N"), C = a.size(2, "C"), H = a.size(3, "H"), W = a.size(4, "W");
+  relayout_nchw16c(a.f32(0, "buf", N * C * H * W), N, C, H, W, a.flag(5));
 }
 
 // ---- norm ----
 
+/** The trailing flag of the batch norm kernels: all activations are nChw16c. */
+bool bn_blocked(const Args& a, int i, int64_t C) {
+  if (!a.flag(i)) return false;
+  if (C % 16 != 0) fail(a.k, "nChw16c needs channels in multiples of 16, got " + std::to_string(C));
+  return true;
+}
 void js_batchnorm_forward(const Args& a) {
   const int64_t N = a.size(6, "N"), C = a.size(7, "C"), HW = a.size(8, "HW");
-  batchnorm_forward(a.f32(0, "out", N * C * HW), a.f32(1, "mean", C), a.f32(2, "invstd", C), a.f32(3, "x", N * C * HW),
-                    a.f32opt(4, "gamma", C), a.f32opt(5, "beta", C), N, C, HW, a.number(9));
+  (bn_blocked(a, 10, C) ? batchnorm_forward_blocked : batchnorm_forward)(
+      a.f32(0, "out", N * C * HW), a.f32(1, "mean", C), a.f32(2, "invstd", C), a.f32(3, "x", N * C * HW),
+      a.f32opt(4, "gamma", C), a.f32opt(5, "beta", C), N, C, HW, a.number(9));
 }
 void js_batchnorm_inference(const Args& a) {
   const int64_t N = a.size(6, "N"), C = a.size(7, "C"), HW = a.size(8, "HW");
-  batchnorm_inference(a.f32(0, "out", N * C * HW), a.f32(1, "x", N * C * HW), a.f32(2, "mean", C),
-                      a.f32(3, "variance", C), a.f32opt(4, "gamma", C), a.f32opt(5, "beta", C), N, C, HW, a.number(9));
+  (bn_blocked(a, 10, C) ? batchnorm_inference_blocked : batchnorm_inference)(
+      a.f32(0, "out", N * C * HW), a.f32(1, "x", N * C * HW), a.f32(2, "mean", C), a.f32(3, "variance", C),
+      a.f32opt(4, "gamma", C), a.f32opt(5, "beta", C), N, C, HW, a.number(9));
 }
 void js_batchnorm_backward(const Args& a) {
   const int64_t N = a.size(8, "N"), C = a.size(9, "C"), HW = a.size(10, "HW");
-  batchnorm_backward(a.f32(0, "gx", N * C * HW), a.f32opt(1, "ggamma", C), a.f32opt(2, "gbeta", C),
-                     a.f32(3, "gy", N * C * HW), a.f32(4, "x", N * C * HW), a.f32(5, "mean", C), a.f32(6, "invstd", C),
-                     a.f32opt(7, "gamma", C), N, C, HW);
+  (bn_blocked(a, 11, C) ? batchnorm_backward_blocked : batchnorm_backward)(
+      a.f32(0, "gx", N * C * HW), a.f32opt(1, "ggamma", C), a.f32opt(2, "gbeta", C), a.f32(3, "gy", N * C * HW),
+      a.f32(4, "x", N * C * HW), a.f32(5, "mean", C), a.f32(6, "invstd", C), a.f32opt(7, "gamma", C), N, C, HW);
 }
 void js_layernorm_forward(const Args& a) {
   const int64_t rows = a.size(6, "rows"), D = a.size(7, "D");
@@ -487,6 +504,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "conv2d", js_conv2d);
   add(env, exports, "conv2dBackwardData", js_conv2d_backward_data);
   add(env, exports, "conv2dBackwardWeight", js_conv2d_backward_weight);
+  add(env, exports, "relayout", js_relayout);
   add(env, exports, "batchNormForward", js_batchnorm_forward);
   add(env, exports, "batchNormInference", js_batchnorm_inference);
   add(env, exports, "batchNormBackward", js_batchnorm_backward);

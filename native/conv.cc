@@ -123,9 +123,18 @@ void port_out_finish(Port& port) {
 struct Mds {
   memory::desc src, wei, bias, dst;
 };
-Mds user_mds(const Geom& g) {
-  return {memory::desc(g.src, dt::f32, tag::nchw), memory::desc(g.wei, dt::f32, g.weiTag),
-          memory::desc(g.bias, dt::f32, tag::x), memory::desc(g.dst, dt::f32, tag::nchw)};
+/** User buffers: NCHW, or oneDNN's nChw16c for activations a previous layer left in that layout. */
+Mds user_mds(const Geom& g, bool srcBlocked = false, bool dstBlocked = false) {
+  return {memory::desc(g.src, dt::f32, srcBlocked ? tag::nChw16c : tag::nchw), memory::desc(g.wei, dt::f32, g.weiTag),
+          memory::desc(g.bias, dt::f32, tag::x), memory::desc(g.dst, dt::f32, dstBlocked ? tag::nChw16c : tag::nchw)};
+}
+/** Whether the primitive itself works on nChw16c for this activation, so a blocked output costs no reorder. */
+bool prefers_blocked(const memory::desc& primMd, const memory::dims& dims) {
+  return primMd == memory::desc(dims, dt::f32, tag::nChw16c);
+}
+void check_blocked(const char* kernel, const char* name, bool blocked, int64_t channels) {
+  if (blocked && channels % 16 != 0)
+    fail(kernel, std::string(name) + " has " + std::to_string(channels) + " channels; nChw16c needs a multiple of 16");
 }
 Mds prim_mds(const Geom& g, bool blocked) {
   if (!blocked) return user_mds(g);
@@ -162,10 +171,12 @@ struct FwdEntry {
   convolution_forward prim;
   Port src, wei, dst;
   memory bias;
+  bool dstBlocked = false;
 };
 struct BwdDataEntry {
   convolution_backward_data prim;
   Port diffSrc, wei, diffDst;
+  bool diffSrcBlocked = false;
 };
 struct BwdWeightsEntry {
   convolution_backward_weights prim;
@@ -176,9 +187,9 @@ PrimitiveCache<FwdEntry> fwdCache;
 PrimitiveCache<BwdDataEntry> bwdDataCache;
 PrimitiveCache<BwdWeightsEntry> bwdWeightsCache;
 
-std::string conv_key(const char* kind, const ConvParams& p, bool hasBias) {
+std::string conv_key(const char* kind, const ConvParams& p, bool hasBias, int layouts) {
   return key(kind, p.N, p.C, p.H, p.W, p.O, p.KH, p.KW, p.OH, p.OW, p.strideH, p.strideW, p.padH, p.padW,
-             p.dilationH, p.dilationW, p.groups, hasBias) +
+             p.dilationH, p.dilationW, p.groups, hasBias, layouts) +
          layout_mode();
 }
 
@@ -190,15 +201,19 @@ void conv_set_layout(const std::string& layout) {
 }
 std::string conv_layout() { return layout_mode(); }
 
-void conv2d_forward(float* out, const float* x, const float* w, const float* bias, const ConvParams& p) {
+bool conv2d_forward(float* out, const float* x, const float* w, const float* bias, const ConvParams& p, bool xBlocked,
+                    bool outMayBlock) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
-  if (p.N * p.O * p.OH * p.OW == 0) return;
+  check_blocked("conv2d", "x", xBlocked, p.C);
+  if (p.N * p.O * p.OH * p.OW == 0) return false;
   const bool blocked = layout_mode() == "blocked";
-  FwdEntry& e = fwdCache.get(conv_key("fwd", p, bias), [&] {
+  outMayBlock = outMayBlock && blocked && p.O % 16 == 0;
+  FwdEntry& e = fwdCache.get(conv_key("fwd", p, bias, xBlocked + 2 * outMayBlock), [&] {
     const Geom g = geom(p);
-    const Mds u = user_mds(g);
     const auto pd = fwd_pd(g, blocked, bias);
     FwdEntry e;
+    e.dstBlocked = outMayBlock && prefers_blocked(pd.dst_desc(), g.dst);
+    const Mds u = user_mds(g, xBlocked, e.dstBlocked);
     e.prim = convolution_forward(pd);
     e.src = make_port(u.src, pd.src_desc(), true, 0);
     e.wei = make_port(u.wei, pd.weights_desc(), true, 1);
@@ -218,21 +233,26 @@ void conv2d_forward(float* out, const float* x, const float* w, const float* bia
   e.prim.execute(stream(), args);
   port_out_finish(e.dst);
   stream().wait();
+  return e.dstBlocked;
 }
 
-void conv2d_backward_data(float* gx, const float* gy, const float* w, const ConvParams& p) {
+bool conv2d_backward_data(float* gx, const float* gy, const float* w, const ConvParams& p, bool gyBlocked,
+                          bool gxMayBlock) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
-  if (p.N * p.C * p.H * p.W == 0) return;
+  check_blocked("conv2d_backward_data", "gy", gyBlocked, p.O);
+  if (p.N * p.C * p.H * p.W == 0) return false;
   if (p.O * p.OH * p.OW == 0 || p.KH * p.KW == 0) {
     std::memset(gx, 0, size_t(p.N * p.C * p.H * p.W) * sizeof(float));
-    return;
+    return false;
   }
   const bool blocked = layout_mode() == "blocked";
-  BwdDataEntry& e = bwdDataCache.get(conv_key("bwd_data", p, false), [&] {
+  gxMayBlock = gxMayBlock && blocked && p.C % 16 == 0;
+  BwdDataEntry& e = bwdDataCache.get(conv_key("bwd_data", p, false, gyBlocked + 2 * gxMayBlock), [&] {
     const Geom g = geom(p);
-    const Mds u = user_mds(g);
     const auto pd = bwd_data_pd(g, blocked);
     BwdDataEntry e;
+    e.diffSrcBlocked = gxMayBlock && prefers_blocked(pd.diff_src_desc(), g.src);
+    const Mds u = user_mds(g, e.diffSrcBlocked, gyBlocked);
     e.prim = convolution_backward_data(pd);
     e.diffSrc = make_port(u.src, pd.diff_src_desc(), false, 0);
     e.wei = make_port(u.wei, pd.weights_desc(), true, 1);
@@ -246,10 +266,14 @@ void conv2d_backward_data(float* gx, const float* gy, const float* w, const Conv
                             {DNNL_ARG_DIFF_SRC, e.diffSrc.prim}});
   port_out_finish(e.diffSrc);
   stream().wait();
+  return e.diffSrcBlocked;
 }
 
-void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* x, const ConvParams& p) {
+void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* x, const ConvParams& p, bool gyBlocked,
+                            bool xBlocked) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
+  check_blocked("conv2d_backward_weight", "gy", gyBlocked, p.O);
+  check_blocked("conv2d_backward_weight", "x", xBlocked, p.C);
   const int64_t wSize = p.O * (p.groups ? p.C / p.groups : 0) * p.KH * p.KW;
   if (wSize == 0) return;
   if (p.N * p.OH * p.OW == 0) {
@@ -258,9 +282,9 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
     return;
   }
   const bool blocked = layout_mode() == "blocked";
-  BwdWeightsEntry& e = bwdWeightsCache.get(conv_key("bwd_weights", p, gb), [&] {
+  BwdWeightsEntry& e = bwdWeightsCache.get(conv_key("bwd_weights", p, gb, xBlocked + 2 * gyBlocked), [&] {
     const Geom g = geom(p);
-    const Mds u = user_mds(g);
+    const Mds u = user_mds(g, xBlocked, gyBlocked);
     const auto pd = bwd_weights_pd(g, blocked, gb);
     BwdWeightsEntry e;
     e.prim = convolution_backward_weights(pd);
@@ -281,6 +305,33 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
   }
   e.prim.execute(stream(), args);
   port_out_finish(e.diffWei);
+  stream().wait();
+}
+
+void relayout_nchw16c(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bool toBlocked) {
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
+  if (C % 16 != 0) fail("relayout", "nChw16c needs channels in multiples of 16, got " + std::to_string(C));
+  if (N * C * H * W == 0) return;
+  struct Entry {
+    dnnl::reorder reorder;
+    memory from, to;
+  };
+  static PrimitiveCache<Entry> cache;
+  Entry& e = cache.get(key("relayout", N, C, H, W, toBlocked), [&] {
+    const memory::dims d{N, C, H, W};
+    const memory::desc plain(d, dt::f32, tag::nchw), blocked(d, dt::f32, tag::nChw16c);
+    Entry e;
+    e.from = memory(toBlocked ? plain : blocked, engine(), nullptr);
+    e.to = memory(toBlocked ? blocked : plain, engine(), nullptr);
+    e.reorder = dnnl::reorder(e.from, e.to);
+    return e;
+  });
+  const size_t bytes = size_t(N * C * H * W) * sizeof(float);
+  void* tmp = scratch(0, bytes);
+  std::memcpy(tmp, buf, bytes);
+  e.from.set_data_handle(tmp);
+  e.to.set_data_handle(buf);
+  e.reorder.execute(stream(), e.from, e.to);
   stream().wait();
 }
 

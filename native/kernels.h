@@ -48,14 +48,29 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
 struct ConvParams {
   int64_t N, C, H, W, O, KH, KW, OH, OW, strideH, strideW, padH, padW, dilationH, dilationW, groups;
 };
-void conv2d_forward(float* out, const float* x, const float* w, const float* bias, const ConvParams& p);
-void conv2d_backward_data(float* gx, const float* gy, const float* w, const ConvParams& p);
-void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* x, const ConvParams& p);
+// Activations may be NCHW or, flagged, oneDNN's nChw16c (channels a multiple of 16). The "may block" outputs are
+// written in nChw16c when the primitive itself works in it (no reorder); the return value says which was written.
+bool conv2d_forward(float* out, const float* x, const float* w, const float* bias, const ConvParams& p,
+                    bool xBlocked = false, bool outMayBlock = false);
+bool conv2d_backward_data(float* gx, const float* gy, const float* w, const ConvParams& p, bool gyBlocked = false,
+                          bool gxMayBlock = false);
+void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* x, const ConvParams& p,
+                            bool gyBlocked = false, bool xBlocked = false);
+/** In place: an [N, C, H, W] float buffer from NCHW to nChw16c (toBlocked) or back. */
+void relayout_nchw16c(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bool toBlocked);
 /** "plain" runs conv on NCHW/OIHW directly; "blocked" lets oneDNN pick nChw16c and reorders around it. */
 void conv_set_layout(const std::string& layout);
 std::string conv_layout();
 
 // ---- norm.cc ----
+// The *_blocked variants take x, out, gy and gx in nChw16c (C a multiple of 16).
+void batchnorm_forward_blocked(float* out, float* mean, float* invstd, const float* x, const float* gamma,
+                               const float* beta, int64_t N, int64_t C, int64_t HW, double eps);
+void batchnorm_inference_blocked(float* out, const float* x, const float* mean, const float* variance,
+                                 const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps);
+void batchnorm_backward_blocked(float* gx, float* ggamma, float* gbeta, const float* gy, const float* x,
+                                const float* mean, const float* invstd, const float* gamma, int64_t N, int64_t C,
+                                int64_t HW);
 void batchnorm_forward(float* out, float* mean, float* invstd, const float* x, const float* gamma,
                        const float* beta, int64_t N, int64_t C, int64_t HW, double eps);
 void batchnorm_inference(float* out, const float* x, const float* mean, const float* variance, const float* gamma,

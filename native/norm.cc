@@ -102,6 +102,119 @@ void batchnorm_backward(float* gx, float* ggamma, float* gbeta, const float* gy,
   });
 }
 
+// ---- batch norm on nChw16c: x [N, C/16, HW, 16]; one 16-channel block at a time, its lanes side by side ----
+
+namespace {
+constexpr int64_t kLanes = 16;
+/** Element (n, block cb, position i, lane 0) of an nChw16c buffer. */
+inline int64_t blk(int64_t n, int64_t cb, int64_t i, int64_t CB, int64_t HW) { return ((n * CB + cb) * HW + i) * kLanes; }
+}  // namespace
+
+void batchnorm_forward_blocked(float* out, float* mean, float* invstd, const float* x, const float* gamma,
+                               const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
+  if (C == 0) return;
+  const int64_t CB = C / kLanes, M = N * HW;
+  parallel_range(CB, N * C * HW, [&](int64_t b0, int64_t b1) {
+    for (int64_t cb = b0; cb < b1; cb++) {
+      double sum[kLanes] = {}, sq[kLanes] = {};
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t i = 0; i < HW; i++) {
+          const float* xs = x + blk(n, cb, i, CB, HW);
+#pragma omp simd
+          for (int64_t j = 0; j < kLanes; j++) sum[j] += xs[j];
+        }
+      double mu[kLanes];
+      for (int64_t j = 0; j < kLanes; j++) mu[j] = M ? sum[j] / double(M) : 0.0;
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t i = 0; i < HW; i++) {
+          const float* xs = x + blk(n, cb, i, CB, HW);
+#pragma omp simd
+          for (int64_t j = 0; j < kLanes; j++) sq[j] += (xs[j] - mu[j]) * (xs[j] - mu[j]);
+        }
+      float m[kLanes], scale[kLanes], shift[kLanes];
+      for (int64_t j = 0; j < kLanes; j++) {
+        const int64_t c = cb * kLanes + j;
+        const double is = 1.0 / std::sqrt((M ? sq[j] / double(M) : 0.0) + eps);
+        mean[c] = float(mu[j]);
+        invstd[c] = float(is);
+        m[j] = float(mu[j]);
+        scale[j] = float((gamma ? gamma[c] : 1.0) * is);
+        shift[j] = beta ? beta[c] : 0.f;
+      }
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t i = 0; i < HW; i++) {
+          const int64_t o = blk(n, cb, i, CB, HW);
+#pragma omp simd
+          for (int64_t j = 0; j < kLanes; j++) out[o + j] = (x[o + j] - m[j]) * scale[j] + shift[j];
+        }
+    }
+  });
+}
+
+void batchnorm_inference_blocked(float* out, const float* x, const float* mean, const float* variance,
+                                 const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
+  if (N * C * HW == 0) return;
+  const int64_t CB = C / kLanes;
+  std::vector<float> scale(C);
+  for (int64_t c = 0; c < C; c++) scale[c] = float((gamma ? gamma[c] : 1.0) / std::sqrt(double(variance[c]) + eps));
+  parallel_range(N * CB, N * C * HW, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      const int64_t c0 = (p % CB) * kLanes;
+      float m[kLanes], sc[kLanes], sh[kLanes];
+      for (int64_t j = 0; j < kLanes; j++) {
+        m[j] = mean[c0 + j];
+        sc[j] = scale[c0 + j];
+        sh[j] = beta ? beta[c0 + j] : 0.f;
+      }
+      for (int64_t i = 0; i < HW; i++) {
+        const int64_t o = (p * HW + i) * kLanes;
+#pragma omp simd
+        for (int64_t j = 0; j < kLanes; j++) out[o + j] = (x[o + j] - m[j]) * sc[j] + sh[j];
+      }
+    }
+  });
+}
+
+void batchnorm_backward_blocked(float* gx, float* ggamma, float* gbeta, const float* gy, const float* x,
+                                const float* mean, const float* invstd, const float* gamma, int64_t N, int64_t C,
+                                int64_t HW) {
+  if (C == 0) return;
+  const int64_t CB = C / kLanes, M = N * HW;
+  parallel_range(CB, N * C * HW, [&](int64_t b0, int64_t b1) {
+    for (int64_t cb = b0; cb < b1; cb++) {
+      const int64_t c0 = cb * kLanes;
+      float mu[kLanes];
+      for (int64_t j = 0; j < kLanes; j++) mu[j] = mean[c0 + j];
+      double sumGy[kLanes] = {}, sumGyXc[kLanes] = {};
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t i = 0; i < HW; i++) {
+          const int64_t o = blk(n, cb, i, CB, HW);
+#pragma omp simd
+          for (int64_t j = 0; j < kLanes; j++) {
+            sumGy[j] += gy[o + j];
+            sumGyXc[j] += double(gy[o + j]) * (x[o + j] - mu[j]);
+          }
+        }
+      float a[kLanes], b[kLanes], k[kLanes];
+      for (int64_t j = 0; j < kLanes; j++) {
+        const int64_t c = c0 + j;
+        const double is = invstd[c], sumGyXhat = sumGyXc[j] * is;
+        if (ggamma) ggamma[c] = float(sumGyXhat);
+        if (gbeta) gbeta[c] = float(sumGy[j]);
+        a[j] = float((gamma ? gamma[c] : 1.0) * is);
+        b[j] = M ? float(sumGy[j] / double(M)) : 0.f;
+        k[j] = M ? float(sumGyXhat / double(M) * is) : 0.f;
+      }
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t i = 0; i < HW; i++) {
+          const int64_t o = blk(n, cb, i, CB, HW);
+#pragma omp simd
+          for (int64_t j = 0; j < kLanes; j++) gx[o + j] = a[j] * (gy[o + j] - b[j] - (x[o + j] - mu[j]) * k[j]);
+        }
+    }
+  });
+}
+
 // ---- layer norm ----
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* gamma, const float* beta,

@@ -45,8 +45,37 @@ export interface PoolParams {
   countIncludePad: boolean;
 }
 
+/**
+ * Native only: kernels that read and write activations in oneDNN's nChw16c layout (channels a multiple of 16),
+ * so a ResNet's conv -> batch norm -> ReLU -> conv chain never reorders between layers. A flag per activation says
+ * whether it is blocked; the outputs that "may block" are written blocked when the primitive works in that layout,
+ * and the conv kernels return whether they were.
+ */
+export interface BlockedKernels {
+  /** whether conv may leave its outputs blocked now (the native conv layout is 'blocked') */
+  enabled(): boolean;
+  /** In place: [N, C, H, W] from NCHW to nChw16c (toBlocked) or back. */
+  relayout(buf: Float32Array, N: number, C: number, H: number, W: number, toBlocked: boolean): void;
+  conv2d(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, p: ConvParams,
+    xBlocked: boolean, outMayBlock: boolean): boolean;
+  conv2dBackwardData(gx: Float32Array, gy: Float32Array, w: Float32Array, p: ConvParams, gyBlocked: boolean,
+    gxMayBlock: boolean): boolean;
+  conv2dBackwardWeight(gw: Float32Array, gb: Float32Array | null, gy: Float32Array, x: Float32Array, p: ConvParams,
+    gyBlocked: boolean, xBlocked: boolean): void;
+  /** Batch norm with x, out (gy, gx) all in nChw16c; statistics and affine parameters as the plain kernels. */
+  batchNormForward(out: Float32Array, mean: Float32Array, invstd: Float32Array, x: Float32Array,
+    gamma: Float32Array | null, beta: Float32Array | null, N: number, C: number, HW: number, eps: number): void;
+  batchNormInference(out: Float32Array, x: Float32Array, mean: Float32Array, variance: Float32Array,
+    gamma: Float32Array | null, beta: Float32Array | null, N: number, C: number, HW: number, eps: number): void;
+  batchNormBackward(gx: Float32Array, ggamma: Float32Array | null, gbeta: Float32Array | null, gy: Float32Array,
+    x: Float32Array, mean: Float32Array, invstd: Float32Array, gamma: Float32Array | null, N: number, C: number,
+    HW: number): void;
+}
+
 export interface Backend {
   readonly name: DeviceName;
+  /** Native only: the nChw16c kernels (absent on backends that keep every buffer row-major). */
+  readonly blocked?: BlockedKernels;
   /** Allocates a buffer of `size` elements; zero-filled when `zero` is true, otherwise contents are undefined. */
   alloc(dtype: DType, size: number, zero: boolean): TypedArray;
   /** Releases a buffer now. The array must not be used afterwards. */

@@ -3,7 +3,8 @@
 
 import { createRequire } from 'node:module';
 import type {
-  Backend, BinaryOp, ConvParams, DType, FloatArray, PoolParams, ReduceOp, TypedArray, UnaryGradOp, UnaryOp,
+  Backend, BinaryOp, BlockedKernels, ConvParams, DType, FloatArray, PoolParams, ReduceOp, TypedArray, UnaryGradOp,
+  UnaryOp,
 } from './backend.js';
 
 /** Byte counts of the addon's allocator: live blocks handed to JS and idle blocks kept for reuse. */
@@ -12,8 +13,28 @@ export interface NativeMemoryStats { liveBytes: number; cachedBytes: number; liv
 export type ConvLayout = 'plain' | 'blocked';
 export type BenchKind = 'matmul' | 'conv_fwd' | 'conv_bwd_data' | 'conv_bwd_weights';
 
-/** The addon's exports: the Backend kernels with the same argument order, plus memory and benchmark helpers. */
-export interface NativeAddon extends Omit<Backend, 'name' | 'supports'> {
+type Flagged = 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeight' | 'batchNormForward' | 'batchNormInference'
+  | 'batchNormBackward';
+
+/**
+ * The addon's exports: the Backend kernels with the same argument order, plus memory and benchmark helpers. Conv and
+ * batch norm take trailing nChw16c flags (absent: NCHW), as BlockedKernels describes.
+ */
+export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocked' | Flagged> {
+  conv2d(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams, xBlocked?: boolean,
+    outMayBlock?: boolean): boolean;
+  conv2dBackwardData(gx: FloatArray, gy: FloatArray, w: FloatArray, p: ConvParams, gyBlocked?: boolean,
+    gxMayBlock?: boolean): boolean;
+  conv2dBackwardWeight(gw: FloatArray, gb: FloatArray | null, gy: FloatArray, x: FloatArray, p: ConvParams,
+    gyBlocked?: boolean, xBlocked?: boolean): void;
+  batchNormForward(out: FloatArray, mean: FloatArray, invstd: FloatArray, x: FloatArray, gamma: FloatArray | null,
+    beta: FloatArray | null, N: number, C: number, HW: number, eps: number, blocked?: boolean): void;
+  batchNormInference(out: FloatArray, x: FloatArray, mean: FloatArray, variance: FloatArray, gamma: FloatArray | null,
+    beta: FloatArray | null, N: number, C: number, HW: number, eps: number, blocked?: boolean): void;
+  batchNormBackward(gx: FloatArray, ggamma: FloatArray | null, gbeta: FloatArray | null, gy: FloatArray, x: FloatArray,
+    mean: FloatArray, invstd: FloatArray, gamma: FloatArray | null, N: number, C: number, HW: number,
+    blocked?: boolean): void;
+  relayout(buf: Float32Array, N: number, C: number, H: number, W: number, toBlocked: boolean): void;
   memoryStats(): NativeMemoryStats;
   /** Returns every idle cached block to the OS. */
   trimCache(): void;
@@ -59,6 +80,33 @@ export function nativeAddon(): NativeAddon {
   return addon;
 }
 
+// Activations stay in nChw16c between conv / batch norm / elementwise layers unless SELFSUP_BLOCKED_ACTIVATIONS=0
+// (then every conv reorders to and from NCHW, as in plain frameworks); conv layout 'plain' turns it off too.
+let blockedActivations = process.env.SELFSUP_BLOCKED_ACTIVATIONS !== '0';
+
+/** Turns keeping activations in nChw16c between layers on or off (benchmarks, tests); returns the old setting. */
+export function setBlockedActivations(on: boolean): boolean {
+  const old = blockedActivations;
+  blockedActivations = on;
+  return old;
+}
+
+const blockedKernels: BlockedKernels = {
+  enabled: () => blockedActivations && nativeAddon().convLayout() === 'blocked',
+  relayout: (buf, N, C, H, W, toBlocked) => nativeAddon().relayout(buf, N, C, H, W, toBlocked),
+  conv2d: (out, x, w, bias, p, xBlocked, outMayBlock) => nativeAddon().conv2d(out, x, w, bias, p, xBlocked, outMayBlock),
+  conv2dBackwardData: (gx, gy, w, p, gyBlocked, gxMayBlock) =>
+    nativeAddon().conv2dBackwardData(gx, gy, w, p, gyBlocked, gxMayBlock),
+  conv2dBackwardWeight: (gw, gb, gy, x, p, gyBlocked, xBlocked) =>
+    nativeAddon().conv2dBackwardWeight(gw, gb, gy, x, p, gyBlocked, xBlocked),
+  batchNormForward: (out, mean, invstd, x, gamma, beta, N, C, HW, eps) =>
+    nativeAddon().batchNormForward(out, mean, invstd, x, gamma, beta, N, C, HW, eps, true),
+  batchNormInference: (out, x, mean, variance, gamma, beta, N, C, HW, eps) =>
+    nativeAddon().batchNormInference(out, x, mean, variance, gamma, beta, N, C, HW, eps, true),
+  batchNormBackward: (gx, ggamma, gbeta, gy, x, mean, invstd, gamma, N, C, HW) =>
+    nativeAddon().batchNormBackward(gx, ggamma, gbeta, gy, x, mean, invstd, gamma, N, C, HW, true),
+};
+
 const SUPPORTED: ReadonlySet<DType> = new Set<DType>(['float32', 'int32', 'uint8']);
 
 // Each method forwards straight to the addon; `nativeAddon()` resolves it once per call so a missing addon
@@ -68,6 +116,7 @@ export const nativeBackend: Backend = {
   alloc: (dtype: DType, size: number, zero: boolean): TypedArray => nativeAddon().alloc(dtype, size, zero),
   free: (data: TypedArray): void => nativeAddon().free(data),
   supports: (dtype: DType): boolean => SUPPORTED.has(dtype),
+  blocked: blockedKernels,
 
   fill: (out: TypedArray, value: number) => nativeAddon().fill(out, value),
   cast: (out: TypedArray, x: TypedArray) => nativeAddon().cast(out, x),
@@ -102,10 +151,12 @@ export const nativeBackend: Backend = {
     N: number, K: number, transA: boolean, transB: boolean, aBatchStride: number, bBatchStride: number) =>
     nativeAddon().matmul(out, a, b, bias, batch, M, N, K, transA, transB, aBatchStride, bBatchStride),
 
-  conv2d: (out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams) =>
-    nativeAddon().conv2d(out, x, w, bias, p),
-  conv2dBackwardData: (gx: FloatArray, gy: FloatArray, w: FloatArray, p: ConvParams) =>
-    nativeAddon().conv2dBackwardData(gx, gy, w, p),
+  conv2d: (out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams) => {
+    nativeAddon().conv2d(out, x, w, bias, p);
+  },
+  conv2dBackwardData: (gx: FloatArray, gy: FloatArray, w: FloatArray, p: ConvParams) => {
+    nativeAddon().conv2dBackwardData(gx, gy, w, p);
+  },
   conv2dBackwardWeight: (gw: FloatArray, gb: FloatArray | null, gy: FloatArray, x: FloatArray, p: ConvParams) =>
     nativeAddon().conv2dBackwardWeight(gw, gb, gy, x, p),
 

@@ -206,7 +206,10 @@ export function to(t: Tensor, device: DeviceName, dtype: DType = t.dtype): Tenso
 function unaryOp(op: UnaryOp, x: Tensor, p0 = 0, p1 = 0): Tensor {
   live(op, x);
   const out = like(x);
-  x.backend.unary(op, out.data, x.data, p0, p1);
+  // elementwise: an nChw16c input gives an nChw16c output, element for element
+  const xb = x.blockedData;
+  x.backend.unary(op, out.data, xb ?? x.data, p0, p1);
+  if (xb !== null) out.markBlocked();
   return out;
 }
 
@@ -251,7 +254,13 @@ function activation(op: 'relu' | 'gelu' | 'sigmoid' | 'tanh', x: Tensor): Tensor
   const y = unaryOp(op, x);
   return record(y, op, [x], (g) => {
     const gx = like(x);
-    x.backend.unaryGrad(op, fdata(gx), fdata(g), fdata(x), fdata(y));
+    const gb = g.blockedData, xb = x.blockedData, yb = y.blockedData;
+    if (gb !== null && xb !== null && yb !== null) {
+      x.backend.unaryGrad(op, fdata(gx), gb, xb, yb);
+      gx.markBlocked();
+    } else {
+      x.backend.unaryGrad(op, fdata(gx), fdata(g), fdata(x), fdata(y));
+    }
     return [gx];
   });
 }
@@ -313,6 +322,13 @@ function binaryForward(op: BinaryOp, a: Tensor, b: Tensor, outDtype: DType): Ten
   sameDtype(op, a, b);
   const shape = broadcastShapes(op, a.shape, b.shape);
   const out = like(a, shape, outDtype);
+  const ab = a.blockedData, bb = b.blockedData;
+  if (ab !== null && bb !== null && sameShape(a.shape, b.shape) && outDtype === a.dtype) {
+    // both nChw16c: elementwise over the buffers as they are
+    a.backend.binary(op, out.data, ab, bb, [out.size], [1], [1]);
+    out.markBlocked();
+    return out;
+  }
   a.backend.binary(op, out.data, a.data, b.data, shape, broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
   return out;
 }
@@ -832,7 +848,18 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   }
   const p: ConvParams = { N, C, H, W, O, KH, KW, OH, OW, strideH, strideW, padH, padW, dilationH, dilationW, groups };
   const out = like(x, [N, O, OH, OW]);
-  if (out.size > 0) x.backend.conv2d(fdata(out), fdata(x), fdata(weight), bias === null ? null : fdata(bias), p);
+  // native: activations with channels in multiples of 16 stay in oneDNN's nChw16c between layers
+  const bk = x.backend.blocked !== undefined && x.backend.blocked.enabled() && groups === 1 ? x.backend.blocked : null;
+  if (out.size > 0) {
+    if (bk !== null) {
+      const xb = x.blockedData;
+      const bl = bk.conv2d(fdata(out) as Float32Array, xb ?? fdata(x) as Float32Array, fdata(weight) as Float32Array,
+        bias === null ? null : fdata(bias) as Float32Array, p, xb !== null, true);
+      if (bl) out.markBlocked();
+    } else {
+      x.backend.conv2d(fdata(out), fdata(x), fdata(weight), bias === null ? null : fdata(bias), p);
+    }
+  }
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
   return record(out, 'conv2d', inputs, (g) => {
     let gx: Tensor | null = null;
@@ -840,14 +867,28 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
     let gb: Tensor | null = null;
     // The kernels overwrite their outputs: zero-fill only when an empty g skips them.
     const zero = g.size === 0;
+    const bkNow = bk !== null && bk.enabled() ? bk : null;
     if (x.requiresGrad) {
       gx = like(x, x.shape, x.dtype, zero);
-      if (g.size > 0) x.backend.conv2dBackwardData(fdata(gx), fdata(g), fdata(weight), p);
+      if (g.size > 0 && bkNow !== null) {
+        const gbl = g.blockedData;
+        const bl = bkNow.conv2dBackwardData(fdata(gx) as Float32Array, gbl ?? fdata(g) as Float32Array,
+          fdata(weight) as Float32Array, p, gbl !== null, true);
+        if (bl) gx.markBlocked();
+      } else if (g.size > 0) {
+        x.backend.conv2dBackwardData(fdata(gx), fdata(g), fdata(weight), p);
+      }
     }
     if (weight.requiresGrad || (bias !== null && bias.requiresGrad)) {
       gw = like(weight, weight.shape, weight.dtype, zero);
       gb = bias !== null ? like(bias, bias.shape, bias.dtype, zero) : null;
-      if (g.size > 0) x.backend.conv2dBackwardWeight(fdata(gw), gb === null ? null : fdata(gb), fdata(g), fdata(x), p);
+      if (g.size > 0 && bkNow !== null) {
+        const gbl = g.blockedData, xb = x.blockedData;
+        bkNow.conv2dBackwardWeight(fdata(gw) as Float32Array, gb === null ? null : fdata(gb) as Float32Array,
+          gbl ?? fdata(g) as Float32Array, xb ?? fdata(x) as Float32Array, p, gbl !== null, xb !== null);
+      } else if (g.size > 0) {
+        x.backend.conv2dBackwardWeight(fdata(gw), gb === null ? null : fdata(gb), fdata(g), fdata(x), p);
+      }
     }
     return [gx, weight.requiresGrad ? gw : null, bias !== null && bias.requiresGrad ? gb : null];
   });
@@ -884,6 +925,14 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
     if (runningMean === null || runningVar === null) throw new Error('[batchNorm] eval mode needs running statistics');
     if (!needsGrad([x, weight, bias])) {
       const out = like(x);
+      const xb = x.blockedData;
+      if (xb !== null) {
+        x.backend.blocked!.batchNormInference(fdata(out) as Float32Array, xb, fdata(runningMean) as Float32Array,
+          fdata(runningVar) as Float32Array, weight === null ? null : fdata(weight) as Float32Array,
+          bias === null ? null : fdata(bias) as Float32Array, N, C, HW, eps);
+        out.markBlocked();
+        return out;
+      }
       x.backend.batchNormInference(fdata(out), fdata(x), fdata(runningMean), fdata(runningVar),
         weight === null ? null : fdata(weight), bias === null ? null : fdata(bias), N, C, HW, eps);
       return out;
@@ -901,8 +950,16 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
   const out = like(x);
   const mean = like(x, [C]);
   const invstd = like(x, [C]);
-  x.backend.batchNormForward(fdata(out), fdata(mean), fdata(invstd), fdata(x), weight === null ? null : fdata(weight),
-    bias === null ? null : fdata(bias), N, C, HW, eps);
+  const xb = x.blockedData;
+  if (xb !== null) {
+    x.backend.blocked!.batchNormForward(fdata(out) as Float32Array, fdata(mean) as Float32Array,
+      fdata(invstd) as Float32Array, xb, weight === null ? null : fdata(weight) as Float32Array,
+      bias === null ? null : fdata(bias) as Float32Array, N, C, HW, eps);
+    out.markBlocked();
+  } else {
+    x.backend.batchNormForward(fdata(out), fdata(mean), fdata(invstd), fdata(x), weight === null ? null : fdata(weight),
+      bias === null ? null : fdata(bias), N, C, HW, eps);
+  }
   if (runningMean !== null && runningVar !== null) {
     const rm = runningMean.data as FloatArray;
     const rv = runningVar.data as FloatArray;
@@ -920,8 +977,16 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
     const gx = like(x);
     const gw = weight !== null ? like(weight) : null;
     const gb = bias !== null ? like(bias) : null;
-    x.backend.batchNormBackward(fdata(gx), gw === null ? null : fdata(gw), gb === null ? null : fdata(gb), fdata(g),
-      fdata(x), fdata(mean), fdata(invstd), weight === null ? null : fdata(weight), N, C, HW);
+    const gbl = g.blockedData, xbl = x.blockedData;
+    if (gbl !== null && xbl !== null) {
+      x.backend.blocked!.batchNormBackward(fdata(gx) as Float32Array, gw === null ? null : fdata(gw) as Float32Array,
+        gb === null ? null : fdata(gb) as Float32Array, gbl, xbl, fdata(mean) as Float32Array,
+        fdata(invstd) as Float32Array, weight === null ? null : fdata(weight) as Float32Array, N, C, HW);
+      gx.markBlocked();
+    } else {
+      x.backend.batchNormBackward(fdata(gx), gw === null ? null : fdata(gw), gb === null ? null : fdata(gb), fdata(g),
+        fdata(x), fdata(mean), fdata(invstd), weight === null ? null : fdata(weight), N, C, HW);
+    }
     return [gx, ...(gw !== null ? [gw] : []), ...(gb !== null ? [gb] : [])];
   });
 }

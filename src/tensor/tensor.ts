@@ -6,10 +6,18 @@ import type { GradNode } from './autograd.js';
 
 export type Shape = readonly number[];
 
+/** The [N, C, H, W] sizes of an activation held in oneDNN's nChw16c layout (native backend only). */
+export interface BlockedLayout { readonly N: number; readonly C: number; readonly H: number; readonly W: number }
+
 /** A buffer shared by a tensor and its views (reshape, detach); freed when the last holder disposes. */
 export class Storage {
   data: TypedArray | null;
   refs = 1;
+  /**
+   * Set while the buffer holds an activation in nChw16c, as conv and batch norm leave it for the next layer
+   * (no reorder between layers). Every read through Tensor.data first turns it back into NCHW, in place.
+   */
+  blocked: BlockedLayout | null = null;
   constructor(data: TypedArray, readonly backend: Backend) {
     this.data = data;
   }
@@ -104,13 +112,36 @@ export class Tensor {
   /** Contiguous row-major strides in elements. */
   get strides(): number[] { return contiguousStrides(this.shape); }
 
-  /** The raw buffer; throws when the tensor has been disposed. */
+  /** The raw buffer, row-major; throws when the tensor has been disposed. */
   get data(): TypedArray {
     const d = this.storage.data;
     if (this.disposed || d === null) {
       throw new Error(`[tensor] use of a freed tensor (id ${this.id}, shape [${this.shape.join(', ')}])`);
     }
+    const b = this.storage.blocked;
+    if (b !== null) {
+      this.storage.backend.blocked!.relayout(d as Float32Array, b.N, b.C, b.H, b.W, false);
+      this.storage.blocked = null;
+    }
     return d;
+  }
+
+  /**
+   * The buffer as it is when it holds this tensor in nChw16c (a 4-D tensor whose storage a conv or batch norm left
+   * blocked), else null. For the kernels that read that layout; everything else reads `data`.
+   */
+  get blockedData(): Float32Array | null {
+    const b = this.storage.blocked;
+    if (b === null || this.disposed || this.storage.data === null) return null;
+    const [N, C, H, W] = this.shape;
+    return this.shape.length === 4 && N === b.N && C === b.C && H === b.H && W === b.W
+      ? this.storage.data as Float32Array : null;
+  }
+
+  /** Marks this tensor's fresh buffer as written in nChw16c by a kernel. */
+  markBlocked(): void {
+    const [N, C, H, W] = this.shape as [number, number, number, number];
+    this.storage.blocked = { N, C, H, W };
   }
 
   /** Releases the buffer now (shared with views until the last one is disposed). Idempotent. */

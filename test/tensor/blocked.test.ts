@@ -1,0 +1,129 @@
+// Activations kept in oneDNN's nChw16c between layers (native backend): the layout kernels against the NCHW ones,
+// layout propagation through conv -> batch norm -> ReLU -> add, and whole ResNet steps with it on and off.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as T from '../../src/tensor/index.js';
+import { Rng, type Tensor } from '../../src/tensor/index.js';
+import { nativeAddon, setBlockedActivations } from '../../src/backend/native.js';
+import { resnet18Cifar } from '../../src/models/index.js';
+import { assertClose, nativeAvailable } from '../helpers.js';
+
+const skip = !nativeAvailable();
+
+function randomF32(n: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.normal();
+  return a;
+}
+
+/** nChw16c by index arithmetic: element (n, c, s) of NCHW goes to ((n * C/16 + c/16) * HW + s) * 16 + c % 16. */
+function toBlockedJs(x: Float32Array, N: number, C: number, HW: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      for (let s = 0; s < HW; s++) out[((n * (C / 16) + Math.floor(c / 16)) * HW + s) * 16 + (c % 16)] = x[(n * C + c) * HW + s]!;
+    }
+  }
+  return out;
+}
+
+test('relayout: NCHW <-> nChw16c in place, as the index formula says', { skip }, () => {
+  const addon = nativeAddon();
+  const [N, C, H, W] = [3, 32, 5, 7];
+  const x = randomF32(N * C * H * W, 1);
+  const buf = addon.alloc('float32', x.length, false) as Float32Array;
+  buf.set(x);
+  addon.relayout(buf, N, C, H, W, true);
+  assert.deepEqual(Array.from(buf), Array.from(toBlockedJs(x, N, C, H * W)));
+  addon.relayout(buf, N, C, H, W, false);
+  assert.deepEqual(Array.from(buf), Array.from(x));
+  assert.throws(() => addon.relayout(buf.subarray(0, 2 * 24 * 35), 2, 24, 5, 7, true), /\[relayout\].*multiples of 16/);
+  addon.free(buf);
+});
+
+test('batch norm kernels on nChw16c equal the NCHW kernels (training, inference, backward)', { skip }, () => {
+  const addon = nativeAddon();
+  const [N, C, H, W] = [4, 32, 3, 5];
+  const HW = H * W;
+  const size = N * C * HW;
+  const x = randomF32(size, 2), gy = randomF32(size, 3), gamma = randomF32(C, 4), beta = randomF32(C, 5);
+  const variance = randomF32(C, 6).map((v) => v * v + 0.5);
+  const block = (a: Float32Array): Float32Array => toBlockedJs(a, N, C, HW);
+  for (const affine of [true, false]) {
+    const g = affine ? gamma : null, b = affine ? beta : null;
+    const [y1, m1, s1] = [new Float32Array(size), new Float32Array(C), new Float32Array(C)];
+    const [y2, m2, s2] = [new Float32Array(size), new Float32Array(C), new Float32Array(C)];
+    addon.batchNormForward(y1, m1, s1, x, g, b, N, C, HW, 1e-5);
+    addon.batchNormForward(y2, m2, s2, block(x), g, b, N, C, HW, 1e-5, true);
+    assertClose(y2, block(y1), `forward affine=${affine}`, 1e-5, 1e-6);
+    assertClose(m2, m1, 'mean', 1e-6, 1e-7);
+    assertClose(s2, s1, 'invstd', 1e-6, 1e-7);
+    const [i1, i2] = [new Float32Array(size), new Float32Array(size)];
+    addon.batchNormInference(i1, x, m1, variance, g, b, N, C, HW, 1e-5);
+    addon.batchNormInference(i2, block(x), m1, variance, g, b, N, C, HW, 1e-5, true);
+    assertClose(i2, block(i1), `inference affine=${affine}`, 1e-6, 1e-7);
+    const [gx1, gx2] = [new Float32Array(size), new Float32Array(size)];
+    const [gg1, gg2, gb1, gb2] = [new Float32Array(C), new Float32Array(C), new Float32Array(C), new Float32Array(C)];
+    addon.batchNormBackward(gx1, affine ? gg1 : null, affine ? gb1 : null, gy, x, m1, s1, g, N, C, HW);
+    addon.batchNormBackward(gx2, affine ? gg2 : null, affine ? gb2 : null, block(gy), block(x), m1, s1, g, N, C, HW, true);
+    assertClose(gx2, block(gx1), `backward affine=${affine}`, 1e-5, 1e-6);
+    assertClose(gg2, gg1, 'dgamma', 1e-5, 1e-6);
+    assertClose(gb2, gb1, 'dbeta', 1e-5, 1e-6);
+  }
+});
+
+test('conv -> batch norm -> ReLU -> add stay blocked, and reading any of them gives the NCHW values', { skip }, () => {
+  const run = (blocked: boolean): { outs: Float32Array[]; flags: boolean[] } => {
+    const old = setBlockedActivations(blocked);
+    try {
+      return T.tidy(() => {
+        const rng = new Rng(7);
+        const x = T.randn([2, 3, 6, 6], { rng, device: 'native' });
+        const w1 = T.randn([16, 3, 3, 3], { rng, device: 'native' });
+        const w2 = T.randn([16, 16, 3, 3], { rng, device: 'native' });
+        const y1 = T.conv2d(x, w1, null, { padding: 1 });
+        const b1 = T.batchNorm(y1, null, null, null, null, { training: true });
+        const r1 = T.relu(b1);
+        const y2 = T.conv2d(r1, w2, null, { padding: 1 });
+        const s = T.add(y2, r1);
+        const flags = [y1, b1, r1, y2, s].map((t) => t.storage.blocked !== null);
+        // one operand plain: the blocked one is read (turned back into NCHW) and the result is plain
+        const mixed = T.add(s, T.ones([2, 16, 6, 6], { device: 'native' }));
+        flags.push(s.storage.blocked !== null, mixed.storage.blocked !== null);
+        const ts: Tensor[] = [y1, b1, r1, y2, s, mixed];
+        return { outs: ts.map((t) => Float32Array.from(t.data)), flags };
+      });
+    } finally {
+      setBlockedActivations(old);
+    }
+  };
+  const on = run(true), off = run(false);
+  assert.deepEqual(on.flags, [true, true, true, true, true, false, false], 'which outputs stayed in nChw16c');
+  assert.deepEqual(off.flags, [false, false, false, false, false, false, false]);
+  on.outs.forEach((o, i) => assertClose(o, off.outs[i]!, `output ${i}`, 1e-5, 1e-5));
+});
+
+test('ResNet-18 (CIFAR stem) training step: same loss and gradients with blocked activations on and off', { skip }, () => {
+  const step = (blocked: boolean): Float32Array[] => {
+    const old = setBlockedActivations(blocked);
+    try {
+      return T.tidy(() => {
+        const m = resnet18Cifar({ width: 0.25, numClasses: 10 }, { device: 'native', rng: new Rng(3) });
+        const rng = new Rng(11);
+        const x = T.randn([4, 3, 16, 16], { rng, device: 'native' });
+        const labels = T.tensor([1, 3, 5, 7], [4], { dtype: 'int32', device: 'native' });
+        const loss = T.crossEntropy(m.forward(x), labels);
+        loss.backward();
+        const out = [Float32Array.from(loss.data), ...m.parameters().map((p) => Float32Array.from(p.grad!.data))];
+        m.dispose();
+        return out;
+      });
+    } finally {
+      setBlockedActivations(old);
+    }
+  };
+  const on = step(true), off = step(false);
+  assert.equal(on.length, off.length);
+  on.forEach((g, i) => assertClose(g, off[i]!, i === 0 ? 'loss' : `gradient ${i}`, 1e-4, 1e-5));
+});
