@@ -12,6 +12,7 @@ import type { DataLoader } from '../data/loader.js';
 import type { MaskedAutoencoderViT } from '../methods/mae.js';
 import { vitFromMae } from './pretrained.js';
 import { evaluateHead } from './linear.js';
+import { trainSupervised, type SupervisedEpoch } from './supervised.js';
 
 export interface FinetuneRecipe {
   /** base lr: lr = blr * batchSize / 256 */
@@ -50,7 +51,7 @@ export function finetuneParamGroups(vit: VisionTransformer, r: FinetuneRecipe): 
   });
 }
 
-export interface FinetuneEpoch { epoch: number; loss: number; lr: number; top1: number; top5: number; seconds: number }
+export type FinetuneEpoch = SupervisedEpoch;
 
 export interface FinetuneResult { lr: number; history: FinetuneEpoch[]; top1: number; top5: number; groups: number }
 
@@ -60,38 +61,17 @@ export async function finetune(vit: VisionTransformer, train: DataLoader, val: D
   const groups = finetuneParamGroups(vit, r);
   const opt = new AdamW(groups, { lr, betas: [0.9, 0.999], weightDecay: r.weightDecay });
   const schedule: LrSchedule = { kind: 'warmupCosine', lr, minLr: r.minLr, warmupEpochs: r.warmupEpochs, epochs: r.epochs };
-  const iters = train.length;
-  if (iters === 0) throw new Error('[finetune] the training set is smaller than one batch');
-  const history: FinetuneEpoch[] = [];
-  for (let epoch = 0; epoch < r.epochs; epoch++) {
-    const t0 = performance.now();
-    vit.train();
-    let sum = 0;
-    let count = 0;
-    let step = 0;
-    let lrNow = 0;
-    for await (const b of train.epoch(epoch)) {
-      lrNow = adjustLearningRate(opt, schedule, epoch + step / iters); // per iteration, as MAE
-      const loss = T.tidy(() => {
-        const logits = vit.forward(T.tensor(b.images, b.shape)); // [N, classes]
-        const l = T.crossEntropy(logits, T.tensor(b.labels, [b.labels.length], { dtype: 'int32' }), { labelSmoothing: r.labelSmoothing });
-        const v = l.item();
-        if (!Number.isFinite(v)) throw new Error(`[finetune] loss is ${v} at epoch ${epoch + 1}; stopping (lower --blr)`);
-        opt.zeroGrad();
-        l.backward();
-        opt.step();
-        return v;
-      });
-      sum += loss;
-      count++;
-      step++;
-    }
-    vit.eval(); // drop path off, as the evaluation of main_finetune
-    const acc = await evaluateHead((x: Tensor) => vit.forwardFeatures(x), vit.head, val);
-    const e: FinetuneEpoch = { epoch: epoch + 1, loss: sum / Math.max(1, count), lr: lrNow, ...acc, seconds: (performance.now() - t0) / 1000 };
-    history.push(e);
-    onEpoch?.(e);
-  }
+  const history = await trainSupervised({
+    where: 'finetune', hint: 'lower --blr', epochs: r.epochs, train, optimizer: opt,
+    lrAt: (epoch, step, iters) => adjustLearningRate(opt, schedule, epoch + step / iters), // per iteration, as MAE
+    loss: (x, labels) => T.crossEntropy(vit.forward(x), labels, { labelSmoothing: r.labelSmoothing }), // [N, classes]
+    trainMode: () => vit.train(),
+    evaluate: () => {
+      vit.eval(); // drop path off, as the evaluation of main_finetune
+      return evaluateHead((x: Tensor) => vit.forwardFeatures(x), vit.head, val);
+    },
+    onEpoch,
+  });
   const last = history[history.length - 1]!;
   return { lr, history, top1: last.top1, top5: last.top5, groups: groups.length };
 }

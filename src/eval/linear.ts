@@ -9,6 +9,7 @@ import { BatchNorm1d, Linear, Sequential } from '../nn/layers.js';
 import { normal_, truncNormal_, zeros_ } from '../nn/init.js';
 import { SGD, LARS, adjustLearningRate, type LrSchedule } from '../optim/index.js';
 import type { DataLoader } from '../data/loader.js';
+import { trainSupervised, type SupervisedEpoch } from './supervised.js';
 
 export type LinearRecipeName = 'moco' | 'simsiam' | 'mae';
 
@@ -78,7 +79,7 @@ export function assertUnchanged(before: ReadonlyMap<string, Float64Array>, m: Mo
   return before.size;
 }
 
-export interface LinearEpoch { epoch: number; loss: number; lr: number; top1: number; top5: number; seconds: number }
+export type LinearEpoch = SupervisedEpoch;
 
 export interface LinearResult {
   recipe: LinearRecipe;
@@ -140,41 +141,18 @@ export async function linearProbe(o: LinearProbeInput): Promise<LinearResult> {
     ? { kind: 'step', lr, milestones: r.milestones.map((f) => Math.round(f * r.epochs)) }
     : r.schedule === 'cosine' ? { kind: 'cosine', lr, epochs: r.epochs }
       : { kind: 'warmupCosine', lr, minLr: 0, warmupEpochs: r.warmupEpochs, epochs: r.epochs };
-  const iters = o.train.length;
-  if (iters === 0) throw new Error('[linear] the training set is smaller than one batch');
-  const history: LinearEpoch[] = [];
-  for (let epoch = 0; epoch < r.epochs; epoch++) {
-    const t0 = performance.now();
-    head.train();
-    let sum = 0;
-    let count = 0;
-    let step = 0;
-    let lrNow = 0;
-    for await (const b of o.train.epoch(epoch)) {
-      // MAE adjusts per iteration; MoCo and SimSiam per epoch
-      lrNow = adjustLearningRate(opt, schedule, r.schedule === 'warmupCosine' ? epoch + step / iters : epoch);
-      const loss = T.tidy(() => {
-        const x = T.tensor(b.images, b.shape);
-        const feats = T.noGrad(() => o.features(x)); // [N, D] no graph into the backbone
-        const logits = head.forward(feats); // [N, classes]
-        const l = T.crossEntropy(logits, T.tensor(b.labels, [b.labels.length], { dtype: 'int32' }));
-        const v = l.item();
-        if (!Number.isFinite(v)) throw new Error(`[linear] loss is ${v} at epoch ${epoch + 1}; lower --lr`);
-        opt.zeroGrad();
-        l.backward();
-        opt.step();
-        return v;
-      });
-      sum += loss;
-      count++;
-      step++;
-      o.onStep?.({ epoch, step, iters, loss });
-    }
-    const acc = await evaluateHead(o.features, head, o.val);
-    const e: LinearEpoch = { epoch: epoch + 1, loss: sum / Math.max(1, count), lr: lrNow, ...acc, seconds: (performance.now() - t0) / 1000 };
-    history.push(e);
-    o.onEpoch?.(e);
-  }
+  const history = await trainSupervised({
+    where: 'linear', hint: 'lower --lr', epochs: r.epochs, train: o.train, optimizer: opt,
+    // MAE adjusts per iteration; MoCo and SimSiam per epoch
+    lrAt: (epoch, step, iters) => adjustLearningRate(opt, schedule, r.schedule === 'warmupCosine' ? epoch + step / iters : epoch),
+    loss: (x, labels) => {
+      const feats = T.noGrad(() => o.features(x)); // [N, D] no graph into the backbone
+      return T.crossEntropy(head.forward(feats), labels); // logits [N, classes]
+    },
+    trainMode: () => head.train(),
+    evaluate: () => evaluateHead(o.features, head, o.val),
+    onStep: o.onStep, onEpoch: o.onEpoch,
+  });
   const checked = assertUnchanged(before, o.backbone);
   const last = history[history.length - 1]!;
   return { recipe: r, lr, history, top1: last.top1, top5: last.top5, backboneTensorsChecked: checked, head };

@@ -1,0 +1,60 @@
+// The supervised epoch loop shared by linear probing and fine-tuning: per-step lr, one tidy forward/backward/step
+// per batch, a stop on a non-finite loss, then an evaluation per epoch.
+import * as T from '../tensor/index.js';
+import type { Tensor } from '../tensor/index.js';
+import type { DataLoader } from '../data/loader.js';
+
+export interface SupervisedEpoch { epoch: number; loss: number; lr: number; top1: number; top5: number; seconds: number }
+
+export interface SupervisedLoop {
+  /** names the command in errors: 'linear', 'finetune' */
+  where: string;
+  /** what to tell the user when the loss stops being finite ("lower --lr") */
+  hint: string;
+  epochs: number;
+  train: DataLoader;
+  optimizer: { zeroGrad(): void; step(): void };
+  /** sets and returns the lr of this step (epoch, step within it, steps per epoch) */
+  lrAt(epoch: number, step: number, iters: number): number;
+  /** the batch loss, with its graph: images [N, C, H, W], labels [N] int32 */
+  loss(x: Tensor, labels: Tensor): Tensor;
+  /** puts the trained modules in training mode before an epoch */
+  trainMode(): void;
+  /** top-1 / top-5 after an epoch */
+  evaluate(): Promise<{ top1: number; top5: number }>;
+  onStep?: ((info: { epoch: number; step: number; iters: number; loss: number }) => void) | undefined;
+  onEpoch?: ((e: SupervisedEpoch) => void) | undefined;
+}
+
+export async function trainSupervised(o: SupervisedLoop): Promise<SupervisedEpoch[]> {
+  const iters = o.train.length;
+  if (iters === 0) throw new Error(`[${o.where}] the training set is smaller than one batch`);
+  const history: SupervisedEpoch[] = [];
+  for (let epoch = 0; epoch < o.epochs; epoch++) {
+    const t0 = performance.now();
+    o.trainMode();
+    let sum = 0;
+    let step = 0;
+    let lr = 0;
+    for await (const b of o.train.epoch(epoch)) {
+      lr = o.lrAt(epoch, step, iters);
+      const loss = T.tidy(() => {
+        const l = o.loss(T.tensor(b.images, b.shape), T.tensor(b.labels, [b.labels.length], { dtype: 'int32' }));
+        const v = l.item();
+        if (!Number.isFinite(v)) throw new Error(`[${o.where}] loss is ${v} at epoch ${epoch + 1}; stopping (${o.hint})`);
+        o.optimizer.zeroGrad();
+        l.backward();
+        o.optimizer.step();
+        return v;
+      });
+      sum += loss;
+      step++;
+      o.onStep?.({ epoch, step, iters, loss });
+    }
+    const acc = await o.evaluate();
+    const e: SupervisedEpoch = { epoch: epoch + 1, loss: sum / Math.max(1, step), lr, ...acc, seconds: (performance.now() - t0) / 1000 };
+    history.push(e);
+    o.onEpoch?.(e);
+  }
+  return history;
+}
