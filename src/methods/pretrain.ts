@@ -264,45 +264,49 @@ function makeKnnMonitor(cfg: PretrainConfig): (model: SelfSupervisedModel) => Pr
     model.eval();
     try {
       const [bank, bankLabels] = await extract(model, mk(bankSet));
-      const [test, testLabels] = await extract(model, mk(testSet));
+      // MAE: the held-out reconstruction loss comes from the same pass over the test images
+      const meter = model instanceof MaskedAutoencoderViT ? maeLossMeter(model) : null;
+      const [test, testLabels] = await extract(model, mk(testSet), meter?.add);
       const r = knnClassify(bank, bankLabels, test, testLabels, bankSet.classes.length, { k: cfg.knn.k, t: cfg.knn.t });
       bank.dispose();
       test.dispose();
-      if (model instanceof MaskedAutoencoderViT) return { top1: r.top1, top5: r.top5, testLoss: await maeTestLoss(model, mk(testSet)) };
-      return { top1: r.top1, top5: r.top5 };
+      return meter === null ? { top1: r.top1, top5: r.top5 } : { top1: r.top1, top5: r.top5, testLoss: meter.mean() };
     } finally {
       model.train(wasTraining);
     }
   };
 }
 
-/** MAE's loss on held-out images with the same masks at every evaluation (noise from a fixed seed). */
-export async function maeTestLoss(model: MaskedAutoencoderViT, loader: DataLoader): Promise<number> {
+/**
+ * MAE's loss on held-out images, batch by batch in loader order, with the same masks at every evaluation (noise
+ * from a fixed seed).
+ */
+export function maeLossMeter(model: MaskedAutoencoderViT): { add: (x: Tensor) => void; mean: () => number } {
   const rng = new T.Rng(1234);
   let sum = 0;
   let n = 0;
-  try {
-    for await (const batch of loader.epoch(0)) {
-      const x = T.tensor(batch.images, batch.shape);
-      const N = batch.shape[0];
+  return {
+    add: (x) => {
+      const N = x.shape[0]!;
       sum += N * T.noGrad(() => T.tidy(() => model.computeLoss(x, model.cfg.maskRatio, T.rand([N, model.numPatches], { rng })).loss.item()));
       n += N;
-      x.dispose();
-    }
-  } finally {
-    await loader.close();
-  }
-  return sum / Math.max(n, 1);
+    },
+    mean: () => sum / Math.max(n, 1),
+  };
 }
 
-/** Normalised features and labels of every image a loader yields (eval mode, no graph). */
-export async function extract(model: SelfSupervisedModel, loader: DataLoader): Promise<[Tensor, Int32Array]> {
+/**
+ * Normalised features and labels of every image a loader yields (eval mode, no graph); `each` also sees every
+ * batch of images.
+ */
+export async function extract(model: SelfSupervisedModel, loader: DataLoader, each?: (x: Tensor) => void): Promise<[Tensor, Int32Array]> {
   const feats: Tensor[] = [];
   const labels: number[] = [];
   try {
     for await (const batch of loader.epoch(0)) {
       const x = T.tensor(batch.images, batch.shape);
       feats.push(T.keep(T.noGrad(() => T.tidy(() => monitorFeatures(model, x)))));
+      each?.(x);
       x.dispose();
       for (const l of batch.labels) labels.push(l);
     }

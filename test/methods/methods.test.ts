@@ -11,6 +11,7 @@ import { SGD } from '../../src/optim/index.js';
 import { MoCo } from '../../src/methods/moco.js';
 import { SimSiam } from '../../src/methods/simsiam.js';
 import { MaskedAutoencoderViT, type MaeConfig } from '../../src/methods/mae.js';
+import { maeLossMeter } from '../../src/methods/pretrain.js';
 import { TinyEncoder } from './tiny.js';
 import { assertClose } from '../helpers.js';
 
@@ -183,6 +184,27 @@ describe('MAE', () => {
       const p3 = pred.clone();
       p3.data[12] = p3.data[12]! + 5; // patch 1 is masked
       assert.notEqual(model.forwardLoss(imgs, p3, mask).item(), base);
+    });
+  });
+
+  it('the held-out loss meter: image-weighted mean over batches, the same masks at every evaluation', () => {
+    const model = new MaskedAutoencoderViT(cfg);
+    model.eval();
+    T.tidy(() => {
+      const a = T.randn([3, 3, 8, 8], { rng: new T.Rng(7) });
+      const b = T.randn([1, 3, 8, 8], { rng: new T.Rng(8) });
+      const first = maeLossMeter(model);
+      first.add(a);
+      first.add(b);
+      const again = maeLossMeter(model);
+      again.add(a);
+      again.add(b);
+      assert.equal(again.mean(), first.mean(), 'a second evaluation draws the same masks');
+      // by hand: the meter's noise stream, batch after batch
+      const rng = new T.Rng(1234);
+      const la = T.noGrad(() => model.computeLoss(a, model.cfg.maskRatio, T.rand([3, model.numPatches], { rng })).loss.item());
+      const lb = T.noGrad(() => model.computeLoss(b, model.cfg.maskRatio, T.rand([1, model.numPatches], { rng })).loss.item());
+      assertClose([first.mean()], [(3 * la + lb) / 4], 'weighted mean', 1e-12, 0);
     });
   });
 
