@@ -31,6 +31,16 @@ test('embed writes embeddings.safetensors, embeddings.csv and pca.png', async ()
   const meta = await sharp(join(out, 'pca.png')).metadata();
   assert.equal(meta.format, 'png');
   assert.ok(r.explained[0]! >= r.explained[1]! && r.explained[0]! + r.explained[1]! <= 1 + 1e-9);
+  // with a t-SNE map too
+  const kls: number[] = [];
+  const rt = await runEmbed({ checkpoint: run, split: 'test', out: join(tmp, 'emb-tsne'), limit: null, batchSize: 4, workers: 0, tsnePerplexity: 3, onTsne: (_, kl) => kls.push(kl) });
+  assert.equal(kls.length, 20);
+  assert.ok(Number.isFinite(rt.tsneKl) && rt.tsneKl! >= 0);
+  assert.deepEqual(readSafetensors(join(tmp, 'emb-tsne', 'embeddings.safetensors')).tensors.get('tsne')!.shape, [9, 2]);
+  assert.equal((await sharp(join(tmp, 'emb-tsne', 'tsne.png')).metadata()).format, 'png');
+  // a perplexity the 9 points cannot support fails before anything is written
+  await assert.rejects(runEmbed({ checkpoint: run, split: 'test', out: join(tmp, 'emb-bad'), limit: null, batchSize: 4, workers: 0, tsnePerplexity: 30 }), /\[tsne\] perplexity must be in \(0, 9\)/);
+  assert.equal(existsSync(join(tmp, 'emb-bad')), false);
   // unlabelled folder: label -1, empty class
   const flat = makeFlatFolder(join(tmp, 'flat'), 3, 16);
   const r2 = await runEmbed({ checkpoint: run, data: flat, split: 'test', out: join(tmp, 'emb2'), limit: null, batchSize: 4, workers: 0 });
