@@ -36,10 +36,15 @@ export async function runFinetune(o: FinetuneCommandOptions): Promise<FinetuneRe
     const testSpec = o.testData ?? (o.data !== undefined ? o.data : (p.cfg.testData ?? p.cfg.data));
     const pair = openLabelledPair('finetune', trainSpec, testSpec, o.limit, o.testLimit);
     const vit = finetuneModel(p.model as MaskedAutoencoderViT, pair.classes.length, recipe, new T.Rng(o.seed));
-    const train = new DataLoader(pair.train, { batchSize: recipe.batchSize, transform: linclsTrainTransform(p.cfg), shuffle: true, dropLast: false, seed: o.seed, numWorkers: o.workers });
+    if (!(recipe.mixup >= 0 && recipe.cutmix >= 0)) throw new Error(`[finetune] --mixup and --cutmix must be >= 0, got ${recipe.mixup} and ${recipe.cutmix}`);
+    if ((recipe.mixup > 0 || recipe.cutmix > 0) && recipe.batchSize % 2 !== 0) {
+      throw new Error(`[finetune] Mixup/CutMix pair each image with the reversed batch: --batch-size must be even, got ${recipe.batchSize} (or --mixup 0 --cutmix 0)`);
+    }
+    // drop_last, as main_finetune's training loader: every batch is full (and even for Mixup)
+    const train = new DataLoader(pair.train, { batchSize: recipe.batchSize, transform: linclsTrainTransform(p.cfg), shuffle: true, dropLast: true, seed: o.seed, numWorkers: o.workers });
     const val = new DataLoader(pair.test, { batchSize: Math.min(256, recipe.batchSize), transform: evalTransform(p.cfg.augment, p.cfg.imgSize), shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers });
     try {
-      const r = await finetune(vit, train, val, recipe, (e) => o.log?.(`[finetune] epoch ${e.epoch}/${recipe.epochs}: loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} top-1 ${(100 * e.top1).toFixed(2)}% top-5 ${(100 * e.top5).toFixed(2)}% (${e.seconds.toFixed(1)} s)`));
+      const r = await finetune(vit, train, val, recipe, (e) => o.log?.(`[finetune] epoch ${e.epoch}/${recipe.epochs}: loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} top-1 ${(100 * e.top1).toFixed(2)}% top-5 ${(100 * e.top5).toFixed(2)}% (${e.seconds.toFixed(1)} s)`), o.seed);
       const result = { ...r, recipe, classes: pair.classes.length };
       if (o.out !== undefined) {
         const weights = serializeSafetensors(new Map(vit.stateDict()), { format: 'selfsup-finetuned-vit', checkpoint: resolve(o.checkpoint), classes: JSON.stringify(pair.classes) });
@@ -62,7 +67,7 @@ export function registerFinetune(program: Command): void {
   const d = finetuneRecipe();
   program
     .command('finetune')
-    .description("fine-tune an MAE run's encoder end to end with MAE's recipe (layer-wise lr decay, drop path, label smoothing, AdamW, warmup + cosine, global pooling)")
+    .description("fine-tune an MAE run's encoder end to end with MAE's recipe (layer-wise lr decay, drop path, Mixup/CutMix, label smoothing, AdamW, warmup + cosine, global pooling)")
     .requiredOption('--checkpoint <dir>', "an MAE run folder written by 'selfsup pretrain --method mae'")
     .option('--data <path>', "labelled training images (default: the run's data)")
     .option('--test-data <path>', 'labelled test images (default: the test split of --data)')
@@ -74,13 +79,15 @@ export function registerFinetune(program: Command): void {
     .option('--weight-decay <x>', `AdamW weight decay (default ${d.weightDecay})`, finiteNumber('finetune', 'weight-decay'))
     .option('--drop-path <x>', `stochastic depth rate (default ${d.dropPath})`, finiteNumber('finetune', 'drop-path'))
     .option('--smoothing <x>', `label smoothing (default ${d.labelSmoothing})`, finiteNumber('finetune', 'smoothing'))
+    .option('--mixup <x>', `Mixup Beta alpha, 0 disables (default ${d.mixup})`, finiteNumber('finetune', 'mixup'))
+    .option('--cutmix <x>', `CutMix Beta alpha, 0 disables (default ${d.cutmix})`, finiteNumber('finetune', 'cutmix'))
     .option('--cls-token', 'classify the normed cls token instead of the global pool')
     .option('--limit <n>', 'use only N training images (evenly strided)', positiveInt('finetune', 'limit'))
     .option('--test-limit <n>', 'use only N test images', positiveInt('finetune', 'test-limit'))
     .option('--workers <n>', 'data loader threads', (v: string) => Number.parseInt(v, 10), 2)
     .option('--seed <n>', 'random seed', (v: string) => Number.parseInt(v, 10), 0)
     .option('--out <dir>', 'write model.safetensors (the fine-tuned ViT) and finetune.json here')
-    .action(async (f: { checkpoint: string; data?: string; testData?: string; epochs?: number; warmupEpochs?: number; batchSize?: number; blr?: number; layerDecay?: number; weightDecay?: number; dropPath?: number; smoothing?: number; clsToken?: boolean; limit?: number; testLimit?: number; workers: number; seed: number; out?: string }) => {
+    .action(async (f: { checkpoint: string; data?: string; testData?: string; epochs?: number; warmupEpochs?: number; batchSize?: number; blr?: number; layerDecay?: number; weightDecay?: number; dropPath?: number; smoothing?: number; mixup?: number; cutmix?: number; clsToken?: boolean; limit?: number; testLimit?: number; workers: number; seed: number; out?: string }) => {
       const recipe: Partial<FinetuneRecipe> = {};
       if (f.epochs !== undefined) recipe.epochs = f.epochs;
       if (f.warmupEpochs !== undefined) recipe.warmupEpochs = f.warmupEpochs;
@@ -90,6 +97,8 @@ export function registerFinetune(program: Command): void {
       if (f.weightDecay !== undefined) recipe.weightDecay = f.weightDecay;
       if (f.dropPath !== undefined) recipe.dropPath = f.dropPath;
       if (f.smoothing !== undefined) recipe.labelSmoothing = f.smoothing;
+      if (f.mixup !== undefined) recipe.mixup = f.mixup;
+      if (f.cutmix !== undefined) recipe.cutmix = f.cutmix;
       if (f.clsToken === true) recipe.globalPool = false;
       const r = await runFinetune({
         checkpoint: f.checkpoint, recipe, limit: f.limit ?? null, testLimit: f.testLimit ?? null, workers: f.workers, seed: f.seed,

@@ -1,7 +1,8 @@
 // Fine-tuning an MAE encoder end to end as mae/main_finetune.py does: a timm ViT with global pooling (fc_norm) and
 // drop path, head initialised trunc-normal(2e-5), AdamW over layer-wise lr-decay groups (scale =
-// decay^(num_layers - layer_id)), label smoothing, per-iteration warmup + cosine. Mixup/CutMix and RandAugment are
-// not implemented: the training transform is main_lincls's RandomResizedCrop + flip.
+// decay^(num_layers - layer_id)), Mixup/CutMix with label smoothing in the soft targets (else label-smoothed
+// cross-entropy), per-iteration warmup + cosine. RandAugment and random erasing are not implemented: the training
+// transform is main_lincls's RandomResizedCrop + flip.
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { truncNormal_, zeros_ } from '../nn/init.js';
@@ -12,7 +13,8 @@ import type { DataLoader } from '../data/loader.js';
 import type { MaskedAutoencoderViT } from '../methods/mae.js';
 import { vitFromMae } from './pretrained.js';
 import { evaluateHead } from './linear.js';
-import { trainSupervised, type SupervisedEpoch } from './supervised.js';
+import { batchTensors, trainSupervised, type SupervisedEpoch } from './supervised.js';
+import { mixupBatch, type MixupOptions } from '../data/mixup.js';
 
 export interface FinetuneRecipe {
   /** base lr: lr = blr * batchSize / 256 */
@@ -26,11 +28,22 @@ export interface FinetuneRecipe {
   warmupEpochs: number;
   batchSize: number;
   globalPool: boolean;
+  /** timm Mixup: Beta alpha of Mixup and of CutMix (0 disables each), probability of mixing a batch, of CutMix */
+  mixup: number;
+  cutmix: number;
+  mixupProb: number;
+  mixupSwitchProb: number;
 }
 
-/** FINETUNE.md's ViT-Base recipe: blr 5e-4, layer decay 0.65, wd 0.05, drop path 0.1, smoothing 0.1, 100 epochs, 5 warmup. */
+/**
+ * FINETUNE.md's ViT-Base recipe: blr 5e-4, layer decay 0.65, wd 0.05, drop path 0.1, smoothing 0.1, mixup 0.8,
+ * cutmix 1.0, 100 epochs, 5 warmup.
+ */
 export function finetuneRecipe(): FinetuneRecipe {
-  return { blr: 5e-4, minLr: 1e-6, layerDecay: 0.65, weightDecay: 0.05, dropPath: 0.1, labelSmoothing: 0.1, epochs: 100, warmupEpochs: 5, batchSize: 1024, globalPool: true };
+  return {
+    blr: 5e-4, minLr: 1e-6, layerDecay: 0.65, weightDecay: 0.05, dropPath: 0.1, labelSmoothing: 0.1, epochs: 100, warmupEpochs: 5,
+    batchSize: 1024, globalPool: true, mixup: 0.8, cutmix: 1.0, mixupProb: 1.0, mixupSwitchProb: 0.5,
+  };
 }
 
 /** The classifier ViT from an MAE encoder: global pooling + fc_norm, drop path, trainable position embeddings. */
@@ -56,7 +69,12 @@ export type FinetuneEpoch = SupervisedEpoch;
 export interface FinetuneResult { lr: number; history: FinetuneEpoch[]; top1: number; top5: number; groups: number }
 
 export async function finetune(vit: VisionTransformer, train: DataLoader, val: DataLoader, r: FinetuneRecipe,
-  onEpoch?: (e: FinetuneEpoch) => void): Promise<FinetuneResult> {
+  onEpoch?: (e: FinetuneEpoch) => void, seed = 0): Promise<FinetuneResult> {
+  const classes = (vit.head as Linear).outFeatures;
+  // main_finetune: with mixup the smoothing lives in the soft targets (SoftTargetCrossEntropy), else in the loss
+  const mixing = r.mixup > 0 || r.cutmix > 0;
+  const mix: MixupOptions = { mixupAlpha: r.mixup, cutmixAlpha: r.cutmix, prob: r.mixupProb, switchProb: r.mixupSwitchProb, labelSmoothing: r.labelSmoothing, numClasses: classes };
+  const mixRng = new T.Rng(seed);
   const lr = (r.blr * r.batchSize) / 256;
   const groups = finetuneParamGroups(vit, r);
   const opt = new AdamW(groups, { lr, betas: [0.9, 0.999], weightDecay: r.weightDecay });
@@ -64,7 +82,15 @@ export async function finetune(vit: VisionTransformer, train: DataLoader, val: D
   const history = await trainSupervised({
     where: 'finetune', hint: 'lower --blr', epochs: r.epochs, train, optimizer: opt,
     lrAt: (epoch, step, iters) => adjustLearningRate(opt, schedule, epoch + step / iters), // per iteration, as MAE
-    loss: (x, labels) => T.crossEntropy(vit.forward(x), labels, { labelSmoothing: r.labelSmoothing }), // [N, classes]
+    loss: (b) => {
+      if (!mixing) {
+        const { x, labels } = batchTensors(b);
+        return T.crossEntropy(vit.forward(x), labels, { labelSmoothing: r.labelSmoothing }); // logits [N, classes]
+      }
+      const m = mixupBatch(b.images, b.shape, b.labels, mix, mixRng);
+      const targets = T.tensor(m.targets, [b.labels.length, classes]); // [N, classes], rows sum to 1
+      return T.crossEntropy(vit.forward(T.tensor(m.images, b.shape)), targets);
+    },
     trainMode: () => vit.train(),
     evaluate: () => {
       vit.eval(); // drop path off, as the evaluation of main_finetune

@@ -9,7 +9,7 @@ import { BatchNorm1d, Linear, Sequential } from '../nn/layers.js';
 import { normal_, truncNormal_, zeros_ } from '../nn/init.js';
 import { SGD, LARS, adjustLearningRate, type LrSchedule } from '../optim/index.js';
 import type { DataLoader } from '../data/loader.js';
-import { trainSupervised, type SupervisedEpoch } from './supervised.js';
+import { batchTensors, trainSupervised, type SupervisedEpoch } from './supervised.js';
 
 export type LinearRecipeName = 'moco' | 'simsiam' | 'mae';
 
@@ -145,7 +145,8 @@ export async function linearProbe(o: LinearProbeInput): Promise<LinearResult> {
     where: 'linear', hint: 'lower --lr', epochs: r.epochs, train: o.train, optimizer: opt,
     // MAE adjusts per iteration; MoCo and SimSiam per epoch
     lrAt: (epoch, step, iters) => adjustLearningRate(opt, schedule, r.schedule === 'warmupCosine' ? epoch + step / iters : epoch),
-    loss: (x, labels) => {
+    loss: (b) => {
+      const { x, labels } = batchTensors(b);
       const feats = T.noGrad(() => o.features(x)); // [N, D] no graph into the backbone
       return T.crossEntropy(head.forward(feats), labels); // logits [N, classes]
     },

@@ -1,8 +1,8 @@
 // The supervised epoch loop shared by linear probing and fine-tuning: per-step lr, one tidy forward/backward/step
-// per batch, a stop on a non-finite loss, then an evaluation per epoch.
+// per batch, a stop on a non-finite loss, then an evaluation per epoch. Also the batch as tensors.
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import type { DataLoader } from '../data/loader.js';
+import type { Batch, DataLoader } from '../data/loader.js';
 
 export interface SupervisedEpoch { epoch: number; loss: number; lr: number; top1: number; top5: number; seconds: number }
 
@@ -16,14 +16,19 @@ export interface SupervisedLoop {
   optimizer: { zeroGrad(): void; step(): void };
   /** sets and returns the lr of this step (epoch, step within it, steps per epoch) */
   lrAt(epoch: number, step: number, iters: number): number;
-  /** the batch loss, with its graph: images [N, C, H, W], labels [N] int32 */
-  loss(x: Tensor, labels: Tensor): Tensor;
+  /** the batch loss, with its graph */
+  loss(batch: Batch): Tensor;
   /** puts the trained modules in training mode before an epoch */
   trainMode(): void;
   /** top-1 / top-5 after an epoch */
   evaluate(): Promise<{ top1: number; top5: number }>;
   onStep?: ((info: { epoch: number; step: number; iters: number; loss: number }) => void) | undefined;
   onEpoch?: ((e: SupervisedEpoch) => void) | undefined;
+}
+
+/** A batch's images [N, C, H, W] and int32 labels [N] as tensors (inside the caller's tidy scope). */
+export function batchTensors(b: Batch): { x: Tensor; labels: Tensor } {
+  return { x: T.tensor(b.images, b.shape), labels: T.tensor(b.labels, [b.labels.length], { dtype: 'int32' }) };
 }
 
 export async function trainSupervised(o: SupervisedLoop): Promise<SupervisedEpoch[]> {
@@ -39,7 +44,7 @@ export async function trainSupervised(o: SupervisedLoop): Promise<SupervisedEpoc
     for await (const b of o.train.epoch(epoch)) {
       lr = o.lrAt(epoch, step, iters);
       const loss = T.tidy(() => {
-        const l = o.loss(T.tensor(b.images, b.shape), T.tensor(b.labels, [b.labels.length], { dtype: 'int32' }));
+        const l = o.loss(b);
         const v = l.item();
         if (!Number.isFinite(v)) throw new Error(`[${o.where}] loss is ${v} at epoch ${epoch + 1}; stopping (${o.hint})`);
         o.optimizer.zeroGrad();

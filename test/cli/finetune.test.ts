@@ -70,6 +70,9 @@ test('finetune a tiny MAE run end to end; a SimSiam run is refused', async () =>
   assert.ok(r.history.every((e) => Number.isFinite(e.loss)));
   assert.equal(JSON.parse(readFileSync(join(out, 'finetune.json'), 'utf8')).top1, r.top1);
   assert.deepEqual(readSafetensors(join(out, 'model.safetensors')).tensors.get('head.weight')!.shape, [3, 16]);
+  await assert.rejects(runFinetune({ checkpoint: run, recipe: { epochs: 1, batchSize: 3 }, limit: null, testLimit: null, workers: 0, seed: 0 }), /\[finetune\] .*--batch-size must be even, got 3/);
+  const plain = await runFinetune({ checkpoint: run, recipe: { epochs: 1, batchSize: 3, mixup: 0, cutmix: 0 }, limit: null, testLimit: null, workers: 0, seed: 0 });
+  assert.ok(Number.isFinite(plain.history[0]!.loss));
   const sims = makeTinyRun('simsiam', data, join(tmp, 'sims'));
   await assert.rejects(runFinetune({ checkpoint: sims, limit: null, testLimit: null, workers: 0, seed: 0 }), /\[finetune\] .* holds a simsiam checkpoint; finetune needs mae/);
 });
