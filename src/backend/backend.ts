@@ -62,14 +62,10 @@ export interface BlockedKernels {
     gxMayBlock: boolean): boolean;
   conv2dBackwardWeight(gw: Float32Array, gb: Float32Array | null, gy: Float32Array, x: Float32Array, p: ConvParams,
     gyBlocked: boolean, xBlocked: boolean): void;
-  /** Batch norm with x, out (gy, gx) all in nChw16c; statistics and affine parameters as the plain kernels. */
-  batchNormForward(out: Float32Array, mean: Float32Array, invstd: Float32Array, x: Float32Array,
-    gamma: Float32Array | null, beta: Float32Array | null, N: number, C: number, HW: number, eps: number): void;
-  batchNormInference(out: Float32Array, x: Float32Array, mean: Float32Array, variance: Float32Array,
-    gamma: Float32Array | null, beta: Float32Array | null, N: number, C: number, HW: number, eps: number): void;
-  batchNormBackward(gx: Float32Array, ggamma: Float32Array | null, gbeta: Float32Array | null, gy: Float32Array,
-    x: Float32Array, mean: Float32Array, invstd: Float32Array, gamma: Float32Array | null, N: number, C: number,
-    HW: number): void;
+  /** Batch norm with x, out (gy, gx) all in nChw16c; the same signatures as the NCHW kernels of Backend. */
+  batchNormForward: Backend['batchNormForward'];
+  batchNormInference: Backend['batchNormInference'];
+  batchNormBackward: Backend['batchNormBackward'];
 }
 
 export interface Backend {

@@ -926,15 +926,9 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
     if (!needsGrad([x, weight, bias])) {
       const out = like(x);
       const xb = x.blockedData;
-      if (xb !== null) {
-        x.backend.blocked!.batchNormInference(fdata(out) as Float32Array, xb, fdata(runningMean) as Float32Array,
-          fdata(runningVar) as Float32Array, weight === null ? null : fdata(weight) as Float32Array,
-          bias === null ? null : fdata(bias) as Float32Array, N, C, HW, eps);
-        out.markBlocked();
-        return out;
-      }
-      x.backend.batchNormInference(fdata(out), fdata(x), fdata(runningMean), fdata(runningVar),
-        weight === null ? null : fdata(weight), bias === null ? null : fdata(bias), N, C, HW, eps);
+      (xb !== null ? x.backend.blocked! : x.backend).batchNormInference(fdata(out), xb ?? fdata(x), fdata(runningMean),
+        fdata(runningVar), weight === null ? null : fdata(weight), bias === null ? null : fdata(bias), N, C, HW, eps);
+      if (xb !== null) out.markBlocked();
       return out;
     }
     // with gradients (fine-tuning a frozen-statistics BN): compose from ops
@@ -950,16 +944,11 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
   const out = like(x);
   const mean = like(x, [C]);
   const invstd = like(x, [C]);
+  // an nChw16c input (left by a conv) is normalised in that layout and stays in it
   const xb = x.blockedData;
-  if (xb !== null) {
-    x.backend.blocked!.batchNormForward(fdata(out) as Float32Array, fdata(mean) as Float32Array,
-      fdata(invstd) as Float32Array, xb, weight === null ? null : fdata(weight) as Float32Array,
-      bias === null ? null : fdata(bias) as Float32Array, N, C, HW, eps);
-    out.markBlocked();
-  } else {
-    x.backend.batchNormForward(fdata(out), fdata(mean), fdata(invstd), fdata(x), weight === null ? null : fdata(weight),
-      bias === null ? null : fdata(bias), N, C, HW, eps);
-  }
+  (xb !== null ? x.backend.blocked! : x.backend).batchNormForward(fdata(out), fdata(mean), fdata(invstd), xb ?? fdata(x),
+    weight === null ? null : fdata(weight), bias === null ? null : fdata(bias), N, C, HW, eps);
+  if (xb !== null) out.markBlocked();
   if (runningMean !== null && runningVar !== null) {
     const rm = runningMean.data as FloatArray;
     const rv = runningVar.data as FloatArray;
@@ -977,16 +966,13 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
     const gx = like(x);
     const gw = weight !== null ? like(weight) : null;
     const gb = bias !== null ? like(bias) : null;
+    // blocked only when both g and x still are; otherwise reading them turns both into NCHW
     const gbl = g.blockedData, xbl = x.blockedData;
-    if (gbl !== null && xbl !== null) {
-      x.backend.blocked!.batchNormBackward(fdata(gx) as Float32Array, gw === null ? null : fdata(gw) as Float32Array,
-        gb === null ? null : fdata(gb) as Float32Array, gbl, xbl, fdata(mean) as Float32Array,
-        fdata(invstd) as Float32Array, weight === null ? null : fdata(weight) as Float32Array, N, C, HW);
-      gx.markBlocked();
-    } else {
-      x.backend.batchNormBackward(fdata(gx), gw === null ? null : fdata(gw), gb === null ? null : fdata(gb), fdata(g),
-        fdata(x), fdata(mean), fdata(invstd), weight === null ? null : fdata(weight), N, C, HW);
-    }
+    const blocked = gbl !== null && xbl !== null;
+    (blocked ? x.backend.blocked! : x.backend).batchNormBackward(fdata(gx), gw === null ? null : fdata(gw),
+      gb === null ? null : fdata(gb), blocked ? gbl : fdata(g), blocked ? xbl : fdata(x), fdata(mean), fdata(invstd),
+      weight === null ? null : fdata(weight), N, C, HW);
+    if (blocked) gx.markBlocked();
     return [gx, ...(gw !== null ? [gw] : []), ...(gb !== null ? [gb] : [])];
   });
 }
