@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { DataLoader } from '../data/loader.js';
 import type { Dataset } from '../data/datasets.js';
 import { evalTransform } from '../methods/datasets.js';
-import { extract } from '../methods/pretrain.js';
+import { extract, type KnnFeature } from '../methods/pretrain.js';
 import { knnClassify } from '../eval/knn.js';
 import { loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -24,6 +24,8 @@ export interface KnnCommandOptions {
   workers: number;
   /** JSON file for the result */
   out?: string;
+  /** 'backbone' (pooled features) or 'head' (the encoder's head output, as the MoCo CIFAR demo); default: the run's knn.feature */
+  feature?: KnnFeature;
 }
 
 export interface KnnCommandResult {
@@ -36,6 +38,7 @@ export interface KnnCommandResult {
   classes: number;
   k: number;
   t: number;
+  feature: KnnFeature;
   seconds: number;
 }
 
@@ -47,13 +50,15 @@ export async function runKnn(o: KnnCommandOptions): Promise<KnnCommandResult> {
   const { train, test, classes } = openLabelledPair('knn', trainSpec, testSpec, o.limit, o.testLimit);
   const spec = evalTransform(p.cfg.augment, p.cfg.imgSize);
   const mk = (ds: Dataset): DataLoader => new DataLoader(ds, { batchSize: o.batchSize, transform: spec, shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers });
-  const [bank, bankLabels] = await extract(p.model, mk(train));
-  const [queries, queryLabels] = await extract(p.model, mk(test));
+  // the run's monitor feature unless told (configs written before knn.feature existed read the backbone)
+  const feature = o.feature ?? p.cfg.knn.feature ?? 'backbone';
+  const [bank, bankLabels] = await extract(p.model, mk(train), undefined, feature);
+  const [queries, queryLabels] = await extract(p.model, mk(test), undefined, feature);
   try {
     const r = knnClassify(bank, bankLabels, queries, queryLabels, classes.length, { k: o.k, t: o.t });
     const result: KnnCommandResult = {
       method: p.cfg.method, epoch: p.epoch, top1: r.top1, top5: r.top5, bank: train.length, test: test.length,
-      classes: classes.length, k: Math.min(o.k, train.length), t: o.t, seconds: (performance.now() - t0) / 1000,
+      classes: classes.length, k: Math.min(o.k, train.length), t: o.t, feature, seconds: (performance.now() - t0) / 1000,
     };
     if (o.out !== undefined) writeFileAtomic(resolve(o.out), `${JSON.stringify(result, null, 2)}\n`);
     return result;
@@ -78,12 +83,15 @@ export function registerKnn(program: Command): void {
     .option('--batch-size <n>', 'images per forward pass', positiveInt('knn', 'batch-size'), 256)
     .option('--workers <n>', 'data loader threads', (v: string) => Number.parseInt(v, 10), 2)
     .option('--out <file>', 'also write the result as JSON')
-    .action(async (f: { checkpoint: string; data?: string; testData?: string; k: number; t: number; limit?: number; testLimit?: number; batchSize: number; workers: number; out?: string }) => {
+    .option('--feature <kind>', "'backbone' (pooled features) or 'head' (the encoder's head output, the MoCo CIFAR demo's monitor); default: the run's knn.feature")
+    .action(async (f: { checkpoint: string; data?: string; testData?: string; k: number; t: number; limit?: number; testLimit?: number; batchSize: number; workers: number; out?: string; feature?: string }) => {
+      if (f.feature !== undefined && f.feature !== 'backbone' && f.feature !== 'head') throw new Error(`[knn] --feature must be 'backbone' or 'head', got '${f.feature}'`);
       const r = await runKnn({
         checkpoint: f.checkpoint, k: f.k, t: f.t, limit: f.limit ?? null, testLimit: f.testLimit ?? null, batchSize: f.batchSize, workers: f.workers,
         ...(f.data !== undefined ? { data: f.data } : {}), ...(f.testData !== undefined ? { testData: f.testData } : {}), ...(f.out !== undefined ? { out: f.out } : {}),
+        ...(f.feature !== undefined ? { feature: f.feature as KnnFeature } : {}),
       });
       process.stdout.write(`[knn] ${r.method} (epoch ${r.epoch}): top-1 ${(100 * r.top1).toFixed(2)}% top-5 ${(100 * r.top5).toFixed(2)}% `
-        + `(k=${r.k}, t=${r.t}, bank ${r.bank}, test ${r.test}, ${r.classes} classes, ${r.seconds.toFixed(1)} s)\n`);
+        + `(${r.feature} features, k=${r.k}, t=${r.t}, bank ${r.bank}, test ${r.test}, ${r.classes} classes, ${r.seconds.toFixed(1)} s)\n`);
     });
 }

@@ -51,6 +51,21 @@ export function mocoV1Augmentation(v: Variant): ViewsSpec {
   return { views: [t, t] };
 }
 
+/**
+ * The MoCo CIFAR-10 demo's train_transform: RandomResizedCrop(32) at torchvision's default scale (0.08, 1), flip
+ * second, no blur (moco/colab/moco_cifar10_demo.ipynb).
+ */
+export function mocoCifarDemoAugmentation(v: Variant): ViewsSpec {
+  const t = compose([
+    { name: 'RandomResizedCrop', size: v.size },
+    { name: 'RandomHorizontalFlip' },
+    { name: 'RandomApply', transforms: [{ name: 'ColorJitter', brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 }], p: 0.8 },
+    { name: 'RandomGrayscale', p: 0.2 },
+    ...tail(v),
+  ]);
+  return { views: [t, t] };
+}
+
 /** moco/main_moco.py --aug-plus; SimSiam's main_simsiam.py uses the same list. */
 export function mocoV2Augmentation(v: Variant): ViewsSpec {
   const t = compose([
@@ -97,14 +112,34 @@ export function linclsValTransform(v: Variant): ViewsSpec {
   return { views: [compose([{ name: 'Resize', size: resize }, { name: 'CenterCrop', size: v.size }, ...tail(v)])] };
 }
 
+/**
+ * mae/main_linprobe.py training transform: MAE's own RandomResizedCrop (util/crop.py: one try, the crop clamped to
+ * the image, no fallback) with bicubic interpolation, then flip.
+ */
+export function maeLinprobeTrainAugmentation(v: Variant): ViewsSpec {
+  return { views: [compose([{ name: 'RandomResizedCrop', size: v.size, interpolation: 'bicubic', singleTry: true }, { name: 'RandomHorizontalFlip' }, ...tail(v)])] };
+}
+
+/**
+ * MAE's evaluation transform (main_linprobe.py; main_finetune.py through timm's eval transform with crop_pct
+ * 224/256): bicubic Resize(256) + CenterCrop(224), scaled to the variant's size.
+ */
+export function maeValTransform(v: Variant): ViewsSpec {
+  const resize = Math.round(v.size * v.valResizeRatio);
+  return { views: [compose([{ name: 'Resize', size: resize, interpolation: 'bicubic' }, { name: 'CenterCrop', size: v.size }, ...tail(v)])] };
+}
+
 const BUILDERS = {
   'moco-v1': (v: Variant) => mocoV1Augmentation(v),
   'moco-v2': (v: Variant) => mocoV2Augmentation(v),
+  'moco-demo': (v: Variant) => mocoCifarDemoAugmentation(v),
   simsiam: (v: Variant) => mocoV2Augmentation(v),
   'moco-v3': (v: Variant, o: PresetOptions) => mocoV3Augmentation(v, o.cropMin),
   mae: (v: Variant) => maeAugmentation(v),
   'lincls-train': (v: Variant) => linclsTrainAugmentation(v),
   'lincls-val': (v: Variant) => linclsValTransform(v),
+  'mae-lincls-train': (v: Variant) => maeLinprobeTrainAugmentation(v),
+  'mae-val': (v: Variant) => maeValTransform(v),
 } as const;
 
 export type PresetBase = keyof typeof BUILDERS;

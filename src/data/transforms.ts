@@ -10,7 +10,7 @@ export type Size = number | readonly [number, number];
 export type TransformSpec =
   | { name: 'Compose'; transforms: readonly TransformSpec[] }
   | { name: 'RandomApply'; transforms: readonly TransformSpec[]; p?: number }
-  | { name: 'RandomResizedCrop'; size: Size; scale?: readonly [number, number]; ratio?: readonly [number, number]; interpolation?: Interpolation }
+  | { name: 'RandomResizedCrop'; size: Size; scale?: readonly [number, number]; ratio?: readonly [number, number]; interpolation?: Interpolation; singleTry?: boolean }
   | { name: 'Resize'; size: Size; interpolation?: Interpolation; maxSize?: number }
   | { name: 'CenterCrop'; size: Size }
   | { name: 'RandomHorizontalFlip'; p?: number }
@@ -92,6 +92,8 @@ export class RandomResizedCrop implements Transform {
     readonly scale: readonly [number, number] = [0.08, 1],
     readonly ratio: readonly [number, number] = [3 / 4, 4 / 3],
     readonly interpolation: Interpolation = 'bilinear',
+    /** MAE's util/crop.RandomResizedCrop (BYOL's TF crop): one draw, clamped to the image, instead of 10 tries */
+    readonly singleTry = false,
   ) {
     this.size = sizePair(this.name, size);
     if (scale[0] > scale[1] || ratio[0] > ratio[1]) throw new Error(`[RandomResizedCrop] scale and ratio must be (min, max), got ${JSON.stringify({ scale, ratio })}`);
@@ -116,6 +118,20 @@ export class RandomResizedCrop implements Transform {
     return RandomResizedCrop.fallbackParams(height, width, ratio);
   }
 
+  /**
+   * MAE's util/crop.py get_params: one area and log-ratio draw, w and h clamped to the image (so the crop may be
+   * squeezed out of the ratio range), then a uniform position.
+   */
+  static getParamsSingleTry(height: number, width: number, scale: readonly [number, number], ratio: readonly [number, number], rng: Rng): CropParams {
+    const targetArea = height * width * rng.uniform(scale[0], scale[1]);
+    const aspectRatio = Math.exp(rng.uniform(Math.log(ratio[0]), Math.log(ratio[1])));
+    const w = Math.min(roundPy(Math.sqrt(targetArea * aspectRatio)), width);
+    const h = Math.min(roundPy(Math.sqrt(targetArea / aspectRatio)), height);
+    const top = rng.randint(0, height - h + 1);
+    const left = rng.randint(0, width - w + 1);
+    return { top, left, height: h, width: w };
+  }
+
   /** The central crop torchvision falls back to after 10 failed attempts. */
   static fallbackParams(height: number, width: number, ratio: readonly [number, number]): CropParams {
     const inRatio = width / height;
@@ -135,7 +151,9 @@ export class RandomResizedCrop implements Transform {
 
   apply(input: PipelineImage, rng: Rng): PipelineImage {
     const img = expectRgb(this.name, input);
-    const p = RandomResizedCrop.getParams(img.height, img.width, this.scale, this.ratio, rng);
+    const p = this.singleTry
+      ? RandomResizedCrop.getParamsSingleTry(img.height, img.width, this.scale, this.ratio, rng)
+      : RandomResizedCrop.getParams(img.height, img.width, this.scale, this.ratio, rng);
     return F.resizedCrop(img, p.top, p.left, p.height, p.width, this.size[0], this.size[1], this.interpolation);
   }
 }
@@ -299,7 +317,7 @@ export function buildTransform(spec: TransformSpec): Transform {
   switch (spec.name) {
     case 'Compose': return new Compose(spec.transforms.map(buildTransform));
     case 'RandomApply': return new RandomApply(spec.transforms.map(buildTransform), spec.p);
-    case 'RandomResizedCrop': return new RandomResizedCrop(spec.size, spec.scale, spec.ratio, spec.interpolation);
+    case 'RandomResizedCrop': return new RandomResizedCrop(spec.size, spec.scale, spec.ratio, spec.interpolation, spec.singleTry);
     case 'Resize': return new Resize(spec.size, spec.interpolation, spec.maxSize);
     case 'CenterCrop': return new CenterCrop(spec.size);
     case 'RandomHorizontalFlip': return new RandomHorizontalFlip(spec.p);

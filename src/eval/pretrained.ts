@@ -118,9 +118,13 @@ function variantSuffix(cfg: PretrainConfig): string {
   return cfg.augment.endsWith('-cifar') ? '-cifar' : '';
 }
 
-/** moco/main_lincls.py's training transform at the run's size and normalisation. */
+/**
+ * The linear probe's training transform at the run's size and normalisation: main_lincls.py's RandomResizedCrop +
+ * flip, or for MAE runs main_linprobe.py's single-try bicubic crop (util/crop.py) + flip.
+ */
 export function linclsTrainTransform(cfg: PretrainConfig): ViewsSpec {
-  return augmentationPreset(`lincls-train${variantSuffix(cfg)}`, { size: cfg.imgSize });
+  const base = cfg.method === 'mae' ? 'mae-lincls-train' : 'lincls-train';
+  return augmentationPreset(`${base}${variantSuffix(cfg)}`, { size: cfg.imgSize });
 }
 
 /** The run's Normalize statistics (for pictures). */

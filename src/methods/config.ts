@@ -42,7 +42,11 @@ export interface PretrainConfig {
     /** AdamW betas */
     beta1: number;
     beta2: number;
-    /** cosine (per epoch) | warmupCosine (per iteration) | step | constant */
+    /**
+     * cosine (per epoch) | warmupCosine (per iteration) | step | constant. Epochs count from 0 as in main_moco.py
+     * and main_simsiam.py; the CIFAR demo's loop counts from 1, so its first epoch already runs at
+     * lr * 0.5 * (1 + cos(pi / epochs)) (0.99994 lr at 200 epochs) and its last at 0: a shift of one epoch
+     */
     schedule: string;
     warmupEpochs: number;
     minLr: number;
@@ -58,13 +62,19 @@ export interface PretrainConfig {
     T: number;
     mlp: boolean;
     symmetric: boolean;
-    /** split BN sub-batches emulating multi-GPU shuffling BN (the CIFAR demo's --bn-splits) */
+    /**
+     * split BN sub-batches emulating multi-GPU shuffling BN (the CIFAR demo's --bn-splits): the official ImageNet
+     * runs use 8 GPUs, so each BN sees 1/8 of the batch and the key shuffle hides intra-batch statistics; with
+     * distributed ranks each rank's BN is its own and this splits further within the rank
+     */
     bnSplits: number;
   };
   simsiam: {
     dim: number;
     predDim: number;
     fixPredLr: boolean;
+    /** projector depth: 3 (builder.py, ImageNet) or 2 (the paper's CIFAR-10 setting, appendix D) */
+    projLayers: number;
   };
   mae: {
     patchSize: number;
@@ -88,6 +98,12 @@ export interface PretrainConfig {
     testSize: number | null;
     /** skip the monitor entirely */
     disabled: boolean;
+    /**
+     * what the monitor compares: 'backbone', the pooled features before any head (what linear probes read, and the
+     * only choice that means the same for every method: MAE has no head); 'head', the L2-normalised output of the
+     * encoder's head, as the MoCo CIFAR demo's test() reads F.normalize(encoder_q(x)) (the 128-d fc output)
+     */
+    feature: 'backbone' | 'head';
   };
   /** also checkpoint every N steps inside an epoch (0: only at epoch ends) */
   ckptEverySteps: number;
@@ -116,12 +132,12 @@ export function defaultConfig(): PretrainConfig {
       schedule: 'cosine', warmupEpochs: 0, minLr: 0, milestones: [], clipGrad: 0,
     },
     moco: { dim: 128, K: 65536, m: 0.999, T: 0.2, mlp: true, symmetric: false, bnSplits: 1 },
-    simsiam: { dim: 2048, predDim: 512, fixPredLr: true },
+    simsiam: { dim: 2048, predDim: 512, fixPredLr: true, projLayers: 3 },
     mae: {
       patchSize: 16, embedDim: 768, depth: 12, numHeads: 12, decoderEmbedDim: 512, decoderDepth: 8, decoderNumHeads: 16,
       maskRatio: 0.75, normPixLoss: true,
     },
-    knn: { every: 1, k: 200, t: 0.1, bankSize: null, testSize: null, disabled: false },
+    knn: { every: 1, k: 200, t: 0.1, bankSize: null, testSize: null, disabled: false, feature: 'backbone' },
     ckptEverySteps: 0,
     logEvery: 20,
   };
@@ -133,23 +149,26 @@ const CIFAR_MAE = { patchSize: 4, embedDim: 192, depth: 12, numHeads: 3, decoder
 
 /** Presets: `${method}/${name}`. ImageNet ones follow the official READMEs; CIFAR ones the MoCo CIFAR demo. */
 const PRESETS: Record<string, Patch> = {
-  // moco/main_moco.py defaults: ResNet-50, lr 0.03 (batch 256), wd 1e-4, 200 epochs, steps at 120/160
+  // moco/main_moco.py defaults: ResNet-50, lr 0.03 (batch 256), wd 1e-4, 200 epochs, steps at 120/160; the official
+  // runs shuffle BN over 8 GPUs (32 images per BN), emulated in one process by 8 BN splits
   'moco/v1': {
     arch: 'resnet50', imgSize: 224, augment: 'moco-v1', batchSize: 256, epochs: 200,
     optim: { name: 'sgd', lr: 0.03, scaleLr: false, weightDecay: 1e-4, schedule: 'step', milestones: [120, 160] },
-    moco: { dim: 128, K: 65536, m: 0.999, T: 0.07, mlp: false },
+    moco: { dim: 128, K: 65536, m: 0.999, T: 0.07, mlp: false, bnSplits: 8 },
   },
   // MoCo v2: --mlp --moco-t 0.2 --aug-plus --cos
   'moco/v2': {
     arch: 'resnet50', imgSize: 224, augment: 'moco-v2', batchSize: 256, epochs: 200,
     optim: { name: 'sgd', lr: 0.03, scaleLr: false, weightDecay: 1e-4, schedule: 'cosine' },
-    moco: { dim: 128, K: 65536, m: 0.999, T: 0.2, mlp: true },
+    moco: { dim: 128, K: 65536, m: 0.999, T: 0.2, mlp: true, bnSplits: 8 },
   },
-  // moco_cifar10_demo: ResNet-18 CIFAR stem, K 4096, m 0.99, T 0.1, lr 0.06 (batch 512), wd 5e-4, cos, bn-splits 8
+  // moco_cifar10_demo: ResNet-18 CIFAR stem, K 4096, m 0.99, T 0.1, lr 0.06 (batch 512), wd 5e-4, cos, bn-splits 8,
+  // its own augmentation (RandomResizedCrop(32) at the default scale 0.08-1), kNN on the normalised 128-d fc output
   'moco/cifar': {
-    arch: 'resnet18-cifar', imgSize: 32, augment: 'moco-v2-cifar', batchSize: 512, epochs: 200,
+    arch: 'resnet18-cifar', imgSize: 32, augment: 'moco-demo-cifar', batchSize: 512, epochs: 200,
     optim: { name: 'sgd', lr: 0.06, scaleLr: false, weightDecay: 5e-4, schedule: 'cosine' },
     moco: { dim: 128, K: 4096, m: 0.99, T: 0.1, mlp: false, symmetric: false, bnSplits: 8 },
+    knn: { k: 200, t: 0.1, feature: 'head' },
   },
   // simsiam/main_simsiam.py: ResNet-50, batch 512, lr 0.05 * batch / 256, wd 1e-4, fix_pred_lr, 100 epochs
   'simsiam/imagenet': {
@@ -157,11 +176,12 @@ const PRESETS: Record<string, Patch> = {
     optim: { name: 'sgd', lr: 0.05, scaleLr: true, weightDecay: 1e-4, schedule: 'cosine' },
     simsiam: { dim: 2048, predDim: 512, fixPredLr: true },
   },
-  // the paper's CIFAR-10 setting: ResNet-18 CIFAR stem, lr 0.03 * batch / 256, wd 5e-4, batch 512
+  // the paper's CIFAR-10 setting (appendix D): ResNet-18 CIFAR stem, lr 0.03 * batch / 256, wd 5e-4, batch 512,
+  // 800 epochs, a 2-layer projector
   'simsiam/cifar': {
     arch: 'resnet18-cifar', imgSize: 32, augment: 'simsiam-cifar', batchSize: 512, epochs: 800,
     optim: { name: 'sgd', lr: 0.03, scaleLr: true, weightDecay: 5e-4, schedule: 'cosine' },
-    simsiam: { dim: 2048, predDim: 512, fixPredLr: true },
+    simsiam: { dim: 2048, predDim: 512, fixPredLr: true, projLayers: 2 },
   },
   // mae PRETRAIN.md: ViT-B/16, blr 1.5e-4, batch 4096, wd 0.05, 800 epochs, 40 warmup, mask 0.75, norm_pix_loss
   'mae/vit-base': {

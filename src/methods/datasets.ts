@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { cifar10, cifar100, fashionMnist, imageFolder, DEBIAN_FASHION_MNIST_DIR, type Dataset, type SampleSource } from '../data/datasets.js';
-import { preset as augmentationPreset, presetNormalization } from '../data/presets.js';
+import { preset as augmentationPreset } from '../data/presets.js';
 import type { ViewsSpec } from '../data/transforms.js';
 
 export type Split = 'train' | 'test';
@@ -90,11 +90,12 @@ export function openDataset(spec: string, split: Split, limit: number | null = n
 }
 
 /**
- * The deterministic transform for feature extraction: ToTensor + Normalize with the augmentation's statistics,
- * preceded by Resize + CenterCrop to the training size (the demo's test transform on CIFAR-sized data).
+ * The deterministic transform for feature extraction and validation, with the augmentation's size and statistics:
+ * main_lincls.py's Resize(256) + CenterCrop(224) scaled to the size (MAE runs: bicubic, as main_linprobe.py and
+ * timm's eval transform in main_finetune.py). CIFAR-sized presets resize to the crop size itself, so 32 px images
+ * pass unchanged, as the MoCo CIFAR demo's test transform.
  */
 export function evalTransform(augment: string, size: number): ViewsSpec {
-  const norm = presetNormalization(augmentationPreset(augment, { size }));
-  const tail = norm === null ? [{ name: 'ToTensor' as const }] : [{ name: 'ToTensor' as const }, { name: 'Normalize' as const, mean: norm.mean, std: norm.std }];
-  return { views: [{ name: 'Compose', transforms: [{ name: 'Resize', size }, { name: 'CenterCrop', size }, ...tail] }] };
+  const suffix = augment.endsWith('-cifar') ? '-cifar' : '';
+  return augmentationPreset(`${augment.startsWith('mae') ? 'mae-val' : 'lincls-val'}${suffix}`, { size });
 }

@@ -182,9 +182,19 @@ export class MaskedAutoencoderViT extends Module {
     return { loss: this.forwardLoss(imgs, pred, mask), pred, mask };
   }
 
-  /** Encoder features without masking: the mean of the patch tokens after the final norm (for kNN monitoring). */
+  /**
+   * Encoder features without masking: the mean of the patch tokens after the final norm (for kNN monitoring).
+   * No masking step at all, so evaluation draws nothing from the method's generator (a ratio-0 randomMasking
+   * would still draw noise and shift every later training mask).
+   */
   forward(x: Tensor): Tensor {
-    const { latent } = this.forwardEncoder(x, 0);
+    const pos = this.param('pos_embed');
+    const D = this.cfg.embedDim;
+    const tokens = T.add(this.child<PatchEmbed>('patch_embed').forward(x), T.slice(pos, 1, 1)); // [N, L, D]
+    const N = tokens.shape[0]!;
+    const cls = T.add(this.param('cls_token'), T.slice(pos, 1, 0, 1)); // [1, 1, D]
+    const h = this.child<Sequential>('blocks').forward(T.concat([T.expand(cls, [N, 1, D]), tokens], 1)); // [N, 1+L, D]
+    const latent = this.child<LayerNorm>('norm').forward(h); // [N, 1+L, D]
     return T.mean(T.slice(latent, 1, 1), 1); // [N, D]
   }
 }

@@ -166,7 +166,7 @@ export class MoCo extends Module {
     return { loss: r.loss, logits: r.logits };
   }
 
-  /** Backbone features (the query encoder without its head) for monitoring and evaluation. */
+  /** The query encoder's output, head included ([N, dim], not normalised: the demo's encoder_q(x)). */
   forward(x: Tensor): Tensor {
     return this.encoderQ.forward(x);
   }

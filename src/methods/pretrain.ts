@@ -40,11 +40,20 @@ export function buildMethod(cfg: PretrainConfig, rng: T.Rng): SelfSupervisedMode
   }
 }
 
-/** Features for the kNN monitor: backbone output before any projection head, L2-normalised. */
-export function monitorFeatures(model: SelfSupervisedModel, x: Tensor): Tensor {
-  if (model instanceof MaskedAutoencoderViT) return T.l2Normalize(model.forward(x), 1);
+export type KnnFeature = PretrainConfig['knn']['feature'];
+
+/**
+ * Features for the kNN monitor, L2-normalised: 'backbone' reads the pooled features before any projection head
+ * (MAE: the mean patch token); 'head' the encoder's output with its head, as the MoCo CIFAR demo's
+ * F.normalize(encoder_q(x)).
+ */
+export function monitorFeatures(model: SelfSupervisedModel, x: Tensor, feature: KnnFeature = 'backbone'): Tensor {
+  if (model instanceof MaskedAutoencoderViT) {
+    if (feature === 'head') throw new Error("[knn] MAE's encoder has no head; use knn.feature 'backbone'");
+    return T.l2Normalize(model.forward(x), 1);
+  }
   const encoder = model instanceof MoCo ? model.encoderQ : model.encoder;
-  return T.l2Normalize(backboneFeatures(encoder, x), 1);
+  return T.l2Normalize(feature === 'head' ? encoder.forward(x) : backboneFeatures(encoder, x), 1);
 }
 
 function buildOptimizer(cfg: PretrainConfig, model: SelfSupervisedModel): { opt: SGD | LARS | AdamW; schedule: LrSchedule; lr: number } {
@@ -263,10 +272,11 @@ function makeKnnMonitor(cfg: PretrainConfig): (model: SelfSupervisedModel) => Pr
     const wasTraining = model.training;
     model.eval();
     try {
-      const [bank, bankLabels] = await extract(model, mk(bankSet));
+      const feature = cfg.knn.feature;
+      const [bank, bankLabels] = await extract(model, mk(bankSet), undefined, feature);
       // MAE: the held-out reconstruction loss comes from the same pass over the test images
       const meter = model instanceof MaskedAutoencoderViT ? maeLossMeter(model) : null;
-      const [test, testLabels] = await extract(model, mk(testSet), meter?.add);
+      const [test, testLabels] = await extract(model, mk(testSet), meter?.add, feature);
       const r = knnClassify(bank, bankLabels, test, testLabels, bankSet.classes.length, { k: cfg.knn.k, t: cfg.knn.t });
       bank.dispose();
       test.dispose();
@@ -299,13 +309,13 @@ export function maeLossMeter(model: MaskedAutoencoderViT): { add: (x: Tensor) =>
  * Normalised features and labels of every image a loader yields (eval mode, no graph); `each` also sees every
  * batch of images.
  */
-export async function extract(model: SelfSupervisedModel, loader: DataLoader, each?: (x: Tensor) => void): Promise<[Tensor, Int32Array]> {
+export async function extract(model: SelfSupervisedModel, loader: DataLoader, each?: (x: Tensor) => void, feature: KnnFeature = 'backbone'): Promise<[Tensor, Int32Array]> {
   const feats: Tensor[] = [];
   const labels: number[] = [];
   try {
     for await (const batch of loader.epoch(0)) {
       const x = T.tensor(batch.images, batch.shape);
-      feats.push(T.keep(T.noGrad(() => T.tidy(() => monitorFeatures(model, x)))));
+      feats.push(T.keep(T.noGrad(() => T.tidy(() => monitorFeatures(model, x, feature)))));
       each?.(x);
       x.dispose();
       for (const l of batch.labels) labels.push(l);

@@ -1,5 +1,6 @@
-// SimSiam (facebookresearch/simsiam, simsiam/builder.py): a Siamese encoder with a 3-layer projector,
-// a 2-layer bottleneck predictor, and the symmetric negative cosine loss with a stop-gradient on z.
+// SimSiam (facebookresearch/simsiam, simsiam/builder.py): a Siamese encoder with a 3-layer projector (2 layers in
+// the paper's CIFAR-10 setting), a 2-layer bottleneck predictor, and the symmetric negative cosine loss with a
+// stop-gradient on z.
 import * as T from '../tensor/index.js';
 import type { Rng, Tensor } from '../tensor/index.js';
 import { Module, type Layer } from '../nn/module.js';
@@ -13,9 +14,13 @@ export interface SimSiamConfig {
   predDim: number;
   /** keep the predictor at the base lr instead of following the schedule (the paper's fix_pred_lr) */
   fixPredLr: boolean;
+  /** projector depth: 3 as builder.py (ImageNet), 2 as the paper's CIFAR-10 experiments (appendix D); default 3 */
+  projLayers?: number;
 }
 
-export function simsiamConfig(): SimSiamConfig { return { dim: 2048, predDim: 512, fixPredLr: true }; }
+export function simsiamConfig(): SimSiamConfig { return { dim: 2048, predDim: 512, fixPredLr: true, projLayers: 3 }; }
+/** The paper's CIFAR-10 setting: the projector has 2 layers (no second hidden layer). */
+export function simsiamCifarConfig(): SimSiamConfig { return { dim: 2048, predDim: 512, fixPredLr: true, projLayers: 2 }; }
 
 export interface SimSiamOutput {
   p1: Tensor;
@@ -35,9 +40,12 @@ export class SimSiam extends Module {
     const fc = encoder.child<Linear>('fc');
     const prevDim = fc.inFeatures;
     const f = { rng };
+    const projLayers = cfg.projLayers ?? 3;
+    if (projLayers !== 2 && projLayers !== 3) throw new Error(`[SimSiam] projLayers must be 2 or 3, got ${projLayers}`);
+    const hidden = (): Layer[] => [new Linear(prevDim, prevDim, false, f), new BatchNorm1d(prevDim), new ReLU()];
     encoder.registerModule('fc', new Sequential(
-      new Linear(prevDim, prevDim, false, f), new BatchNorm1d(prevDim), new ReLU(), // first layer
-      new Linear(prevDim, prevDim, false, f), new BatchNorm1d(prevDim), new ReLU(), // second layer
+      ...hidden(), // first layer
+      ...(projLayers === 3 ? hidden() : []), // second layer (ImageNet only)
       fc, new BatchNorm1d(cfg.dim, { affine: false }), // output layer
     ));
     fc.bias!.requiresGrad = false; // followed by BN: the bias does nothing (the official "hack")

@@ -5,7 +5,7 @@ import type { Tensor } from '../tensor/index.js';
 import { globalRng } from '../tensor/index.js';
 import { Module, type Factory, type Layer } from '../nn/module.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Identity, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
-import { kaimingNormal_, ones_, zeros_ } from '../nn/init.js';
+import { defaultLinearInit, kaimingNormal_, ones_, zeros_ } from '../nn/init.js';
 
 function conv3x3(inPlanes: number, outPlanes: number, stride: number, f: Factory): Conv2d {
   return new Conv2d(inPlanes, outPlanes, 3, { stride, padding: 1, bias: false }, f);
@@ -117,12 +117,19 @@ export class ResNet extends Module {
     if (f.skipInit !== true) this.initWeights(f);
   }
 
-  /** torchvision: kaiming-normal (fan_out, relu) convs, BN weight 1 bias 0, optional zero-init of the last BN. */
+  /**
+   * torchvision: kaiming-normal (fan_out, relu) convs, BN weight 1 bias 0, optional zero-init of the last BN. The
+   * CIFAR stem's conv1 keeps PyTorch's default Conv2d init (kaiming_uniform, a = sqrt(5)): the MoCo CIFAR demo
+   * swaps a fresh nn.Conv2d in after torchvision's init has run.
+   */
   private initWeights(f: Factory): void {
     const rng = f.rng ?? globalRng;
+    const stem = this.child<Conv2d>('conv1');
     for (const m of this.modules()) {
-      if (m instanceof Conv2d) kaimingNormal_(m.weight, { mode: 'fan_out', nonlinearity: 'relu' }, rng);
-      else if (m instanceof BatchNorm2d) { ones_(m.weight!); zeros_(m.bias!); }
+      if (m instanceof Conv2d) {
+        if (m === stem && this.config.stem === 'cifar') defaultLinearInit(m.weight, m.bias, rng);
+        else kaimingNormal_(m.weight, { mode: 'fan_out', nonlinearity: 'relu' }, rng);
+      } else if (m instanceof BatchNorm2d) { ones_(m.weight!); zeros_(m.bias!); }
     }
     if (this.config.zeroInitResidual) {
       for (const m of this.modules()) if (m instanceof BasicBlock || m instanceof Bottleneck) zeros_(m.lastBn.weight!);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.js';
 import { init, Linear, Conv2d } from '../../src/nn/index.js';
-import { resnet18Cifar, VisionTransformer } from '../../src/models/index.js';
+import { resnet18, resnet18Cifar, VisionTransformer } from '../../src/models/index.js';
 import { assertClose } from '../helpers.js';
 import { loadFixture } from './parity.js';
 
@@ -38,6 +38,13 @@ test('kaiming normal fan_out relu for ResNet convs; xavier uniform for ViT linea
   const r = resnet18Cifar({ width: 0.5 }, { ...dev, rng: new T.Rng(3) });
   const w = r.stateDict().get('layer3.0.conv2.weight')!; // [128, 128, 3, 3]
   assert.ok(Math.abs(stats(w.data).std - Math.sqrt(2 / (128 * 9))) < 0.02 * Math.sqrt(2 / (128 * 9)));
+  // the CIFAR stem's conv1 keeps nn.Conv2d's default init, as the demo's fresh conv: U(+-1/sqrt(fan_in)), fan_in 27
+  const stem = stats(r.stateDict().get('conv1.weight')!.data); // [32, 3, 3, 3]
+  const sb = 1 / Math.sqrt(27);
+  assert.ok(stem.max <= sb && stem.min >= -sb && stem.max > 0.9 * sb, `conv1 in U(+-${sb}): [${stem.min}, ${stem.max}]`);
+  assert.ok(Math.abs(stem.std - sb / Math.sqrt(3)) < 0.1 * sb, `conv1 std ${stem.std} vs ${sb / Math.sqrt(3)}`);
+  const imagenetStem = resnet18({ width: 0.5 }, { ...dev, rng: new T.Rng(3) }).stateDict().get('conv1.weight')!; // [32, 3, 7, 7]
+  assert.ok(Math.abs(stats(imagenetStem.data).std - Math.sqrt(2 / (32 * 49))) < 0.05 * Math.sqrt(2 / (32 * 49)), 'ImageNet stem stays kaiming fan_out');
   const v = new VisionTransformer({ imgSize: 32, patchSize: 4, embedDim: 96, depth: 1, numHeads: 3 }, { ...dev, rng: new T.Rng(4) });
   const qkv = v.stateDict().get('blocks.0.attn.qkv.weight')!; // [288, 96] treated as one Linear, as MAE
   const xb = Math.sqrt(6 / (96 + 288));
