@@ -66,10 +66,10 @@ def moco():
                                                                       'T': 0.1, 'lr': 0.5, 'momentum': 0.9})
 
 
-def simsiam():
-    torch.manual_seed(2)
+def simsiam(proj_layers=3):
+    torch.manual_seed(2 if proj_layers == 3 else 4)
     N = 6
-    model = S.SimSiam(lambda num_classes: TinyEncoder(num_classes), dim=16, pred_dim=4)
+    model = S.SimSiam(lambda num_classes: TinyEncoder(num_classes), dim=16, pred_dim=4, proj_layers=proj_layers)
     out = state('init.', model)
     x1 = torch.randn(N, 3, 6, 6)
     x2 = torch.randn(N, 3, 6, 6)
@@ -79,7 +79,8 @@ def simsiam():
     out.update({'x1': x1, 'x2': x2, 'loss': loss.detach().reshape(1), 'p1': p1.detach(), 'z2': z2})
     out.update(grads('grad.', model))
     out.update(state('after.', model))  # running statistics after the two encoder passes
-    safetensors_io.save(out, os.path.join(OUT, 'simsiam.safetensors'), {**META, 'N': N, 'dim': 16, 'pred_dim': 4})
+    name = 'simsiam.safetensors' if proj_layers == 3 else f'simsiam_proj{proj_layers}.safetensors'
+    safetensors_io.save(out, os.path.join(OUT, name), {**META, 'N': N, 'dim': 16, 'pred_dim': 4, 'proj_layers': proj_layers})
 
 
 def mae():
@@ -102,9 +103,49 @@ def mae():
     safetensors_io.save(out, os.path.join(OUT, 'mae.safetensors'), {**META, 'N': N, **{k: str(v) for k, v in cfg.items()}})
 
 
+def mocov3(kind):
+    """Two steps of MoCo v3 (SGD between them) with the cosine momentum schedule: the first momentum update sees
+    equal encoders, the second moves the momentum encoder towards the stepped base encoder."""
+    torch.manual_seed(5 if kind == 'resnet' else 6)
+    N, epochs, iters = 4, 3, 2
+    if kind == 'resnet':
+        model = S.MoCoV3(lambda num_classes: TinyEncoder(num_classes), dim=6, mlp_dim=10, T=1.0)
+    else:
+        model = S.MoCoV3(lambda num_classes: S.VisionTransformerMoCo(img_size=8, patch_size=2, embed_dim=16, depth=1,
+                                                                     num_heads=2, mlp_ratio=2.0, num_classes=num_classes,
+                                                                     stop_grad_conv1=True),
+                         dim=6, mlp_dim=10, T=0.2, vit=True)
+    model.double()
+    out = state('init.', model)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5, momentum=0.9)
+    ms = []
+    for step in range(2):
+        m = S.adjust_moco_momentum(step / iters, 0.9, epochs)
+        ms.append(m)
+        x1 = torch.randn(N, 3, 8, 8)
+        x2 = torch.randn(N, 3, 8, 8)
+        loss = model(x1, x2, m)
+        opt.zero_grad()
+        loss.backward()
+        out.update({f'step{step}.x1': x1, f'step{step}.x2': x2, f'step{step}.loss': loss.detach().reshape(1),
+                    f'step{step}.m': torch.tensor([m])})
+        out.update(grads(f'step{step}.grad.', model))
+        out.update(state(f'step{step}.forward.', model))  # momentum encoder after its update, BN statistics
+        opt.step()
+    # the schedule over a run: epochs 0, 0.5, ..., 10 of 10 for m = 0.99 and 0.996
+    sched = [[e / 2, m0, 10, S.adjust_moco_momentum(e / 2, m0, 10)] for m0 in (0.99, 0.996) for e in range(21)]
+    out['schedule'] = torch.tensor(sched)
+    safetensors_io.save(out, os.path.join(OUT, f'mocov3_{kind}.safetensors'),
+                        {**META, 'N': N, 'dim': 6, 'mlp_dim': 10, 'T': model.T, 'lr': 0.5, 'momentum': 0.9,
+                         'moco_m': 0.9, 'epochs': epochs, 'iters': iters})
+
+
 if __name__ == '__main__':
     os.makedirs(OUT, exist_ok=True)
     moco()
     simsiam()
+    simsiam(proj_layers=2)
     mae()
+    mocov3('resnet')
+    mocov3('vit')
     print('wrote', sorted(os.listdir(OUT)))

@@ -115,17 +115,17 @@ class MoCo(nn.Module):
 # ----------------------------------------------------------------------------- SimSiam
 
 class SimSiam(nn.Module):
-    """simsiam/builder.py: 3-layer projector (last BN without affine), 2-layer bottleneck predictor."""
+    """simsiam/builder.py: 3-layer projector (last BN without affine; 2 layers on CIFAR), 2-layer bottleneck predictor."""
 
-    def __init__(self, base_encoder, dim=2048, pred_dim=512):
+    def __init__(self, base_encoder, dim=2048, pred_dim=512, proj_layers=3):
         super().__init__()
         self.encoder = base_encoder(num_classes=dim)
         prev_dim = self.encoder.fc.weight.shape[1]
-        self.encoder.fc = nn.Sequential(
-            nn.Linear(prev_dim, prev_dim, bias=False), nn.BatchNorm1d(prev_dim), nn.ReLU(inplace=True),
-            nn.Linear(prev_dim, prev_dim, bias=False), nn.BatchNorm1d(prev_dim), nn.ReLU(inplace=True),
-            self.encoder.fc, nn.BatchNorm1d(dim, affine=False))
-        self.encoder.fc[6].bias.requires_grad = False  # followed by BN: the bias does nothing
+        hidden = [nn.Linear(prev_dim, prev_dim, bias=False), nn.BatchNorm1d(prev_dim), nn.ReLU(inplace=True)]
+        if proj_layers == 3:  # builder.py; the paper's CIFAR-10 setting (appendix D) has 2 layers
+            hidden += [nn.Linear(prev_dim, prev_dim, bias=False), nn.BatchNorm1d(prev_dim), nn.ReLU(inplace=True)]
+        self.encoder.fc = nn.Sequential(*hidden, self.encoder.fc, nn.BatchNorm1d(dim, affine=False))
+        self.encoder.fc[len(hidden)].bias.requires_grad = False  # followed by BN: the bias does nothing
         self.predictor = nn.Sequential(
             nn.Linear(dim, pred_dim, bias=False), nn.BatchNorm1d(pred_dim), nn.ReLU(inplace=True),
             nn.Linear(pred_dim, dim))
@@ -245,3 +245,123 @@ class MaskedAutoencoderViT(nn.Module):
         pred = self.forward_decoder(latent, ids_restore)
         loss = self.forward_loss(imgs, pred, mask)
         return loss, pred, mask
+
+
+# ----------------------------------------------------------------------------- MoCo v3
+
+class VisionTransformerMoCo(nn.Module):
+    """moco-v3 vits.py on timm's ViT (cls token, final norm, head), with its fixed sin-cos table and init."""
+
+    def __init__(self, img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0,
+                 num_classes=1000, stop_grad_conv1=False):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.patch_embed = PatchEmbed(img_size, patch_size, 3, embed_dim)
+        self.grid = img_size // patch_size
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.blocks = nn.Sequential(*[Block(embed_dim, num_heads, mlp_ratio) for _ in range(depth)])
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.head = nn.Linear(embed_dim, num_classes)
+        self.build_2d_sincos_position_embedding()
+        # vits.py's weight initialization
+        for name, m in self.named_modules():
+            if isinstance(m, nn.Linear):
+                if 'qkv' in name:
+                    val = math.sqrt(6. / float(m.weight.shape[0] // 3 + m.weight.shape[1]))
+                    nn.init.uniform_(m.weight, -val, val)
+                else:
+                    nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.cls_token, std=1e-6)
+        val = math.sqrt(6. / float(3 * patch_size * patch_size + self.embed_dim))
+        nn.init.uniform_(self.patch_embed.proj.weight, -val, val)
+        nn.init.zeros_(self.patch_embed.proj.bias)
+        if stop_grad_conv1:
+            self.patch_embed.proj.weight.requires_grad = False
+            self.patch_embed.proj.bias.requires_grad = False
+
+    def build_2d_sincos_position_embedding(self, temperature=10000.):
+        h, w = self.grid, self.grid
+        grid_w = torch.arange(w, dtype=torch.float32)
+        grid_h = torch.arange(h, dtype=torch.float32)
+        grid_w, grid_h = torch.meshgrid(grid_w, grid_h, indexing='ij')
+        pos_dim = self.embed_dim // 4
+        omega = torch.arange(pos_dim, dtype=torch.float32) / pos_dim
+        omega = 1. / (temperature**omega)
+        out_w = torch.einsum('m,d->md', [grid_w.flatten(), omega])
+        out_h = torch.einsum('m,d->md', [grid_h.flatten(), omega])
+        pos_emb = torch.cat([torch.sin(out_w), torch.cos(out_w), torch.sin(out_h), torch.cos(out_h)], dim=1)[None, :, :]
+        pe_token = torch.zeros([1, 1, self.embed_dim], dtype=torch.float32)
+        self.pos_embed = nn.Parameter(torch.cat([pe_token, pos_emb], dim=1))
+        self.pos_embed.requires_grad = False
+
+    def forward(self, x):
+        x = self.patch_embed(x)
+        x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1) + self.pos_embed
+        x = self.norm(self.blocks(x))
+        return self.head(x[:, 0])
+
+
+class MoCoV3(nn.Module):
+    """moco-v3 moco/builder.py (MoCo, MoCo_ResNet, MoCo_ViT) on one process: concat_all_gather is the identity."""
+
+    def __init__(self, base_encoder, dim=256, mlp_dim=4096, T=1.0, vit=False):
+        super().__init__()
+        self.T = T
+        self.base_encoder = base_encoder(num_classes=mlp_dim)
+        self.momentum_encoder = base_encoder(num_classes=mlp_dim)
+        if vit:
+            hidden_dim = self.base_encoder.head.weight.shape[1]
+            del self.base_encoder.head, self.momentum_encoder.head
+            self.base_encoder.head = self._build_mlp(3, hidden_dim, mlp_dim, dim)
+            self.momentum_encoder.head = self._build_mlp(3, hidden_dim, mlp_dim, dim)
+            self.predictor = self._build_mlp(2, dim, mlp_dim, dim)
+        else:
+            hidden_dim = self.base_encoder.fc.weight.shape[1]
+            del self.base_encoder.fc, self.momentum_encoder.fc
+            self.base_encoder.fc = self._build_mlp(2, hidden_dim, mlp_dim, dim)
+            self.momentum_encoder.fc = self._build_mlp(2, hidden_dim, mlp_dim, dim)
+            self.predictor = self._build_mlp(2, dim, mlp_dim, dim, False)
+        for param_b, param_m in zip(self.base_encoder.parameters(), self.momentum_encoder.parameters()):
+            param_m.data.copy_(param_b.data)
+            param_m.requires_grad = False
+
+    def _build_mlp(self, num_layers, input_dim, mlp_dim, output_dim, last_bn=True):
+        mlp = []
+        for l in range(num_layers):
+            dim1 = input_dim if l == 0 else mlp_dim
+            dim2 = output_dim if l == num_layers - 1 else mlp_dim
+            mlp.append(nn.Linear(dim1, dim2, bias=False))
+            if l < num_layers - 1:
+                mlp.append(nn.BatchNorm1d(dim2))
+                mlp.append(nn.ReLU(inplace=True))
+            elif last_bn:
+                mlp.append(nn.BatchNorm1d(dim2, affine=False))
+        return nn.Sequential(*mlp)
+
+    @torch.no_grad()
+    def _update_momentum_encoder(self, m):
+        for param_b, param_m in zip(self.base_encoder.parameters(), self.momentum_encoder.parameters()):
+            param_m.data = param_m.data * m + param_b.data * (1. - m)
+
+    def contrastive_loss(self, q, k):
+        q = nn.functional.normalize(q, dim=1)
+        k = nn.functional.normalize(k, dim=1)
+        logits = torch.einsum('nc,mc->nm', [q, k]) / self.T
+        N = logits.shape[0]
+        labels = torch.arange(N, dtype=torch.long)
+        return nn.CrossEntropyLoss()(logits, labels) * (2 * self.T)
+
+    def forward(self, x1, x2, m):
+        q1 = self.predictor(self.base_encoder(x1))
+        q2 = self.predictor(self.base_encoder(x2))
+        with torch.no_grad():
+            self._update_momentum_encoder(m)
+            k1 = self.momentum_encoder(x1)
+            k2 = self.momentum_encoder(x2)
+        return self.contrastive_loss(q1, k2) + self.contrastive_loss(q2, k1)
+
+
+def adjust_moco_momentum(epoch, moco_m, epochs):
+    """moco-v3 main_moco.py: the momentum rises from moco_m to 1 by a half cosine."""
+    return 1. - 0.5 * (1. + math.cos(math.pi * epoch / epochs)) * (1. - moco_m)

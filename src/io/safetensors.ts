@@ -296,6 +296,14 @@ export function mocoV3Keys(opts: { keepHead?: boolean } = {}): KeyMap {
   return stripPrefix('module.base_encoder.', opts.keepHead === true ? undefined : /^(fc|head)\./);
 }
 
+/**
+ * facebookresearch/moco-v3 pre-training checkpoints as a whole MoCo v3 model (resuming or evaluating every part):
+ * `module.base_encoder.*`, `module.momentum_encoder.*` and `module.predictor.*` without the DDP prefix.
+ */
+export function mocoV3PretrainKeys(): KeyMap {
+  return stripPrefix('module.');
+}
+
 /** facebookresearch/simsiam checkpoints: the backbone `module.encoder.*` without the projector `fc.*`. */
 export function simsiamKeys(opts: { keepFc?: boolean } = {}): KeyMap {
   return stripPrefix('module.encoder.', opts.keepFc === true ? undefined : /^fc\./);

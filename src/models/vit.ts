@@ -6,7 +6,7 @@ import { globalRng } from '../tensor/index.js';
 import { Module, factoryTensor, factoryValues, type Factory, type Layer } from '../nn/module.js';
 import { Conv2d, Identity, LayerNorm, Linear, Sequential } from '../nn/layers.js';
 import { Block } from '../nn/transformer.js';
-import { get2dSincosPosEmbed, ones_, truncNormal_, xavierUniform_, zeros_ } from '../nn/init.js';
+import { get2dSincosPosEmbed, mocoV3SincosPosEmbed, normal_, ones_, truncNormal_, xavierUniform_, zeros_ } from '../nn/init.js';
 
 /** Non-overlapping patches to tokens: a conv with kernel = stride = patch size, then [B, L, D]. */
 export class PatchEmbed extends Module {
@@ -48,6 +48,13 @@ export interface VitConfig {
   dropRate?: number;
   /** 'sincos': fixed 2-D sine-cosine, frozen (MAE pre-training); 'learned': trunc-normal(0.02), trainable (timm) */
   posEmbed?: 'sincos' | 'learned';
+  /**
+   * 'mae': MAE's initialize_weights; 'mocov3': MoCo v3's VisionTransformerMoCo (vits.py): its own frozen sin-cos
+   * table, q, k and v initialised as three xavier-uniform matrices, cls token N(0, 1e-6)
+   */
+  init?: 'mae' | 'mocov3';
+  /** MoCo v3's --stop-grad-conv1: the patch projection stays at its random initialisation */
+  stopGradConv1?: boolean;
 }
 
 export class VisionTransformer extends Module {
@@ -57,7 +64,7 @@ export class VisionTransformer extends Module {
     super();
     this.config = {
       imgSize: 224, patchSize: 16, inChans: 3, mlpRatio: 4, qkvBias: true, numClasses: 0, globalPool: false,
-      dropPathRate: 0, dropRate: 0, posEmbed: 'sincos', ...cfg,
+      dropPathRate: 0, dropRate: 0, posEmbed: 'sincos', init: 'mae', stopGradConv1: false, ...cfg,
     };
     const c = this.config;
     const D = c.embedDim;
@@ -65,8 +72,8 @@ export class VisionTransformer extends Module {
     const pe = this.registerModule('patch_embed', new PatchEmbed(c.imgSize, c.patchSize, c.inChans, D, f));
     this.registerParameter('cls_token', factoryTensor([1, 1, D], f));
     const L = pe.numPatches;
-    this.registerParameter('pos_embed', c.posEmbed === 'sincos'
-      ? factoryValues([1, L + 1, D], f, get2dSincosPosEmbed(D, pe.gridSize, true)) : factoryTensor([1, L + 1, D], f));
+    const table = c.init === 'mocov3' ? mocoV3SincosPosEmbed(D, pe.gridSize) : get2dSincosPosEmbed(D, pe.gridSize, true);
+    this.registerParameter('pos_embed', c.posEmbed === 'sincos' ? factoryValues([1, L + 1, D], f, table) : factoryTensor([1, L + 1, D], f));
     if (c.posEmbed === 'sincos') this.posEmbed.requiresGrad = false;
     const blocks = new Sequential();
     for (let i = 0; i < c.depth; i++) {
@@ -78,18 +85,30 @@ export class VisionTransformer extends Module {
     this.registerModule(c.globalPool ? 'fc_norm' : 'norm', new LayerNorm(D, 1e-6, true, f));
     this.registerModule('head', c.numClasses > 0 ? new Linear(D, c.numClasses, true, f) : new Identity());
     if (f.skipInit !== true) this.initWeights(f);
+    if (c.stopGradConv1) this.patchEmbed.proj.requiresGrad_(false);
   }
 
   /** MAE's initialize_weights: xavier-uniform patch embedding (as [D, C*p*p]) and Linear, trunc-normal(.02) cls token. */
   private initWeights(f: Factory): void {
     const rng = f.rng ?? globalRng;
     const w = this.patchEmbed.proj.weight;
+    // MoCo v3 writes the same bound as sqrt(6 / (3 p^2 + D)), and also zeroes the patch projection's bias
     xavierUniform_(w, 1, rng, [w.shape[0]!, w.size / w.shape[0]!]);
-    truncNormal_(this.clsToken, 0.02, rng);
+    const mocov3 = this.config.init === 'mocov3';
+    if (mocov3) {
+      const b = this.patchEmbed.proj.bias;
+      if (b !== null) zeros_(b);
+      normal_(this.clsToken, 0, 1e-6, rng);
+    } else {
+      truncNormal_(this.clsToken, 0.02, rng);
+    }
     if (this.config.posEmbed === 'learned') truncNormal_(this.posEmbed, 0.02, rng);
+    const qkv = new Set(Array.from({ length: this.blocks.length }, (_, i) => this.blocks.at<Block>(i).attn.qkv));
     for (const m of this.modules()) {
       if (m instanceof Linear) {
-        xavierUniform_(m.weight, 1, rng);
+        // MoCo v3 treats q, k and v as three [D, D] matrices: bound sqrt(6 / (3D/3 + D))
+        if (mocov3 && qkv.has(m)) xavierUniform_(m.weight, 1, rng, [m.weight.shape[0]! / 3, m.weight.shape[1]!]);
+        else xavierUniform_(m.weight, 1, rng);
         if (m.bias !== null) zeros_(m.bias);
       } else if (m instanceof LayerNorm) {
         if (m.weight !== null) ones_(m.weight);

@@ -141,3 +141,31 @@ export function get2dSincosPosEmbed(embedDim: number, gridSize: number, clsToken
   }
   return out;
 }
+
+// ---------------------------------------------------------------- MoCo v3's vits.py
+
+/**
+ * MoCo v3's build_2d_sincos_position_embedding: [1 + gridSize^2, embedDim] (float64), a zero row for the cls token,
+ * then per patch m [sin(a w), cos(a w), sin(b w), cos(b w)] with w = 1 / temperature^(i / (D/4)), i < D/4, and
+ * (a, b) = (m div grid, m mod grid): torch.meshgrid's 'ij' indexing puts the patch row first. A different layout
+ * from MAE's table, so one cannot stand in for the other.
+ */
+export function mocoV3SincosPosEmbed(embedDim: number, gridSize: number, temperature = 10000): Float64Array {
+  if (embedDim % 4 !== 0) throw new Error(`[mocoV3SincosPosEmbed] embed dim must be divisible by 4, got ${embedDim}`);
+  const q = embedDim / 4;
+  const L = gridSize * gridSize;
+  const out = new Float64Array((L + 1) * embedDim);
+  for (let m = 0; m < L; m++) {
+    const a = Math.floor(m / gridSize);
+    const b = m % gridSize;
+    const row = (m + 1) * embedDim;
+    for (let i = 0; i < q; i++) {
+      const omega = 1 / temperature ** (i / q);
+      out[row + i] = Math.sin(a * omega);
+      out[row + q + i] = Math.cos(a * omega);
+      out[row + 2 * q + i] = Math.sin(b * omega);
+      out[row + 3 * q + i] = Math.cos(b * omega);
+    }
+  }
+  return out;
+}
