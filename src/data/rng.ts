@@ -24,6 +24,7 @@ export function hashKeys(...keys: number[]): number {
 }
 
 export class Rng {
+  private gaussNext: number | null = null;
   private s0: number;
   private s1: number;
   private s2: number;
@@ -71,6 +72,22 @@ export class Rng {
   randint(low: number, high: number): number {
     if (!(high > low)) throw new Error(`[Rng] randint needs high > low, got [${low}, ${high})`);
     return low + Math.floor(this.random() * (high - low));
+  }
+
+  /**
+   * Normal with mean mu and std sigma by Python's random.gauss (Box-Muller from two uniforms, the second value
+   * cached for the next call), as timm's RandAugment draws its magnitude noise.
+   */
+  gauss(mu: number, sigma: number): number {
+    let z = this.gaussNext;
+    this.gaussNext = null;
+    if (z === null) {
+      const x2pi = this.random() * 2 * Math.PI;
+      const g2rad = Math.sqrt(-2 * Math.log(1 - this.random()));
+      z = Math.cos(x2pi) * g2rad;
+      this.gaussNext = Math.sin(x2pi) * g2rad;
+    }
+    return mu + z * sigma;
   }
 
   /** A random permutation of 0..n-1 (Fisher-Yates), like torch.randperm(n). */

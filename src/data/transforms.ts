@@ -125,8 +125,9 @@ export class RandomResizedCrop implements Transform {
   static getParamsSingleTry(height: number, width: number, scale: readonly [number, number], ratio: readonly [number, number], rng: Rng): CropParams {
     const targetArea = height * width * rng.uniform(scale[0], scale[1]);
     const aspectRatio = Math.exp(rng.uniform(Math.log(ratio[0]), Math.log(ratio[1])));
-    const w = Math.min(roundPy(Math.sqrt(targetArea * aspectRatio)), width);
-    const h = Math.min(roundPy(Math.sqrt(targetArea / aspectRatio)), height);
+    // at least one pixel: on tiny images MAE's version can round to an empty crop and fail inside PIL
+    const w = Math.max(1, Math.min(roundPy(Math.sqrt(targetArea * aspectRatio)), width));
+    const h = Math.max(1, Math.min(roundPy(Math.sqrt(targetArea / aspectRatio)), height));
     const top = rng.randint(0, height - h + 1);
     const left = rng.randint(0, width - w + 1);
     return { top, left, height: h, width: w };

@@ -36,10 +36,11 @@ test('linear: SimSiam run with its LARS recipe learns the head; backbone unchang
 
 test('linear: MoCo recipe (SGD lr 30, steps at 60/80%) lowers the loss above chance', async () => {
   const run = makeTinyRun('moco', data, join(tmp, 'moco'));
-  const r = await runLinear({ ...base, checkpoint: run, epochs: 5, batchSize: 4, lr: 3 });
+  // an untrained backbone's features are large and unnormalised: lr 3 diverges for some seeds, 0.3 learns for all
+  const r = await runLinear({ ...base, checkpoint: run, epochs: 5, batchSize: 4, lr: 0.3 });
   assert.equal(r.recipe.optimizer, 'sgd');
   assert.deepEqual(r.recipe.milestones, [0.6, 0.8]);
-  assert.equal(r.history[4]!.lr, 3 * 0.1 * 0.1);
+  assert.equal(r.history[4]!.lr, 0.3 * 0.1 * 0.1);
   assert.ok(r.history[4]!.loss < r.history[0]!.loss, `loss ${r.history.map((e) => e.loss)}`);
   assert.ok(r.top1 > 0.4, `top-1 ${r.top1} (chance is 1/3)`);
 });

@@ -162,7 +162,8 @@ test('presets list the official transforms in the official order', () => {
   const names = (t: TransformSpec): string => {
     if (t.name === 'Compose') return t.transforms.map(names).join(' ');
     if (t.name === 'RandomApply') return `RandomApply(${t.transforms.map(names).join(' ')},p=${t.p})`;
-    if (t.name === 'RandomResizedCrop') return `RRC(${t.size},${t.scale?.join('-') ?? 'default'},${t.interpolation ?? 'bilinear'})`;
+    if (t.name === 'RandomResizedCrop') return `RRC(${t.size},${t.scale?.join('-') ?? 'default'},${t.interpolation ?? 'bilinear'}${t.singleTry === true ? ',1try' : ''})`;
+    if (t.name === 'Resize') return `Resize(${t.size},${t.interpolation ?? 'bilinear'})`;
     if (t.name === 'ColorJitter') return `CJ(${t.brightness},${t.contrast},${t.saturation},${t.hue})`;
     if (t.name === 'RandomGrayscale') return `Gray(${t.p})`;
     if (t.name === 'Normalize') return `Norm(${t.mean[0]})`;
@@ -179,7 +180,13 @@ test('presets list the official transforms in the official order', () => {
   ]);
   assert.deepEqual(views('mae'), ['RRC(224,0.2-1,bicubic) RandomHorizontalFlip ToTensor Norm(0.485)']);
   assert.deepEqual(views('lincls-train'), ['RRC(224,default,bilinear) RandomHorizontalFlip ToTensor Norm(0.485)']);
-  assert.deepEqual(views('lincls-val'), ['Resize CenterCrop ToTensor Norm(0.485)']);
+  assert.deepEqual(views('lincls-val'), ['Resize(256,bilinear) CenterCrop ToTensor Norm(0.485)']);
+  // mae/main_linprobe.py: util/crop.py's single-try bicubic crop; bicubic Resize(256) for validation
+  assert.deepEqual(views('mae-lincls-train'), ['RRC(224,default,bicubic,1try) RandomHorizontalFlip ToTensor Norm(0.485)']);
+  assert.deepEqual(views('mae-val'), ['Resize(256,bicubic) CenterCrop ToTensor Norm(0.485)']);
+  // the MoCo CIFAR demo: RandomResizedCrop(32) at the default scale, flip second, no blur
+  const demo = 'RRC(32,default,bilinear) RandomHorizontalFlip RandomApply(CJ(0.4,0.4,0.4,0.1),p=0.8) Gray(0.2) ToTensor Norm(0.4914)';
+  assert.deepEqual(views('moco-demo-cifar'), [demo, demo]);
   const v2c = 'RRC(32,0.2-1,bilinear) RandomApply(CJ(0.4,0.4,0.4,0.1),p=0.8) Gray(0.2) RandomHorizontalFlip ToTensor Norm(0.4914)';
   assert.deepEqual(views('moco-v2-cifar'), [v2c, v2c]);
   const val = preset('lincls-val-cifar').views[0]!;
