@@ -7,7 +7,7 @@ import { DataLoader } from '../data/loader.js';
 import { evalTransform } from '../methods/datasets.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { linearProbe, linearRecipe, type LinearRecipeName, type LinearResult } from '../eval/linear.js';
+import { LINEAR_RECIPES, linearProbe, linearRecipe, type LinearRecipeName, type LinearResult } from '../eval/linear.js';
 import { frozenBackbone, linclsTrainTransform, loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
 
 export interface LinearCommandOptions {
@@ -33,9 +33,9 @@ export async function runLinear(o: LinearCommandOptions): Promise<LinearResult &
   const p = loadPretrained(o.checkpoint, 'linear');
   try {
     const name = o.recipe ?? p.cfg.method;
-    if (!['moco', 'simsiam', 'mae'].includes(name)) throw new Error(`[linear] unknown --recipe '${name}'; expected moco, simsiam or mae`);
+    if (!LINEAR_RECIPES.includes(name)) throw new Error(`[linear] unknown --recipe '${name}'; expected ${LINEAR_RECIPES.join(', ')}`);
     if (name === 'mae' && p.cfg.method !== 'mae') throw new Error(`[linear] the mae recipe reads a ViT's cls token; ${o.checkpoint} is a ${p.cfg.method} run`);
-    const recipe = { ...linearRecipe(name) };
+    const recipe = { ...linearRecipe(name, { vit: p.cfg.arch.startsWith('vit-') }) };
     if (o.epochs !== undefined) {
       recipe.warmupEpochs = Math.round((recipe.warmupEpochs * o.epochs) / recipe.epochs);
       recipe.epochs = o.epochs;

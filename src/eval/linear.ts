@@ -11,7 +11,8 @@ import { SGD, LARS, adjustLearningRate, type LrSchedule } from '../optim/index.j
 import type { DataLoader } from '../data/loader.js';
 import { batchTensors, trainSupervised, type SupervisedEpoch } from './supervised.js';
 
-export type LinearRecipeName = 'moco' | 'simsiam' | 'mae';
+export type LinearRecipeName = 'moco' | 'simsiam' | 'mae' | 'mocov3';
+export const LINEAR_RECIPES: readonly LinearRecipeName[] = ['moco', 'simsiam', 'mae', 'mocov3'];
 
 export interface LinearRecipe {
   name: LinearRecipeName;
@@ -31,9 +32,14 @@ export interface LinearRecipe {
   warmupEpochs: number;
 }
 
-/** The official recipes (ImageNet batch sizes; the command line usually lowers them). */
-export function linearRecipe(name: LinearRecipeName): LinearRecipe {
+/**
+ * The official recipes (ImageNet batch sizes; the command line usually lowers them). `vit`: the backbone is a ViT
+ * (MoCo v3's CONFIG.md probes ViTs at lr 3 instead of 0.1).
+ */
+export function linearRecipe(name: LinearRecipeName, o: { vit?: boolean } = {}): LinearRecipe {
   switch (name) {
+    // moco-v3/main_lincls.py: SGD lr 0.1 x batch/256 (ViT: --lr=3), batch 1024, wd 0, 90 epochs, cosine per epoch
+    case 'mocov3': return { name, optimizer: 'sgd', lr: o.vit === true ? 3 : 0.1, scaleLr: true, momentum: 0.9, weightDecay: 0, epochs: 90, batchSize: 1024, bnHead: false, schedule: 'cosine', milestones: [], warmupEpochs: 0 };
     // moco/main_lincls.py: --lr 30 --batch-size 256 --wd 0 --schedule 60 80 --epochs 100
     case 'moco': return { name, optimizer: 'sgd', lr: 30, scaleLr: false, momentum: 0.9, weightDecay: 0, epochs: 100, batchSize: 256, bnHead: false, schedule: 'step', milestones: [0.6, 0.8], warmupEpochs: 0 };
     // simsiam/main_lincls.py --lars: lr 0.1 * batch / 256 (batch 4096), wd 0, cosine, 90 epochs

@@ -15,6 +15,7 @@ import { buildMethod, type SelfSupervisedModel } from '../methods/pretrain.js';
 import { loadModelWeights, readCheckpointJson } from '../methods/checkpoint.js';
 import { MoCo } from '../methods/moco.js';
 import { MaskedAutoencoderViT } from '../methods/mae.js';
+import { MoCoV3 } from '../methods/mocov3.js';
 import { backboneFeatures } from '../methods/backbones.js';
 import { openDataset } from '../methods/datasets.js';
 
@@ -52,10 +53,13 @@ export function loadPretrained(dir: string, where: string, expect?: readonly Met
   return { dir, cfg, model, epoch: ckpt.state.epoch };
 }
 
-/** The encoder whose features evaluation reads: MoCo's query encoder, SimSiam's encoder (ResNets with their heads). */
-function resnetEncoder(model: SelfSupervisedModel): Layer {
-  if (model instanceof MaskedAutoencoderViT) throw new Error('[eval] MAE has no ResNet encoder');
-  return model instanceof MoCo ? model.encoderQ : model.encoder;
+/**
+ * The encoder whose features evaluation reads, head included: MoCo's query encoder, SimSiam's encoder, MoCo v3's
+ * base encoder (a ResNet, or a ViT).
+ */
+function encoderOf(model: SelfSupervisedModel): Layer {
+  if (model instanceof MaskedAutoencoderViT) throw new Error('[eval] MAE has no separate encoder');
+  return model instanceof MoCo ? model.encoderQ : model instanceof MoCoV3 ? model.baseEncoder : model.encoder;
 }
 
 /**
@@ -64,7 +68,7 @@ function resnetEncoder(model: SelfSupervisedModel): Layer {
  */
 export function rawFeatures(model: SelfSupervisedModel, x: Tensor): Tensor {
   if (model instanceof MaskedAutoencoderViT) return model.forward(x); // [N, D]
-  return backboneFeatures(resnetEncoder(model), x); // [N, D]
+  return backboneFeatures(encoderOf(model), x); // [N, D]
 }
 
 export interface ViTFromMaeOptions {
@@ -109,7 +113,7 @@ export function frozenBackbone(p: Pretrained): { backbone: Module; features: (x:
     const vit = vitFromMae(p.model, { globalPool: false, numClasses: 0 });
     return { backbone: vit, features: (x) => vit.forwardFeatures(x), dim: vit.numFeatures, owned: true };
   }
-  const enc = resnetEncoder(p.model) as ResNet;
+  const enc = encoderOf(p.model) as ResNet | VisionTransformer;
   return { backbone: enc, features: (x) => enc.forwardFeatures(x), dim: enc.numFeatures, owned: false };
 }
 

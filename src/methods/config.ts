@@ -1,7 +1,8 @@
 // Pretraining configs: one typed object of defaults (each field commented), and named presets per method that
 // reproduce the official recipes (ImageNet) and the CIFAR demo settings. Overrides come from a file, then flags.
 
-export type MethodName = 'moco' | 'simsiam' | 'mae';
+export type MethodName = 'moco' | 'simsiam' | 'mae' | 'mocov3';
+export const METHOD_NAMES: readonly MethodName[] = ['moco', 'simsiam', 'mae', 'mocov3'];
 
 export interface PretrainConfig {
   method: MethodName;
@@ -76,6 +77,26 @@ export interface PretrainConfig {
     /** projector depth: 3 (builder.py, ImageNet) or 2 (the paper's CIFAR-10 setting, appendix D) */
     projLayers: number;
   };
+  mocov3: {
+    /** projector / predictor output dimension (--moco-dim) */
+    dim: number;
+    /** MLP hidden dimension (--moco-mlp-dim) */
+    mlpDim: number;
+    /** softmax temperature (--moco-t): 1.0 for ResNets, 0.2 for ViTs */
+    T: number;
+    /** momentum of the momentum encoder (--moco-m) */
+    m: number;
+    /** raise the momentum from m to 1 by a half cosine over training, per iteration (--moco-m-cos) */
+    mCos: boolean;
+    /** ViT: keep the random patch projection frozen (--stop-grad-conv1) */
+    stopGradConv1: boolean;
+    /** ViT patch size (16 on 224 px, 4 on CIFAR) */
+    patchSize: number;
+    /** ViT depth (12 in every official model) */
+    depth: number;
+    /** RandomResizedCrop's minimum scale (--crop-min): 0.08 default, 0.2 in CONFIG.md's ResNet-50 runs */
+    cropMin: number;
+  };
   mae: {
     patchSize: number;
     embedDim: number;
@@ -133,6 +154,7 @@ export function defaultConfig(): PretrainConfig {
     },
     moco: { dim: 128, K: 65536, m: 0.999, T: 0.2, mlp: true, symmetric: false, bnSplits: 1 },
     simsiam: { dim: 2048, predDim: 512, fixPredLr: true, projLayers: 3 },
+    mocov3: { dim: 256, mlpDim: 4096, T: 1.0, m: 0.99, mCos: true, stopGradConv1: false, patchSize: 16, depth: 12, cropMin: 0.08 },
     mae: {
       patchSize: 16, embedDim: 768, depth: 12, numHeads: 12, decoderEmbedDim: 512, decoderDepth: 8, decoderNumHeads: 16,
       maskRatio: 0.75, normPixLoss: true,
@@ -199,6 +221,33 @@ const PRESETS: Record<string, Patch> = {
     optim: { name: 'adamw', lr: 1.5e-4, scaleLr: true, weightDecay: 0.05, schedule: 'warmupCosine', warmupEpochs: 40 },
     mae: { patchSize: 16, embedDim: 192, depth: 12, numHeads: 3 },
   },
+  // moco-v3 CONFIG.md, ResNet-50 100 epochs: main_moco.py defaults (LARS lr 0.6 x batch/256, wd 1e-6, batch 4096,
+  // 10 warmup epochs, dim 256, mlp 4096, T 1.0, m 0.99) with --moco-m-cos --crop-min=.2
+  'mocov3/resnet50': {
+    arch: 'resnet50', imgSize: 224, augment: 'moco-v3', batchSize: 4096, epochs: 100,
+    optim: { name: 'lars', lr: 0.6, scaleLr: true, weightDecay: 1e-6, momentum: 0.9, schedule: 'warmupCosine', warmupEpochs: 10, minLr: 0 },
+    mocov3: { dim: 256, mlpDim: 4096, T: 1.0, m: 0.99, mCos: true, cropMin: 0.2 },
+  },
+  // CONFIG.md ViT-Small, 1 node: -b 1024 --optimizer=adamw --lr=1.5e-4 --weight-decay=.1 --epochs=300
+  // --warmup-epochs=40 --stop-grad-conv1 --moco-m-cos --moco-t=.2 (AdamW's default betas 0.9, 0.999)
+  'mocov3/vit-small': {
+    arch: 'vit-small', imgSize: 224, augment: 'moco-v3', batchSize: 1024, epochs: 300,
+    optim: { name: 'adamw', lr: 1.5e-4, scaleLr: true, weightDecay: 0.1, beta1: 0.9, beta2: 0.999, schedule: 'warmupCosine', warmupEpochs: 40, minLr: 0 },
+    mocov3: { dim: 256, mlpDim: 4096, T: 0.2, m: 0.99, mCos: true, stopGradConv1: true, patchSize: 16, cropMin: 0.08 },
+  },
+  // CONFIG.md ViT-Base, 8 nodes: as ViT-Small at main_moco.py's default batch 4096
+  'mocov3/vit-base': {
+    arch: 'vit-base', imgSize: 224, augment: 'moco-v3', batchSize: 4096, epochs: 300,
+    optim: { name: 'adamw', lr: 1.5e-4, scaleLr: true, weightDecay: 0.1, beta1: 0.9, beta2: 0.999, schedule: 'warmupCosine', warmupEpochs: 40, minLr: 0 },
+    mocov3: { dim: 256, mlpDim: 4096, T: 0.2, m: 0.99, mCos: true, stopGradConv1: true, patchSize: 16, cropMin: 0.08 },
+  },
+  // CIFAR-sized MoCo v3 (no official CIFAR recipe): the ViT recipe on ViT-Tiny/4 (32 px, 64 patches), the moco-v3
+  // augmentation without blur at 32 px, batch 512, 200 epochs with 20 warmup
+  'mocov3/cifar': {
+    arch: 'vit-tiny', imgSize: 32, augment: 'moco-v3-cifar', batchSize: 512, epochs: 200,
+    optim: { name: 'adamw', lr: 1.5e-4, scaleLr: true, weightDecay: 0.1, beta1: 0.9, beta2: 0.999, schedule: 'warmupCosine', warmupEpochs: 20, minLr: 0 },
+    mocov3: { dim: 256, mlpDim: 4096, T: 0.2, m: 0.99, mCos: true, stopGradConv1: true, patchSize: 4, cropMin: 0.08 },
+  },
   // CIFAR-sized MAE: ViT-Tiny/4 on 32x32 (64 patches), decoder 128-d x 4
   'mae/cifar': {
     arch: 'vit-tiny', imgSize: 32, augment: 'mae-cifar', batchSize: 256, epochs: 200,
@@ -230,6 +279,12 @@ const QUICK: Record<MethodName, Patch> = {
     mae: { ...CIFAR_MAE, depth: 6 },
     knn: { bankSize: 5000, testSize: 1000 },
   },
+  mocov3: {
+    arch: 'resnet18-cifar', width: 0.25, imgSize: 32, augment: 'moco-v3-cifar', batchSize: 128, epochs: 4, limit: 8192,
+    optim: { name: 'lars', lr: 0.6, scaleLr: true, weightDecay: 1e-6, momentum: 0.9, schedule: 'warmupCosine', warmupEpochs: 1, minLr: 0 },
+    mocov3: { dim: 128, mlpDim: 512, T: 1.0, m: 0.99, mCos: true, cropMin: 0.08 },
+    knn: { bankSize: 5000, testSize: 1000 },
+  },
 };
 
 export function presetNames(method: MethodName): string[] {
@@ -238,8 +293,8 @@ export function presetNames(method: MethodName): string[] {
 
 /** The full default config of a method's preset. */
 export function presetConfig(method: MethodName, name: string): PretrainConfig {
-  if (!['moco', 'simsiam', 'mae'].includes(method)) {
-    throw new Error(`[pretrain] unknown method '${method}'; expected moco, simsiam or mae`);
+  if (!METHOD_NAMES.includes(method)) {
+    throw new Error(`[pretrain] unknown method '${method}'; expected ${METHOD_NAMES.join(', ')}`);
   }
   const patch = name === 'quick' ? QUICK[method] : PRESETS[`${method}/${name}`];
   if (patch === undefined) {

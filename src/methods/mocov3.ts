@@ -47,6 +47,19 @@ export function buildMlp(numLayers: number, inputDim: number, mlpDim: number, ou
   return mlp;
 }
 
+/** vits.py's models (vit_small, vit_base) plus a ViT-Tiny for CIFAR: [embedDim, numHeads]. MoCo v3's ViT-Small has 12 heads. */
+const MOCOV3_VITS: Record<string, readonly [number, number]> = { 'vit-tiny': [192, 3], 'vit-small': [384, 12], 'vit-base': [768, 12] };
+
+/** VisionTransformerMoCo: a timm ViT (cls token, LayerNorm eps 1e-6, qkv bias) with MoCo v3's init and sin-cos table. */
+export function mocoV3Vit(arch: string, o: { imgSize: number; patchSize: number; depth: number; numClasses: number; stopGradConv1: boolean }, rng: Rng): VisionTransformer {
+  const dims = MOCOV3_VITS[arch];
+  if (dims === undefined) throw new Error(`[mocov3] unknown ViT '${arch}'; expected ${Object.keys(MOCOV3_VITS).join(', ')}`);
+  return new VisionTransformer({
+    imgSize: o.imgSize, patchSize: o.patchSize, embedDim: dims[0], depth: o.depth, numHeads: dims[1], mlpRatio: 4, qkvBias: true,
+    numClasses: o.numClasses, posEmbed: 'sincos', init: 'mocov3', stopGradConv1: o.stopGradConv1,
+  }, { rng });
+}
+
 /** How keys are gathered across ranks (concat_all_gather) and which rows of the gathered keys are this rank's. */
 export interface KeyGather {
   rank: number;

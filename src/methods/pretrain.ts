@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import type { Layer } from '../nn/module.js';
-import { SGD, LARS, AdamW, adjustLearningRate, clipGradNorm, weightDecayGroups, type LrSchedule } from '../optim/index.js';
+import { SGD, LARS, AdamW, adjustLearningRate, clipGradNorm, mocoMomentum, weightDecayGroups, type LrSchedule } from '../optim/index.js';
 import { DataLoader, type Batch } from '../data/loader.js';
 import { preset as augmentationPreset } from '../data/presets.js';
 import type { Dataset } from '../data/datasets.js';
 import { MoCo, SplitBatchNorm2d } from './moco.js';
 import { SimSiam, outputStd } from './simsiam.js';
 import { MaskedAutoencoderViT } from './mae.js';
+import { MoCoV3, mocoV3Vit } from './mocov3.js';
 import type { PretrainConfig } from './config.js';
 import { buildBackbone, backboneFeatures } from './backbones.js';
 import { openDataset, evalTransform } from './datasets.js';
@@ -20,7 +21,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { writeLineChart } from '../io/plot.js';
 import { saveCheckpoint, loadCheckpoint, type TrainState } from './checkpoint.js';
 
-export type SelfSupervisedModel = MoCo | SimSiam | MaskedAutoencoderViT;
+export type SelfSupervisedModel = MoCo | SimSiam | MaskedAutoencoderViT | MoCoV3;
 
 /** Builds the method's model from a config; all initialisation draws from rng. */
 export function buildMethod(cfg: PretrainConfig, rng: T.Rng): SelfSupervisedModel {
@@ -37,6 +38,14 @@ export function buildMethod(cfg: PretrainConfig, rng: T.Rng): SelfSupervisedMode
       return new SimSiam((numClasses) => buildBackbone(cfg.arch, { numClasses, width: cfg.width, rng, zeroInitResidual: true }), cfg.simsiam, rng);
     case 'mae':
       return new MaskedAutoencoderViT({ ...cfg.mae, imgSize: cfg.imgSize, inChans: 3, mlpRatio: 4 }, rng);
+    case 'mocov3': {
+      const c = cfg.mocov3;
+      // main_moco.py: torchvision ResNets with zero_init_residual=True; vits.py's VisionTransformerMoCo
+      const enc = (numClasses: number): Layer => (cfg.arch.startsWith('vit-')
+        ? mocoV3Vit(cfg.arch, { imgSize: cfg.imgSize, patchSize: c.patchSize, depth: c.depth, numClasses, stopGradConv1: c.stopGradConv1 }, rng)
+        : buildBackbone(cfg.arch, { numClasses, width: cfg.width, rng, zeroInitResidual: true }));
+      return new MoCoV3(enc, c, rng);
+    }
   }
 }
 
@@ -52,7 +61,7 @@ export function monitorFeatures(model: SelfSupervisedModel, x: Tensor, feature: 
     if (feature === 'head') throw new Error("[knn] MAE's encoder has no head; use knn.feature 'backbone'");
     return T.l2Normalize(model.forward(x), 1);
   }
-  const encoder = model instanceof MoCo ? model.encoderQ : model.encoder;
+  const encoder = model instanceof MoCo ? model.encoderQ : model instanceof MoCoV3 ? model.baseEncoder : model.encoder;
   return T.l2Normalize(feature === 'head' ? encoder.forward(x) : backboneFeatures(encoder, x), 1);
 }
 
@@ -91,12 +100,21 @@ function buildOptimizer(cfg: PretrainConfig, model: SelfSupervisedModel): { opt:
 
 export interface StepResult { loss: number; metrics: Record<string, number> }
 
+/** What a step needs beyond the batch: MoCo v3's momentum for this iteration. */
+export interface StepContext { mocoM?: number }
+
 /** One optimisation step of the method on a batch of views. Throws (before any update) on a non-finite loss. */
-export function trainStep(model: SelfSupervisedModel, opt: SGD | LARS | AdamW, views: Tensor[], clipGrad: number): StepResult {
+export function trainStep(model: SelfSupervisedModel, opt: SGD | LARS | AdamW, views: Tensor[], clipGrad: number, ctx: StepContext = {}): StepResult {
   return T.tidy(() => {
     let loss: Tensor;
     const metrics: Record<string, number> = {};
-    if (model instanceof MoCo) {
+    if (model instanceof MoCoV3) {
+      const m = ctx.mocoM ?? model.cfg.m;
+      const out = model.computeLoss(views[0]!, views[1]!, m);
+      loss = out.loss;
+      metrics.acc1 = T.accuracy(out.logits, out.labels);
+      metrics.m = m;
+    } else if (model instanceof MoCo) {
       const out = model.computeLoss(views[0]!, views[1]!);
       loss = out.loss;
       metrics.acc1 = T.accuracy(out.logits, T.zeros([out.logits.shape[0]!], { dtype: 'int32', device: out.logits.device }));
@@ -153,7 +171,7 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
   model.train();
   const { opt, schedule } = buildOptimizer(cfg, model);
   const train = openDataset(cfg.data, 'train', cfg.limit);
-  const views = augmentationPreset(cfg.augment, { size: cfg.imgSize });
+  const views = augmentationPreset(cfg.augment, { size: cfg.imgSize, ...(cfg.method === 'mocov3' ? { cropMin: cfg.mocov3.cropMin } : {}) });
   const needViews = cfg.method === 'mae' ? 1 : 2;
   if (views.views.length < needViews) {
     throw new Error(`[pretrain] augmentation '${cfg.augment}' makes ${views.views.length} view(s); ${cfg.method} needs ${needViews}`);
@@ -201,9 +219,11 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
         const frac = schedule.kind === 'warmupCosine' ? epoch + i / iters : epoch;
         const lr = adjustLearningRate(opt, schedule, frac);
         const inputs = batchTensors(batch, needViews);
+        // MoCo v3 (--moco-m-cos): the momentum follows a half cosine from m to 1, per iteration
+        const mocoM = cfg.method === 'mocov3' && cfg.mocov3.mCos ? mocoMomentum(epoch + i / iters, cfg.mocov3.m, cfg.epochs) : cfg.mocov3.m;
         let r: StepResult;
         try {
-          r = trainStep(model, opt, inputs, cfg.optim.clipGrad);
+          r = trainStep(model, opt, inputs, cfg.optim.clipGrad, { mocoM });
         } finally {
           for (const t of inputs) t.dispose();
         }
