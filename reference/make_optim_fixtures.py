@@ -45,6 +45,47 @@ class LARS(torch.optim.Optimizer):
                 p.add_(state["mu"], alpha=-group["lr"])
 
 
+# ---------------------------------------------------------------- LARC (apex.parallel.LARC, as SimSiam's main_lincls.py)
+class LARC:
+    """apex/parallel/LARC.py's step (apex is not installable here): rescale each gradient by the trust ratio, with the
+    weight decay folded in, then the wrapped optimizer steps with weight decay 0."""
+
+    def __init__(self, optimizer, trust_coefficient=0.02, clip=True, eps=1e-8):
+        self.optim = optimizer
+        self.trust_coefficient = trust_coefficient
+        self.eps = eps
+        self.clip = clip
+
+    @property
+    def param_groups(self):
+        return self.optim.param_groups
+
+    def zero_grad(self, set_to_none=True):
+        self.optim.zero_grad(set_to_none=set_to_none)
+
+    def step(self):
+        with torch.no_grad():
+            weight_decays = []
+            for group in self.optim.param_groups:
+                weight_decay = group['weight_decay'] if 'weight_decay' in group else 0
+                weight_decays.append(weight_decay)
+                group['weight_decay'] = 0
+                for p in group['params']:
+                    if p.grad is None:
+                        continue
+                    param_norm = torch.norm(p.data)
+                    grad_norm = torch.norm(p.grad.data)
+                    if param_norm != 0 and grad_norm != 0:
+                        adaptive_lr = self.trust_coefficient * (param_norm) / (grad_norm + param_norm * weight_decay + self.eps)
+                        if self.clip:
+                            adaptive_lr = min(adaptive_lr / group['lr'], 1)
+                        p.grad.data += weight_decay * p.data
+                        p.grad.data *= adaptive_lr
+        self.optim.step()
+        for i, group in enumerate(self.optim.param_groups):
+            group['weight_decay'] = weight_decays[i]
+
+
 # ---------------------------------------------------------------- schedules (official formulas)
 def warmup_cosine(epoch, lr, min_lr, warmup_epochs, epochs):
     """MAE util/lr_sched.py (MoCo v3 is the min_lr = 0 case)."""
@@ -133,6 +174,11 @@ RUNS = [
      {"weightDecay": 0.0}, {"kind": "step", "lr": 0.1, "milestones": [1, 3]}, 1),
     ("lars_warmup_cosine", "lars", {"momentum": 0.9, "weightDecay": 0.05},
      {"lrScale": 0.5, "weightDecay": 0.01}, {"kind": "warmupCosine", "lr": 0.5, "minLr": 0.0, "warmupEpochs": 1, "epochs": 3}, 2),
+    # SimSiam's linear probe: LARC(SGD, trust 0.001, clip False), wd 0, cosine; a larger trust makes the steps visible
+    ("larc_simsiam_cosine", "larc", {"momentum": 0.9, "weightDecay": 0.0, "trustCoefficient": 0.05, "clip": False},
+     {"lrScale": 0.5}, {"kind": "cosine", "lr": 0.5, "epochs": 4}, 1),
+    ("larc_clip_decay", "larc", {"momentum": 0.9, "weightDecay": 0.01, "trustCoefficient": 0.02, "clip": True},
+     {"weightDecay": 0.0}, {"kind": "cosine", "lr": 0.5, "epochs": 4}, 1),
     ("adamw_warmup_cosine", "adamw", {"betas": [0.9, 0.95], "eps": 1e-8, "weightDecay": 0.05},
      {"lrScale": 0.5, "weightDecay": 0.0}, {"kind": "warmupCosine", "lr": 0.01, "minLr": 1e-4, "warmupEpochs": 1, "epochs": 3}, 2),
     ("adamw_amsgrad_cosine", "adamw", {"betas": [0.9, 0.999], "eps": 1e-6, "weightDecay": 0.1, "amsgrad": True},
@@ -167,6 +213,10 @@ def run_trajectory(name, kind, defaults, group_b, schedule, iters_per_epoch, ini
         opt = torch.optim.SGD(groups, lr=schedule["lr"], foreach=False, **d)
     elif kind == "adamw":
         opt = torch.optim.AdamW(groups, lr=schedule["lr"], foreach=False, **d)
+    elif kind == "larc":
+        larc = {k: d.pop(k) for k in ("trustCoefficient", "clip") if k in d}
+        opt = LARC(torch.optim.SGD(groups, lr=schedule["lr"], foreach=False, **d),
+                   trust_coefficient=larc["trustCoefficient"], clip=larc["clip"])
     else:
         opt = LARS(groups, lr=schedule["lr"], **d)
     lrs, after = [], []

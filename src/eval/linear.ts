@@ -1,5 +1,6 @@
-// Linear classification on a frozen backbone, with the three official recipes: MoCo's main_lincls.py (SGD lr 30,
-// steps at 60/80 of 100 epochs), SimSiam's main_lincls.py --lars (LARS, lr 0.1 x batch/256, cosine) and MAE's
+// Linear classification on a frozen backbone, with the official recipes: MoCo's main_lincls.py (SGD lr 30,
+// steps at 60/80 of 100 epochs), SimSiam's main_lincls.py --lars (apex LARC, lr 0.1 x batch/256, cosine), MoCo v3's
+// main_lincls.py (SGD lr 0.1 x batch/256, ViT 3, cosine) and MAE's
 // main_linprobe.py (BatchNorm without affine + Linear on the cls token, LARS, warmup + cosine). The backbone runs in
 // eval mode with no gradient; its weights and buffers are compared bit for bit after training.
 import * as T from '../tensor/index.js';
@@ -7,7 +8,7 @@ import type { Tensor } from '../tensor/index.js';
 import type { Layer, Module } from '../nn/module.js';
 import { BatchNorm1d, Linear, Sequential } from '../nn/layers.js';
 import { normal_, truncNormal_, zeros_ } from '../nn/init.js';
-import { SGD, LARS, adjustLearningRate, type LrSchedule } from '../optim/index.js';
+import { SGD, LARS, LARC, adjustLearningRate, type LrSchedule } from '../optim/index.js';
 import type { DataLoader } from '../data/loader.js';
 import { batchTensors, trainSupervised, type SupervisedEpoch } from './supervised.js';
 
@@ -16,7 +17,8 @@ export const LINEAR_RECIPES: readonly LinearRecipeName[] = ['moco', 'simsiam', '
 
 export interface LinearRecipe {
   name: LinearRecipeName;
-  optimizer: 'sgd' | 'lars';
+  /** sgd; lars (MAE's util/lars.py: 1-D parameters exempt); larc (apex LARC, trust 0.001, no clip: every parameter) */
+  optimizer: 'sgd' | 'lars' | 'larc';
   /** base lr; the actual lr is lr * batchSize / 256 when scaleLr */
   lr: number;
   scaleLr: boolean;
@@ -42,8 +44,9 @@ export function linearRecipe(name: LinearRecipeName, o: { vit?: boolean } = {}):
     case 'mocov3': return { name, optimizer: 'sgd', lr: o.vit === true ? 3 : 0.1, scaleLr: true, momentum: 0.9, weightDecay: 0, epochs: 90, batchSize: 1024, bnHead: false, schedule: 'cosine', milestones: [], warmupEpochs: 0 };
     // moco/main_lincls.py: --lr 30 --batch-size 256 --wd 0 --schedule 60 80 --epochs 100
     case 'moco': return { name, optimizer: 'sgd', lr: 30, scaleLr: false, momentum: 0.9, weightDecay: 0, epochs: 100, batchSize: 256, bnHead: false, schedule: 'step', milestones: [0.6, 0.8], warmupEpochs: 0 };
-    // simsiam/main_lincls.py --lars: lr 0.1 * batch / 256 (batch 4096), wd 0, cosine, 90 epochs
-    case 'simsiam': return { name, optimizer: 'lars', lr: 0.1, scaleLr: true, momentum: 0.9, weightDecay: 0, epochs: 90, batchSize: 4096, bnHead: false, schedule: 'cosine', milestones: [], warmupEpochs: 0 };
+    // simsiam/main_lincls.py --lars: apex LARC(SGD, trust_coefficient=0.001, clip=False) over weight and bias,
+    // lr 0.1 * batch / 256 (batch 4096), wd 0, cosine, 90 epochs
+    case 'simsiam': return { name, optimizer: 'larc', lr: 0.1, scaleLr: true, momentum: 0.9, weightDecay: 0, epochs: 90, batchSize: 4096, bnHead: false, schedule: 'cosine', milestones: [], warmupEpochs: 0 };
     // mae/main_linprobe.py: blr 0.1, batch 16384, wd 0, 90 epochs, 10 warmup, LARS
     case 'mae': return { name, optimizer: 'lars', lr: 0.1, scaleLr: true, momentum: 0.9, weightDecay: 0, epochs: 90, batchSize: 16384, bnHead: true, schedule: 'warmupCosine', milestones: [], warmupEpochs: 10 };
   }
@@ -142,7 +145,9 @@ export async function linearProbe(o: LinearProbeInput): Promise<LinearResult> {
   const params = head.parameters().filter((p) => p.requiresGrad);
   const opt = r.optimizer === 'sgd'
     ? new SGD(params, { lr, momentum: r.momentum, weightDecay: r.weightDecay })
-    : new LARS(params, { lr, momentum: r.momentum, weightDecay: r.weightDecay });
+    : r.optimizer === 'larc'
+      ? new LARC(params, { lr, momentum: r.momentum, weightDecay: r.weightDecay, trustCoefficient: 0.001, clip: false })
+      : new LARS(params, { lr, momentum: r.momentum, weightDecay: r.weightDecay });
   const schedule: LrSchedule = r.schedule === 'step'
     ? { kind: 'step', lr, milestones: r.milestones.map((f) => Math.round(f * r.epochs)) }
     : r.schedule === 'cosine' ? { kind: 'cosine', lr, epochs: r.epochs }

@@ -1,4 +1,4 @@
-// Optimizers (SGD, LARS, AdamW) over parameter groups, lr schedules, gradient clipping and group builders.
+// Optimizers (SGD, LARS, LARC, AdamW) over parameter groups, lr schedules, gradient clipping and group builders.
 export {
   Optimizer, floatData,
   type CommonGroupOptions, type ParamGroup, type BasicGroupInit, type ParamGroupInit, type ParamsInit,
@@ -6,6 +6,7 @@ export {
 } from './optimizer.js';
 export { SGD, type SGDHyper, type SGDOptions } from './sgd.js';
 export { LARS, type LARSHyper, type LARSOptions } from './lars.js';
+export { LARC, type LARCOptions } from './larc.js';
 export { AdamW, type AdamWHyper, type AdamWOptions } from './adamw.js';
 export { clipGradNorm, type ClipGradNormOptions } from './clip.js';
 export { scheduledLr, adjustLearningRate, mocoMomentum, type LrSchedule, type ScheduledGroup } from './schedule.js';

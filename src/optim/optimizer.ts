@@ -32,7 +32,7 @@ export type ParamsInit<H> = readonly Tensor[] | readonly ParamGroupInit<H>[];
 /** A JSON-safe hyperparameter value. */
 export type GroupValue = number | boolean | string | number[];
 
-export type OptimizerKind = 'sgd' | 'lars' | 'adamw';
+export type OptimizerKind = 'sgd' | 'lars' | 'larc' | 'adamw';
 
 /** Everything needed to resume an optimizer exactly: `meta` is JSON, `tensors` are the state buffers. */
 export interface OptimizerStateDict {

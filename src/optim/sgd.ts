@@ -1,7 +1,7 @@
 // SGD with momentum, dampening, Nesterov and coupled weight decay: torch.optim.SGD (1.13, single-tensor path),
 // as used by MoCo v1/v2 and SimSiam. One fused loop per parameter over the float buffers.
 import type { Tensor } from '../tensor/index.js';
-import { Optimizer, floatData, type CommonGroupOptions, type ParamGroup, type ParamState, type ParamsInit } from './optimizer.js';
+import { Optimizer, floatData, type CommonGroupOptions, type OptimizerKind, type ParamGroup, type ParamState, type ParamsInit } from './optimizer.js';
 
 export interface SGDHyper {
   momentum: number;
@@ -12,7 +12,7 @@ export interface SGDHyper {
 export type SGDOptions = Partial<SGDHyper & CommonGroupOptions> & { lr: number };
 
 export class SGD extends Optimizer<SGDHyper> {
-  readonly kind = 'sgd' as const;
+  readonly kind: OptimizerKind = 'sgd';
 
   constructor(params: ParamsInit<SGDHyper>, opts: SGDOptions) {
     super(params, {
@@ -30,9 +30,13 @@ export class SGD extends Optimizer<SGDHyper> {
   }
 
   protected override updateParam(p: Tensor, grad: Tensor, group: ParamGroup<SGDHyper>, state: ParamState): void {
+    this.sgdStep(p, floatData(grad), group.weightDecay, group, state);
+  }
+
+  /** torch.optim.SGD's update of p from gradient values g with weight decay wd (LARC passes its rescaled gradient). */
+  protected sgdStep(p: Tensor, g: Float32Array | Float64Array, wd: number, group: ParamGroup<SGDHyper>, state: ParamState): void {
     const w = floatData(p);
-    const g = floatData(grad);
-    const { lr, weightDecay: wd, momentum: m, dampening, nesterov } = group;
+    const { lr, momentum: m, dampening, nesterov } = group;
     const n = w.length;
     // Loops are kept free of per-element branches (V8 then runs them several times faster). With wd = 0 the decay
     // term is wd * w = 0, which leaves d = g exactly unless w is already non-finite (PyTorch skips the add).

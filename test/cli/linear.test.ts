@@ -23,7 +23,7 @@ test('linear: SimSiam run with its LARS recipe learns the head; backbone unchang
   const out = join(tmp, 'lin');
   const r = await runLinear({ ...base, checkpoint: run, epochs: 3, batchSize: 4, out });
   assert.equal(r.recipe.name, 'simsiam');
-  assert.equal(r.recipe.optimizer, 'lars');
+  assert.equal(r.recipe.optimizer, 'larc', 'apex LARC, as simsiam/main_lincls.py --lars');
   assert.equal(r.lr, (0.1 * 4) / 256);
   assert.equal(r.history.length, 3);
   assert.ok(r.backboneTensorsChecked > 10);

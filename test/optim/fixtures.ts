@@ -8,7 +8,7 @@ export const REGENERATE = 'regenerate with: /usr/bin/python3 reference/make_opti
 
 export interface RunFixture {
   name: string;
-  optimizer: 'sgd' | 'lars' | 'adamw';
+  optimizer: 'sgd' | 'lars' | 'larc' | 'adamw';
   defaults: Record<string, number | boolean | number[]>;
   groupB: Record<string, number | boolean>;
   schedule: LrSchedule;

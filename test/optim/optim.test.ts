@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import * as T from '../../src/tensor/index.js';
 import type { DeviceName, Tensor } from '../../src/tensor/index.js';
 import {
-  AdamW, LARS, SGD, adjustLearningRate, type Optimizer, type OptimizerStateDict, type ParamGroupInit,
+  AdamW, LARS, LARC, SGD, adjustLearningRate, type Optimizer, type OptimizerStateDict, type ParamGroupInit,
 } from '../../src/optim/index.js';
 import { assertClose, nativeAvailable } from '../helpers.js';
 import { REGENERATE, loadOptimFixtures, type RunFixture } from './fixtures.js';
@@ -32,6 +32,8 @@ function build(run: RunFixture, params: Map<string, Tensor>): Optimizer<object> 
       return new SGD([{ params: pick(fx.groups[0]) }, groupB], { lr, ...d }) as Optimizer<object>;
     case 'lars':
       return new LARS([{ params: pick(fx.groups[0]) }, groupB], { lr, ...d }) as Optimizer<object>;
+    case 'larc':
+      return new LARC([{ params: pick(fx.groups[0]) }, groupB], { lr, ...d }) as Optimizer<object>;
     case 'adamw': {
       const betas = d['betas'] as [number, number];
       return new AdamW([{ params: pick(fx.groups[0]) }, groupB as ParamGroupInit<object>], { lr, ...d, betas }) as Optimizer<object>;
