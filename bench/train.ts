@@ -11,8 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '../src/tensor/index.js';
 import type { Tensor } from '../src/tensor/index.js';
-import { presetConfig, type PretrainConfig } from '../src/methods/config.js';
-import { buildMethod, trainStep, type SelfSupervisedModel } from '../src/methods/pretrain.js';
+import { presetConfig, type PretrainConfig } from '../src/train/config.js';
+import { buildMethod, trainStep, type SelfSupervisedModel } from '../src/train/pretrain.js';
 import { SGD, AdamW } from '../src/optim/index.js';
 
 type Method = 'simsiam' | 'moco' | 'mae';

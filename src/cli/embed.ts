@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import * as T from '../tensor/index.js';
 import { DataLoader } from '../data/loader.js';
 import { describeSample } from '../data/datasets.js';
-import { evalTransform, openDataset } from '../methods/datasets.js';
+import { evalTransform, openDataset } from '../data/open.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { pca, embeddingsCsv } from '../eval/embed.js';

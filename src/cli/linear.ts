@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DataLoader } from '../data/loader.js';
-import { evalTransform } from '../methods/datasets.js';
+import { evalTransform } from '../data/open.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { linearProbe, linearRecipe, type LinearRecipeName, type LinearResult } from '../eval/linear.js';

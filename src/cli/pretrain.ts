@@ -3,8 +3,8 @@
 import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { mergeConfig, parseOverrides, readConfigFile } from '../io/config.js';
-import { presetConfig, presetNames, type MethodName, type PretrainConfig } from '../methods/config.js';
-import { pretrain, readRunConfig, NonFiniteLossError } from '../methods/pretrain.js';
+import { presetConfig, presetNames, type MethodName, type PretrainConfig } from '../train/config.js';
+import { pretrain, readRunConfig, NonFiniteLossError } from '../train/pretrain.js';
 
 interface PretrainFlags {
   method: string;

@@ -10,13 +10,13 @@ import type { ResNet } from '../models/resnet.js';
 import type { Dataset } from '../data/datasets.js';
 import type { ViewsSpec } from '../data/transforms.js';
 import { preset as augmentationPreset, presetNormalization } from '../data/presets.js';
-import type { MethodName, PretrainConfig } from '../methods/config.js';
-import { buildMethod, type SelfSupervisedModel } from '../methods/pretrain.js';
-import { loadModelWeights, readCheckpointJson } from '../methods/checkpoint.js';
+import type { MethodName, PretrainConfig } from '../train/config.js';
+import { buildMethod, type SelfSupervisedModel } from '../train/pretrain.js';
+import { loadModelWeights, readCheckpointJson } from '../train/checkpoint.js';
 import { MoCo } from '../methods/moco.js';
 import { MaskedAutoencoderViT } from '../methods/mae.js';
 import { backboneFeatures } from '../methods/backbones.js';
-import { openDataset } from '../methods/datasets.js';
+import { openDataset } from '../data/open.js';
 
 export interface Pretrained {
   dir: string;

@@ -9,12 +9,12 @@ import { SGD, LARS, AdamW, adjustLearningRate, clipGradNorm, weightDecayGroups, 
 import { DataLoader, type Batch } from '../data/loader.js';
 import { preset as augmentationPreset } from '../data/presets.js';
 import type { Dataset } from '../data/datasets.js';
-import { MoCo, SplitBatchNorm2d } from './moco.js';
-import { SimSiam, outputStd } from './simsiam.js';
-import { MaskedAutoencoderViT } from './mae.js';
+import { MoCo, SplitBatchNorm2d } from '../methods/moco.js';
+import { SimSiam, outputStd } from '../methods/simsiam.js';
+import { MaskedAutoencoderViT } from '../methods/mae.js';
 import type { PretrainConfig } from './config.js';
-import { buildBackbone, backboneFeatures } from './backbones.js';
-import { openDataset, evalTransform } from './datasets.js';
+import { buildBackbone, backboneFeatures } from '../methods/backbones.js';
+import { openDataset, evalTransform } from '../data/open.js';
 import { knnClassify } from '../eval/knn.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeLineChart } from '../io/plot.js';

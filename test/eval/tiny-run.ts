@@ -3,9 +3,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '../../src/tensor/index.js';
-import { presetConfig, type MethodName, type PretrainConfig } from '../../src/methods/config.js';
-import { buildMethod } from '../../src/methods/pretrain.js';
-import { saveCheckpoint } from '../../src/methods/checkpoint.js';
+import { presetConfig, type MethodName, type PretrainConfig } from '../../src/train/config.js';
+import { buildMethod } from '../../src/train/pretrain.js';
+import { saveCheckpoint } from '../../src/train/checkpoint.js';
 import { writeFileAtomic } from '../../src/io/atomic.js';
 import { encodePng } from '../data/png.js';
 

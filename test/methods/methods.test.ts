@@ -11,7 +11,7 @@ import { SGD } from '../../src/optim/index.js';
 import { MoCo } from '../../src/methods/moco.js';
 import { SimSiam } from '../../src/methods/simsiam.js';
 import { MaskedAutoencoderViT, type MaeConfig } from '../../src/methods/mae.js';
-import { maeLossMeter } from '../../src/methods/pretrain.js';
+import { maeLossMeter } from '../../src/train/pretrain.js';
 import { TinyEncoder } from './tiny.js';
 import { assertClose } from '../helpers.js';
 
