@@ -150,6 +150,7 @@ export function preset(name: string, options: PresetOptions = {}): ViewsSpec {
   const cifar = name.endsWith('-cifar');
   const base = cifar ? name.slice(0, -'-cifar'.length) : name;
   if (!(base in BUILDERS)) throw new Error(`[preset] unknown preset '${name}'; known: ${PRESET_NAMES.join(', ')}`);
+  if (options.cropMin !== undefined && base !== 'moco-v3') throw new Error(`[preset] cropMin applies to the moco-v3 augmentation only, not '${name}'`);
   const variant = { ...(cifar ? CIFAR : IMAGENET) };
   if (options.size !== undefined) variant.size = options.size;
   return BUILDERS[base as PresetBase](variant, options);

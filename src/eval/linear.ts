@@ -12,11 +12,10 @@ import { SGD, LARS, LARC, adjustLearningRate, type LrSchedule } from '../optim/i
 import type { DataLoader } from '../data/loader.js';
 import { batchTensors, trainSupervised, type SupervisedEpoch } from './supervised.js';
 
-export type LinearRecipeName = 'moco' | 'simsiam' | 'mae' | 'mocov3';
-export const LINEAR_RECIPES: readonly LinearRecipeName[] = ['moco', 'simsiam', 'mae', 'mocov3'];
-
+/** A linear classification recipe; each method's MethodSpec.linearRecipe() gives its official one. */
 export interface LinearRecipe {
-  name: LinearRecipeName;
+  /** the method whose official recipe this is */
+  name: string;
   /** sgd; lars (MAE's util/lars.py: 1-D parameters exempt); larc (apex LARC, trust 0.001, no clip: every parameter) */
   optimizer: 'sgd' | 'lars' | 'larc';
   /** base lr; the actual lr is lr * batchSize / 256 when scaleLr */
@@ -32,24 +31,6 @@ export interface LinearRecipe {
   /** step: fractions of the epochs where lr *= 0.1; warmupCosine: warmup epochs */
   milestones: number[];
   warmupEpochs: number;
-}
-
-/**
- * The official recipes (ImageNet batch sizes; the command line usually lowers them). `vit`: the backbone is a ViT
- * (MoCo v3's CONFIG.md probes ViTs at lr 3 instead of 0.1).
- */
-export function linearRecipe(name: LinearRecipeName, o: { vit?: boolean } = {}): LinearRecipe {
-  switch (name) {
-    // moco-v3/main_lincls.py: SGD lr 0.1 x batch/256 (ViT: --lr=3), batch 1024, wd 0, 90 epochs, cosine per epoch
-    case 'mocov3': return { name, optimizer: 'sgd', lr: o.vit === true ? 3 : 0.1, scaleLr: true, momentum: 0.9, weightDecay: 0, epochs: 90, batchSize: 1024, bnHead: false, schedule: 'cosine', milestones: [], warmupEpochs: 0 };
-    // moco/main_lincls.py: --lr 30 --batch-size 256 --wd 0 --schedule 60 80 --epochs 100
-    case 'moco': return { name, optimizer: 'sgd', lr: 30, scaleLr: false, momentum: 0.9, weightDecay: 0, epochs: 100, batchSize: 256, bnHead: false, schedule: 'step', milestones: [0.6, 0.8], warmupEpochs: 0 };
-    // simsiam/main_lincls.py --lars: apex LARC(SGD, trust_coefficient=0.001, clip=False) over weight and bias,
-    // lr 0.1 * batch / 256 (batch 4096), wd 0, cosine, 90 epochs
-    case 'simsiam': return { name, optimizer: 'larc', lr: 0.1, scaleLr: true, momentum: 0.9, weightDecay: 0, epochs: 90, batchSize: 4096, bnHead: false, schedule: 'cosine', milestones: [], warmupEpochs: 0 };
-    // mae/main_linprobe.py: blr 0.1, batch 16384, wd 0, 90 epochs, 10 warmup, LARS
-    case 'mae': return { name, optimizer: 'lars', lr: 0.1, scaleLr: true, momentum: 0.9, weightDecay: 0, epochs: 90, batchSize: 16384, bnHead: true, schedule: 'warmupCosine', milestones: [], warmupEpochs: 10 };
-  }
 }
 
 /** The classifier: Linear with weight N(0, 0.01) and zero bias (MoCo, SimSiam), or MAE's BN + trunc-normal Linear. */

@@ -6,10 +6,18 @@ import type { Rng, Tensor } from '../tensor/index.js';
 import { Module, type Layer } from '../nn/module.js';
 import { BatchNorm1d, Linear, ReLU, Sequential } from '../nn/layers.js';
 import { ResNet } from '../models/resnet.js';
-import { VisionTransformer } from '../models/vit.js';
+import { VisionTransformer, vitArch } from '../models/vit.js';
+import { mocoMomentum } from '../optim/schedule.js';
+import type { BasicGroupInit } from '../optim/optimizer.js';
+import type { LinearRecipe } from '../eval/linear.js';
+import type { TrainConfig } from '../train/config.js';
 import type { EncoderFactory } from './moco.js';
+import type { FrozenBackbone, Method, MethodSpec, TrainingProgress, TrainingStepOutput } from './method.js';
+import { backboneFeatures, buildBackbone, encoderBackbone } from './backbones.js';
 
 export interface MocoV3Config {
+  /** ViT only: keep the random patch projection frozen (--stop-grad-conv1, set in every CONFIG.md ViT run) */
+  stopGradConv1: boolean;
   /** output dimension of the projector and predictor (--moco-dim) */
   dim: number;
   /** hidden dimension of the MLPs (--moco-mlp-dim) */
@@ -23,9 +31,9 @@ export interface MocoV3Config {
 }
 
 /** main_moco.py defaults (ResNet-50): dim 256, mlp 4096, T 1.0, m 0.99 with the cosine schedule of CONFIG.md. */
-export function mocoV3ResNetConfig(): MocoV3Config { return { dim: 256, mlpDim: 4096, T: 1.0, m: 0.99, mCos: true }; }
-/** CONFIG.md's ViT runs: --moco-t=.2 --moco-m-cos. */
-export function mocoV3VitConfig(): MocoV3Config { return { dim: 256, mlpDim: 4096, T: 0.2, m: 0.99, mCos: true }; }
+export function mocoV3ResNetConfig(): MocoV3Config { return { dim: 256, mlpDim: 4096, T: 1.0, m: 0.99, mCos: true, stopGradConv1: false }; }
+/** CONFIG.md's ViT runs: --moco-t=.2 --moco-m-cos --stop-grad-conv1. */
+export function mocoV3VitConfig(): MocoV3Config { return { dim: 256, mlpDim: 4096, T: 0.2, m: 0.99, mCos: true, stopGradConv1: true }; }
 
 /**
  * builder.py's _build_mlp: Linear (no bias) -> BN -> ReLU for each hidden layer, then Linear (no bias) and, with
@@ -47,15 +55,15 @@ export function buildMlp(numLayers: number, inputDim: number, mlpDim: number, ou
   return mlp;
 }
 
-/** vits.py's models (vit_small, vit_base) plus a ViT-Tiny for CIFAR: [embedDim, numHeads]. MoCo v3's ViT-Small has 12 heads. */
-const MOCOV3_VITS: Record<string, readonly [number, number]> = { 'vit-tiny': [192, 3], 'vit-small': [384, 12], 'vit-base': [768, 12] };
-
-/** VisionTransformerMoCo: a timm ViT (cls token, LayerNorm eps 1e-6, qkv bias) with MoCo v3's init and sin-cos table. */
-export function mocoV3Vit(arch: string, o: { imgSize: number; patchSize: number; depth: number; numClasses: number; stopGradConv1: boolean }, rng: Rng): VisionTransformer {
-  const dims = MOCOV3_VITS[arch];
-  if (dims === undefined) throw new Error(`[mocov3] unknown ViT '${arch}'; expected ${Object.keys(MOCOV3_VITS).join(', ')}`);
+/**
+ * vits.py's VisionTransformerMoCo for an arch name (see vitArch; MoCo v3's vit_small has 12 heads:
+ * 'vit-d384-depth12-heads12'): a timm ViT (cls token, LayerNorm eps 1e-6, qkv bias) with MoCo v3's init and table.
+ */
+export function mocoV3Vit(arch: string, o: { imgSize: number; numClasses: number; stopGradConv1: boolean }, rng: Rng): VisionTransformer {
+  const a = vitArch(arch);
+  if (a === null) throw new Error(`[mocov3] '${arch}' is not a ViT arch`);
   return new VisionTransformer({
-    imgSize: o.imgSize, patchSize: o.patchSize, embedDim: dims[0], depth: o.depth, numHeads: dims[1], mlpRatio: 4, qkvBias: true,
+    imgSize: o.imgSize, patchSize: a.patchSize, embedDim: a.embedDim, depth: a.depth, numHeads: a.numHeads, mlpRatio: 4, qkvBias: true,
     numClasses: o.numClasses, posEmbed: 'sincos', init: 'mocov3', stopGradConv1: o.stopGradConv1,
   }, { rng });
 }
@@ -75,7 +83,11 @@ export interface MocoV3Output {
   labels: Tensor;
 }
 
-export class MoCoV3 extends Module {
+export class MoCoV3 extends Module implements Method {
+  readonly methodName = 'mocov3';
+  readonly viewsPerSample = 2;
+  /** the momentum encoder is part of the model: no training-only state */
+  readonly checkpointExtras: readonly string[] = [];
   readonly cfg: MocoV3Config;
   /** 'resnet' (fc head, 2-layer projector) or 'vit' (head, 3-layer projector) */
   readonly kind: 'resnet' | 'vit';
@@ -158,8 +170,66 @@ export class MoCoV3 extends Module {
     return { loss: T.add(a.loss, b.loss), logits: a.logits, labels: a.labels };
   }
 
+  /** The step at a point of training: with mCos the momentum rises from m to 1 by a half cosine, per iteration. */
+  trainingStep(views: readonly Tensor[], progress?: TrainingProgress): TrainingStepOutput {
+    const m = this.cfg.mCos && progress !== undefined ? mocoMomentum(progress.epoch, this.cfg.m, progress.epochs) : this.cfg.m;
+    const out = this.computeLoss(views[0]!, views[1]!, m);
+    return { loss: out.loss, metrics: { acc1: T.accuracy(out.logits, out.labels), m } };
+  }
+
+  /** The base encoder's pooled features (ResNet average pool, ViT normed cls token), before the projector. */
+  features(x: Tensor): Tensor {
+    return backboneFeatures(this.baseEncoder, x); // [N, D]
+  }
+
+  /** The base encoder's output with its projector, [N, dim]. */
+  headFeatures(x: Tensor): Tensor {
+    return this.baseEncoder.forward(x);
+  }
+
+  frozenBackbone(): FrozenBackbone {
+    return encoderBackbone(this.baseEncoder);
+  }
+
+  /**
+   * One group, as main_moco.py passes model.parameters(): LARS exempts 1-D parameters itself, AdamW decays all; the
+   * momentum encoder and a frozen patch projection have no gradient and are left out.
+   */
+  paramGroups(weightDecay: number): BasicGroupInit[] {
+    return [{ name: 'all', params: this.parameters().filter((p) => p.requiresGrad), weightDecay }];
+  }
+
+  /** base_encoder.* without the projector (fc.* / head.*), as main_lincls.py loads module.base_encoder.* */
+  backboneKey(key: string): string | null {
+    if (!key.startsWith('base_encoder.')) return null;
+    const rest = key.slice('base_encoder.'.length);
+    return /^(fc|head)\./.test(rest) ? null : rest;
+  }
+
   /** The base encoder's output, projector included ([N, dim], not normalised). */
   forward(x: Tensor): Tensor {
     return this.baseEncoder.forward(x);
   }
 }
+
+/** moco-v3/main_lincls.py: SGD lr 0.1 x batch/256 (CONFIG.md: --lr=3 for ViTs), batch 1024, wd 0, 90 epochs, cosine per epoch */
+export function mocoV3LinearRecipe(cfg?: TrainConfig): LinearRecipe {
+  const vit = cfg !== undefined && vitArch(cfg.arch) !== null;
+  return { name: 'mocov3', optimizer: 'sgd', lr: vit ? 3 : 0.1, scaleLr: true, momentum: 0.9, weightDecay: 0, epochs: 90, batchSize: 1024, bnHead: false, schedule: 'cosine', milestones: [], warmupEpochs: 0 };
+}
+
+export const mocov3Method: MethodSpec<MocoV3Config> = {
+  name: 'mocov3',
+  description: 'MoCo v3 (momentum encoder, projector + predictor MLPs, symmetric in-batch InfoNCE; ResNet or ViT)',
+  defaultConfig: mocoV3ResNetConfig,
+  build(cfg, section, rng) {
+    const vit = vitArch(cfg.arch) !== null;
+    if (section.stopGradConv1 && !vit) throw new Error(`[pretrain] mocov3.stopGradConv1 freezes a ViT's patch projection; ${cfg.arch} is not a ViT`);
+    // main_moco.py: torchvision ResNets with zero_init_residual=True; vits.py's VisionTransformerMoCo
+    const encoder = (numClasses: number): Layer => (vit
+      ? mocoV3Vit(cfg.arch, { imgSize: cfg.imgSize, numClasses, stopGradConv1: section.stopGradConv1 }, rng)
+      : buildBackbone(cfg.arch, { numClasses, width: cfg.width, rng, zeroInitResidual: true }));
+    return new MoCoV3(encoder, section, rng);
+  },
+  linearRecipe: mocoV3LinearRecipe,
+};

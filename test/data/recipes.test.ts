@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import * as F from '../../src/data/functional.js';
 import { RandomResizedCrop, buildTransform } from '../../src/data/transforms.js';
 import { rgbImage, type RgbImage, type TensorImage } from '../../src/data/image.js';
-import { evalTransform } from '../../src/methods/datasets.js';
+import { evalTransform } from '../../src/data/open.js';
 import { Rng } from '../../src/data/rng.js';
 import { FIXTURE_DIR, bytes, expectClose, floats } from './fixtures.js';
 import { ReplayRng, type Draw } from './replay.js';

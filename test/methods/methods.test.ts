@@ -15,7 +15,7 @@ import { MoCoV3 } from '../../src/methods/mocov3.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { mocoMomentum } from '../../src/optim/index.js';
 import { remapStateDict, mocoV3PretrainKeys } from '../../src/io/safetensors.js';
-import { maeLossMeter } from '../../src/methods/pretrain.js';
+import { heldOutLossMeter } from '../../src/train/pretrain.js';
 import { TinyEncoder } from './tiny.js';
 import { assertClose } from '../helpers.js';
 
@@ -71,7 +71,7 @@ function expectGrads(model: Module, expected: Map<string, Tensor>, label: string
 describe('MoCo', () => {
   it('matches PyTorch over two steps: loss, gradients, EMA key encoder, queue and pointer', () => {
     const fx = fixture('moco');
-    const model = new MoCo((nc) => new TinyEncoder(nc, 2), { dim: 16, K: 24, m: 0.99, T: 0.1, mlp: true, symmetric: true });
+    const model = new MoCo((nc) => new TinyEncoder(nc, 2), { dim: 16, K: 24, m: 0.99, T: 0.1, mlp: true, symmetric: true, bnSplits: 2 });
     model.to('reference', 'float64');
     model.loadStateDict(section(fx, 'init.'));
     const opt = new SGD(model.parameters().filter((p) => p.requiresGrad), { lr: 0.5, momentum: 0.9 });
@@ -93,7 +93,7 @@ describe('MoCo', () => {
   });
 
   it('queue wraps around and rejects a K not divisible by the batch', () => {
-    const model = new MoCo((nc) => new TinyEncoder(nc), { dim: 4, K: 6, m: 0.9, T: 0.2, mlp: false, symmetric: false });
+    const model = new MoCo((nc) => new TinyEncoder(nc), { dim: 4, K: 6, m: 0.9, T: 0.2, mlp: false, symmetric: false, bnSplits: 1 });
     const keys = (v: number): Tensor => T.full([3, 4], v);
     model.dequeueAndEnqueue(keys(1));
     model.dequeueAndEnqueue(keys(2));
@@ -202,10 +202,10 @@ describe('MAE', () => {
     T.tidy(() => {
       const a = T.randn([3, 3, 8, 8], { rng: new T.Rng(7) });
       const b = T.randn([1, 3, 8, 8], { rng: new T.Rng(8) });
-      const first = maeLossMeter(model);
+      const first = heldOutLossMeter(model);
       first.add(a);
       first.add(b);
-      const again = maeLossMeter(model);
+      const again = heldOutLossMeter(model);
       again.add(a);
       again.add(b);
       assert.equal(again.mean(), first.mean(), 'a second evaluation draws the same masks');
@@ -233,7 +233,7 @@ describe('MoCo v3', () => {
   for (const kind of ['resnet', 'vit'] as const) {
     it(`matches the PyTorch mirror of moco-v3's builder (${kind}): loss, gradients, momentum schedule and update over two steps`, () => {
       const fx = fixture(`mocov3_${kind}`);
-      const cfg = { dim: 6, mlpDim: 10, T: kind === 'vit' ? 0.2 : 1.0, m: 0.9, mCos: true };
+      const cfg = { dim: 6, mlpDim: 10, T: kind === 'vit' ? 0.2 : 1.0, m: 0.9, mCos: true, stopGradConv1: kind === 'vit' };
       const model = new MoCoV3(kind === 'vit' ? tinyVit : (nc) => new TinyEncoder(nc), cfg, new T.Rng(0));
       assert.equal(model.kind, kind);
       model.to('reference', 'float64');
