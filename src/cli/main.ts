@@ -8,6 +8,7 @@ type Register = (program: Command) => void;
 const SUBCOMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
   ['show-augs', async () => (await import('./show-augs.js')).registerShowAugs],
   ['pretrain', async () => (await import('./pretrain.js')).registerPretrain],
+  ['config', async () => (await import('./config.js')).registerConfig],
   ['knn', async () => (await import('./knn.js')).registerKnn],
   ['reconstruct', async () => (await import('./reconstruct.js')).registerReconstruct],
   ['embed', async () => (await import('./embed.js')).registerEmbed],
@@ -18,7 +19,7 @@ const SUBCOMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
 
 export async function buildProgram(): Promise<Command> {
   const program = new Command('selfsup')
-    .description('self-supervised visual representation learning (MoCo, SimSiam, MAE)')
+    .description('self-supervised visual representation learning (MoCo, SimSiam, MAE, MoCo v3)')
     .showHelpAfterError()
     .configureOutput({ outputError: (s, write) => write(s) });
   for (const [name, load] of SUBCOMMANDS) {

@@ -7,7 +7,7 @@ import { presetConfig, presetNames, type PretrainConfig } from '../train/config.
 import { METHODS, METHOD_NAMES, methodSpec } from '../methods/registry.js';
 import { pretrain, readRunConfig, NonFiniteLossError } from '../train/pretrain.js';
 
-interface PretrainFlags {
+export interface PretrainFlags {
   method: string;
   preset: string;
   data?: string;
