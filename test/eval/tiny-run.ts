@@ -45,6 +45,7 @@ export function tinyConfig(method: MethodName, data: string, out: string): Pretr
     moco: { ...cfg.moco, dim: 16, K: 32, bnSplits: 1 },
     simsiam: { ...cfg.simsiam, dim: 16, predDim: 8 },
     mae: { ...cfg.mae, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2 },
+    mocov3: { ...cfg.mocov3, dim: 16, mlpDim: 32 },
   };
 }
 
