@@ -13,3 +13,4 @@ export { pretrain, buildMethod, trainStep, monitorFeatures, type PretrainResult 
 export { saveCheckpoint, loadCheckpoint, loadModelWeights } from './methods/checkpoint.js';
 export { knnClassify } from './eval/knn.js';
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';
+export { engineReport, engineSummary, type EngineReport } from './cli/doctor.js';
