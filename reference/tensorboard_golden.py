@@ -63,6 +63,7 @@ def write():
 
 def check(logdir):
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.util import tensor_util
 
     files = sorted(glob.glob(os.path.join(logdir, "**", "events.out.tfevents.*"), recursive=True))
     assert files, f"no event files under {logdir}"
@@ -72,18 +73,19 @@ def check(logdir):
             if kind == "file_version":
                 print(json.dumps({"file": os.path.basename(path), "file_version": event.file_version}))
                 continue
+            # EventFileLoader migrates legacy values to tensors with plugin metadata (data_compat.migrate_value), as
+            # TensorBoard's backend sees them
             for v in event.summary.value:
-                rec = {"step": event.step, "tag": v.tag}
-                which = v.WhichOneof("value")
-                if which == "simple_value":
-                    rec["scalar"] = v.simple_value
-                elif which == "image":
-                    rec["image"] = [v.image.width, v.image.height, v.image.colorspace, len(v.image.encoded_image_string)]
-                elif which == "tensor":
-                    rec["plugin"] = v.metadata.plugin_data.plugin_name
-                    rec["text"] = v.tensor.string_val[0].decode()[:40]
+                plugin = v.metadata.plugin_data.plugin_name
+                rec = {"step": event.step, "tag": v.tag, "plugin": plugin}
+                t = tensor_util.make_ndarray(v.tensor)
+                if plugin == "scalars":
+                    rec["scalar"] = float(t)
+                elif plugin == "images":
+                    rec["image"] = [int(t[0]), int(t[1]), len(t[2])]
+                elif plugin == "text":
+                    rec["text"] = t.reshape(-1)[0].decode()[:40]
                 print(json.dumps(rec))
-
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["write"]:
