@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import * as T from '../tensor/index.js';
 import { DataLoader } from '../data/loader.js';
 import { describeSample } from '../data/datasets.js';
-import { evalTransform, openDataset } from '../methods/datasets.js';
+import { evalTransform, openDataset } from '../data/open.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { pca, embeddingsCsv } from '../eval/embed.js';
@@ -15,7 +15,7 @@ import { tsne } from '../eval/tsne.js';
 import { scatterSvg, tensorImageToRgb } from '../eval/picture.js';
 import { writeProjector } from '../io/tensorboard.js';
 import type { RgbImage } from '../data/image.js';
-import { loadPretrained, positiveInt, rawFeatures, runNormalization } from '../eval/pretrained.js';
+import { loadPretrained, positiveInt, runNormalization } from '../eval/pretrained.js';
 import sharp from 'sharp';
 import { SingleBar } from 'cli-progress';
 
@@ -92,7 +92,7 @@ export async function runEmbed(o: EmbedOptions): Promise<EmbedResult> {
     try {
       for await (const b of loader.epoch(0)) {
         const x = T.tensor(b.images, b.shape);
-        const f = T.noGrad(() => T.tidy(() => T.cast(rawFeatures(p.model, x), 'float32')));
+        const f = T.noGrad(() => T.tidy(() => T.cast(p.model.features(x), 'float32')));
         x.dispose();
         dim = f.shape[1]!;
         rows.push(Float32Array.from(f.data));

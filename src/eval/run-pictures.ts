@@ -4,9 +4,10 @@ import * as T from '../tensor/index.js';
 import { DataLoader } from '../data/loader.js';
 import type { Dataset } from '../data/datasets.js';
 import type { ViewsSpec } from '../data/transforms.js';
-import type { PretrainConfig } from '../methods/config.js';
-import { evalTransform, openDataset } from '../methods/datasets.js';
-import type { MaskedAutoencoderViT } from '../methods/mae.js';
+import type { PretrainConfig } from '../train/config.js';
+import { evalTransform, openDataset } from '../data/open.js';
+import { MaskedAutoencoderViT } from '../methods/mae.js';
+import type { Method } from '../methods/method.js';
 import { reconstruct } from './reconstruct.js';
 import { augmentationCells, gridPng, reconstructionCells, zoomTo } from './picture.js';
 import { presetNormalization } from '../data/presets.js';
@@ -29,10 +30,12 @@ export async function augmentationGridPng(ds: Dataset, spec: ViewsSpec, seed: nu
 }
 
 /**
- * A function that draws the MAE's reconstructions of `rows` fixed held-out images (evenly spaced through the test
- * split) with fixed masks, as PNG bytes; the model is put in eval mode for the pass and restored.
+ * For a method that reconstructs its input (MAE), a function that draws its reconstructions of `rows` fixed held-out
+ * images (evenly spaced through the test split) with fixed masks, as PNG bytes; the model is put in eval mode for the
+ * pass and restored. Null for the other methods.
  */
-export async function maeReconstructionMonitor(cfg: PretrainConfig, model: MaskedAutoencoderViT, rows = 8): Promise<() => Promise<Uint8Array>> {
+export async function reconstructionMonitor(cfg: PretrainConfig, model: Method, rows = 8): Promise<(() => Promise<Uint8Array>) | null> {
+  if (!(model instanceof MaskedAutoencoderViT)) return null;
   const ds = openDataset(cfg.testData ?? cfg.data, 'test', rows);
   const { images, shape } = await loadImages(ds, evalTransform(cfg.augment, cfg.imgSize));
   const norm = presetNormalization(evalTransform(cfg.augment, cfg.imgSize));

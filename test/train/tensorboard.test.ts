@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import sharp from 'sharp';
-import { pretrain } from '../../src/methods/pretrain.js';
+import { pretrain } from '../../src/train/pretrain.js';
 import { makeImageFolder, tinyConfig } from '../eval/tiny-run.js';
 import { readEvents, scalarsByTag, type DecodedEvent } from '../io/tfevents.js';
 
