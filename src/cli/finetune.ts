@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { markdownCode, summaryWriter } from '../io/tensorboard.js';
 import { logEpochScalars } from '../eval/supervised.js';
 import { finetune, finetuneModel, finetuneRecipe, type FinetuneRecipe, type FinetuneResult } from '../eval/finetune.js';
-import { linclsTrainTransform, loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
+import { finetuneTrainTransform, loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
 
 export interface FinetuneCommandOptions {
   checkpoint: string;
@@ -43,7 +43,7 @@ export async function runFinetune(o: FinetuneCommandOptions): Promise<FinetuneRe
       throw new Error(`[finetune] Mixup/CutMix pair each image with the reversed batch: --batch-size must be even, got ${recipe.batchSize} (or --mixup 0 --cutmix 0)`);
     }
     // drop_last, as main_finetune's training loader: every batch is full (and even for Mixup)
-    const train = new DataLoader(pair.train, { batchSize: recipe.batchSize, transform: linclsTrainTransform(p.cfg), shuffle: true, dropLast: true, seed: o.seed, numWorkers: o.workers });
+    const train = new DataLoader(pair.train, { batchSize: recipe.batchSize, transform: finetuneTrainTransform(p.cfg), shuffle: true, dropLast: true, seed: o.seed, numWorkers: o.workers });
     const val = new DataLoader(pair.test, { batchSize: Math.min(256, recipe.batchSize), transform: evalTransform(p.cfg.augment, p.cfg.imgSize), shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers });
     const tb = summaryWriter(o.out !== undefined ? join(o.out, 'tb') : null);
     tb.addText('config', markdownCode(JSON.stringify({ checkpoint: resolve(o.checkpoint), data: trainSpec, testData: testSpec, seed: o.seed, recipe }, null, 2)), 0);

@@ -389,6 +389,192 @@ export function solarize(img: RgbImage, threshold = 128): RgbImage {
   return rgbImage(out, img.width, img.height);
 }
 
+// ---------------------------------------------------------------- RandAugment's PIL ops (ImageOps, ImageEnhance, Geometry.c)
+
+/** A per-band lookup table: PIL's Image.point / ImageOps._lut on RGB. */
+function applyLut(img: RgbImage, lut: (band: number) => Uint8Array): RgbImage {
+  const src = img.data;
+  const out = new Uint8Array(src.length);
+  const luts = [lut(0), lut(1), lut(2)];
+  for (let i = 0; i < src.length; i++) out[i] = luts[i % 3]![src[i]!]!;
+  return rgbImage(out, img.width, img.height);
+}
+
+function bandHistograms(img: RgbImage): Int32Array[] {
+  const h = [new Int32Array(256), new Int32Array(256), new Int32Array(256)];
+  const src = img.data;
+  for (let i = 0; i < src.length; i++) h[i % 3]![src[i]!]!++;
+  return h;
+}
+
+/** ImageOps.autocontrast (cutoff 0): each band stretched from its [min, max] to [0, 255]. */
+export function autocontrast(img: RgbImage): RgbImage {
+  const hist = bandHistograms(img);
+  return applyLut(img, (b) => {
+    const h = hist[b]!;
+    let lo = 0;
+    while (lo < 255 && h[lo] === 0) lo++;
+    let hi = 255;
+    while (hi > 0 && h[hi] === 0) hi--;
+    const lut = new Uint8Array(256);
+    if (hi <= lo) {
+      for (let i = 0; i < 256; i++) lut[i] = i;
+      return lut;
+    }
+    const scale = 255 / (hi - lo);
+    const offset = -lo * scale;
+    for (let i = 0; i < 256; i++) lut[i] = Math.min(255, Math.max(0, Math.trunc(i * scale + offset)));
+    return lut;
+  });
+}
+
+/** ImageOps.equalize: each band's cumulative histogram as the table, PIL's integer steps. */
+export function equalize(img: RgbImage): RgbImage {
+  const hist = bandHistograms(img);
+  return applyLut(img, (b) => {
+    const h = hist[b]!;
+    const lut = new Uint8Array(256);
+    const used = Array.from(h).filter((v) => v > 0);
+    const step = used.length <= 1 ? 0 : Math.floor((used.reduce((a, v) => a + v, 0) - used[used.length - 1]!) / 255);
+    if (step === 0) {
+      for (let i = 0; i < 256; i++) lut[i] = i;
+      return lut;
+    }
+    let n = Math.floor(step / 2);
+    for (let i = 0; i < 256; i++) {
+      lut[i] = Math.min(255, Math.floor(n / step));
+      n += h[i]!;
+    }
+    return lut;
+  });
+}
+
+/** ImageOps.invert. */
+export function invert(img: RgbImage): RgbImage {
+  return applyLut(img, () => Uint8Array.from({ length: 256 }, (_, i) => 255 - i));
+}
+
+/** ImageOps.posterize: keep the top `bits` bits of each value (0 bits: black). */
+export function posterize(img: RgbImage, bits: number): RgbImage {
+  const mask = ~(2 ** (8 - bits) - 1) & 0xff;
+  return applyLut(img, () => Uint8Array.from({ length: 256 }, (_, i) => i & mask));
+}
+
+/** timm's solarize_add: values below the threshold get `add` (saturating at 255). */
+export function solarizeAdd(img: RgbImage, add: number, threshold = 128): RgbImage {
+  return applyLut(img, () => Uint8Array.from({ length: 256 }, (_, i) => (i < threshold ? Math.min(255, i + add) : i)));
+}
+
+/** Image.blend(degenerate, img, alpha) per pixel: float arithmetic, truncation, clipping when extrapolating. */
+function blendImages(degenerate: Uint8Array, img: RgbImage, factor: number): RgbImage {
+  const src = img.data;
+  const out = new Uint8Array(src.length);
+  const alpha = Math.fround(factor);
+  for (let i = 0; i < src.length; i++) {
+    const a = degenerate[i]!;
+    const v = Math.fround(a + Math.fround(alpha * (src[i]! - a)));
+    out[i] = v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v);
+  }
+  return rgbImage(out, img.width, img.height);
+}
+
+/**
+ * ImageEnhance.Sharpness: blend with ImageFilter.SMOOTH (3x3 kernel [1 1 1; 1 5 1; 1 1 1] / 13 in float32, rounded),
+ * whose border pixels PIL copies unfiltered.
+ */
+export function adjustSharpness(img: RgbImage, factor: number): RgbImage {
+  const { width: W, height: H } = img;
+  const src = img.data;
+  const smooth = Uint8Array.from(src);
+  const k1 = Math.fround(1 / 13);
+  const k5 = Math.fround(5 / 13);
+  for (let y = 1; y < H - 1; y++) {
+    for (let x = 1; x < W - 1; x++) {
+      for (let c = 0; c < 3; c++) {
+        const at = (yy: number, xx: number): number => src[(yy * W + xx) * 3 + c]!;
+        // PIL sums the row below, the row itself, then the row above, each left to right, in float32
+        let ss = 0;
+        for (const yy of [y + 1, y, y - 1]) {
+          const row = Math.fround(Math.fround(Math.fround(at(yy, x - 1) * k1) + Math.fround(at(yy, x) * (yy === y ? k5 : k1))) + Math.fround(at(yy, x + 1) * k1));
+          ss = Math.fround(ss + row);
+        }
+        smooth[(y * W + x) * 3 + c] = ss <= 0 ? 0 : ss >= 255 ? 255 : Math.trunc(ss + 0.5);
+      }
+    }
+  }
+  return blendImages(smooth, img, factor);
+}
+
+/**
+ * Image.transform(size, AFFINE, (a, b, c, d, e, f), BICUBIC, fillcolor): output pixel (x, y) samples the input at
+ * (a (x+.5) + b (y+.5) + c, d (x+.5) + e (y+.5) + f) with PIL's bicubic (a = -1 cubic, edge rows and columns
+ * replicated, truncated to 8 bits); samples outside the image keep the fill colour.
+ */
+export function affineBicubic(img: RgbImage, m: readonly [number, number, number, number, number, number], fill: readonly [number, number, number]): RgbImage {
+  const { width: W, height: H } = img;
+  const src = img.data;
+  const out = new Uint8Array(src.length);
+  const cubic = (v1: number, v2: number, v3: number, v4: number, d: number): number => {
+    const p1 = v2;
+    const p2 = -v1 + v3;
+    const p3 = 2 * (v1 - v2) + v3 - v4;
+    const p4 = -v1 + v2 - v3 + v4;
+    return p1 + d * (p2 + d * (p3 + d * p4));
+  };
+  const clipX = (x: number): number => (x < 0 ? 0 : x < W ? x : W - 1);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const o = (y * W + x) * 3;
+      let xin = m[0] * (x + 0.5) + m[1] * (y + 0.5) + m[2];
+      let yin = m[3] * (x + 0.5) + m[4] * (y + 0.5) + m[5];
+      if (xin < 0 || xin >= W || yin < 0 || yin >= H) {
+        out[o] = fill[0]; out[o + 1] = fill[1]; out[o + 2] = fill[2];
+        continue;
+      }
+      xin -= 0.5;
+      yin -= 0.5;
+      let xi = Math.floor(xin);
+      let yi = Math.floor(yin);
+      const dx = xin - xi;
+      const dy = yin - yi;
+      xi--; yi--;
+      const cols = [clipX(xi), clipX(xi + 1), clipX(xi + 2), clipX(xi + 3)];
+      for (let c = 0; c < 3; c++) {
+        const row = (r: number): number => {
+          const base = r * W;
+          return cubic(src[(base + cols[0]!) * 3 + c]!, src[(base + cols[1]!) * 3 + c]!, src[(base + cols[2]!) * 3 + c]!, src[(base + cols[3]!) * 3 + c]!, dx);
+        };
+        // the first row is clamped into the image; rows past an edge repeat the previous row's value
+        const v1 = row(yi < 0 ? 0 : yi < H ? yi : H - 1);
+        const v2 = yi + 1 >= 0 && yi + 1 < H ? row(yi + 1) : v1;
+        const v3 = yi + 2 >= 0 && yi + 2 < H ? row(yi + 2) : v2;
+        const v4 = yi + 3 >= 0 && yi + 3 < H ? row(yi + 3) : v3;
+        const v = cubic(v1, v2, v3, v4, dy);
+        out[o + c] = v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v);
+      }
+    }
+  }
+  return rgbImage(out, W, H);
+}
+
+/** Python's round(x, 15) on the rotation matrix, as Image.rotate writes it. */
+function round15(x: number): number {
+  return Math.round(x * 1e15) / 1e15;
+}
+
+/** Image.rotate(degrees, BICUBIC, fillcolor): counter-clockwise about the centre, same size. */
+export function rotateBicubic(img: RgbImage, degrees: number, fill: readonly [number, number, number]): RgbImage {
+  const angle = ((degrees % 360) + 360) % 360;
+  if (angle === 0) return rgbImage(Uint8Array.from(img.data), img.width, img.height);
+  const { width: W, height: H } = img;
+  const [cx, cy] = [W / 2, H / 2];
+  const a = -(angle * Math.PI) / 180;
+  const m: [number, number, number, number, number, number] = [round15(Math.cos(a)), round15(Math.sin(a)), 0, round15(-Math.sin(a)), round15(Math.cos(a)), 0];
+  m[2] = m[0] * -cx + m[1] * -cy + m[2] + cx;
+  m[5] = m[3] * -cx + m[4] * -cy + m[5] + cy;
+  return affineBicubic(img, m, fill);
+}
+
 // ---------------------------------------------------------------- blur (PIL BoxBlur.c)
 
 /** PIL's extended box radius for `passes` box blurs approximating a Gaussian of std `radius`. */

@@ -129,6 +129,24 @@ export function maeValTransform(v: Variant): ViewsSpec {
   return { views: [compose([{ name: 'Resize', size: resize, interpolation: 'bicubic' }, { name: 'CenterCrop', size: v.size }, ...tail(v)])] };
 }
 
+/**
+ * mae/main_finetune.py's training transform, timm 0.3.2's create_transform(is_training=True, auto_augment=
+ * 'rand-m9-mstd0.5-inc1', interpolation='bicubic', re_prob=0.25, re_mode='pixel', re_count=1): bicubic
+ * RandomResizedCrop (0.08-1), flip, RandAugment (fill: the mean as 8-bit colour), ToTensor, Normalize, RandomErasing.
+ */
+export function maeFinetuneAugmentation(v: Variant): ViewsSpec {
+  const fill = v.mean.map((m) => Math.min(255, Math.round(255 * m))) as [number, number, number];
+  return {
+    views: [compose([
+      { name: 'RandomResizedCrop', size: v.size, interpolation: 'bicubic' },
+      { name: 'RandomHorizontalFlip' },
+      { name: 'RandAugment', config: 'rand-m9-mstd0.5-inc1', fill },
+      ...tail(v),
+      { name: 'RandomErasing', p: 0.25, mode: 'pixel' },
+    ])],
+  };
+}
+
 const BUILDERS = {
   'moco-v1': (v: Variant) => mocoV1Augmentation(v),
   'moco-v2': (v: Variant) => mocoV2Augmentation(v),
@@ -140,6 +158,7 @@ const BUILDERS = {
   'lincls-val': (v: Variant) => linclsValTransform(v),
   'mae-lincls-train': (v: Variant) => maeLinprobeTrainAugmentation(v),
   'mae-val': (v: Variant) => maeValTransform(v),
+  'mae-finetune': (v: Variant) => maeFinetuneAugmentation(v),
 } as const;
 
 export type PresetBase = keyof typeof BUILDERS;

@@ -90,6 +90,13 @@ export class Rng {
     return mu + z * sigma;
   }
 
+  /** A standard normal (Box-Muller from two uniforms), as torch's normal_() for random erasing's pixels. */
+  normal(): number {
+    const u1 = this.random();
+    const u2 = this.random();
+    return Math.sqrt(-2 * Math.log(1 - u1)) * Math.cos(2 * Math.PI * u2);
+  }
+
   /** A random permutation of 0..n-1 (Fisher-Yates), like torch.randperm(n). */
   permutation(n: number): Int32Array {
     const p = new Int32Array(n);

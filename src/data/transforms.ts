@@ -1,7 +1,7 @@
 // torchvision-style transforms with torchvision's parameter names, built from plain JSON specs so worker threads can rebuild them.
 // Random transforms split into getParams(rng, ...) and a deterministic functional op, as torchvision does.
 import * as F from './functional.js';
-import { type PipelineImage, type RgbImage, type TensorImage } from './image.js';
+import { tensorImage, type PipelineImage, type RgbImage, type TensorImage } from './image.js';
 import { hashKeys, Rng } from './rng.js';
 
 export type Interpolation = F.Interpolation;
@@ -18,6 +18,8 @@ export type TransformSpec =
   | { name: 'RandomGrayscale'; p?: number }
   | { name: 'GaussianBlur'; sigma?: readonly [number, number] }
   | { name: 'Solarize'; threshold?: number }
+  | { name: 'RandAugment'; config: string; fill?: readonly [number, number, number] }
+  | { name: 'RandomErasing'; p?: number; mode?: 'pixel' | 'const' | 'rand'; minArea?: number; maxArea?: number; minAspect?: number; count?: number }
   | { name: 'ToTensor' }
   | { name: 'Normalize'; mean: readonly number[]; std: readonly number[] };
 
@@ -296,6 +298,174 @@ export class Solarize implements Transform {
   }
 }
 
+/** One of timm 0.3.2's RandAugment ops: its name and what it does at a (clipped) magnitude in [0, 10]. */
+interface AugmentOp {
+  name: string;
+  apply(img: RgbImage, magnitude: number, rng: Rng, fill: readonly [number, number, number]): RgbImage;
+}
+
+const MAX_LEVEL = 10;
+
+/** timm's _randomly_negate: with probability 1/2 (random() > 0.5) the value is negated. */
+function randomlyNegate(v: number, rng: Rng): number {
+  return rng.random() > 0.5 ? -v : v;
+}
+
+/** 1 +- level * 0.9 / 10 (timm's _enhance_increasing_level_to_arg): the blend factor of the *Increasing enhancers. */
+function enhanceIncreasing(level: number, rng: Rng): number {
+  return 1.0 + randomlyNegate((level / MAX_LEVEL) * 0.9, rng);
+}
+
+function shear(level: number, rng: Rng): number {
+  return randomlyNegate((level / MAX_LEVEL) * 0.3, rng);
+}
+
+function translatePct(level: number, rng: Rng): number {
+  return randomlyNegate((level / MAX_LEVEL) * 0.45, rng);
+}
+
+/** timm 0.3.2's _RAND_INCREASING_TRANSFORMS, in its order (the order the op choice indexes). */
+const RAND_INCREASING_OPS: readonly AugmentOp[] = [
+  { name: 'AutoContrast', apply: (img) => F.autocontrast(img) },
+  { name: 'Equalize', apply: (img) => F.equalize(img) },
+  { name: 'Invert', apply: (img) => F.invert(img) },
+  { name: 'Rotate', apply: (img, l, rng, fill) => F.rotateBicubic(img, randomlyNegate((l / MAX_LEVEL) * 30, rng), fill) },
+  {
+    name: 'PosterizeIncreasing',
+    apply: (img, l) => {
+      const bits = 4 - Math.trunc((l / MAX_LEVEL) * 4);
+      return bits >= 8 ? img : F.posterize(img, bits);
+    },
+  },
+  { name: 'SolarizeIncreasing', apply: (img, l) => F.solarize(img, 256 - Math.trunc((l / MAX_LEVEL) * 256)) },
+  { name: 'SolarizeAdd', apply: (img, l) => F.solarizeAdd(img, Math.trunc((l / MAX_LEVEL) * 110), 128) },
+  { name: 'ColorIncreasing', apply: (img, l, rng) => F.adjustSaturation(img, enhanceIncreasing(l, rng)) },
+  { name: 'ContrastIncreasing', apply: (img, l, rng) => F.adjustContrast(img, enhanceIncreasing(l, rng)) },
+  { name: 'BrightnessIncreasing', apply: (img, l, rng) => F.adjustBrightness(img, enhanceIncreasing(l, rng)) },
+  { name: 'SharpnessIncreasing', apply: (img, l, rng) => F.adjustSharpness(img, enhanceIncreasing(l, rng)) },
+  { name: 'ShearX', apply: (img, l, rng, fill) => F.affineBicubic(img, [1, shear(l, rng), 0, 0, 1, 0], fill) },
+  { name: 'ShearY', apply: (img, l, rng, fill) => F.affineBicubic(img, [1, 0, 0, shear(l, rng), 1, 0], fill) },
+  { name: 'TranslateXRel', apply: (img, l, rng, fill) => F.affineBicubic(img, [1, 0, translatePct(l, rng) * img.width, 0, 1, 0], fill) },
+  { name: 'TranslateYRel', apply: (img, l, rng, fill) => F.affineBicubic(img, [1, 0, 0, 0, 1, translatePct(l, rng) * img.height], fill) },
+];
+
+export interface RandAugmentConfig {
+  magnitude: number;
+  numLayers: number;
+  magnitudeStd: number;
+  /** the *Increasing op set (inc1); timm's default set is not implemented */
+  increasing: boolean;
+}
+
+/** timm's rand_augment_transform config string: 'rand-m9-mstd0.5-inc1' (m magnitude, n layers, mstd noise, inc). */
+export function parseRandAugment(config: string): RandAugmentConfig {
+  const parts = config.split('-');
+  if (parts[0] !== 'rand') throw new Error(`[RandAugment] config must start with 'rand', got '${config}'`);
+  const out: RandAugmentConfig = { magnitude: MAX_LEVEL, numLayers: 2, magnitudeStd: 0, increasing: false };
+  for (const c of parts.slice(1)) {
+    const m = /^([a-z]+)(\d.*)$/.exec(c);
+    if (m === null) continue;
+    const [, key, val] = m as unknown as [string, string, string];
+    if (key === 'mstd') out.magnitudeStd = Number(val);
+    else if (key === 'inc') out.increasing = Boolean(Number(val));
+    else if (key === 'm') out.magnitude = Number.parseInt(val, 10);
+    else if (key === 'n') out.numLayers = Number.parseInt(val, 10);
+    else throw new Error(`[RandAugment] unsupported config section '${c}' in '${config}' (m, n, mstd, inc)`);
+  }
+  if (!out.increasing) throw new Error(`[RandAugment] only the increasing op set (inc1) is implemented, as MAE's 'rand-m9-mstd0.5-inc1'; got '${config}'`);
+  if (!(out.magnitudeStd >= 0)) throw new Error(`[RandAugment] mstd must be >= 0 in '${config}'`);
+  return out;
+}
+
+/**
+ * timm 0.3.2's RandAugment as create_transform builds it for MAE's fine-tuning: numLayers ops drawn uniformly with
+ * replacement, each applied with probability 0.5 at magnitude ~ N(m, mstd) clipped to [0, 10], affine ops bicubic
+ * with the dataset mean as fill colour (timm's img_mean hparam).
+ */
+export class RandAugment implements Transform {
+  readonly name = 'RandAugment';
+  readonly cfg: RandAugmentConfig;
+  constructor(readonly config: string, readonly fill: readonly [number, number, number] = [128, 128, 128]) {
+    this.cfg = parseRandAugment(config);
+  }
+  apply(input: PipelineImage, rng: Rng): PipelineImage {
+    let img = expectRgb(this.name, input);
+    const ops = RAND_INCREASING_OPS;
+    // np.random.choice(ops, num_layers, replace=True): all choices first, then the ops in turn
+    const chosen = Array.from({ length: this.cfg.numLayers }, () => ops[rng.randint(0, ops.length)]!);
+    for (const op of chosen) {
+      if (rng.random() > 0.5) continue; // AugmentOp prob 0.5
+      let magnitude = this.cfg.magnitude;
+      if (this.cfg.magnitudeStd > 0) magnitude = rng.gauss(magnitude, this.cfg.magnitudeStd);
+      magnitude = Math.min(MAX_LEVEL, Math.max(0, magnitude));
+      img = op.apply(img, magnitude, rng, this.fill);
+    }
+    return img;
+  }
+}
+
+/** The names of the ops RandAugment picks from, in index order (tests and docs). */
+export const RAND_AUGMENT_OPS: readonly string[] = RAND_INCREASING_OPS.map((o) => o.name);
+
+/** Applies one RandAugment op at a magnitude (its random sign drawn from rng), for tests against timm's ops. */
+export function applyRandAugmentOp(name: string, img: RgbImage, magnitude: number, rng: Rng, fill: readonly [number, number, number]): RgbImage {
+  const op = RAND_INCREASING_OPS.find((o) => o.name === name);
+  if (op === undefined) throw new Error(`[RandAugment] unknown op '${name}'; known: ${RAND_AUGMENT_OPS.join(', ')}`);
+  return op.apply(img, magnitude, rng, fill);
+}
+
+/**
+ * timm 0.3.2's RandomErasing on a normalised tensor: with probability p, up to 10 tries at a box of area
+ * U(minArea, maxArea) x image and log-uniform aspect in [minAspect, 1/minAspect] that fits strictly inside; the
+ * box is filled per pixel with N(0, 1) ('pixel', MAE's --remode), per channel ('rand') or with zeros ('const').
+ */
+export class RandomErasing implements Transform {
+  readonly name = 'RandomErasing';
+  constructor(
+    readonly p = 0.5,
+    readonly mode: 'pixel' | 'const' | 'rand' = 'const',
+    readonly minArea = 0.02,
+    readonly maxArea = 1 / 3,
+    readonly minAspect = 0.3,
+    readonly count = 1,
+  ) {
+    checkProbability(this.name, p);
+    if (!(minArea > 0 && minArea <= maxArea && maxArea <= 1)) throw new Error(`[RandomErasing] need 0 < minArea <= maxArea <= 1, got ${minArea}, ${maxArea}`);
+    if (!(minAspect > 0)) throw new Error(`[RandomErasing] minAspect must be positive, got ${minAspect}`);
+    if (!(Number.isInteger(count) && count >= 1)) throw new Error(`[RandomErasing] count must be a positive integer, got ${count}`);
+  }
+  apply(input: PipelineImage, rng: Rng): PipelineImage {
+    const img = expectTensor(this.name, input);
+    if (rng.random() > this.p) return img;
+    const { channels: C, height: H, width: W } = img;
+    const data = Float32Array.from(img.data);
+    const logAspect = [Math.log(this.minAspect), Math.log(1 / this.minAspect)] as const;
+    for (let n = 0; n < this.count; n++) {
+      for (let attempt = 0; attempt < 10; attempt++) {
+        const targetArea = (rng.uniform(this.minArea, this.maxArea) * H * W) / this.count;
+        const aspect = Math.exp(rng.uniform(logAspect[0], logAspect[1]));
+        const h = roundPy(Math.sqrt(targetArea * aspect));
+        const w = roundPy(Math.sqrt(targetArea / aspect));
+        if (w < W && h < H) {
+          const top = rng.randint(0, H - h + 1);
+          const left = rng.randint(0, W - w + 1);
+          const perChannel = this.mode === 'rand' ? Array.from({ length: C }, () => rng.normal()) : null;
+          // torch.empty((C, h, w)).normal_() fills channel by channel, row by row
+          for (let c = 0; c < C; c++) {
+            for (let y = top; y < top + h; y++) {
+              for (let x = left; x < left + w; x++) {
+                data[(c * H + y) * W + x] = this.mode === 'pixel' ? rng.normal() : perChannel !== null ? perChannel[c]! : 0;
+              }
+            }
+          }
+          break;
+        }
+      }
+    }
+    return tensorImage(data, C, H, W);
+  }
+}
+
 export class ToTensor implements Transform {
   readonly name = 'ToTensor';
   apply(input: PipelineImage): PipelineImage {
@@ -326,6 +496,8 @@ export function buildTransform(spec: TransformSpec): Transform {
     case 'RandomGrayscale': return new RandomGrayscale(spec.p);
     case 'GaussianBlur': return new GaussianBlur(spec.sigma);
     case 'Solarize': return new Solarize(spec.threshold);
+    case 'RandAugment': return new RandAugment(spec.config, spec.fill);
+    case 'RandomErasing': return new RandomErasing(spec.p, spec.mode, spec.minArea, spec.maxArea, spec.minAspect, spec.count);
     case 'ToTensor': return new ToTensor();
     case 'Normalize': return new Normalize(spec.mean, spec.std);
     default: {

@@ -1,8 +1,8 @@
 // Fine-tuning an MAE encoder end to end as mae/main_finetune.py does: a timm ViT with global pooling (fc_norm) and
 // drop path, head initialised trunc-normal(2e-5), AdamW over layer-wise lr-decay groups (scale =
 // decay^(num_layers - layer_id)), Mixup/CutMix with label smoothing in the soft targets (else label-smoothed
-// cross-entropy), per-iteration warmup + cosine. RandAugment and random erasing are not implemented: the training
-// transform is main_lincls's RandomResizedCrop + flip.
+// cross-entropy), per-iteration warmup + cosine. The training transform (the 'mae-finetune' preset) is timm 0.3.2's:
+// bicubic RandomResizedCrop, flip, RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25 in pixel mode.
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { truncNormal_, zeros_ } from '../nn/init.js';

@@ -60,6 +60,11 @@ export function linclsTrainTransform(cfg: PretrainConfig): ViewsSpec {
   return augmentationPreset(`${base}${variantSuffix(cfg)}`, { size: cfg.imgSize });
 }
 
+/** MAE's fine-tuning transform (timm's RandAugment, bicubic crop, random erasing) at the run's size and normalisation. */
+export function finetuneTrainTransform(cfg: PretrainConfig): ViewsSpec {
+  return augmentationPreset(`mae-finetune${variantSuffix(cfg)}`, { size: cfg.imgSize });
+}
+
 /** The run's Normalize statistics (for pictures). */
 export function runNormalization(cfg: PretrainConfig): { mean: readonly number[]; std: readonly number[] } | null {
   return presetNormalization(augmentationPreset(cfg.augment, { size: cfg.imgSize }));

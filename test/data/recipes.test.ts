@@ -1,11 +1,12 @@
 // The official recipes' evaluation and fine-tuning transforms against reference/recipe_transforms.py: MAE's
-// single-try crop (replaying its recorded draws), Resize(256) + CenterCrop(224) (bilinear / MAE bicubic) and the
-// CIFAR demo's test transform.
+// single-try crop (replaying its recorded draws), Resize(256) + CenterCrop(224) (bilinear / MAE bicubic), the CIFAR
+// demo's test transform, and MAE's fine-tuning transform (timm 0.3.2's RandAugment and random erasing).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import * as F from '../../src/data/functional.js';
-import { RandomResizedCrop, buildTransform } from '../../src/data/transforms.js';
+import { RAND_AUGMENT_OPS, RandomResizedCrop, applyRandAugmentOp, buildTransform } from '../../src/data/transforms.js';
+import { preset } from '../../src/data/presets.js';
 import { rgbImage, type RgbImage, type TensorImage } from '../../src/data/image.js';
 import { evalTransform } from '../../src/data/open.js';
 import { Rng } from '../../src/data/rng.js';
@@ -63,4 +64,35 @@ test('evaluation transforms: Resize(256/224 x size) + CenterCrop (bilinear; MAE 
     // 2 intensity levels of resampling difference, after Normalize's 1/std
     expectClose(`eval ${c.augment} on ${c.image}`, out.data, floats(c.data), 2 / 255 / 0.2);
   }
+});
+
+interface OpCase { op: string; image: string; level: number; fill: [number, number, number]; draws: Draw[]; data: string }
+interface FinetuneCase { image: string; size: number; chosen: string[]; draws: Draw[]; data: string }
+
+test("each of timm 0.3.2's RandAugment ops (the increasing set) matches timm + Pillow bit for bit at fixed magnitudes", () => {
+  const cases = (recipeFixtures() as unknown as { randaugment_ops: OpCase[] }).randaugment_ops;
+  const worst = new Map<string, number>();
+  for (const c of cases) {
+    const rng = new ReplayRng(c.draws, `${c.op} on ${c.image}`);
+    const out = applyRandAugmentOp(c.op, recipeImage(c.image), c.level, rng, c.fill);
+    assert.ok(rng.done, `${c.op}: the reference drew ${c.draws.length} values`);
+    const d = expectClose(`${c.op} level ${c.level} on ${c.image}`, out.data, bytes(c.data), 0);
+    worst.set(c.op, Math.max(worst.get(c.op) ?? 0, d));
+  }
+  assert.deepEqual([...new Set(cases.map((c) => c.op))], [...RAND_AUGMENT_OPS], 'every op of the set is checked');
+  console.log('max |diff| per RandAugment op:', JSON.stringify(Object.fromEntries(worst)));
+});
+
+test("MAE's fine-tuning transform (timm create_transform: bicubic crop, flip, RandAugment, random erasing 0.25 pixel) from the same draws", () => {
+  const cases = (recipeFixtures() as unknown as { mae_finetune: FinetuneCase[] }).mae_finetune;
+  const t = buildTransform(preset('mae-finetune', { size: 32 }).views[0]!);
+  let erased = 0;
+  for (const [n, c] of cases.entries()) {
+    const rng = new ReplayRng(c.draws, `finetune ${n}`);
+    const out = t.apply(recipeImage(c.image), rng) as TensorImage;
+    assert.ok(rng.done, `finetune ${n} (${c.chosen.join(', ')}): the reference drew ${c.draws.length} values`);
+    if (c.draws.some((d) => d[0] === 'normal')) erased++;
+    expectClose(`finetune ${n} (${c.chosen.join(', ')})`, out.data, floats(c.data), 1e-6);
+  }
+  assert.ok(erased >= 3, `the fixture erases in ${erased} cases`);
 });

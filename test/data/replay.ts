@@ -33,5 +33,6 @@ export class ReplayRng extends Rng {
     void mu; void sigma;
     return this.take('gauss');
   }
+  override normal(): number { return this.take('normal'); }
   override permutation(): Int32Array { throw new Error(`${this.label}: permutation is not replayable`); }
 }
