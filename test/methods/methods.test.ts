@@ -276,3 +276,19 @@ describe('MoCo v3', () => {
     });
   }
 });
+
+it("MoCo v3's loss with keys gathered across 2 emulated ranks equals the single-process loss on the whole batch", () => {
+  const model = new MoCoV3((nc) => new TinyEncoder(nc), { dim: 6, mlpDim: 10, T: 0.2, m: 0.99, mCos: true, stopGradConv1: false }, new T.Rng(0));
+  model.to('reference', 'float64');
+  const rng = new T.Rng(7);
+  const q = T.randn([8, 6], { rng, device: 'reference', dtype: 'float64' }); // [2N, dim]
+  const k = T.randn([8, 6], { rng, device: 'reference', dtype: 'float64' });
+  T.tidy(() => {
+    const whole = model.contrastiveLoss(q, k).loss.item();
+    // concat_all_gather: every rank sees all 2N keys; rank r's positives are columns r * N + i
+    const perRank = [0, 1].map((rank) => model.contrastiveLoss(T.slice(q, 0, rank * 4, rank * 4 + 4), T.slice(k, 0, rank * 4, rank * 4 + 4),
+      { rank, allGather: () => T.l2Normalize(k, 1) }).loss.item()); // each rank's normalised keys, concatenated
+    assertClose([(perRank[0]! + perRank[1]!) / 2], [whole], 'mean of the ranks\' losses', 1e-12, 1e-14);
+  });
+  model.dispose();
+});
