@@ -10,6 +10,7 @@ import * as T from '../../src/tensor/index.js';
 import { runLinear } from '../../src/cli/linear.js';
 import { assertUnchanged, linearHead, snapshotState } from '../../src/eval/linear.js';
 import { methodSpec } from '../../src/methods/registry.js';
+import { presetConfig } from '../../src/train/config.js';
 import { BatchNorm1d, Linear, Sequential } from '../../src/nn/layers.js';
 import { resnet18Cifar } from '../../src/models/resnet.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
@@ -82,4 +83,15 @@ test('the frozen-backbone check fires on any change, buffers included', () => {
   assert.equal(methodSpec('moco').linearRecipe().lr, 30);
   assert.equal(methodSpec('mae').linearRecipe().warmupEpochs, 10);
   net.dispose();
+});
+
+test("linear: MoCo v3 runs probe their base encoder with moco-v3's main_lincls recipe (SGD 0.1 x batch/256, cosine; ViT lr 3)", async () => {
+  const run = makeTinyRun('mocov3', data, join(tmp, 'mocov3'));
+  const r = await runLinear({ ...base, checkpoint: run, epochs: 2, batchSize: 4 });
+  assert.equal(r.recipe.name, 'mocov3');
+  assert.equal(r.recipe.optimizer, 'sgd');
+  assert.equal(r.recipe.schedule, 'cosine');
+  assert.equal(r.lr, (0.1 * 4) / 256);
+  assert.ok(r.backboneTensorsChecked > 10);
+  assert.equal(methodSpec('mocov3').linearRecipe({ ...presetConfig('mocov3', 'vit-small') }).lr, 3, 'CONFIG.md probes ViTs at lr 3');
 });
