@@ -1,5 +1,6 @@
-// Weighted kNN classifier on L2-normalised features, as the official MoCo CIFAR demo monitors training:
-// cosine similarity, the k nearest bank features vote with weight exp(sim / t).
+// Weighted kNN classifier on L2-normalised features, the official MoCo CIFAR demo's rule: cosine similarity, the k
+// nearest bank features vote with weight exp(sim / t). Which features it gets is the caller's choice (knn.feature:
+// the demo normalises the 128-d head output; the default is the pooled backbone features).
 import * as T from '../tensor/index.js';
 
 export interface KnnOptions {
