@@ -14,6 +14,7 @@ const SUBCOMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
   ['linear', async () => (await import('./linear.js')).registerLinear],
   ['finetune', async () => (await import('./finetune.js')).registerFinetune],
   ['export', async () => (await import('./export.js')).registerExport],
+  ['dashboard', async () => (await import('./dashboard.js')).registerDashboard],
 ];
 
 export async function buildProgram(): Promise<Command> {
