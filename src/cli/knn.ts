@@ -10,6 +10,8 @@ import { knnClassify } from '../eval/knn.js';
 import { loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { confusionMatrix, perClassAccuracy, writeConfusionPng } from '../eval/confusion.js';
+import type { OnProgress } from '../io/progress.js';
+import { progressBar } from './progress.js';
 
 export interface KnnCommandOptions {
   checkpoint: string;
@@ -27,6 +29,8 @@ export interface KnnCommandOptions {
   out?: string;
   /** confusion-matrix PNG (default: knn-confusion.png in the run folder) */
   confusion?: string;
+  /** progress of the two feature passes, batch by batch */
+  onProgress?: OnProgress;
 }
 
 export interface KnnCommandResult {
@@ -55,8 +59,9 @@ export async function runKnn(o: KnnCommandOptions): Promise<KnnCommandResult> {
   const { train, test, classes } = openLabelledPair('knn', trainSpec, testSpec, o.limit, o.testLimit);
   const spec = evalTransform(p.cfg.augment, p.cfg.imgSize);
   const mk = (ds: Dataset): DataLoader => new DataLoader(ds, { batchSize: o.batchSize, transform: spec, shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers });
-  const [bank, bankLabels] = await extract(p.model, mk(train));
-  const [queries, queryLabels] = await extract(p.model, mk(test));
+  const on = o.onProgress ?? (() => {});
+  const [bank, bankLabels] = await extract(p.model, mk(train), undefined, { phase: 'features of the bank', on });
+  const [queries, queryLabels] = await extract(p.model, mk(test), undefined, { phase: 'features of the test images', on });
   try {
     const r = knnClassify(bank, bankLabels, queries, queryLabels, classes.length, { k: o.k, t: o.t });
     const n = classes.length;
@@ -96,11 +101,13 @@ export function registerKnn(program: Command): void {
     .option('--out <file>', 'also write the result as JSON')
     .option('--confusion <png>', 'confusion-matrix PNG (default: knn-confusion.png in the run folder)')
     .action(async (f: { checkpoint: string; data?: string; testData?: string; k: number; t: number; limit?: number; testLimit?: number; batchSize: number; workers: number; out?: string; confusion?: string }) => {
+      const bar = progressBar('knn');
       const r = await runKnn({
-        checkpoint: f.checkpoint, k: f.k, t: f.t, limit: f.limit ?? null, testLimit: f.testLimit ?? null, batchSize: f.batchSize, workers: f.workers,
+        onProgress: bar.update, checkpoint: f.checkpoint, k: f.k, t: f.t, limit: f.limit ?? null, testLimit: f.testLimit ?? null, batchSize: f.batchSize, workers: f.workers,
         ...(f.data !== undefined ? { data: f.data } : {}), ...(f.testData !== undefined ? { testData: f.testData } : {}), ...(f.out !== undefined ? { out: f.out } : {}),
         ...(f.confusion !== undefined ? { confusion: f.confusion } : {}),
       });
+      bar.stop();
       process.stdout.write(`[knn] ${r.method} (epoch ${r.epoch}): top-1 ${(100 * r.top1).toFixed(2)}% top-5 ${(100 * r.top5).toFixed(2)}% `
         + `(k=${r.k}, t=${r.t}, bank ${r.bank}, test ${r.test}, ${r.classes} classes, ${r.seconds.toFixed(1)} s)\n`);
       const width = Math.max(...r.perClass.map((c) => c.className.length));

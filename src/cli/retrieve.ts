@@ -11,6 +11,8 @@ import { evalTransform, openDataset } from '../data/open.js';
 import { extract } from '../train/pretrain.js';
 import { loadPretrained, positiveInt } from '../eval/pretrained.js';
 import { nearestNeighbours, writeCaptionedRowPng, type Neighbour } from '../eval/retrieve.js';
+import type { OnProgress } from '../io/progress.js';
+import { progressBar } from './progress.js';
 
 export interface RetrieveOptions {
   checkpoint: string;
@@ -26,6 +28,8 @@ export interface RetrieveOptions {
   out?: string;
   batchSize: number;
   workers: number;
+  /** progress of the feature pass over the searched images */
+  onProgress?: OnProgress;
 }
 
 export interface RetrieveResult {
@@ -62,7 +66,8 @@ export async function runRetrieve(o: RetrieveOptions): Promise<RetrieveResult> {
     const mk = (ds: Dataset, workers: number): DataLoader => new DataLoader(ds, { batchSize: o.batchSize, transform: spec,
       shuffle: false, dropLast: false, seed: 0, numWorkers: workers, badFile: 'error' });
     const [query] = await extract(p.model, mk(querySet, 0));
-    const [bank, bankLabels] = await extract(p.model, mk(bankSet, o.workers));
+    const [bank, bankLabels] = await extract(p.model, mk(bankSet, o.workers), undefined,
+      { phase: 'features of the searched images', on: o.onProgress ?? (() => {}) });
     try {
       const found = nearestNeighbours(bank, query, o.k);
       const paths = bankSet.source.kind === 'files' ? bankSet.source.paths : null;
@@ -102,11 +107,13 @@ export function registerRetrieve(program: Command): void {
     .option('--workers <n>', 'data loader threads', (v: string) => Number.parseInt(v, 10), 2)
     .option('--json', 'print the result as JSON')
     .action(async (f: { checkpoint: string; query: string; data?: string; k: number; limit?: number; imgSize?: number; out?: string; batchSize: number; workers: number; json?: boolean }) => {
+      const bar = progressBar('retrieve');
       const r = await runRetrieve({
-        checkpoint: f.checkpoint, query: f.query, k: f.k, limit: f.limit ?? null, batchSize: f.batchSize, workers: f.workers,
+        onProgress: bar.update, checkpoint: f.checkpoint, query: f.query, k: f.k, limit: f.limit ?? null, batchSize: f.batchSize, workers: f.workers,
         ...(f.data !== undefined ? { data: f.data } : {}), ...(f.imgSize !== undefined ? { imgSize: f.imgSize } : {}),
         ...(f.out !== undefined ? { out: f.out } : {}),
       });
+      bar.stop();
       if (f.json === true) {
         process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
         return;
