@@ -17,6 +17,8 @@ const SUBCOMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
   ['finetune', async () => (await import('./finetune.js')).registerFinetune],
   ['export', async () => (await import('./export.js')).registerExport],
   ['doctor', async () => (await import('./doctor.js')).registerDoctor],
+  ['retrieve', async () => (await import('./retrieve.js')).registerRetrieve],
+  ['dashboard', async () => (await import('./dashboard.js')).registerDashboard],
 ];
 
 export async function buildProgram(): Promise<Command> {
