@@ -434,7 +434,9 @@ Napi::Value js_bench_primitive(const Args& a) {
   const int iters = int(a.size(2, "iters"));
   if (kind == "matmul") {
     const Napi::Object o = a.info[1].As<Napi::Object>();
-    return Napi::Number::New(a.env(), bench_matmul(a.field(o, "M"), a.field(o, "N"), a.field(o, "K"), iters));
+    const bool bf16 = !a.isNull(3) && a.str(3, "dtype") == "bf16";
+    if (bf16 && !cpu_has_native_bf16()) fail(a.k, "bf16 matmul needs native bf16 (ISA " + cpu_isa_name() + ")");
+    return Napi::Number::New(a.env(), bench_matmul(a.field(o, "M"), a.field(o, "N"), a.field(o, "K"), iters, bf16));
   }
   const int k = kind == "conv_fwd" ? 0 : kind == "conv_bwd_data" ? 1 : kind == "conv_bwd_weights" ? 2 : -1;
   if (k < 0) fail(a.k, "unknown kind '" + kind + "'");
@@ -448,7 +450,21 @@ Napi::Value js_info(const Args& a) {
   o.Set("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
   o.Set("threads", double(omp_get_max_threads()));
   o.Set("convLayout", conv_layout());
+  o.Set("isa", cpu_isa_name());
+  o.Set("nativeBf16", cpu_has_native_bf16());
+  o.Set("precision", compute_precision() == Precision::bf16 ? "bf16" : "fp32");
   return o;
+}
+
+/** Gets (and with "fp32" or "bf16", sets) the precision conv and matmul multiply in. */
+Napi::Value js_precision(const Args& a) {
+  if (!a.isNull(0)) {
+    const std::string p = a.str(0, "precision");
+    if (p != "fp32" && p != "bf16") fail(a.k, "expected 'fp32' or 'bf16', got '" + p + "'");
+    const std::lock_guard<std::mutex> lock(onednn_mutex());
+    set_compute_precision(p == "bf16" ? Precision::bf16 : Precision::f32);
+  }
+  return Napi::String::New(a.env(), compute_precision() == Precision::bf16 ? "bf16" : "fp32");
 }
 
 // ---- registration ----
@@ -519,6 +535,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "convLayout", js_conv_layout);
   add(env, exports, "benchPrimitive", js_bench_primitive);
   add(env, exports, "info", js_info);
+  add(env, exports, "precision", js_precision);
   return exports;
 }
 

@@ -40,6 +40,19 @@ void index_select(const Buf& out, const Buf& x, const int32_t* idx, int64_t oute
 void index_add(const Buf& out, const int32_t* idx, const Buf& src, int64_t outer, int64_t dim, int64_t inner,
                int64_t n);
 
+// ---- precision.cc: autocast-style reduced precision for matmul (and, where wired, conv) ----
+enum class Precision { f32, bf16 };
+/** The precision conv and matmul multiply in; their inputs, outputs and accumulators stay f32. */
+Precision compute_precision();
+/** Sets it; bf16 fails with a message on CPUs without native bf16 (avx512_bf16 or AMX): emulated bf16 is slower. */
+void set_compute_precision(Precision p);
+/** oneDNN's effective ISA, as a name ("avx512_core_amx", "avx2", ...). */
+std::string cpu_isa_name();
+/** Whether the CPU (as oneDNN may use it, ONEDNN_MAX_CPU_ISA included) computes bf16 natively. */
+bool cpu_has_native_bf16();
+/** A reusable scratch buffer of at least `elems` bf16 values; slot picks one of a few independent buffers. */
+void* low_scratch(int slot, int64_t elems);
+
 // ---- matmul.cc ----
 void matmul_forward(float* out, const float* a, const float* b, const float* bias, int64_t batch, int64_t M,
                     int64_t N, int64_t K, bool transA, bool transB, int64_t aBatchStride, int64_t bBatchStride);
@@ -97,7 +110,7 @@ void avgpool2d_forward(float* out, const float* x, const PoolParams& p);
 void avgpool2d_backward(float* gx, const float* gy, const PoolParams& p);
 
 // ---- benchmarks (matmul.cc, conv.cc): seconds per iteration of the bare oneDNN primitive ----
-double bench_matmul(int64_t M, int64_t N, int64_t K, int iters);
+double bench_matmul(int64_t M, int64_t N, int64_t K, int iters, bool bf16 = false);
 /** kind: 0 forward, 1 backward data, 2 backward weights; layout "any" (oneDNN's choice) or "plain". */
 double bench_conv(int kind, const ConvParams& p, const std::string& layout, int iters);
 

@@ -11,6 +11,8 @@ import type {
 export interface NativeMemoryStats { liveBytes: number; cachedBytes: number; liveBlocks: number; cachedBlocks: number }
 
 export type ConvLayout = 'plain' | 'blocked';
+/** What conv and matmul multiply in: fp32, or bf16 with f32 accumulation and f32 tensors (like torch.autocast). */
+export type Precision = 'fp32' | 'bf16';
 export type BenchKind = 'matmul' | 'conv_fwd' | 'conv_bwd_data' | 'conv_bwd_weights';
 
 type Flagged = 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeight' | 'batchNormForward' | 'batchNormInference'
@@ -41,9 +43,11 @@ export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocke
   /** Gets (and with an argument, sets) how conv lays out data for oneDNN. */
   convLayout(layout?: ConvLayout | null): ConvLayout;
   /** Seconds per iteration of the bare oneDNN primitive, on buffers oneDNN allocates in its preferred layout. */
-  benchPrimitive(kind: 'matmul', sizes: { M: number; N: number; K: number }, iters: number): number;
+  benchPrimitive(kind: 'matmul', sizes: { M: number; N: number; K: number }, iters: number, dtype?: 'f32' | 'bf16'): number;
   benchPrimitive(kind: BenchKind, p: ConvParams, iters: number, layout?: 'any' | 'plain' | 'any+reorder'): number;
-  info(): { onednn: string; threads: number; convLayout: ConvLayout };
+  info(): { onednn: string; threads: number; convLayout: ConvLayout; isa: string; nativeBf16: boolean; precision: Precision };
+  /** Gets (and with an argument, sets) the precision conv and matmul multiply in; 'bf16' throws without native bf16. */
+  precision(p?: Precision | null): Precision;
 }
 
 const ADDON_PATH = '../../build/Release/selfsup_native.node';
@@ -89,6 +93,23 @@ export function setBlockedActivations(on: boolean): boolean {
   const old = blockedActivations;
   blockedActivations = on;
   return old;
+}
+
+/**
+ * Sets the precision the native conv and matmul kernels multiply in, like entering torch.autocast(dtype=bfloat16):
+ * tensors, master weights and optimizer state stay f32. 'bf16' throws on CPUs without native bf16 (AVX512-BF16 or
+ * AMX), where it would be emulated and slower than fp32. Returns the previous setting.
+ */
+export function setPrecision(p: Precision): Precision {
+  if (p !== 'fp32' && p !== 'bf16') throw new Error(`[precision] expected 'fp32' or 'bf16', got '${String(p)}'`);
+  const a = nativeAddon();
+  const old = a.precision();
+  a.precision(p);
+  return old;
+}
+
+export function getPrecision(): Precision {
+  return addon === null ? 'fp32' : addon.precision();
 }
 
 const blockedKernels: BlockedKernels = {

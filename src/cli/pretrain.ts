@@ -5,6 +5,8 @@ import { SingleBar } from 'cli-progress';
 import { mergeConfig, parseOverrides, readConfigFile } from '../io/config.js';
 import { presetConfig, presetNames, type MethodName, type PretrainConfig } from '../methods/config.js';
 import { pretrain, readRunConfig, NonFiniteLossError } from '../methods/pretrain.js';
+import { enableProfiler } from '../tensor/profiler.js';
+import { setPrecision } from '../backend/native.js';
 
 interface PretrainFlags {
   method: string;
@@ -22,6 +24,8 @@ interface PretrainFlags {
   set: string[];
   resume?: boolean;
   progress: boolean;
+  profile?: boolean;
+  precision: string;
 }
 
 /** The config a command line describes: preset <- file <- named flags <- --set overrides. */
@@ -73,8 +77,15 @@ export function registerPretrain(program: Command): void {
     .option('--set <key=value>', 'override any config key, e.g. --set moco.K=4096 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--resume', 'continue the run in --out from its last checkpoint (its saved config is used)')
     .option('--no-progress', 'no progress bar (log lines only)')
+    .option('--profile', 'print a per-kernel time table (forward / backward / optimizer, GFLOP/s) of the third step (also SELFSUP_PROFILE=1)')
+    .option('--precision <p>', 'fp32, or bf16: conv and matmul multiply in bf16 with fp32 master weights, like torch.autocast (CPUs with AVX512-BF16 or AMX only)', 'fp32')
     .addHelpText('after', `\nPresets: moco: ${presetNames('moco').join(', ')}; simsiam: ${presetNames('simsiam').join(', ')}; mae: ${presetNames('mae').join(', ')}`)
     .action(async (f: PretrainFlags) => {
+      if (f.profile === true) enableProfiler();
+      if (f.precision !== 'fp32') {
+        if (f.precision !== 'bf16') throw new Error(`[pretrain] --precision must be fp32 or bf16, got '${f.precision}'`);
+        setPrecision('bf16');
+      }
       let cfg = resolvePretrainConfig(f);
       if (f.out === undefined) cfg = { ...cfg, out: `runs/${cfg.method}-${cfg.preset}` };
       if (f.resume === true) {

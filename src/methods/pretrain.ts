@@ -19,6 +19,10 @@ import { knnClassify } from '../eval/knn.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeLineChart } from '../io/plot.js';
 import { saveCheckpoint, loadCheckpoint, type TrainState } from './checkpoint.js';
+import { formatProfile, profile, profilerEnabled } from '../tensor/profiler.js';
+
+/** The step (counted from the start of this process's run) that SELFSUP_PROFILE / --profile prints a table for. */
+const PROFILED_STEP = 3;
 
 export type SelfSupervisedModel = MoCo | SimSiam | MaskedAutoencoderViT;
 
@@ -179,6 +183,7 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
   }
 
   let lastLoss = NaN;
+  let stepsThisRun = 0;
   try {
     for (let epoch = state.epoch; epoch < cfg.epochs; epoch++) {
       const te = performance.now();
@@ -194,7 +199,14 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
         const inputs = batchTensors(batch, needViews);
         let r: StepResult;
         try {
-          r = trainStep(model, opt, inputs, cfg.optim.clipGrad);
+          // SELFSUP_PROFILE=1 / --profile: the per-kernel table of the run's third step (the first two warm up)
+          if (profilerEnabled() && ++stepsThisRun === PROFILED_STEP) {
+            const p = profile(() => trainStep(model, opt, inputs, cfg.optim.clipGrad));
+            r = p.result;
+            log(formatProfile(p.report, `[pretrain] profile of step ${state.step + 1} (${cfg.method}, batch ${cfg.batchSize})`));
+          } else {
+            r = trainStep(model, opt, inputs, cfg.optim.clipGrad);
+          }
         } finally {
           for (const t of inputs) t.dispose();
         }

@@ -1,6 +1,7 @@
 // The optimizer base: parameter groups with per-group hyperparameters (PyTorch's param_groups), per-parameter
 // state held as kept tensors on the parameter's device, zeroGrad, and a state dict of JSON plus named arrays.
 import { keep, tensor, zeros, type Tensor, type TypedArray } from '../tensor/index.js';
+import { inPhase } from '../tensor/profiler.js';
 
 /** Hyperparameters every group carries, whatever the optimizer. */
 export interface CommonGroupOptions {
@@ -109,6 +110,10 @@ export abstract class Optimizer<H extends object> {
 
   /** One optimization step over every parameter that has a gradient (parameters without one are skipped). */
   step(): void {
+    inPhase('optimizer', () => this.stepAll());
+  }
+
+  private stepAll(): void {
     for (const group of this.paramGroups) {
       for (const p of group.params) {
         const g = p.grad;

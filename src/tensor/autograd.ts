@@ -1,6 +1,7 @@
 // Reverse-mode autograd on a define-by-run tape: each op output records its inputs and a backward rule.
 // backward() walks the graph in reverse topological order, accumulating into leaf .grad.
 import { keep, tidy, Tensor, fmtShape } from './tensor.js';
+import { inPhase } from './profiler.js';
 
 export interface GradNode {
   op: string;
@@ -103,7 +104,7 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
   };
   grads.set(root.id, seed);
   hold(seed);
-  noGrad(() => {
+  inPhase('backward', () => noGrad(() => {
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k]!;
       const g = grads.get(t.id);
@@ -148,7 +149,7 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
       drop(g);
       if (opts.retainGraph !== true) t.node = null;
     }
-  });
+  }));
 }
 
 /** The few ops backward() itself needs, injected to keep this module free of op imports. */

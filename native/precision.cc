@@ -1,0 +1,68 @@
+// Reduced precision, autocast-style: conv and matmul may multiply in bf16 (f32 accumulate, f32 outputs) while every
+// tensor, master weight and optimizer state stays f32. Only where the CPU has native bf16 (AVX512-BF16 or AMX): on
+// other CPUs oneDNN would emulate it, slower than f32, so setting it fails with the reason.
+//
+// Legend: slot = an independent scratch buffer (0: first operand, 1: second operand, ...); elems = bf16 values.
+
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels.h"
+
+namespace selfsup {
+
+namespace {
+
+Precision precision = Precision::f32;
+
+struct Scratch {
+  void* ptr = nullptr;
+  int64_t elems = 0;
+};
+Scratch scratch[4];
+
+}  // namespace
+
+Precision compute_precision() { return precision; }
+
+std::string cpu_isa_name() {
+  switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "unknown";
+  }
+}
+
+bool cpu_has_native_bf16() {
+  const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+  return isa == dnnl_cpu_isa_avx512_core_bf16 || isa == dnnl_cpu_isa_avx512_core_amx;
+}
+
+void set_compute_precision(Precision p) {
+  if (p == Precision::bf16 && !cpu_has_native_bf16())
+    fail("precision", "bf16 needs a CPU with native bf16 (AVX512-BF16 or AMX); oneDNN reports ISA '" + cpu_isa_name() +
+                          "', where bf16 would be emulated and slower than fp32: use fp32");
+  precision = p;
+}
+
+void* low_scratch(int slot, int64_t elems) {
+  Scratch& s = scratch[slot];
+  if (s.elems < elems) {
+    std::free(s.ptr);
+    const size_t bytes = (size_t(elems) * 2 + 63) / 64 * 64;
+    s.ptr = std::aligned_alloc(64, bytes);
+    if (!s.ptr) fail("precision", "out of memory for a bf16 scratch buffer of " + std::to_string(bytes) + " bytes");
+    s.elems = elems;
+  }
+  return s.ptr;
+}
+
+}  // namespace selfsup
