@@ -7,13 +7,13 @@ import { join, resolve } from 'node:path';
 import * as T from '../tensor/index.js';
 import { DataLoader } from '../data/loader.js';
 import { describeSample } from '../data/datasets.js';
-import { evalTransform, openDataset } from '../methods/datasets.js';
+import { evalTransform, openDataset } from '../data/open.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { pca, embeddingsCsv } from '../eval/embed.js';
 import { tsne } from '../eval/tsne.js';
 import { scatterSvg } from '../eval/picture.js';
-import { loadPretrained, positiveInt, rawFeatures } from '../eval/pretrained.js';
+import { loadPretrained, positiveInt } from '../eval/pretrained.js';
 import sharp from 'sharp';
 import { SingleBar } from 'cli-progress';
 
@@ -52,7 +52,7 @@ export async function runEmbed(o: EmbedOptions): Promise<EmbedResult> {
     try {
       for await (const b of loader.epoch(0)) {
         const x = T.tensor(b.images, b.shape);
-        const f = T.noGrad(() => T.tidy(() => T.cast(rawFeatures(p.model, x), 'float32')));
+        const f = T.noGrad(() => T.tidy(() => T.cast(p.model.features(x), 'float32')));
         x.dispose();
         dim = f.shape[1]!;
         rows.push(Float32Array.from(f.data));

@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as T from '../tensor/index.js';
 import { DataLoader } from '../data/loader.js';
-import { evalTransform } from '../methods/datasets.js';
+import { evalTransform } from '../data/open.js';
 import type { MaskedAutoencoderViT } from '../methods/mae.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import * as T from '../tensor/index.js';
 import { DataLoader } from '../data/loader.js';
-import { evalTransform, openDataset } from '../methods/datasets.js';
+import { evalTransform, openDataset } from '../data/open.js';
 import { MaskedAutoencoderViT } from '../methods/mae.js';
 import { reconstruct } from '../eval/reconstruct.js';
 import { tensorImageToRgb, writeGridPng } from '../eval/picture.js';

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import * as T from '../../src/tensor/index.js';
 import { runLinear } from '../../src/cli/linear.js';
-import { assertUnchanged, linearHead, linearRecipe, snapshotState } from '../../src/eval/linear.js';
+import { assertUnchanged, linearHead, snapshotState } from '../../src/eval/linear.js';
+import { methodSpec } from '../../src/methods/registry.js';
 import { BatchNorm1d, Linear, Sequential } from '../../src/nn/layers.js';
 import { resnet18Cifar } from '../../src/models/resnet.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
@@ -52,7 +53,7 @@ test('linear: MAE recipe puts BatchNorm1d(affine=False) + Linear on the cls toke
   assert.ok(bn instanceof BatchNorm1d && bn.weight === null && bn.eps === 1e-6);
   assert.equal(r.recipe.schedule, 'warmupCosine');
   const sims = makeTinyRun('simsiam', data, join(tmp, 'sims2'));
-  await assert.rejects(runLinear({ ...base, checkpoint: sims, recipe: 'mae', epochs: 1 }), /\[linear\] the mae recipe reads a ViT's cls token/);
+  await assert.rejects(runLinear({ ...base, checkpoint: sims, recipe: 'byol', epochs: 1 }), /\[linear\] unknown method 'byol'; expected one of moco, simsiam, mae/);
   const flat = makeFlatFolder(join(tmp, 'flat'), 4, 16);
   const out = join(tmp, 'none');
   await assert.rejects(runLinear({ ...base, checkpoint: run, data: flat, epochs: 1, out }), /\[linear\] the training data .* has no labels/);
@@ -68,7 +69,7 @@ test('the frozen-backbone check fires on any change, buffers included', () => {
   assert.throws(() => assertUnchanged(snap, net), /frozen backbone changed during training: 'layer1\.0\.bn1\.running_mean' moved by up to/);
   const head = linearHead(8, 3, false, new T.Rng(0));
   assert.ok(head instanceof Linear);
-  assert.equal(linearRecipe('moco').lr, 30);
-  assert.equal(linearRecipe('mae').warmupEpochs, 10);
+  assert.equal(methodSpec('moco').linearRecipe().lr, 30);
+  assert.equal(methodSpec('mae').linearRecipe().warmupEpochs, 10);
   net.dispose();
 });

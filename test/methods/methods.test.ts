@@ -11,7 +11,7 @@ import { SGD } from '../../src/optim/index.js';
 import { MoCo } from '../../src/methods/moco.js';
 import { SimSiam } from '../../src/methods/simsiam.js';
 import { MaskedAutoencoderViT, type MaeConfig } from '../../src/methods/mae.js';
-import { maeLossMeter } from '../../src/methods/pretrain.js';
+import { heldOutLossMeter } from '../../src/train/pretrain.js';
 import { TinyEncoder } from './tiny.js';
 import { assertClose } from '../helpers.js';
 
@@ -67,7 +67,7 @@ function expectGrads(model: Module, expected: Map<string, Tensor>, label: string
 describe('MoCo', () => {
   it('matches PyTorch over two steps: loss, gradients, EMA key encoder, queue and pointer', () => {
     const fx = fixture('moco');
-    const model = new MoCo((nc) => new TinyEncoder(nc, 2), { dim: 16, K: 24, m: 0.99, T: 0.1, mlp: true, symmetric: true });
+    const model = new MoCo((nc) => new TinyEncoder(nc, 2), { dim: 16, K: 24, m: 0.99, T: 0.1, mlp: true, symmetric: true, bnSplits: 2 });
     model.to('reference', 'float64');
     model.loadStateDict(section(fx, 'init.'));
     const opt = new SGD(model.parameters().filter((p) => p.requiresGrad), { lr: 0.5, momentum: 0.9 });
@@ -89,7 +89,7 @@ describe('MoCo', () => {
   });
 
   it('queue wraps around and rejects a K not divisible by the batch', () => {
-    const model = new MoCo((nc) => new TinyEncoder(nc), { dim: 4, K: 6, m: 0.9, T: 0.2, mlp: false, symmetric: false });
+    const model = new MoCo((nc) => new TinyEncoder(nc), { dim: 4, K: 6, m: 0.9, T: 0.2, mlp: false, symmetric: false, bnSplits: 1 });
     const keys = (v: number): Tensor => T.full([3, 4], v);
     model.dequeueAndEnqueue(keys(1));
     model.dequeueAndEnqueue(keys(2));
@@ -193,10 +193,10 @@ describe('MAE', () => {
     T.tidy(() => {
       const a = T.randn([3, 3, 8, 8], { rng: new T.Rng(7) });
       const b = T.randn([1, 3, 8, 8], { rng: new T.Rng(8) });
-      const first = maeLossMeter(model);
+      const first = heldOutLossMeter(model);
       first.add(a);
       first.add(b);
-      const again = maeLossMeter(model);
+      const again = heldOutLossMeter(model);
       again.add(a);
       again.add(b);
       assert.equal(again.mean(), first.mean(), 'a second evaluation draws the same masks');

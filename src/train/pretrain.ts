@@ -4,17 +4,14 @@ import { existsSync, mkdirSync, readFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import type { Layer } from '../nn/module.js';
-import { SGD, LARS, AdamW, adjustLearningRate, clipGradNorm, weightDecayGroups, type LrSchedule } from '../optim/index.js';
+import { SGD, LARS, AdamW, adjustLearningRate, clipGradNorm, type LrSchedule } from '../optim/index.js';
 import { DataLoader, type Batch } from '../data/loader.js';
 import { preset as augmentationPreset } from '../data/presets.js';
 import type { Dataset } from '../data/datasets.js';
-import { MoCo, SplitBatchNorm2d } from './moco.js';
-import { SimSiam, outputStd } from './simsiam.js';
-import { MaskedAutoencoderViT } from './mae.js';
-import type { PretrainConfig } from './config.js';
-import { buildBackbone, backboneFeatures } from './backbones.js';
-import { openDataset, evalTransform } from './datasets.js';
+import type { Method } from '../methods/method.js';
+import { buildMethod } from '../methods/registry.js';
+import type { PretrainConfig, TrainConfig } from './config.js';
+import { openDataset, evalTransform } from '../data/open.js';
 import { knnClassify } from '../eval/knn.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeLineChart } from '../io/plot.js';
@@ -24,48 +21,16 @@ import { formatProfile, profile, profilerEnabled } from '../tensor/profiler.js';
 /** The step (counted from the start of this process's run) that SELFSUP_PROFILE / --profile prints a table for. */
 const PROFILED_STEP = 3;
 
-export type SelfSupervisedModel = MoCo | SimSiam | MaskedAutoencoderViT;
-
-/** Builds the method's model from a config; all initialisation draws from rng. */
-export function buildMethod(cfg: PretrainConfig, rng: T.Rng): SelfSupervisedModel {
-  switch (cfg.method) {
-    case 'moco': {
-      const splits = cfg.moco.bnSplits;
-      const enc = (numClasses: number): Layer => buildBackbone(cfg.arch, {
-        numClasses, width: cfg.width, rng, zeroInitResidual: false,
-        ...(splits > 1 ? { normLayer: (c: number) => new SplitBatchNorm2d(c, splits) } : {}),
-      });
-      return new MoCo(enc, cfg.moco, rng);
-    }
-    case 'simsiam':
-      return new SimSiam((numClasses) => buildBackbone(cfg.arch, { numClasses, width: cfg.width, rng, zeroInitResidual: true }), cfg.simsiam, rng);
-    case 'mae':
-      return new MaskedAutoencoderViT({ ...cfg.mae, imgSize: cfg.imgSize, inChans: 3, mlpRatio: 4 }, rng);
-  }
+/** Features for the kNN monitor: the method's backbone features, L2-normalised. */
+export function monitorFeatures(model: Method, x: Tensor): Tensor {
+  return T.l2Normalize(model.features(x), 1); // [N, D]
 }
 
-/** Features for the kNN monitor: backbone output before any projection head, L2-normalised. */
-export function monitorFeatures(model: SelfSupervisedModel, x: Tensor): Tensor {
-  if (model instanceof MaskedAutoencoderViT) return T.l2Normalize(model.forward(x), 1);
-  const encoder = model instanceof MoCo ? model.encoderQ : model.encoder;
-  return T.l2Normalize(backboneFeatures(encoder, x), 1);
-}
-
-function buildOptimizer(cfg: PretrainConfig, model: SelfSupervisedModel): { opt: SGD | LARS | AdamW; schedule: LrSchedule; lr: number } {
+/** The optimizer over the method's parameter groups, and its lr schedule. */
+export function buildOptimizer(cfg: TrainConfig, model: Method): { opt: SGD | LARS | AdamW; schedule: LrSchedule; lr: number } {
   const o = cfg.optim;
   const lr = o.scaleLr ? (o.lr * cfg.batchSize) / 256 : o.lr;
-  const named = [...model.namedParameters()].filter(([, p]) => p.requiresGrad);
-  let groups;
-  if (cfg.method === 'mae') {
-    // MAE: no weight decay on biases and norm parameters (timm's add_weight_decay)
-    groups = weightDecayGroups(named, o.weightDecay);
-  } else if (cfg.method === 'simsiam') {
-    const enc = named.filter(([n]) => !n.startsWith('predictor.')).map(([, p]) => p);
-    const pred = named.filter(([n]) => n.startsWith('predictor.')).map(([, p]) => p);
-    groups = [{ name: 'encoder', params: enc }, { name: 'predictor', params: pred, fixedLr: cfg.simsiam.fixPredLr }];
-  } else {
-    groups = [{ name: 'all', params: named.map(([, p]) => p) }];
-  }
+  const groups = model.paramGroups(o.weightDecay);
   let opt: SGD | LARS | AdamW;
   switch (o.name) {
     case 'sgd': opt = new SGD(groups, { lr, momentum: o.momentum, weightDecay: o.weightDecay }); break;
@@ -87,21 +52,9 @@ function buildOptimizer(cfg: PretrainConfig, model: SelfSupervisedModel): { opt:
 export interface StepResult { loss: number; metrics: Record<string, number> }
 
 /** One optimisation step of the method on a batch of views. Throws (before any update) on a non-finite loss. */
-export function trainStep(model: SelfSupervisedModel, opt: SGD | LARS | AdamW, views: Tensor[], clipGrad: number): StepResult {
+export function trainStep(model: Method, opt: SGD | LARS | AdamW, views: readonly Tensor[], clipGrad: number): StepResult {
   return T.tidy(() => {
-    let loss: Tensor;
-    const metrics: Record<string, number> = {};
-    if (model instanceof MoCo) {
-      const out = model.computeLoss(views[0]!, views[1]!);
-      loss = out.loss;
-      metrics.acc1 = T.accuracy(out.logits, T.zeros([out.logits.shape[0]!], { dtype: 'int32', device: out.logits.device }));
-    } else if (model instanceof SimSiam) {
-      const r = model.computeLoss(views[0]!, views[1]!);
-      loss = r.loss;
-      metrics.zStd = outputStd(r.out.z1);
-    } else {
-      loss = model.computeLoss(views[0]!).loss;
-    }
+    const { loss, metrics } = model.trainingStep(views);
     const value = loss.item();
     if (!Number.isFinite(value)) throw new NonFiniteLossError(value);
     opt.zeroGrad();
@@ -135,7 +88,7 @@ export interface PretrainResult {
   epochs: number;
   lastLoss: number;
   seconds: number;
-  model: SelfSupervisedModel;
+  model: Method;
 }
 
 /** Runs (or resumes) a pretraining; resolves when cfg.epochs are done. */
@@ -149,12 +102,9 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
   const { opt, schedule } = buildOptimizer(cfg, model);
   const train = openDataset(cfg.data, 'train', cfg.limit);
   const views = augmentationPreset(cfg.augment, { size: cfg.imgSize });
-  const needViews = cfg.method === 'mae' ? 1 : 2;
+  const needViews = model.viewsPerSample;
   if (views.views.length < needViews) {
     throw new Error(`[pretrain] augmentation '${cfg.augment}' makes ${views.views.length} view(s); ${cfg.method} needs ${needViews}`);
-  }
-  if (cfg.method === 'moco' && cfg.moco.K % (cfg.batchSize * (cfg.moco.symmetric ? 2 : 1)) !== 0) {
-    throw new Error(`[pretrain] moco.K=${cfg.moco.K} must be a multiple of the keys per step (${cfg.batchSize * (cfg.moco.symmetric ? 2 : 1)})`);
   }
   const loader = new DataLoader(train, { batchSize: cfg.batchSize, transform: views, shuffle: true, dropLast: true, seed: cfg.seed, numWorkers: cfg.workers });
   const iters = loader.length;
@@ -261,7 +211,7 @@ function batchTensors(batch: Batch, nViews: number): Tensor[] {
 }
 
 /** A kNN monitor over fixed bank and test subsets, with the eval transform (no augmentation). */
-function makeKnnMonitor(cfg: PretrainConfig): (model: SelfSupervisedModel) => Promise<{ top1: number; top5: number; testLoss?: number }> {
+function makeKnnMonitor(cfg: TrainConfig): (model: Method) => Promise<{ top1: number; top5: number; testLoss?: number }> {
   const bankSet = openDataset(cfg.data, 'train', cfg.knn.bankSize);
   const testSet = cfg.testData !== null ? openDataset(cfg.testData, 'test', cfg.knn.testSize) : openDataset(cfg.data, 'test', cfg.knn.testSize);
   if (bankSet.classes.length === 0) throw new Error(`[pretrain] the kNN monitor needs labelled data; ${cfg.data} has no classes (set knn.disabled=true)`);
@@ -276,8 +226,8 @@ function makeKnnMonitor(cfg: PretrainConfig): (model: SelfSupervisedModel) => Pr
     model.eval();
     try {
       const [bank, bankLabels] = await extract(model, mk(bankSet));
-      // MAE: the held-out reconstruction loss comes from the same pass over the test images
-      const meter = model instanceof MaskedAutoencoderViT ? maeLossMeter(model) : null;
+      // a held-out loss (MAE's reconstruction) comes from the same pass over the test images
+      const meter = model.heldOutLoss !== undefined ? heldOutLossMeter(model) : null;
       const [test, testLabels] = await extract(model, mk(testSet), meter?.add);
       const r = knnClassify(bank, bankLabels, test, testLabels, bankSet.classes.length, { k: cfg.knn.k, t: cfg.knn.t });
       bank.dispose();
@@ -290,17 +240,18 @@ function makeKnnMonitor(cfg: PretrainConfig): (model: SelfSupervisedModel) => Pr
 }
 
 /**
- * MAE's loss on held-out images, batch by batch in loader order, with the same masks at every evaluation (noise
- * from a fixed seed).
+ * The method's held-out loss, batch by batch in loader order, with the same masks at every evaluation (drawn from a
+ * fixed seed).
  */
-export function maeLossMeter(model: MaskedAutoencoderViT): { add: (x: Tensor) => void; mean: () => number } {
+export function heldOutLossMeter(model: Method): { add: (x: Tensor) => void; mean: () => number } {
   const rng = new T.Rng(1234);
   let sum = 0;
   let n = 0;
   return {
     add: (x) => {
+      if (model.heldOutLoss === undefined) throw new Error(`[pretrain] ${model.methodName} has no held-out loss`);
       const N = x.shape[0]!;
-      sum += N * T.noGrad(() => T.tidy(() => model.computeLoss(x, model.cfg.maskRatio, T.rand([N, model.numPatches], { rng })).loss.item()));
+      sum += N * model.heldOutLoss(x, rng);
       n += N;
     },
     mean: () => sum / Math.max(n, 1),
@@ -311,7 +262,7 @@ export function maeLossMeter(model: MaskedAutoencoderViT): { add: (x: Tensor) =>
  * Normalised features and labels of every image a loader yields (eval mode, no graph); `each` also sees every
  * batch of images.
  */
-export async function extract(model: SelfSupervisedModel, loader: DataLoader, each?: (x: Tensor) => void): Promise<[Tensor, Int32Array]> {
+export async function extract(model: Method, loader: DataLoader, each?: (x: Tensor) => void): Promise<[Tensor, Int32Array]> {
   const feats: Tensor[] = [];
   const labels: number[] = [];
   try {
