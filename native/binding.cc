@@ -318,6 +318,69 @@ void js_matmul(const Args& a) {
   matmul_forward(out, A.as<float>(), B.as<float>(), a.f32opt(3, "bias", N), batch, M, N, K, transA, transB, aBS, bBS);
 }
 
+// ---- optimizers (one call per parameter group) ----
+
+/** A JS array of Float32Arrays (nulls allowed where allowNull), each of n[t] elements; fills n when it is empty. */
+std::vector<float*> f32_list(const Args& a, int i, const char* name, std::vector<int64_t>& n, bool allowNull = false) {
+  if (!a.info[i].IsArray()) fail(a.k, std::string(name) + " must be an array of Float32Arrays");
+  const Napi::Array arr = a.info[i].As<Napi::Array>();
+  const bool fill = n.empty();
+  if (!fill && int64_t(arr.Length()) != int64_t(n.size()))
+    fail(a.k, std::string(name) + " has " + std::to_string(arr.Length()) + " tensors, expected " + std::to_string(n.size()));
+  std::vector<float*> out(arr.Length(), nullptr);
+  for (uint32_t t = 0; t < arr.Length(); t++) {
+    const Napi::Value v = arr.Get(t);
+    if (allowNull && (v.IsNull() || v.IsUndefined())) continue;
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      fail(a.k, std::string(name) + "[" + std::to_string(t) + "] must be a Float32Array");
+    const Napi::Float32Array f = v.As<Napi::Float32Array>();
+    if (fill) n.push_back(int64_t(f.ElementLength()));
+    else if (int64_t(f.ElementLength()) != n[t])
+      fail(a.k, std::string(name) + "[" + std::to_string(t) + "] has " + std::to_string(f.ElementLength()) +
+                    " elements, expected " + std::to_string(n[t]));
+    out[t] = const_cast<float*>(f.Data());
+  }
+  return out;
+}
+
+std::vector<const float*> const_list(const std::vector<float*>& v) { return {v.begin(), v.end()}; }
+
+std::vector<uint8_t> u8_list(const Args& a, int i, const char* name, size_t T) {
+  const Buf b = a.typed(i, name, DType::u8, int64_t(T));
+  return {b.as<uint8_t>(), b.as<uint8_t>() + T};
+}
+
+std::vector<double> f64_list(const Args& a, int i, const char* name, size_t T) {
+  const Buf b = a.typed(i, name, DType::f64, int64_t(T));
+  return {b.as<double>(), b.as<double>() + T};
+}
+
+void js_sgd_step(const Args& a) {
+  std::vector<int64_t> n;
+  const auto w = f32_list(a, 0, "params", n);
+  const auto g = f32_list(a, 1, "grads", n);
+  const auto b = f32_list(a, 2, "momentumBuffers", n, true);
+  sgd_step(w, const_list(g), b, u8_list(a, 3, "first", n.size()), n, a.number(4), a.number(5), a.number(6),
+           a.number(7), a.flag(8));
+}
+void js_adamw_step(const Args& a) {
+  std::vector<int64_t> n;
+  const auto w = f32_list(a, 0, "params", n);
+  const auto g = f32_list(a, 1, "grads", n);
+  const auto m1 = f32_list(a, 2, "expAvg", n);
+  const auto m2 = f32_list(a, 3, "expAvgSq", n);
+  adamw_step(w, const_list(g), m1, m2, f64_list(a, 4, "stepSize", n.size()), f64_list(a, 5, "bc2Sqrt", n.size()), n,
+             a.number(6), a.number(7), a.number(8), a.number(9));
+}
+void js_lars_step(const Args& a) {
+  std::vector<int64_t> n;
+  const auto w = f32_list(a, 0, "params", n);
+  const auto g = f32_list(a, 1, "grads", n);
+  const auto mu = f32_list(a, 2, "mu", n);
+  lars_step(w, const_list(g), mu, u8_list(a, 3, "adapt", n.size()), n, a.number(4), a.number(5), a.number(6),
+            a.number(7));
+}
+
 // ---- conv ----
 
 int64_t conv_w_size(const ConvParams& p) { return p.O * (p.C / p.groups) * p.KH * p.KW; }
@@ -536,6 +599,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "benchPrimitive", js_bench_primitive);
   add(env, exports, "info", js_info);
   add(env, exports, "precision", js_precision);
+  add(env, exports, "sgdStep", js_sgd_step);
+  add(env, exports, "adamwStep", js_adamw_step);
+  add(env, exports, "larsStep", js_lars_step);
   return exports;
 }
 

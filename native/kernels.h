@@ -109,6 +109,21 @@ void maxpool2d_backward(float* gx, const float* gy, const int32_t* indices, cons
 void avgpool2d_forward(float* out, const float* x, const PoolParams& p);
 void avgpool2d_backward(float* gx, const float* gy, const PoolParams& p);
 
+// ---- optim.cc: multi-tensor optimizer steps (one call per parameter group) ----
+// first[t]: the momentum buffer is new (SGD copies the first decayed gradient into it); b[t] null: no momentum.
+void sgd_step(const std::vector<float*>& w, const std::vector<const float*>& g, const std::vector<float*>& b,
+              const std::vector<uint8_t>& first, const std::vector<int64_t>& n, double lr, double momentum,
+              double dampening, double wd, bool nesterov);
+// stepSize[t] = lr / (1 - beta1^step), bc2Sqrt[t] = sqrt(1 - beta2^step), decay = 1 - lr * wd.
+void adamw_step(const std::vector<float*>& w, const std::vector<const float*>& g, const std::vector<float*>& m1,
+                const std::vector<float*>& m2, const std::vector<double>& stepSize,
+                const std::vector<double>& bc2Sqrt, const std::vector<int64_t>& n, double decay, double beta1,
+                double beta2, double eps);
+// adapt[t]: the layer-wise trust ratio applies (parameters with more than one dim).
+void lars_step(const std::vector<float*>& w, const std::vector<const float*>& g, const std::vector<float*>& mu,
+               const std::vector<uint8_t>& adapt, const std::vector<int64_t>& n, double lr, double momentum,
+               double wd, double trust);
+
 // ---- benchmarks (matmul.cc, conv.cc): seconds per iteration of the bare oneDNN primitive ----
 double bench_matmul(int64_t M, int64_t N, int64_t K, int iters, bool bf16 = false);
 /** kind: 0 forward, 1 backward data, 2 backward weights; layout "any" (oneDNN's choice) or "plain". */

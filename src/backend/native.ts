@@ -206,6 +206,13 @@ export const nativeBackend: Backend = {
     nativeAddon().maxPool2d(out, indices, x, p),
   maxPool2dBackward: (gx: FloatArray, gy: FloatArray, indices: Int32Array, p: PoolParams) =>
     nativeAddon().maxPool2dBackward(gx, gy, indices, p),
+  sgdStep: (w, g, b, first, lr, momentum, dampening, weightDecay, nesterov) =>
+    nativeAddon().sgdStep!(w, g, b, first, lr, momentum, dampening, weightDecay, nesterov),
+  adamwStep: (w, g, expAvg, expAvgSq, stepSize, bc2Sqrt, decay, beta1, beta2, eps) =>
+    nativeAddon().adamwStep!(w, g, expAvg, expAvgSq, stepSize, bc2Sqrt, decay, beta1, beta2, eps),
+  larsStep: (w, g, mu, adapt, lr, momentum, weightDecay, trustCoefficient) =>
+    nativeAddon().larsStep!(w, g, mu, adapt, lr, momentum, weightDecay, trustCoefficient),
+
   avgPool2d: (out: FloatArray, x: FloatArray, p: PoolParams) => nativeAddon().avgPool2d(out, x, p),
   avgPool2dBackward: (gx: FloatArray, gy: FloatArray, p: PoolParams) => nativeAddon().avgPool2dBackward(gx, gy, p),
 };

@@ -58,7 +58,8 @@ export function trainStep(model: Method, opt: SGD | LARS | AdamW, views: readonl
     const value = loss.item();
     if (!Number.isFinite(value)) throw new NonFiniteLossError(value);
     opt.zeroGrad();
-    loss.backward();
+    // metrics are numbers by now: the activations can go as backward passes them
+    loss.backward(undefined, { freeActivations: true });
     if (clipGrad > 0) metrics.gradNorm = clipGradNorm(opt.paramGroups.flatMap((g) => g.params), clipGrad);
     opt.step();
     return { loss: value, metrics };
