@@ -61,6 +61,8 @@ function median(xs: readonly number[]): number {
 
 interface OursResult {
   method: Method; precision: Precision; stepSec: number[]; medianSec: number; cpuSecPerStep: number; flop: number;
+  /** minor page faults per timed step: memory the allocator handed back to the OS and took again */
+  faultsPerStep: number;
   peakRssMb: number; profile?: T.ProfileReport;
 }
 
@@ -91,6 +93,7 @@ function timeMethod(method: Method, precision: Precision): OursResult {
   }
   const r1 = process.resourceUsage();
   const cpuSecPerStep = (r1.userCPUTime - r0.userCPUTime + r1.systemCPUTime - r0.systemCPUTime) / 1e6 / steps;
+  const faultsPerStep = (r1.minorPageFault - r0.minorPageFault) / steps;
   let profile: T.ProfileReport | undefined;
   if (wantProfile) profile = T.profile(() => trainStep(model, opt, views, 0)).report;
   for (const v of views) v.dispose();
@@ -98,7 +101,7 @@ function timeMethod(method: Method, precision: Precision): OursResult {
   model.dispose();
   setPrecision('fp32');
   return {
-    method, precision, stepSec, medianSec: median(stepSec), cpuSecPerStep, flop,
+    method, precision, stepSec, medianSec: median(stepSec), cpuSecPerStep, faultsPerStep, flop,
     peakRssMb: process.resourceUsage().maxRSS / 1024, ...(profile !== undefined ? { profile } : {}),
   };
 }
@@ -222,7 +225,7 @@ for (const p of precisions) {
     const line: Record<string, unknown> = {
       name: `train_${m}`, precision: p, value: +(batch / r.medianSec).toFixed(2), unit: 'img/s', batch, threads,
       steps, warmup, median_step_s: +r.medianSec.toFixed(4), step_s: r.stepSec.map((s) => +s.toFixed(4)),
-      cpu_s_per_step: +r.cpuSecPerStep.toFixed(3),
+      cpu_s_per_step: +r.cpuSecPerStep.toFixed(3), page_faults_per_step: Math.round(r.faultsPerStep),
       gflop_per_step: +(r.flop / 1e9).toFixed(2), achieved_gflops: +gflops.toFixed(1),
       peak_gflops: +peak.toFixed(1), pct_of_peak: +(100 * gflops / peak).toFixed(1),
       peak_rss_mb: Math.round(r.peakRssMb),
@@ -252,7 +255,8 @@ if (!flag('no-sequence') && methods.length > 1) {
       name: `sequence_${r.method}`, precision: p, order: methods.join('>'), value: +(batch / r.medianSec).toFixed(2),
       unit: 'img/s', alone_value: +(batch / a.medianSec).toFixed(2),
       slowdown_pct: +(100 * (r.medianSec / a.medianSec - 1)).toFixed(1), cpu_s_per_step: +r.cpuSecPerStep.toFixed(3),
-      alone_cpu_s_per_step: +a.cpuSecPerStep.toFixed(3), process_peak_rss_mb: Math.round(r.peakRssMb),
+      alone_cpu_s_per_step: +a.cpuSecPerStep.toFixed(3), page_faults_per_step: Math.round(r.faultsPerStep),
+      alone_page_faults_per_step: Math.round(a.faultsPerStep), process_peak_rss_mb: Math.round(r.peakRssMb),
       load1: +loadavg()[0]!.toFixed(2),
     }));
   }
