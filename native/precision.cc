@@ -26,17 +26,19 @@ Scratch scratch[4];
 Precision compute_precision() { return precision; }
 
 std::string cpu_isa_name() {
-  switch (dnnl_get_effective_cpu_isa()) {
-    case dnnl_cpu_isa_sse41: return "sse41";
-    case dnnl_cpu_isa_avx: return "avx";
-    case dnnl_cpu_isa_avx2: return "avx2";
-    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
-    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
-    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
-    case dnnl_cpu_isa_avx512_core: return "avx512_core";
-    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+  // spelled as ONEDNN_MAX_CPU_ISA takes it
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: return "SSE41";
+    case dnnl::cpu_isa::avx: return "AVX";
+    case dnnl::cpu_isa::avx2: return "AVX2";
+    case dnnl::cpu_isa::avx2_vnni: return "AVX2_VNNI";
+    case dnnl::cpu_isa::avx512_mic: return "AVX512_MIC";
+    case dnnl::cpu_isa::avx512_mic_4ops: return "AVX512_MIC_4OPS";
+    case dnnl::cpu_isa::avx512_core: return "AVX512_CORE";
+    case dnnl::cpu_isa::avx512_core_vnni: return "AVX512_CORE_VNNI";
+    case dnnl::cpu_isa::avx512_core_bf16: return "AVX512_CORE_BF16";
+    case dnnl::cpu_isa::avx512_core_amx: return "AVX512_CORE_AMX";
+    case dnnl::cpu_isa::all: return "ALL";
     default: return "unknown";
   }
 }
