@@ -9,6 +9,10 @@
 
 #include "kernels.h"
 
+// No fused multiply-adds: each product and sum rounds in double as the JavaScript loops' do, so both paths give the
+// same bits (AdamW turns a last-bit difference in a zero-mean gradient, like a key bias's, into a +-lr update).
+#pragma GCC optimize("fp-contract=off")
+
 namespace selfsup {
 
 namespace {

@@ -48,6 +48,44 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
     for (const t of [a, b, w, bias]) t.dispose();
   });
 
+  test('bf16 conv forward, backward-data and backward-weights agree with fp32 to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
+    const rng = new T.Rng(8);
+    const x = T.keep(T.randn([4, 16, 8, 8], { rng, requiresGrad: true }));
+    const w = T.keep(T.randn([32, 16, 3, 3], { rng, requiresGrad: true }));
+    const b = T.keep(T.randn([32], { rng, requiresGrad: true }));
+    const cot = T.keep(T.randn([4, 32, 4, 4], { rng }));
+    const run = (): number[][] => {
+      const out = T.tidy(() => {
+        const y = T.conv2d(x, w, b, { stride: 2, padding: 1 }); // [4, 32, 4, 4]
+        T.sum(T.mul(y, cot)).backward();
+        return y.toArray();
+      });
+      const r = [out, x.grad!.toArray(), w.grad!.toArray(), b.grad!.toArray()];
+      for (const t of [x, w, b]) { t.grad!.dispose(); t.grad = null; }
+      return r;
+    };
+    const f32 = run();
+    setPrecision('bf16');
+    let low: number[][];
+    try {
+      low = run();
+    } finally {
+      setPrecision('fp32');
+    }
+    ['y', 'gx', 'gw', 'gb'].forEach((name, k) => {
+      let maxErr = 0, scale = 0, differs = false;
+      f32[k]!.forEach((v, i) => {
+        maxErr = Math.max(maxErr, Math.abs(v - low[k]![i]!));
+        scale = Math.max(scale, Math.abs(v));
+        if (v !== low[k]![i]) differs = true;
+      });
+      assert.ok(maxErr < 0.03 * scale, `${name}: max error ${maxErr} for values up to ${scale}`);
+      // the bias gradient is a plain f32 sum of gy in both precisions
+      if (name !== 'gb') assert.ok(differs, `${name}: bf16 result is bitwise fp32's: the bf16 path did not run`);
+    });
+    for (const t of [x, w, b, cot]) t.dispose();
+  });
+
   test('refuses bf16 without native bf16, saying why', () => {
     const code = `import { setPrecision } from './src/backend/native.js';
       try { setPrecision('bf16'); console.log('accepted'); } catch (e) { console.log(e.message); }`;

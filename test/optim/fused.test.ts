@@ -39,8 +39,8 @@ function close(a: number[][], b: number[][], what: string): void {
   a.forEach((x, k) => {
     let worst = 0;
     x.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - b[k]![i]!) / Math.max(1, Math.abs(v))); });
-    // the same double arithmetic with float stores: equal up to the compiler's fused multiply-adds
-    assert.ok(worst <= 1e-6, `${what}: array ${k} differs by ${worst}`);
+    // the same double arithmetic, no fused multiply-adds, float stores: the same bits
+    assert.equal(worst, 0, `${what}: array ${k} differs by ${worst}`);
   });
 }
 
