@@ -55,6 +55,8 @@ export interface PoolParams {
 export interface BlockedKernels {
   /** whether conv may leave its outputs blocked now (the native conv layout is 'blocked') */
   enabled(): boolean;
+  /** Channels per block of the blocked layout in use (16 for nChw16c, 8 for nChw8c; 0 when plain). */
+  block(): number;
   /** In place: [N, C, H, W] from NCHW to the blocked layout (toBlocked) or back. */
   relayout(buf: Float32Array, N: number, C: number, H: number, W: number, toBlocked: boolean): void;
   conv2d(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, p: ConvParams,

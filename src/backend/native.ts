@@ -183,6 +183,10 @@ export function getPrecision(): Precision {
 
 const blockedKernels: BlockedKernels = {
   enabled: () => blockedActivations && nativeAddon().activationLayout() !== 'plain',
+  block: () => {
+    const m = /^nChw(\d+)c$/.exec(nativeAddon().activationLayout());
+    return m === null ? 0 : Number(m[1]);
+  },
   relayout: (buf, N, C, H, W, toBlocked) => nativeAddon().relayout(buf, N, C, H, W, toBlocked),
   conv2d: (out, x, w, bias, p, xBlocked, outMayBlock) => nativeAddon().conv2d(out, x, w, bias, p, xBlocked, outMayBlock),
   conv2dBackwardData: (gx, gy, w, p, gyBlocked, gxMayBlock) =>
