@@ -380,6 +380,12 @@ void js_lars_step(const Args& a) {
   lars_step(w, const_list(g), mu, u8_list(a, 3, "adapt", n.size()), n, a.number(4), a.number(5), a.number(6),
             a.number(7));
 }
+void js_ema_update(const Args& a) {
+  std::vector<int64_t> n;
+  const auto k = f32_list(a, 0, "targets", n);
+  const auto q = f32_list(a, 1, "sources", n);
+  ema_update(k, const_list(q), n, a.number(2));
+}
 
 // ---- conv ----
 
@@ -622,6 +628,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "sgdStep", js_sgd_step);
   add(env, exports, "adamwStep", js_adamw_step);
   add(env, exports, "larsStep", js_lars_step);
+  add(env, exports, "emaUpdate", js_ema_update);
   return exports;
 }
 

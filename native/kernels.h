@@ -131,6 +131,10 @@ void lars_step(const std::vector<float*>& w, const std::vector<const float*>& g,
                const std::vector<uint8_t>& adapt, const std::vector<int64_t>& n, double lr, double momentum,
                double wd, double trust);
 
+/** k = k * m + q * (1 - m) over every tensor pair, in float (MoCo's momentum encoder update). */
+void ema_update(const std::vector<float*>& k, const std::vector<const float*>& q, const std::vector<int64_t>& n,
+                double momentum);
+
 // ---- benchmarks (matmul.cc, conv.cc): seconds per iteration of the bare oneDNN primitive ----
 double bench_matmul(int64_t M, int64_t N, int64_t K, int iters, bool bf16 = false);
 /** kind: 0 forward, 1 backward data, 2 backward weights; layout "any" (oneDNN's choice) or "plain". */

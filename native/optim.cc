@@ -141,3 +141,21 @@ void lars_step(const std::vector<float*>& w, const std::vector<const float*>& g,
 }
 
 }  // namespace selfsup
+
+namespace selfsup {
+
+void ema_update(const std::vector<float*>& k, const std::vector<const float*>& q, const std::vector<int64_t>& n,
+                double momentum) {
+  // float arithmetic, each product and the sum rounded, as MoCo's k * m + q * (1 - m) in separate ops
+  const float m = float(momentum), rest = float(1 - momentum);
+  for_chunks(n, [&](const Chunk& c) {
+    float* K = k[c.t];
+    const float* Q = q[c.t];
+    for (int64_t i = c.begin; i < c.end; i++) {
+      const float a = K[i] * m, b = Q[i] * rest;
+      K[i] = a + b;
+    }
+  });
+}
+
+}  // namespace selfsup

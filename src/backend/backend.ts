@@ -164,6 +164,8 @@ export interface Backend {
   /** AdamW over a group: stepSize[t] = lr / (1 - beta1^step), bc2Sqrt[t] = sqrt(1 - beta2^step), decay = 1 - lr wd. */
   adamwStep?(w: Float32Array[], g: Float32Array[], expAvg: Float32Array[], expAvgSq: Float32Array[],
     stepSize: Float64Array, bc2Sqrt: Float64Array, decay: number, beta1: number, beta2: number, eps: number): void;
+  /** In place, for every pair: target = target * momentum + source * (1 - momentum), in float (MoCo's key encoder). */
+  emaUpdate?(targets: Float32Array[], sources: Float32Array[], momentum: number): void;
   /** LARS over a group; adapt[t] = 1 where the trust ratio applies. */
   larsStep?(w: Float32Array[], g: Float32Array[], mu: Float32Array[], adapt: Uint8Array, lr: number, momentum: number,
     weightDecay: number, trustCoefficient: number): void;

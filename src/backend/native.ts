@@ -283,6 +283,7 @@ export const nativeBackend: Backend = {
     nativeAddon().sgdStep!(w, g, b, first, lr, momentum, dampening, weightDecay, nesterov),
   adamwStep: (w, g, expAvg, expAvgSq, stepSize, bc2Sqrt, decay, beta1, beta2, eps) =>
     nativeAddon().adamwStep!(w, g, expAvg, expAvgSq, stepSize, bc2Sqrt, decay, beta1, beta2, eps),
+  emaUpdate: (targets, sources, momentum) => nativeAddon().emaUpdate!(targets, sources, momentum),
   larsStep: (w, g, mu, adapt, lr, momentum, weightDecay, trustCoefficient) =>
     nativeAddon().larsStep!(w, g, mu, adapt, lr, momentum, weightDecay, trustCoefficient),
 

@@ -109,7 +109,10 @@ function wrapObject(obj: Record<string, unknown>, prefix: string): void {
       else row.optimizerMs += ms;
       row.calls++;
       row.flop += flopOf(key, args);
-      for (const a of args) if (isTyped(a)) row.bytes += a.byteLength;
+      for (const a of args) {
+        if (isTyped(a)) row.bytes += a.byteLength;
+        else if (Array.isArray(a)) for (const t of a) if (isTyped(t)) row.bytes += t.byteLength; // multi-tensor kernels
+      }
       return r;
     };
   }

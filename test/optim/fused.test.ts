@@ -63,3 +63,17 @@ describe('fused optimizer steps', { skip: nativeAvailable() ? false : 'native ad
     });
   }
 });
+
+describe('fused MoCo momentum update', { skip: nativeAvailable() ? false : 'native addon not built' }, () => {
+  test('emaUpdate == k * m + q * (1 - m) composed from ops, bit for bit', () => {
+    const rng = new T.Rng(4);
+    const shapes = [[40000], [7, 5], [3]];
+    const ks = shapes.map((s) => T.keep(T.randn(s, { rng })));
+    const qs = shapes.map((s) => T.keep(T.randn(s, { rng })));
+    const m = 0.99;
+    const composed = T.tidy(() => ks.map((k, i) => T.add(T.mul(k, m), T.mul(qs[i]!, 1 - m)).toArray()));
+    ks[0]!.backend.emaUpdate!(ks.map((k) => k.data as Float32Array), qs.map((q) => q.data as Float32Array), m);
+    ks.forEach((k, i) => assert.deepEqual(k.toArray(), composed[i]));
+    for (const t of [...ks, ...qs]) t.dispose();
+  });
+});
