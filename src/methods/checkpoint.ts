@@ -20,6 +20,8 @@ export interface TrainState {
   losses: { epoch: number; loss: number }[];
   knn: { epoch: number; top1: number; top5: number; testLoss?: number }[];
   knnBefore: { epoch: number; top1: number; top5: number; testLoss?: number } | null;
+  /** data-parallel ranks the run trains on (absent in older checkpoints: 1) */
+  worldSize?: number;
 }
 
 interface CheckpointJson {

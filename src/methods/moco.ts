@@ -4,6 +4,8 @@ import * as T from '../tensor/index.js';
 import type { Rng, Tensor } from '../tensor/index.js';
 import { Module, type Layer } from '../nn/module.js';
 import { BatchNorm2d, Linear, ReLU, Sequential } from '../nn/layers.js';
+import { batchShuffleDdp, batchUnshuffleDdp, concatAllGather } from '../dist/collectives.js';
+import type { Comm } from '../dist/comm.js';
 
 export interface MocoConfig {
   /** feature dimension of the keys and queries */
@@ -69,6 +71,8 @@ export interface MocoOutput {
 export class MoCo extends Module {
   readonly cfg: MocoConfig;
   private readonly rng: Rng;
+  /** data-parallel group: shuffling BN across ranks and every rank's keys into the queue (set by setComm) */
+  private comm: Comm | null = null;
 
   constructor(baseEncoder: EncoderFactory, cfg: MocoConfig, rng: Rng = T.globalRng) {
     super();
@@ -93,6 +97,12 @@ export class MoCo extends Module {
     this.registerBuffer('queue_ptr', T.zeros([1], { dtype: 'int32' }));
   }
 
+  /** Runs as the official DDP code: batch_shuffle_ddp / batch_unshuffle_ddp and concat_all_gather across comm's ranks. */
+  setComm(comm: Comm | null): this {
+    this.comm = comm !== null && comm.size > 1 ? comm : null;
+    return this;
+  }
+
   get encoderQ(): Layer { return this.child<Layer>('encoder_q'); }
   get encoderK(): Layer { return this.child<Layer>('encoder_k'); }
   get queue(): Tensor { return this.buffer('queue'); }
@@ -110,7 +120,7 @@ export class MoCo extends Module {
     }));
   }
 
-  /** Writes keys [N, dim] into queue columns [ptr, ptr+N) and advances the pointer modulo K. */
+  /** Writes keys [N, dim] (already gathered from all ranks) into queue columns [ptr, ptr+N) and advances the pointer modulo K. */
   dequeueAndEnqueue(keys: Tensor): void {
     const [N, dim] = keys.shape as [number, number];
     const K = this.cfg.K;
@@ -125,10 +135,19 @@ export class MoCo extends Module {
     ptrBuf[0] = (ptr + N) % K;
   }
 
-  /** Keys of imK through the key encoder with the batch shuffled before and un-shuffled after (shuffling BN). */
+  /**
+   * Keys of imK through the key encoder with the batch shuffled before and un-shuffled after (shuffling BN). Across
+   * ranks, the shuffle permutes the global batch (shuffle then has P * N entries).
+   */
   private keys(imK: Tensor, shuffle?: Int32Array): Tensor {
     return T.noGrad(() => {
       const N = imK.shape[0]!;
+      const comm = this.comm;
+      if (comm !== null) {
+        const { x, idxUnshuffle } = batchShuffleDdp(imK, shuffle ?? this.rng.randperm(N * comm.size), comm); // [N, ...]
+        const k = T.l2Normalize(this.encoderK.forward(x), 1); // [N, dim]
+        return batchUnshuffleDdp(k, idxUnshuffle, comm); // [N, dim]
+      }
       const idxShuffle = T.tensor(shuffle ?? this.rng.randperm(N), [N], { dtype: 'int32', device: imK.device });
       const idxUnshuffle = T.argsort(T.cast(idxShuffle, 'float32'), 0);
       const k = T.l2Normalize(this.encoderK.forward(T.indexSelect(imK, 0, idxShuffle)), 1); // [N, dim]
@@ -158,12 +177,17 @@ export class MoCo extends Module {
     if (this.cfg.symmetric) {
       const a = this.contrastiveLoss(im1, im2, shuffles[0]);
       const b = this.contrastiveLoss(im2, im1, shuffles[1]);
-      this.dequeueAndEnqueue(T.concat([b.k, a.k], 0)); // [2N, dim]: k1 then k2, as the demo
+      this.dequeueAndEnqueue(T.concat([this.gatherKeys(b.k), this.gatherKeys(a.k)], 0)); // [2PN, dim]: k1 then k2, as the demo
       return { loss: T.add(a.loss, b.loss), logits: a.logits };
     }
     const r = this.contrastiveLoss(im1, im2, shuffles[0]);
-    this.dequeueAndEnqueue(r.k);
+    this.dequeueAndEnqueue(this.gatherKeys(r.k));
     return { loss: r.loss, logits: r.logits };
+  }
+
+  /** concat_all_gather of the keys before they enter the queue: [N, dim] -> [P*N, dim] */
+  private gatherKeys(k: Tensor): Tensor {
+    return this.comm === null ? k : concatAllGather(k, this.comm);
   }
 
   /** Backbone features (the query encoder without its head) for monitoring and evaluation. */
