@@ -11,8 +11,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '../src/tensor/index.js';
 import type { Tensor } from '../src/tensor/index.js';
-import { presetConfig, type PretrainConfig } from '../src/methods/config.js';
-import { buildMethod, trainStep, type SelfSupervisedModel } from '../src/methods/pretrain.js';
+import { presetConfig, type PretrainConfig } from '../src/train/config.js';
+import { trainStep } from '../src/train/pretrain.js';
+import { buildMethod } from '../src/methods/registry.js';
 import { SGD, AdamW } from '../src/optim/index.js';
 
 type Method = 'simsiam' | 'moco' | 'mae';
@@ -40,14 +41,14 @@ function benchConfig(method: Method): PretrainConfig {
 /** Seconds per training step after warm-up (the first steps build oneDNN primitives and fill the allocator cache). */
 function timeMethod(method: Method): { sec: number; cpuSec: number } {
   const cfg = benchConfig(method);
-  const model: SelfSupervisedModel = buildMethod(cfg, new T.Rng(0));
+  const model = buildMethod(cfg, new T.Rng(0));
   const params = model.parameters().filter((p) => p.requiresGrad);
   // the optimizers of bench/torch_train.py
   const opt = method === 'mae'
     ? new AdamW(params, { lr: 1.5e-4, betas: [0.9, 0.95], weightDecay: 0.05 })
     : new SGD(params, { lr: method === 'moco' ? 0.06 : 0.05, momentum: 0.9, weightDecay: method === 'moco' ? 5e-4 : 1e-4 });
   const rng = new T.Rng(1);
-  const views: Tensor[] = (method === 'mae' ? [0] : [0, 1]).map(() => T.keep(T.randn([batch, 3, cfg.imgSize, cfg.imgSize], { rng })));
+  const views: Tensor[] = Array.from({ length: model.viewsPerSample }, () => T.keep(T.randn([batch, 3, cfg.imgSize, cfg.imgSize], { rng })));
   for (let i = 0; i < warmup; i++) trainStep(model, opt, views, 0);
   const r0 = process.resourceUsage();
   const t0 = performance.now();

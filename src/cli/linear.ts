@@ -4,18 +4,22 @@ import type { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DataLoader } from '../data/loader.js';
-import { evalTransform } from '../methods/datasets.js';
+import { evalTransform } from '../data/open.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { linearProbe, linearRecipe, type LinearRecipeName, type LinearResult } from '../eval/linear.js';
-import { frozenBackbone, linclsTrainTransform, loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
+import { markdownCode, summaryWriter } from '../io/tensorboard.js';
+import { logEpochScalars } from '../eval/supervised.js';
+import { linearProbe, type LinearResult } from '../eval/linear.js';
+import { methodSpec } from '../methods/registry.js';
+import { linclsTrainTransform, loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
 
 export interface LinearCommandOptions {
   checkpoint: string;
   data?: string;
   testData?: string;
   /** default: the run's method */
-  recipe?: LinearRecipeName;
+  /** the method whose official recipe to follow (default: the run's method) */
+  recipe?: string;
   epochs?: number;
   batchSize?: number;
   /** base lr (before the batch/256 scaling of the LARS recipes) */
@@ -32,10 +36,7 @@ export interface LinearCommandOptions {
 export async function runLinear(o: LinearCommandOptions): Promise<LinearResult & { method: string; classes: number; train: number; test: number }> {
   const p = loadPretrained(o.checkpoint, 'linear');
   try {
-    const name = o.recipe ?? p.cfg.method;
-    if (!['moco', 'simsiam', 'mae'].includes(name)) throw new Error(`[linear] unknown --recipe '${name}'; expected moco, simsiam or mae`);
-    if (name === 'mae' && p.cfg.method !== 'mae') throw new Error(`[linear] the mae recipe reads a ViT's cls token; ${o.checkpoint} is a ${p.cfg.method} run`);
-    const recipe = { ...linearRecipe(name) };
+    const recipe = methodSpec(o.recipe ?? p.cfg.method, 'linear').linearRecipe();
     if (o.epochs !== undefined) {
       recipe.warmupEpochs = Math.round((recipe.warmupEpochs * o.epochs) / recipe.epochs);
       recipe.epochs = o.epochs;
@@ -45,16 +46,22 @@ export async function runLinear(o: LinearCommandOptions): Promise<LinearResult &
     const trainSpec = o.data ?? p.cfg.data;
     const testSpec = o.testData ?? (o.data !== undefined ? o.data : (p.cfg.testData ?? p.cfg.data));
     const pair = openLabelledPair('linear', trainSpec, testSpec, o.limit, o.testLimit);
-    const { backbone, features, dim, owned } = frozenBackbone(p);
+    const { module: backbone, features, dim, owned } = p.model.frozenBackbone();
     const train = new DataLoader(pair.train, { batchSize: recipe.batchSize, transform: linclsTrainTransform(p.cfg), shuffle: true, dropLast: false, seed: o.seed, numWorkers: o.workers });
     const val = new DataLoader(pair.test, { batchSize: Math.min(256, recipe.batchSize), transform: evalTransform(p.cfg.augment, p.cfg.imgSize), shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers });
     let r: LinearResult;
+    const tb = summaryWriter(o.out !== undefined ? join(o.out, 'tb') : null);
+    tb.addText('config', markdownCode(JSON.stringify({ checkpoint: resolve(o.checkpoint), data: trainSpec, testData: testSpec, seed: o.seed, recipe }, null, 2)), 0);
     try {
       r = await linearProbe({
         backbone, features, dim, classes: pair.classes.length, train, val, recipe, seed: o.seed,
-        onEpoch: (e) => o.log?.(`[linear] epoch ${e.epoch}/${recipe.epochs}: loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} top-1 ${(100 * e.top1).toFixed(2)}% top-5 ${(100 * e.top5).toFixed(2)}% (${e.seconds.toFixed(1)} s)`),
+        onEpoch: (e) => {
+          logEpochScalars(tb, e);
+          o.log?.(`[linear] epoch ${e.epoch}/${recipe.epochs}: loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} top-1 ${(100 * e.top1).toFixed(2)}% top-5 ${(100 * e.top5).toFixed(2)}% (${e.seconds.toFixed(1)} s)`);
+        },
       });
     } finally {
+      tb.close();
       await train.close();
       await val.close();
     }
@@ -94,7 +101,7 @@ export function registerLinear(program: Command): void {
         checkpoint: f.checkpoint, limit: f.limit ?? null, testLimit: f.testLimit ?? null, workers: f.workers, seed: f.seed,
         log: (s) => process.stdout.write(`${s}\n`),
         ...(f.data !== undefined ? { data: f.data } : {}), ...(f.testData !== undefined ? { testData: f.testData } : {}),
-        ...(f.recipe !== undefined ? { recipe: f.recipe as LinearRecipeName } : {}), ...(f.epochs !== undefined ? { epochs: f.epochs } : {}),
+        ...(f.recipe !== undefined ? { recipe: f.recipe } : {}), ...(f.epochs !== undefined ? { epochs: f.epochs } : {}),
         ...(f.batchSize !== undefined ? { batchSize: f.batchSize } : {}), ...(f.lr !== undefined ? { lr: f.lr } : {}),
         ...(f.out !== undefined ? { out: resolve(f.out) } : {}),
       });

@@ -3,8 +3,9 @@
 import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { mergeConfig, parseOverrides, readConfigFile } from '../io/config.js';
-import { presetConfig, presetNames, type MethodName, type PretrainConfig } from '../methods/config.js';
-import { pretrain, readRunConfig, NonFiniteLossError } from '../methods/pretrain.js';
+import { presetConfig, presetNames, type PretrainConfig } from '../train/config.js';
+import { METHODS, METHOD_NAMES, methodSpec } from '../methods/registry.js';
+import { pretrain, readRunConfig, NonFiniteLossError } from '../train/pretrain.js';
 import { initDistributed } from '../dist/comm.js';
 import { runLocalMpirun } from '../dist/launch.js';
 
@@ -42,7 +43,7 @@ function argsWithout(argv: readonly string[], names: readonly string[]): string[
 
 /** The config a command line describes: preset <- file <- named flags <- --set overrides. */
 export function resolvePretrainConfig(f: PretrainFlags): PretrainConfig {
-  const method = f.method as MethodName;
+  const method = methodSpec(f.method, 'pretrain').name;
   let cfg = presetConfig(method, f.preset);
   if (f.config !== undefined) cfg = mergeConfig(cfg, readConfigFile(f.config, 'pretrain'), 'pretrain');
   const named: string[] = [];
@@ -73,9 +74,9 @@ function pct(v: number): string {
 export function registerPretrain(program: Command): void {
   program
     .command('pretrain')
-    .description('self-supervised pretraining with MoCo, SimSiam or MAE')
-    .option('--method <name>', 'moco | simsiam | mae', 'simsiam')
-    .option('--preset <name>', 'recipe: quick (Fashion-MNIST, minutes), cifar, and the ImageNet ones (moco: v1, v2; simsiam: imagenet; mae: vit-base, vit-small, vit-tiny)', 'quick')
+    .description(`self-supervised pretraining: ${METHOD_NAMES.join(', ')}`)
+    .option('--method <name>', METHOD_NAMES.map((n) => `${n}: ${METHODS[n].description}`).join('; '), 'simsiam')
+    .option('--preset <name>', 'recipe: quick (Fashion-MNIST, minutes), cifar, and the ImageNet ones (listed below)', 'quick')
     .option('--data <path>', "training images: 'fashion-mnist', an image folder (with train/ and test/ for kNN), CIFAR binaries, or a .tar.gz of those")
     .option('--test-data <path>', 'labelled held-out images for the kNN monitor (default: the test split of --data)')
     .option('--out <dir>', 'run folder (config, log.jsonl, checkpoints, loss.png, knn.png)')
@@ -91,7 +92,7 @@ export function registerPretrain(program: Command): void {
     .option('--no-progress', 'no progress bar (log lines only)')
     .option('--nproc <n>', 'data parallel on this machine: launch n ranks with mpirun (see docs/distributed.md for several machines)')
     .option('--threads <n>', 'with --nproc: compute threads per rank (default: cores / n)')
-    .addHelpText('after', `\nPresets: moco: ${presetNames('moco').join(', ')}; simsiam: ${presetNames('simsiam').join(', ')}; mae: ${presetNames('mae').join(', ')}`)
+    .addHelpText('after', `\nPresets: ${METHOD_NAMES.map((n) => `${n}: ${presetNames(n).join(', ')}`).join('; ')}`)
     .action(async (f: PretrainFlags) => {
       if (f.nproc !== undefined) {
         const code = await runLocalMpirun({

@@ -3,7 +3,6 @@
 import { createHash } from 'node:crypto';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import { hashKeys, Rng } from '../data/rng.js';
 import type { Comm } from './comm.js';
 import { unshardRows } from './sampler.js';
 
@@ -50,19 +49,6 @@ export function checkSameConfig(config: unknown, comm: Comm, op: string): void {
     ? `; this rank (${comm.rank}) has ${keys.slice(0, 8).map((k) => `${k}=${b.get(k) ?? '(unset)'} where rank 0 has ${a.get(k) ?? '(unset)'}`).join(', ')}`
     : '';
   throw new Error(`[${op}] the config differs across ranks (checked by a hash at start): rank(s) ${differing.join(', ')} differ from rank 0${here}. Launch every rank with the same arguments and files.`);
-}
-
-/**
- * Uniform noise [N, L] with row i drawn from (seed, epoch, indices[i]) alone, so a sample's randomness (MAE's mask)
- * is the same whichever rank and batch it lands in.
- */
-export function perSampleUniform(seed: number, epoch: number, indices: Int32Array, L: number): Tensor {
-  const out = new Float32Array(indices.length * L);
-  for (let i = 0; i < indices.length; i++) {
-    const rng = new Rng(hashKeys(seed, epoch, indices[i]!, 0x4d41534b));
-    for (let j = 0; j < L; j++) out[i * L + j] = rng.random();
-  }
-  return T.tensor(out, [indices.length, L]);
 }
 
 /** How many of this rank's shard positions hold real samples (the rest are wrap-around padding). */

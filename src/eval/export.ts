@@ -10,7 +10,6 @@ import { BasicBlock, Bottleneck, ResNet } from '../models/resnet.js';
 import { VisionTransformer } from '../models/vit.js';
 import type { OnnxAttribute, OnnxModel, OnnxNode, OnnxTensor } from '../io/onnx.js';
 import type { Pretrained } from './pretrained.js';
-import { frozenBackbone } from './pretrained.js';
 
 export const ONNX_OPSET = 17;
 export const ONNX_IR_VERSION = 8;
@@ -209,8 +208,8 @@ export interface ExportedEncoder {
 
 /** The encoder of a run as an ONNX graph: images [N, C, imgSize, imgSize] -> features [N, numFeatures]. */
 export function exportEncoder(p: Pretrained, o: { imgSize?: number } = {}): ExportedEncoder {
-  const fb = frozenBackbone(p);
-  const net = fb.backbone;
+  const fb = p.model.frozenBackbone();
+  const net = fb.module;
   let imgSize = o.imgSize ?? p.cfg.imgSize;
   let inChans: number;
   const g = new GraphBuilder();
@@ -229,7 +228,7 @@ export function exportEncoder(p: Pretrained, o: { imgSize?: number } = {}): Expo
       throw new Error(`[export] the encoder of ${p.dir} is a ${net.constructor.name}, neither a ResNet nor a ViT`);
     }
   } catch (e) {
-    if (fb.owned) fb.backbone.dispose();
+    if (fb.owned) fb.module.dispose();
     throw e;
   }
   const onnx: OnnxModel = {
@@ -242,7 +241,7 @@ export function exportEncoder(p: Pretrained, o: { imgSize?: number } = {}): Expo
   };
   return {
     onnx, features: fb.features, numFeatures: fb.dim, inChans, imgSize,
-    description: `${p.cfg.arch} encoder of ${p.cfg.method}`, dispose: () => { if (fb.owned) fb.backbone.dispose(); },
+    description: `${p.cfg.arch} encoder of ${p.cfg.method}`, dispose: () => { if (fb.owned) fb.module.dispose(); },
   };
 }
 

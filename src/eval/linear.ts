@@ -11,10 +11,10 @@ import { SGD, LARS, adjustLearningRate, type LrSchedule } from '../optim/index.j
 import type { DataLoader } from '../data/loader.js';
 import { batchTensors, trainSupervised, type SupervisedEpoch } from './supervised.js';
 
-export type LinearRecipeName = 'moco' | 'simsiam' | 'mae';
-
+/** A linear classification recipe; each method's MethodSpec.linearRecipe() gives its official one. */
 export interface LinearRecipe {
-  name: LinearRecipeName;
+  /** the method whose official recipe this is */
+  name: string;
   optimizer: 'sgd' | 'lars';
   /** base lr; the actual lr is lr * batchSize / 256 when scaleLr */
   lr: number;
@@ -29,18 +29,6 @@ export interface LinearRecipe {
   /** step: fractions of the epochs where lr *= 0.1; warmupCosine: warmup epochs */
   milestones: number[];
   warmupEpochs: number;
-}
-
-/** The official recipes (ImageNet batch sizes; the command line usually lowers them). */
-export function linearRecipe(name: LinearRecipeName): LinearRecipe {
-  switch (name) {
-    // moco/main_lincls.py: --lr 30 --batch-size 256 --wd 0 --schedule 60 80 --epochs 100
-    case 'moco': return { name, optimizer: 'sgd', lr: 30, scaleLr: false, momentum: 0.9, weightDecay: 0, epochs: 100, batchSize: 256, bnHead: false, schedule: 'step', milestones: [0.6, 0.8], warmupEpochs: 0 };
-    // simsiam/main_lincls.py --lars: lr 0.1 * batch / 256 (batch 4096), wd 0, cosine, 90 epochs
-    case 'simsiam': return { name, optimizer: 'lars', lr: 0.1, scaleLr: true, momentum: 0.9, weightDecay: 0, epochs: 90, batchSize: 4096, bnHead: false, schedule: 'cosine', milestones: [], warmupEpochs: 0 };
-    // mae/main_linprobe.py: blr 0.1, batch 16384, wd 0, 90 epochs, 10 warmup, LARS
-    case 'mae': return { name, optimizer: 'lars', lr: 0.1, scaleLr: true, momentum: 0.9, weightDecay: 0, epochs: 90, batchSize: 16384, bnHead: true, schedule: 'warmupCosine', milestones: [], warmupEpochs: 10 };
-  }
 }
 
 /** The classifier: Linear with weight N(0, 0.01) and zero bias (MoCo, SimSiam), or MAE's BN + trunc-normal Linear. */

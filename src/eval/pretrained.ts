@@ -3,25 +3,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '../tensor/index.js';
-import type { Tensor } from '../tensor/index.js';
-import type { Layer, Module } from '../nn/module.js';
-import { VisionTransformer } from '../models/vit.js';
-import type { ResNet } from '../models/resnet.js';
 import type { Dataset } from '../data/datasets.js';
 import type { ViewsSpec } from '../data/transforms.js';
 import { preset as augmentationPreset, presetNormalization } from '../data/presets.js';
-import type { MethodName, PretrainConfig } from '../methods/config.js';
-import { buildMethod, type SelfSupervisedModel } from '../methods/pretrain.js';
-import { loadModelWeights, readCheckpointJson } from '../methods/checkpoint.js';
-import { MoCo } from '../methods/moco.js';
-import { MaskedAutoencoderViT } from '../methods/mae.js';
-import { backboneFeatures } from '../methods/backbones.js';
-import { openDataset } from '../methods/datasets.js';
+import type { MethodName, PretrainConfig } from '../train/config.js';
+import { loadModelWeights, readCheckpointJson } from '../train/checkpoint.js';
+import type { Method } from '../methods/method.js';
+import { buildMethod } from '../methods/registry.js';
+import { openDataset } from '../data/open.js';
 
 export interface Pretrained {
   dir: string;
   cfg: PretrainConfig;
-  model: SelfSupervisedModel;
+  model: Method;
   /** epochs the checkpoint was trained for */
   epoch: number;
 }
@@ -43,74 +37,13 @@ export function loadPretrained(dir: string, where: string, expect?: readonly Met
   if (ckpt === null) throw new Error(`[${where}] ${dir} has no checkpoint yet (checkpoint.json missing)`);
   const model = buildMethod(cfg, new T.Rng(cfg.seed));
   try {
-    loadModelWeights(dir, model);
+    loadModelWeights(dir, model, model.checkpointExtras);
   } catch (e) {
     model.dispose();
     throw new Error(`[${where}] the checkpoint in ${dir} does not match its config (method ${cfg.method}, arch ${cfg.arch}): ${(e as Error).message}`);
   }
   model.eval();
   return { dir, cfg, model, epoch: ckpt.state.epoch };
-}
-
-/** The encoder whose features evaluation reads: MoCo's query encoder, SimSiam's encoder (ResNets with their heads). */
-function resnetEncoder(model: SelfSupervisedModel): Layer {
-  if (model instanceof MaskedAutoencoderViT) throw new Error('[eval] MAE has no ResNet encoder');
-  return model instanceof MoCo ? model.encoderQ : model.encoder;
-}
-
-/**
- * Pooled features before any projection head, not normalised: the ResNet's average pool for MoCo and SimSiam,
- * the mean of the patch tokens after the encoder's norm for MAE (what the kNN monitor reads).
- */
-export function rawFeatures(model: SelfSupervisedModel, x: Tensor): Tensor {
-  if (model instanceof MaskedAutoencoderViT) return model.forward(x); // [N, D]
-  return backboneFeatures(resnetEncoder(model), x); // [N, D]
-}
-
-export interface ViTFromMaeOptions {
-  /** MAE's global_pool: mean of patch tokens + fc_norm (fine-tuning); false reads the normed cls token (linear probe) */
-  globalPool: boolean;
-  numClasses: number;
-  dropPathRate?: number;
-  /** trainable position embeddings (fine-tuning trains them; MAE's models_vit makes them nn.Parameter) */
-  learnedPosEmbed?: boolean;
-  rng?: T.Rng;
-}
-
-/**
- * A timm VisionTransformer holding an MAE checkpoint's encoder, as MAE's main_finetune / main_linprobe load it:
- * decoder keys dropped, `norm` dropped under global pooling (fc_norm and head stay freshly initialised).
- */
-export function vitFromMae(mae: MaskedAutoencoderViT, o: ViTFromMaeOptions): VisionTransformer {
-  const c = mae.cfg;
-  const vit = new VisionTransformer({
-    imgSize: c.imgSize, patchSize: c.patchSize, inChans: c.inChans, embedDim: c.embedDim, depth: c.depth, numHeads: c.numHeads,
-    mlpRatio: c.mlpRatio, qkvBias: true, numClasses: o.numClasses, globalPool: o.globalPool, dropPathRate: o.dropPathRate ?? 0,
-    posEmbed: o.learnedPosEmbed === true ? 'learned' : 'sincos',
-  }, { rng: o.rng ?? new T.Rng(0) });
-  const sd = new Map<string, Tensor>();
-  for (const [k, v] of mae.stateDict()) {
-    if (k.startsWith('decoder_') || k === 'mask_token') continue;
-    if (o.globalPool && k.startsWith('norm.')) continue;
-    sd.set(k, v);
-  }
-  const report = vit.loadStateDict(sd, { strict: false });
-  const missing = report.missing.filter((k) => !k.startsWith('head.') && !k.startsWith('fc_norm.'));
-  if (missing.length > 0 || report.unexpected.length > 0) {
-    throw new Error(`[eval] MAE encoder does not fit the ViT: missing ${missing.join(', ') || '-'}, unexpected ${report.unexpected.join(', ') || '-'}`);
-  }
-  return vit;
-}
-
-/** The frozen backbone of a run as one module with forwardFeatures: a ResNet or (MAE) a ViT reading the cls token. */
-/** `owned`: the backbone was built here (MAE's ViT) and is the caller's to dispose; otherwise it is part of p.model. */
-export function frozenBackbone(p: Pretrained): { backbone: Module; features: (x: Tensor) => Tensor; dim: number; owned: boolean } {
-  if (p.model instanceof MaskedAutoencoderViT) {
-    const vit = vitFromMae(p.model, { globalPool: false, numClasses: 0 });
-    return { backbone: vit, features: (x) => vit.forwardFeatures(x), dim: vit.numFeatures, owned: true };
-  }
-  const enc = resnetEncoder(p.model) as ResNet;
-  return { backbone: enc, features: (x) => enc.forwardFeatures(x), dim: enc.numFeatures, owned: false };
 }
 
 /** The '-cifar' suffix of the run's augmentation, so evaluation presets normalise as pretraining did. */

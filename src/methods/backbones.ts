@@ -6,6 +6,7 @@ import { BatchNorm2d, Sequential } from '../nn/layers.js';
 import { ResNet, resnet18, resnet34, resnet50 } from '../models/resnet.js';
 import { VisionTransformer } from '../models/vit.js';
 import * as T from '../tensor/index.js';
+import type { FrozenBackbone } from './method.js';
 
 export const BACKBONES = ['resnet18-cifar', 'resnet34-cifar', 'resnet50-cifar', 'resnet18', 'resnet34', 'resnet50'] as const;
 
@@ -21,7 +22,7 @@ export interface BackboneOptions {
 export function buildBackbone(arch: string, o: BackboneOptions): Layer {
   const m = /^(resnet(?:18|34|50))(-cifar)?$/.exec(arch);
   if (m === null) {
-    throw new Error(`[backbone] unknown arch '${arch}' for MoCo/SimSiam; expected one of ${BACKBONES.join(', ')}`);
+    throw new Error(`[backbone] unknown ResNet arch '${arch}'; expected one of ${BACKBONES.join(', ')}`);
   }
   const build = { resnet18, resnet34, resnet50 }[m[1] as 'resnet18' | 'resnet34' | 'resnet50'];
   const net = build({ numClasses: o.numClasses, width: o.width, zeroInitResidual: o.zeroInitResidual, stem: m[2] ? 'cifar' : 'imagenet' }, { rng: o.rng });
@@ -49,5 +50,13 @@ export function replaceBatchNorm(root: Module, normLayer: (channels: number) => 
 /** Pooled backbone features before the head (what kNN and linear probes read). */
 export function backboneFeatures(encoder: Layer, x: Tensor): Tensor {
   if (encoder instanceof ResNet || encoder instanceof VisionTransformer) return encoder.forwardFeatures(x);
+  throw new Error(`[backbone] ${encoder.constructor.name} has no forwardFeatures`);
+}
+
+/** An encoder that is part of a method, as the backbone evaluation reads (features before its head). */
+export function encoderBackbone(encoder: Layer): FrozenBackbone {
+  if (encoder instanceof ResNet || encoder instanceof VisionTransformer) {
+    return { module: encoder, features: (x) => encoder.forwardFeatures(x), dim: encoder.numFeatures, owned: false };
+  }
   throw new Error(`[backbone] ${encoder.constructor.name} has no forwardFeatures`);
 }

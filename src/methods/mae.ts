@@ -6,7 +6,12 @@ import { Module } from '../nn/module.js';
 import { Conv2d, LayerNorm, Linear, Sequential } from '../nn/layers.js';
 import { Block } from '../nn/transformer.js';
 import { get2dSincosPosEmbed, normal_, xavierUniform_ } from '../nn/init.js';
-import { PatchEmbed } from '../models/vit.js';
+import { PatchEmbed, VisionTransformer, vitArch } from '../models/vit.js';
+import { weightDecayGroups } from '../optim/groups.js';
+import type { BasicGroupInit } from '../optim/optimizer.js';
+import type { LinearRecipe } from '../eval/linear.js';
+import type { Method, MethodSpec, TrainingStepOutput, FrozenBackbone, SampleContext, StepContext } from './method.js';
+import { perSampleUniform } from '../data/rng.js';
 
 export interface MaeConfig {
   imgSize: number;
@@ -24,14 +29,37 @@ export interface MaeConfig {
   maskRatio: number;
 }
 
-const maeBase = { inChans: 3, mlpRatio: 4, normPixLoss: true, maskRatio: 0.75, decoderEmbedDim: 512, decoderDepth: 8, decoderNumHeads: 16 };
-export function maeVitBasePatch16(): MaeConfig { return { ...maeBase, imgSize: 224, patchSize: 16, embedDim: 768, depth: 12, numHeads: 12 }; }
-export function maeVitSmallPatch16(): MaeConfig { return { ...maeBase, imgSize: 224, patchSize: 16, embedDim: 384, depth: 12, numHeads: 6 }; }
-export function maeVitTinyPatch16(): MaeConfig { return { ...maeBase, imgSize: 224, patchSize: 16, embedDim: 192, depth: 12, numHeads: 3 }; }
-/** CIFAR-sized: ViT-Tiny on 32x32 with 4x4 patches (64 patches), decoder 128-d, 4 blocks, 4 heads. */
-export function maeVitTinyPatch4(): MaeConfig {
-  return { ...maeBase, imgSize: 32, patchSize: 4, embedDim: 192, depth: 12, numHeads: 3, decoderEmbedDim: 128, decoderDepth: 4, decoderNumHeads: 4 };
+/** MAE's own settings (the config section cfg.mae); the encoder's width, depth, heads and patch come from cfg.arch. */
+export interface MaeMethodConfig {
+  decoderEmbedDim: number;
+  decoderDepth: number;
+  decoderNumHeads: number;
+  /** fraction of the patches removed */
+  maskRatio: number;
+  /** normalise each target patch by its own mean and std (the paper's default for its best results) */
+  normPixLoss: boolean;
 }
+
+/** models_mae.py's decoder (512-d, 8 blocks, 16 heads), mask ratio 0.75, norm_pix_loss (PRETRAIN.md). */
+export function maeConfig(): MaeMethodConfig {
+  return { decoderEmbedDim: 512, decoderDepth: 8, decoderNumHeads: 16, maskRatio: 0.75, normPixLoss: true };
+}
+/** The CIFAR-sized decoder: 128-d, 4 blocks, 4 heads. */
+export function maeCifarConfig(): MaeMethodConfig {
+  return { ...maeConfig(), decoderEmbedDim: 128, decoderDepth: 4, decoderNumHeads: 4 };
+}
+
+/** The model config for an encoder arch ('vit-base', 'vit-tiny-patch4', ...) at imgSize, with MAE's settings. */
+export function maeModelConfig(arch: string, imgSize: number, m: MaeMethodConfig = maeConfig()): MaeConfig {
+  const a = vitArch(arch);
+  if (a === null) throw new Error(`[mae] arch '${arch}' is not a ViT; MAE needs vit-tiny, vit-small, vit-base, vit-large, vit-huge (optionally -patchP) or vit-d{dim}-depth{n}-heads{h}`);
+  return { ...a, ...m, imgSize, inChans: 3, mlpRatio: 4 };
+}
+export function maeVitBasePatch16(): MaeConfig { return maeModelConfig('vit-base', 224); }
+export function maeVitSmallPatch16(): MaeConfig { return maeModelConfig('vit-small', 224); }
+export function maeVitTinyPatch16(): MaeConfig { return maeModelConfig('vit-tiny', 224); }
+/** CIFAR-sized: ViT-Tiny on 32x32 with 4x4 patches (64 patches), decoder 128-d, 4 blocks, 4 heads. */
+export function maeVitTinyPatch4(): MaeConfig { return maeModelConfig('vit-tiny-patch4', 32, maeCifarConfig()); }
 
 export interface Masking {
   /** [N, lenKeep, D] the visible tokens */
@@ -42,7 +70,10 @@ export interface Masking {
   idsRestore: Tensor;
 }
 
-export class MaskedAutoencoderViT extends Module {
+export class MaskedAutoencoderViT extends Module implements Method {
+  readonly methodName = 'mae';
+  readonly viewsPerSample = 1;
+  readonly checkpointExtras = [] as const;
   readonly cfg: MaeConfig;
   private readonly rng: Rng;
 
@@ -182,9 +213,99 @@ export class MaskedAutoencoderViT extends Module {
     return { loss: this.forwardLoss(imgs, pred, mask), pred, mask };
   }
 
-  /** Encoder features without masking: the mean of the patch tokens after the final norm (for kNN monitoring). */
-  forward(x: Tensor): Tensor {
-    const { latent } = this.forwardEncoder(x, 0);
+  /** With the samples' context, each mask comes from (seed, epoch, index); without it, from the method's generator. */
+  trainingStep(views: readonly Tensor[], ctx?: StepContext): TrainingStepOutput {
+    const x = views[0]!;
+    const noise = ctx?.samples === undefined ? undefined : this.maskNoise(ctx.samples, x);
+    return { loss: this.computeLoss(x, this.cfg.maskRatio, noise).loss, metrics: {} };
+  }
+
+  /** The random_masking noise [N, L] of these samples, one row per sample from (seed, epoch, index). */
+  maskNoise(samples: SampleContext, x: Tensor): Tensor {
+    const N = x.shape[0]!;
+    if (samples.indices.length !== N) throw new Error(`[MAE] ${samples.indices.length} sample indices for a batch of ${N}`);
+    return T.tensor(perSampleUniform(samples.seed, samples.epoch, samples.indices, this.numPatches), [N, this.numPatches], { device: x.device }); // [N, L]
+  }
+
+  /** Encoder features without masking: the mean of the patch tokens after the final norm. */
+  features(x: Tensor): Tensor {
+    const { latent } = this.forwardEncoder(x, 0); // [N, 1+L, D]
     return T.mean(T.slice(latent, 1, 1), 1); // [N, D]
   }
+
+  /** A ViT holding the encoder and reading the normed cls token, as main_linprobe.py probes it. */
+  frozenBackbone(): FrozenBackbone {
+    const vit = vitFromMae(this, { globalPool: false, numClasses: 0 });
+    return { module: vit, features: (x) => vit.forwardFeatures(x), dim: vit.numFeatures, owned: true };
+  }
+
+  /** No weight decay on biases and norm parameters (timm's add_weight_decay, main_pretrain.py). */
+  paramGroups(weightDecay: number): BasicGroupInit[] {
+    return weightDecayGroups([...this.namedParameters()], weightDecay);
+  }
+
+  /** The encoder's keys are timm's ViT names already; the decoder and the mask token are not part of it. */
+  backboneKey(key: string): string | null {
+    return key.startsWith('decoder_') || key === 'mask_token' ? null : key;
+  }
+
+  /** The loss on held-out images, each mask from (seed, epoch, index): the monitor passes a fixed seed, so the same masks each time. */
+  heldOutLoss(x: Tensor, samples: SampleContext): number {
+    return T.noGrad(() => T.tidy(() => this.computeLoss(x, this.cfg.maskRatio, this.maskNoise(samples, x)).loss.item()));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.features(x);
+  }
 }
+
+export interface ViTFromMaeOptions {
+  /** MAE's global_pool: mean of patch tokens + fc_norm (fine-tuning); false reads the normed cls token (linear probe) */
+  globalPool: boolean;
+  numClasses: number;
+  dropPathRate?: number;
+  /** trainable position embeddings (fine-tuning trains them; MAE's models_vit makes them nn.Parameter) */
+  learnedPosEmbed?: boolean;
+  rng?: Rng;
+}
+
+/**
+ * A timm VisionTransformer holding an MAE checkpoint's encoder, as MAE's main_finetune / main_linprobe load it:
+ * the key map drops the decoder, `norm` is dropped under global pooling (fc_norm and head stay freshly initialised).
+ */
+export function vitFromMae(mae: MaskedAutoencoderViT, o: ViTFromMaeOptions): VisionTransformer {
+  const c = mae.cfg;
+  const like = mae.stateDict().get('cls_token')!;
+  const vit = new VisionTransformer({
+    imgSize: c.imgSize, patchSize: c.patchSize, inChans: c.inChans, embedDim: c.embedDim, depth: c.depth, numHeads: c.numHeads,
+    mlpRatio: c.mlpRatio, qkvBias: true, numClasses: o.numClasses, globalPool: o.globalPool, dropPathRate: o.dropPathRate ?? 0,
+    posEmbed: o.learnedPosEmbed === true ? 'learned' : 'sincos',
+  }, { rng: o.rng ?? new T.Rng(0), device: like.device, dtype: like.dtype === 'float64' ? 'float64' : 'float32' }); // on the MAE's device
+  const sd = new Map<string, Tensor>();
+  for (const [k, v] of mae.stateDict()) {
+    const key = mae.backboneKey(k);
+    if (key === null || (o.globalPool && key.startsWith('norm.'))) continue;
+    sd.set(key, v);
+  }
+  const report = vit.loadStateDict(sd, { strict: false });
+  const missing = report.missing.filter((k) => !k.startsWith('head.') && !k.startsWith('fc_norm.'));
+  if (missing.length > 0 || report.unexpected.length > 0) {
+    throw new Error(`[eval] MAE encoder does not fit the ViT: missing ${missing.join(', ') || '-'}, unexpected ${report.unexpected.join(', ') || '-'}`);
+  }
+  return vit;
+}
+
+/** mae/main_linprobe.py: blr 0.1, batch 16384, wd 0, 90 epochs, 10 warmup, LARS, BatchNorm head */
+export function maeLinearRecipe(): LinearRecipe {
+  return { name: 'mae', optimizer: 'lars', lr: 0.1, scaleLr: true, momentum: 0.9, weightDecay: 0, epochs: 90, batchSize: 16384, bnHead: true, schedule: 'warmupCosine', milestones: [], warmupEpochs: 10 };
+}
+
+export const maeMethod: MethodSpec<MaeMethodConfig> = {
+  name: 'mae',
+  description: 'MAE (masked autoencoder: ViT encoder on visible patches, light decoder, pixel loss)',
+  defaultConfig: maeConfig,
+  build(cfg, section, rng) {
+    return new MaskedAutoencoderViT(maeModelConfig(cfg.arch, cfg.imgSize, section), rng);
+  },
+  linearRecipe: maeLinearRecipe,
+};

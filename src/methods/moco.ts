@@ -6,6 +6,10 @@ import { Module, type Layer } from '../nn/module.js';
 import { BatchNorm2d, Linear, ReLU, Sequential } from '../nn/layers.js';
 import { batchShuffleDdp, batchUnshuffleDdp, concatAllGather } from '../dist/collectives.js';
 import type { Comm } from '../dist/comm.js';
+import type { BasicGroupInit } from '../optim/optimizer.js';
+import type { LinearRecipe } from '../eval/linear.js';
+import type { Method, MethodSpec, TrainingStepOutput, FrozenBackbone, StepContext } from './method.js';
+import { backboneFeatures, buildBackbone, encoderBackbone } from './backbones.js';
 
 export interface MocoConfig {
   /** feature dimension of the keys and queries */
@@ -20,13 +24,15 @@ export interface MocoConfig {
   mlp: boolean;
   /** the CIFAR demo's symmetric loss: both views serve as query and key */
   symmetric: boolean;
+  /** split BN sub-batches emulating multi-GPU shuffling BN (the CIFAR demo's --bn-splits; 1: plain BN) */
+  bnSplits: number;
 }
 
 /** v1: linear head, T=0.07; v2: MLP head, T=0.2 (ImageNet recipes, queue 65536, m 0.999). */
-export function mocoV1Config(): MocoConfig { return { dim: 128, K: 65536, m: 0.999, T: 0.07, mlp: false, symmetric: false }; }
-export function mocoV2Config(): MocoConfig { return { dim: 128, K: 65536, m: 0.999, T: 0.2, mlp: true, symmetric: false }; }
-/** The official CIFAR-10 demo's defaults: ResNet-18 CIFAR stem, K=4096, m=0.99, T=0.1 (symmetric loss optional). */
-export function mocoCifarConfig(): MocoConfig { return { dim: 128, K: 4096, m: 0.99, T: 0.1, mlp: false, symmetric: false }; }
+export function mocoV1Config(): MocoConfig { return { dim: 128, K: 65536, m: 0.999, T: 0.07, mlp: false, symmetric: false, bnSplits: 1 }; }
+export function mocoV2Config(): MocoConfig { return { dim: 128, K: 65536, m: 0.999, T: 0.2, mlp: true, symmetric: false, bnSplits: 1 }; }
+/** The official CIFAR-10 demo's defaults: K=4096, m=0.99, T=0.1, 8 BN splits (symmetric loss optional). */
+export function mocoCifarConfig(): MocoConfig { return { dim: 128, K: 4096, m: 0.99, T: 0.1, mlp: false, symmetric: false, bnSplits: 8 }; }
 
 /** A backbone whose classifier `fc` ([featureDim -> numClasses] Linear) the method replaces or extends. */
 export type EncoderFactory = (numClasses: number) => Layer;
@@ -68,7 +74,11 @@ export interface MocoOutput {
   logits: Tensor;
 }
 
-export class MoCo extends Module {
+export class MoCo extends Module implements Method {
+  readonly methodName = 'moco';
+  readonly viewsPerSample = 2;
+  /** the queue is training state: checkpoints keep it, evaluation does not need it */
+  readonly checkpointExtras = ['queue', 'queue_ptr'] as const;
   readonly cfg: MocoConfig;
   private readonly rng: Rng;
   /** data-parallel group: shuffling BN across ranks and every rank's keys into the queue (set by setComm) */
@@ -98,9 +108,8 @@ export class MoCo extends Module {
   }
 
   /** Runs as the official DDP code: batch_shuffle_ddp / batch_unshuffle_ddp and concat_all_gather across comm's ranks. */
-  setComm(comm: Comm | null): this {
-    this.comm = comm !== null && comm.size > 1 ? comm : null;
-    return this;
+  distribute(comm: Comm): void {
+    this.comm = comm.size > 1 ? comm : null;
   }
 
   get encoderQ(): Layer { return this.child<Layer>('encoder_q'); }
@@ -190,8 +199,57 @@ export class MoCo extends Module {
     return this.comm === null ? k : concatAllGather(k, this.comm);
   }
 
-  /** Backbone features (the query encoder without its head) for monitoring and evaluation. */
+  trainingStep(views: readonly Tensor[], ctx?: StepContext): TrainingStepOutput {
+    const out = this.computeLoss(views[0]!, views[1]!, ctx?.shuffles);
+    const labels = T.zeros([out.logits.shape[0]!], { dtype: 'int32', device: out.logits.device }); // positives are class 0
+    return { loss: out.loss, metrics: { acc1: T.accuracy(out.logits, labels) } };
+  }
+
+  /** The query encoder's pooled features, before the head. */
+  features(x: Tensor): Tensor {
+    return backboneFeatures(this.encoderQ, x); // [N, D]
+  }
+
+  frozenBackbone(): FrozenBackbone {
+    return encoderBackbone(this.encoderQ);
+  }
+
+  /** One group: the official code decays every parameter, biases and BN included. */
+  paramGroups(weightDecay: number): BasicGroupInit[] {
+    return [{ name: 'all', params: this.parameters().filter((p) => p.requiresGrad), weightDecay }];
+  }
+
+  /** encoder_q.* without its head, as main_lincls.py keeps module.encoder_q.* but not module.encoder_q.fc.* */
+  backboneKey(key: string): string | null {
+    return key.startsWith('encoder_q.') && !key.startsWith('encoder_q.fc.') ? key.slice('encoder_q.'.length) : null;
+  }
+
+  /** The query encoder with its head (what the official model's encoder_q returns). */
   forward(x: Tensor): Tensor {
     return this.encoderQ.forward(x);
   }
 }
+
+/** moco/main_lincls.py: --lr 30 --batch-size 256 --wd 0 --schedule 60 80 --epochs 100 */
+export function mocoLinearRecipe(): LinearRecipe {
+  return { name: 'moco', optimizer: 'sgd', lr: 30, scaleLr: false, momentum: 0.9, weightDecay: 0, epochs: 100, batchSize: 256, bnHead: false, schedule: 'step', milestones: [0.6, 0.8], warmupEpochs: 0 };
+}
+
+export const mocoMethod: MethodSpec<MocoConfig> = {
+  name: 'moco',
+  description: 'MoCo v1/v2 (momentum encoder, queue of negatives, InfoNCE)',
+  defaultConfig: mocoV2Config,
+  build(cfg, section, rng) {
+    const keysPerStep = cfg.batchSize * (section.symmetric ? 2 : 1);
+    if (section.K % keysPerStep !== 0) {
+      throw new Error(`[pretrain] moco.K=${section.K} must be a multiple of the keys per step (${keysPerStep})`);
+    }
+    const splits = section.bnSplits;
+    const encoder = (numClasses: number): Layer => buildBackbone(cfg.arch, {
+      numClasses, width: cfg.width, rng, zeroInitResidual: false,
+      ...(splits > 1 ? { normLayer: (c: number) => new SplitBatchNorm2d(c, splits) } : {}),
+    });
+    return new MoCo(encoder, section, rng);
+  },
+  linearRecipe: mocoLinearRecipe,
+};

@@ -5,6 +5,12 @@ import type { Rng, Tensor } from '../tensor/index.js';
 import { Module, type Layer } from '../nn/module.js';
 import { BatchNorm1d, Linear, ReLU, Sequential } from '../nn/layers.js';
 import type { EncoderFactory } from './moco.js';
+import type { BasicGroupInit } from '../optim/optimizer.js';
+import type { LinearRecipe } from '../eval/linear.js';
+import type { Method, MethodSpec, TrainingStepOutput, FrozenBackbone } from './method.js';
+import type { Comm } from '../dist/comm.js';
+import { convertSyncBatchNorm } from '../dist/syncbn.js';
+import { backboneFeatures, buildBackbone, encoderBackbone } from './backbones.js';
 
 export interface SimSiamConfig {
   /** projector output dimension */
@@ -25,7 +31,10 @@ export interface SimSiamOutput {
   z2: Tensor;
 }
 
-export class SimSiam extends Module {
+export class SimSiam extends Module implements Method {
+  readonly methodName = 'simsiam';
+  readonly viewsPerSample = 2;
+  readonly checkpointExtras = [] as const;
   readonly cfg: SimSiamConfig;
 
   constructor(baseEncoder: EncoderFactory, cfg: SimSiamConfig, rng: Rng = T.globalRng) {
@@ -71,10 +80,60 @@ export class SimSiam extends Module {
     return { loss: this.forwardLoss(out), out };
   }
 
+  /** main_simsiam.py: torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) before DDP wraps it. */
+  distribute(comm: Comm): void {
+    if (comm.size > 1) convertSyncBatchNorm(this, comm);
+  }
+
+  trainingStep(views: readonly Tensor[]): TrainingStepOutput {
+    const r = this.computeLoss(views[0]!, views[1]!);
+    return { loss: r.loss, metrics: { zStd: outputStd(r.out.z1) } };
+  }
+
+  /** The encoder's pooled features, before the projector. */
+  features(x: Tensor): Tensor {
+    return backboneFeatures(this.encoder, x); // [N, D]
+  }
+
+  frozenBackbone(): FrozenBackbone {
+    return encoderBackbone(this.encoder);
+  }
+
+  /** main_simsiam.py's two groups: the encoder follows the schedule, the predictor stays at the base lr (fix_pred_lr). */
+  paramGroups(weightDecay: number): BasicGroupInit[] {
+    const named = [...this.namedParameters()].filter(([, p]) => p.requiresGrad);
+    return [
+      { name: 'encoder', params: named.filter(([n]) => !n.startsWith('predictor.')).map(([, p]) => p), weightDecay },
+      { name: 'predictor', params: named.filter(([n]) => n.startsWith('predictor.')).map(([, p]) => p), weightDecay, fixedLr: this.cfg.fixPredLr },
+    ];
+  }
+
+  /** encoder.* without the projector (encoder.fc.*), as main_lincls.py loads module.encoder.* */
+  backboneKey(key: string): string | null {
+    return key.startsWith('encoder.') && !key.startsWith('encoder.fc.') ? key.slice('encoder.'.length) : null;
+  }
+
+  /** The encoder with its projector (z). */
   forward(x: Tensor): Tensor {
     return this.encoder.forward(x);
   }
 }
+
+/** simsiam/main_lincls.py --lars: lr 0.1 * batch / 256 (batch 4096), wd 0, cosine, 90 epochs */
+export function simsiamLinearRecipe(): LinearRecipe {
+  return { name: 'simsiam', optimizer: 'lars', lr: 0.1, scaleLr: true, momentum: 0.9, weightDecay: 0, epochs: 90, batchSize: 4096, bnHead: false, schedule: 'cosine', milestones: [], warmupEpochs: 0 };
+}
+
+export const simsiamMethod: MethodSpec<SimSiamConfig> = {
+  name: 'simsiam',
+  description: 'SimSiam (Siamese encoder, predictor, stop-gradient)',
+  defaultConfig: simsiamConfig,
+  build(cfg, section, rng) {
+    // zero_init_residual=True, as main_simsiam.py builds its ResNet
+    return new SimSiam((numClasses) => buildBackbone(cfg.arch, { numClasses, width: cfg.width, rng, zeroInitResidual: true }), section, rng);
+  },
+  linearRecipe: simsiamLinearRecipe,
+};
 
 /**
  * The collapse monitor of the paper (Fig. 2): the std over the batch of the L2-normalised outputs, averaged over

@@ -149,3 +149,34 @@ export function vitBase(o: VitOptions = {}, f: Factory = {}): VisionTransformer 
 export function vitTinyPatch4(o: VitOptions = {}, f: Factory = {}): VisionTransformer {
   return vitTiny({ imgSize: 32, patchSize: 4, ...o }, f);
 }
+
+/** The encoder dimensions an arch name gives a ViT. */
+export interface VitArch { embedDim: number; depth: number; numHeads: number; patchSize: number }
+
+const VIT_SIZES: Record<string, Omit<VitArch, 'patchSize'> & { patchSize?: number }> = {
+  tiny: { embedDim: 192, depth: 12, numHeads: 3 },
+  small: { embedDim: 384, depth: 12, numHeads: 6 },
+  base: { embedDim: 768, depth: 12, numHeads: 12 },
+  large: { embedDim: 1024, depth: 24, numHeads: 16 },
+  huge: { embedDim: 1280, depth: 32, numHeads: 16, patchSize: 14 },
+};
+
+/**
+ * Parses a ViT arch name: vit-tiny | vit-small | vit-base | vit-large | vit-huge (timm's widths; patch 16, huge 14),
+ * optionally with '-patchP' (vit-tiny-patch4), or a custom 'vit-d{dim}-depth{n}-heads{h}[-patchP]'. Null when arch
+ * does not name a ViT.
+ */
+export function vitArch(arch: string): VitArch | null {
+  const named = /^vit-(tiny|small|base|large|huge)(?:-patch(\d+))?$/.exec(arch);
+  if (named !== null) {
+    const s = VIT_SIZES[named[1]!]!;
+    return { embedDim: s.embedDim, depth: s.depth, numHeads: s.numHeads, patchSize: named[2] !== undefined ? Number(named[2]) : (s.patchSize ?? 16) };
+  }
+  const custom = /^vit-d(\d+)-depth(\d+)-heads(\d+)(?:-patch(\d+))?$/.exec(arch);
+  if (custom !== null) {
+    const [embedDim, depth, numHeads] = [Number(custom[1]), Number(custom[2]), Number(custom[3])];
+    if (embedDim % numHeads !== 0) throw new Error(`[vit] arch '${arch}': dim ${embedDim} is not divisible by ${numHeads} heads`);
+    return { embedDim, depth, numHeads, patchSize: custom[4] !== undefined ? Number(custom[4]) : 16 };
+  }
+  return null;
+}

@@ -13,8 +13,8 @@ import { runExport } from '../../src/cli/export.js';
 import { decodeOnnx, encodeOnnx, type OnnxModel } from '../../src/io/onnx.js';
 import { loadPretrained } from '../../src/eval/pretrained.js';
 import { runOnnxReference } from '../../src/eval/export.js';
-import { saveCheckpoint } from '../../src/methods/checkpoint.js';
-import type { PretrainConfig } from '../../src/methods/config.js';
+import { saveCheckpoint } from '../../src/train/checkpoint.js';
+import type { PretrainConfig } from '../../src/train/config.js';
 import { makeFlatFolder, makeTinyRun } from '../eval/tiny-run.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'selfsup-export-'));

@@ -1,13 +1,15 @@
 // `selfsup linear` on tiny runs of each method: the recipe is the method's, only the head trains, the backbone is
 // verified bit-identical (and the check fires when it is not), MAE reads the cls token through BN + Linear.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { readEvents, scalarsByTag } from '../io/tfevents.js';
 import * as T from '../../src/tensor/index.js';
 import { runLinear } from '../../src/cli/linear.js';
-import { assertUnchanged, linearHead, linearRecipe, snapshotState } from '../../src/eval/linear.js';
+import { assertUnchanged, linearHead, snapshotState } from '../../src/eval/linear.js';
+import { methodSpec } from '../../src/methods/registry.js';
 import { BatchNorm1d, Linear, Sequential } from '../../src/nn/layers.js';
 import { resnet18Cifar } from '../../src/models/resnet.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
@@ -29,6 +31,14 @@ test('linear: SimSiam run with its LARS recipe learns the head; backbone unchang
   assert.ok(r.backboneTensorsChecked > 10);
   assert.ok(r.history.every((e) => Number.isFinite(e.loss)));
   const json = JSON.parse(readFileSync(join(out, 'linear.json'), 'utf8'));
+  // TensorBoard: per-epoch scalars at step = epoch, and the config as text
+  const tbFile = readdirSync(join(out, 'tb')).find((f) => f.startsWith('events.out.tfevents.'))!;
+  const events = readEvents(new Uint8Array(readFileSync(join(out, 'tb', tbFile))));
+  const scalars = scalarsByTag(events);
+  assert.deepEqual(scalars.get('test/top1'), r.history.map((e) => [e.epoch, Math.fround(e.top1)]));
+  assert.deepEqual(scalars.get('train/loss'), r.history.map((e) => [e.epoch, Math.fround(e.loss)]));
+  assert.deepEqual(scalars.get('train/lr')!.map(([s]) => s), [1, 2, 3]);
+  assert.match(events.flatMap((e) => e.values ?? []).find((v) => v.tag === 'config')!.tensor!.stringVal[0]!, /"recipe"/);
   assert.equal(json.top1, r.top1);
   const head = readSafetensors(join(out, 'head.safetensors'));
   assert.deepEqual(head.tensors.get('weight')!.shape, [3, r.head.parameters()[0]!.shape[1]!]);
@@ -52,7 +62,7 @@ test('linear: MAE recipe puts BatchNorm1d(affine=False) + Linear on the cls toke
   assert.ok(bn instanceof BatchNorm1d && bn.weight === null && bn.eps === 1e-6);
   assert.equal(r.recipe.schedule, 'warmupCosine');
   const sims = makeTinyRun('simsiam', data, join(tmp, 'sims2'));
-  await assert.rejects(runLinear({ ...base, checkpoint: sims, recipe: 'mae', epochs: 1 }), /\[linear\] the mae recipe reads a ViT's cls token/);
+  await assert.rejects(runLinear({ ...base, checkpoint: sims, recipe: 'byol', epochs: 1 }), /\[linear\] unknown method 'byol'; expected one of moco, simsiam, mae/);
   const flat = makeFlatFolder(join(tmp, 'flat'), 4, 16);
   const out = join(tmp, 'none');
   await assert.rejects(runLinear({ ...base, checkpoint: run, data: flat, epochs: 1, out }), /\[linear\] the training data .* has no labels/);
@@ -68,7 +78,7 @@ test('the frozen-backbone check fires on any change, buffers included', () => {
   assert.throws(() => assertUnchanged(snap, net), /frozen backbone changed during training: 'layer1\.0\.bn1\.running_mean' moved by up to/);
   const head = linearHead(8, 3, false, new T.Rng(0));
   assert.ok(head instanceof Linear);
-  assert.equal(linearRecipe('moco').lr, 30);
-  assert.equal(linearRecipe('mae').warmupEpochs, 10);
+  assert.equal(methodSpec('moco').linearRecipe().lr, 30);
+  assert.equal(methodSpec('mae').linearRecipe().warmupEpochs, 10);
   net.dispose();
 });

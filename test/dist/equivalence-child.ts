@@ -4,7 +4,8 @@
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { initDistributed } from '../../src/dist/comm.js';
-import { pretrain, buildMethod, buildOptimizer, trainStep } from '../../src/methods/pretrain.js';
+import { pretrain, buildOptimizer, trainStep } from '../../src/train/pretrain.js';
+import { buildMethod } from '../../src/methods/registry.js';
 import { DistributedDataParallel } from '../../src/dist/ddp.js';
 import { MoCo } from '../../src/methods/moco.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
@@ -16,7 +17,7 @@ const comm = initDistributed({ force: 'mpi' });
 if (method === 'moco') {
   const cfg = tinyConfig('moco', out);
   const model = buildMethod(cfg, new T.Rng(cfg.seed)) as MoCo;
-  model.setComm(comm);
+  model.distribute(comm);
   model.train();
   const { opt } = buildOptimizer(cfg, model);
   const ddp = new DistributedDataParallel(model, comm, { skipBuffer: (n) => n === 'queue' || n === 'queue_ptr' });
@@ -27,7 +28,7 @@ if (method === 'moco') {
   const losses: number[] = [];
   mocoBatches().forEach(([x1, x2], step) => {
     const views = [T.indexSelect(x1!, 0, rows), T.indexSelect(x2!, 0, rows)];
-    losses.push(trainStep(model, opt, views, 0, { ddp, shuffles: [shuffles[step]!] }).loss);
+    losses.push(trainStep(model, opt, views, 0, { ddp, context: { shuffles: [shuffles[step]!] } }).loss);
   });
   if (comm.rank === 0) {
     writeSafetensors(join(out, 'moco.safetensors'), model.stateDict(), {});

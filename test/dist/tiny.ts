@@ -1,5 +1,5 @@
 // Small configs and inputs shared by the data-parallel tests and their mpirun children.
-import { presetConfig, type MethodName, type PretrainConfig } from '../../src/methods/config.js';
+import { presetConfig, type MethodName, type PretrainConfig } from '../../src/train/config.js';
 import * as T from '../../src/tensor/index.js';
 import type { Tensor } from '../../src/tensor/index.js';
 
@@ -7,12 +7,12 @@ import type { Tensor } from '../../src/tensor/index.js';
 export function tinyConfig(method: MethodName, out: string): PretrainConfig {
   const c = presetConfig(method, 'quick');
   return {
-    ...c, out, epochs: 1, batchSize: 16, limit: 48, workers: 0, width: 0.125, ckptEverySteps: 0, logEvery: 1,
+    ...c, out, epochs: 1, arch: method === 'mae' ? 'vit-d32-depth1-heads2-patch4' : c.arch, batchSize: 16, limit: 48, workers: 0, width: 0.125, ckptEverySteps: 0, logEvery: 1,
     knn: { ...c.knn, disabled: true },
     optim: { ...c.optim, warmupEpochs: 0 },
     moco: { ...c.moco, K: 64, bnSplits: 1 },
     simsiam: { ...c.simsiam, dim: 32, predDim: 8 },
-    mae: { ...c.mae, embedDim: 32, depth: 1, numHeads: 2, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2 },
+    mae: { ...c.mae, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2 },
   };
 }
 

@@ -3,9 +3,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '../../src/tensor/index.js';
-import { presetConfig, type MethodName, type PretrainConfig } from '../../src/methods/config.js';
-import { buildMethod } from '../../src/methods/pretrain.js';
-import { saveCheckpoint } from '../../src/methods/checkpoint.js';
+import { presetConfig, type MethodName, type PretrainConfig } from '../../src/train/config.js';
+import { buildMethod } from '../../src/methods/registry.js';
+import { saveCheckpoint } from '../../src/train/checkpoint.js';
 import { writeFileAtomic } from '../../src/io/atomic.js';
 import { encodePng } from '../data/png.js';
 
@@ -40,11 +40,11 @@ export function makeFlatFolder(root: string, n: number, size: number): string {
 export function tinyConfig(method: MethodName, data: string, out: string): PretrainConfig {
   const cfg = presetConfig(method, 'quick');
   return {
-    ...cfg, data, out, epochs: 1, batchSize: 8, workers: 0, limit: null, imgSize: 16, width: 0.125, seed: 3,
+    ...cfg, data, out, epochs: 1, arch: method === 'mae' ? 'vit-d16-depth2-heads2-patch4' : cfg.arch, batchSize: 8, workers: 0, limit: null, imgSize: 16, width: 0.125, seed: 3,
     knn: { ...cfg.knn, disabled: true },
     moco: { ...cfg.moco, dim: 16, K: 32, bnSplits: 1 },
     simsiam: { ...cfg.simsiam, dim: 16, predDim: 8 },
-    mae: { ...cfg.mae, patchSize: 4, embedDim: 16, depth: 2, numHeads: 2, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2 },
+    mae: { ...cfg.mae, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2 },
   };
 }
 

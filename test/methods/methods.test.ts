@@ -11,8 +11,8 @@ import { SGD } from '../../src/optim/index.js';
 import { MoCo } from '../../src/methods/moco.js';
 import { SimSiam } from '../../src/methods/simsiam.js';
 import { MaskedAutoencoderViT, type MaeConfig } from '../../src/methods/mae.js';
-import { maeLossMeter } from '../../src/methods/pretrain.js';
-import { perSampleUniform } from '../../src/dist/run.js';
+import { heldOutLossMeter } from '../../src/train/pretrain.js';
+import { perSampleUniform } from '../../src/data/rng.js';
 import { TinyEncoder } from './tiny.js';
 import { assertClose } from '../helpers.js';
 
@@ -68,7 +68,7 @@ function expectGrads(model: Module, expected: Map<string, Tensor>, label: string
 describe('MoCo', () => {
   it('matches PyTorch over two steps: loss, gradients, EMA key encoder, queue and pointer', () => {
     const fx = fixture('moco');
-    const model = new MoCo((nc) => new TinyEncoder(nc, 2), { dim: 16, K: 24, m: 0.99, T: 0.1, mlp: true, symmetric: true });
+    const model = new MoCo((nc) => new TinyEncoder(nc, 2), { dim: 16, K: 24, m: 0.99, T: 0.1, mlp: true, symmetric: true, bnSplits: 2 });
     model.to('reference', 'float64');
     model.loadStateDict(section(fx, 'init.'));
     const opt = new SGD(model.parameters().filter((p) => p.requiresGrad), { lr: 0.5, momentum: 0.9 });
@@ -90,7 +90,7 @@ describe('MoCo', () => {
   });
 
   it('queue wraps around and rejects a K not divisible by the batch', () => {
-    const model = new MoCo((nc) => new TinyEncoder(nc), { dim: 4, K: 6, m: 0.9, T: 0.2, mlp: false, symmetric: false });
+    const model = new MoCo((nc) => new TinyEncoder(nc), { dim: 4, K: 6, m: 0.9, T: 0.2, mlp: false, symmetric: false, bnSplits: 1 });
     const keys = (v: number): Tensor => T.full([3, 4], v);
     model.dequeueAndEnqueue(keys(1));
     model.dequeueAndEnqueue(keys(2));
@@ -194,25 +194,25 @@ describe('MAE', () => {
     T.tidy(() => {
       const a = T.randn([3, 3, 8, 8], { rng: new T.Rng(7) });
       const b = T.randn([1, 3, 8, 8], { rng: new T.Rng(8) });
-      const first = maeLossMeter(model, 4);
+      const first = heldOutLossMeter(model, 4);
       first.add(a, Int32Array.of(0, 1, 2));
       first.add(b, Int32Array.of(3));
-      const again = maeLossMeter(model, 4);
+      const again = heldOutLossMeter(model, 4);
       again.add(a, Int32Array.of(0, 1, 2));
       again.add(b, Int32Array.of(3));
       assert.equal(again.mean(), first.mean(), 'a second evaluation draws the same masks');
       // by hand: each image's noise row from (1234, epoch 0, its index)
-      const la = T.noGrad(() => model.computeLoss(a, model.cfg.maskRatio, perSampleUniform(1234, 0, Int32Array.of(0, 1, 2), model.numPatches)).loss.item());
-      const lb = T.noGrad(() => model.computeLoss(b, model.cfg.maskRatio, perSampleUniform(1234, 0, Int32Array.of(3), model.numPatches)).loss.item());
+      const la = T.noGrad(() => model.computeLoss(a, model.cfg.maskRatio, T.tensor(perSampleUniform(1234, 0, [0, 1, 2], model.numPatches), [3, model.numPatches])).loss.item());
+      const lb = T.noGrad(() => model.computeLoss(b, model.cfg.maskRatio, T.tensor(perSampleUniform(1234, 0, [3], model.numPatches), [1, model.numPatches])).loss.item());
       assertClose([first.mean()], [(3 * la + lb) / 4], 'weighted mean', 1e-12, 0);
       // other batches of the same images: the same loss (up to float32 rounding of the batch means)
       const all = T.concat([a, b], 0);
-      const split = maeLossMeter(model, 4);
+      const split = heldOutLossMeter(model, 4);
       split.add(T.indexSelect(all, 0, T.tensor([0], [1], { dtype: 'int32' })), Int32Array.of(0));
       split.add(T.indexSelect(all, 0, T.tensor([1, 2, 3], [3], { dtype: 'int32' })), Int32Array.of(1, 2, 3));
       assertClose([split.mean()], [first.mean()], 'rebatched', 1e-6, 1e-6);
       // images past `real` (a shard's wrap-around padding) are not counted
-      const padded = maeLossMeter(model, 3);
+      const padded = heldOutLossMeter(model, 3);
       padded.add(all, Int32Array.of(0, 1, 2, 0));
       assertClose([padded.mean()], [la], 'padding dropped', 1e-6, 1e-6);
     });

@@ -4,69 +4,36 @@ import { existsSync, mkdirSync, readFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import type { Layer } from '../nn/module.js';
-import { SGD, LARS, AdamW, adjustLearningRate, clipGradNorm, weightDecayGroups, type LrSchedule } from '../optim/index.js';
+import { SGD, LARS, AdamW, adjustLearningRate, clipGradNorm, type LrSchedule } from '../optim/index.js';
 import { DataLoader, type Batch } from '../data/loader.js';
 import { preset as augmentationPreset } from '../data/presets.js';
 import type { Dataset } from '../data/datasets.js';
-import { MoCo, SplitBatchNorm2d } from './moco.js';
-import { SimSiam, outputStd } from './simsiam.js';
-import { MaskedAutoencoderViT } from './mae.js';
-import type { PretrainConfig } from './config.js';
-import { buildBackbone, backboneFeatures } from './backbones.js';
-import { openDataset, evalTransform } from './datasets.js';
+import type { Method } from '../methods/method.js';
+import { buildMethod } from '../methods/registry.js';
+import type { PretrainConfig, TrainConfig } from './config.js';
+import { openDataset, evalTransform } from '../data/open.js';
 import { knnClassify } from '../eval/knn.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeLineChart } from '../io/plot.js';
 import { saveCheckpoint, loadCheckpoint, type TrainState } from './checkpoint.js';
+import { summaryWriter, markdownCode, type ScalarLogger } from '../io/tensorboard.js';
+import { augmentationGridPng, reconstructionMonitor } from '../eval/run-pictures.js';
 import { comm as currentComm, type Comm } from '../dist/comm.js';
 import { DistributedDataParallel } from '../dist/ddp.js';
-import { convertSyncBatchNorm } from '../dist/syncbn.js';
 import { allreduceMean } from '../dist/collectives.js';
-import { checkSameConfig, perSampleUniform, gatherSharded, realShardSize } from '../dist/run.js';
+import { checkSameConfig, gatherSharded, realShardSize } from '../dist/run.js';
+import type { StepContext } from '../methods/method.js';
 
-export type SelfSupervisedModel = MoCo | SimSiam | MaskedAutoencoderViT;
-
-/** Builds the method's model from a config; all initialisation draws from rng. */
-export function buildMethod(cfg: PretrainConfig, rng: T.Rng): SelfSupervisedModel {
-  switch (cfg.method) {
-    case 'moco': {
-      const splits = cfg.moco.bnSplits;
-      const enc = (numClasses: number): Layer => buildBackbone(cfg.arch, {
-        numClasses, width: cfg.width, rng, zeroInitResidual: false,
-        ...(splits > 1 ? { normLayer: (c: number) => new SplitBatchNorm2d(c, splits) } : {}),
-      });
-      return new MoCo(enc, cfg.moco, rng);
-    }
-    case 'simsiam':
-      return new SimSiam((numClasses) => buildBackbone(cfg.arch, { numClasses, width: cfg.width, rng, zeroInitResidual: true }), cfg.simsiam, rng);
-    case 'mae':
-      return new MaskedAutoencoderViT({ ...cfg.mae, imgSize: cfg.imgSize, inChans: 3, mlpRatio: 4 }, rng);
-  }
+/** Features for the kNN monitor: the method's backbone features, L2-normalised. */
+export function monitorFeatures(model: Method, x: Tensor): Tensor {
+  return T.l2Normalize(model.features(x), 1); // [N, D]
 }
 
-/** Features for the kNN monitor: backbone output before any projection head, L2-normalised. */
-export function monitorFeatures(model: SelfSupervisedModel, x: Tensor): Tensor {
-  if (model instanceof MaskedAutoencoderViT) return T.l2Normalize(model.forward(x), 1);
-  const encoder = model instanceof MoCo ? model.encoderQ : model.encoder;
-  return T.l2Normalize(backboneFeatures(encoder, x), 1);
-}
-
-export function buildOptimizer(cfg: PretrainConfig, model: SelfSupervisedModel): { opt: SGD | LARS | AdamW; schedule: LrSchedule; lr: number } {
+/** The optimizer over the method's parameter groups, and its lr schedule. */
+export function buildOptimizer(cfg: TrainConfig, model: Method): { opt: SGD | LARS | AdamW; schedule: LrSchedule; lr: number } {
   const o = cfg.optim;
   const lr = o.scaleLr ? (o.lr * cfg.batchSize) / 256 : o.lr;
-  const named = [...model.namedParameters()].filter(([, p]) => p.requiresGrad);
-  let groups;
-  if (cfg.method === 'mae') {
-    // MAE: no weight decay on biases and norm parameters (timm's add_weight_decay)
-    groups = weightDecayGroups(named, o.weightDecay);
-  } else if (cfg.method === 'simsiam') {
-    const enc = named.filter(([n]) => !n.startsWith('predictor.')).map(([, p]) => p);
-    const pred = named.filter(([n]) => n.startsWith('predictor.')).map(([, p]) => p);
-    groups = [{ name: 'encoder', params: enc }, { name: 'predictor', params: pred, fixedLr: cfg.simsiam.fixPredLr }];
-  } else {
-    groups = [{ name: 'all', params: named.map(([, p]) => p) }];
-  }
+  const groups = model.paramGroups(o.weightDecay);
   let opt: SGD | LARS | AdamW;
   switch (o.name) {
     case 'sgd': opt = new SGD(groups, { lr, momentum: o.momentum, weightDecay: o.weightDecay }); break;
@@ -85,51 +52,34 @@ export function buildOptimizer(cfg: PretrainConfig, model: SelfSupervisedModel):
   return { opt, schedule, lr };
 }
 
-export interface StepResult { loss: number; metrics: Record<string, number>; /** ms blocked on gradient allreduce */ commWaitMs: number }
+export interface StepResult { loss: number; metrics: Record<string, number>; /** ms blocked on the gradient allreduce after backward */ commWaitMs: number }
 
 export interface StepOptions {
   /** data-parallel gradient averaging (absent: one process) */
   ddp?: DistributedDataParallel | null;
-  /** MAE: the masking noise [N, L], one row per sample (see perSampleUniform) */
-  maskNoise?: Tensor;
-  /** MoCo: fixed key-batch shuffle permutations (tests); by default drawn from the method's generator */
-  shuffles?: Int32Array[];
+  /** where the batch's samples come from, for per-sample randomness (MAE's masks), and test hooks */
+  context?: StepContext;
 }
 
 /**
  * One optimisation step of the method on a batch of views. Throws (before any update) on a non-finite loss.
- * Under data parallelism the loss and metrics returned are the means over ranks.
+ * Under data parallelism the gradients are averaged over ranks, and the loss and metrics returned are rank means.
  */
-export function trainStep(model: SelfSupervisedModel, opt: SGD | LARS | AdamW, views: Tensor[], clipGrad: number, o: StepOptions = {}): StepResult {
+export function trainStep(model: Method, opt: SGD | LARS | AdamW, views: readonly Tensor[], clipGrad: number, o: StepOptions = {}): StepResult {
   const ddp = o.ddp ?? null;
   return T.tidy(() => {
-    let loss: Tensor;
-    const metrics: Record<string, number> = {};
     ddp?.beforeForward();
-    if (model instanceof MoCo) {
-      const out = model.computeLoss(views[0]!, views[1]!, o.shuffles);
-      loss = out.loss;
-      metrics.acc1 = T.accuracy(out.logits, T.zeros([out.logits.shape[0]!], { dtype: 'int32', device: out.logits.device }));
-    } else if (model instanceof SimSiam) {
-      const r = model.computeLoss(views[0]!, views[1]!);
-      loss = r.loss;
-      metrics.zStd = outputStd(r.out.z1);
-    } else {
-      loss = model.computeLoss(views[0]!, model.cfg.maskRatio, o.maskNoise).loss;
-    }
+    const { loss, metrics } = model.trainingStep(views, o.context);
     const value = loss.item();
     if (!Number.isFinite(value)) throw new NonFiniteLossError(value);
     opt.zeroGrad();
-    if (ddp === null) {
-      loss.backward();
-    } else {
-      loss.backward(undefined, { onLeafGrad: ddp.onLeafGrad });
-    }
+    if (ddp === null) loss.backward();
+    else loss.backward(undefined, { onLeafGrad: ddp.onLeafGrad });
     const commWaitMs = ddp?.finishBackward().waitMs ?? 0;
     if (clipGrad > 0) metrics.gradNorm = clipGradNorm(opt.paramGroups.flatMap((g) => g.params), clipGrad);
     opt.step();
     if (ddp === null || ddp.comm.size === 1) return { loss: value, metrics, commWaitMs };
-    const keys = Object.keys(metrics).filter((k) => k !== 'gradNorm'); // gradNorm is already global
+    const keys = Object.keys(metrics).filter((k) => k !== 'gradNorm'); // gradNorm is of the averaged gradients already
     const means = allreduceMean([value, ...keys.map((k) => metrics[k]!)], ddp.comm);
     keys.forEach((k, i) => { metrics[k] = means[i + 1]!; });
     return { loss: means[0]!, metrics, commWaitMs };
@@ -159,11 +109,26 @@ export interface PretrainResult {
   epochs: number;
   lastLoss: number;
   seconds: number;
-  model: SelfSupervisedModel;
+  model: Method;
 }
 
+export interface PretrainOptions {
+  resume?: boolean;
+  callbacks?: PretrainCallbacks;
+  /**
+   * TensorBoard event files in out/tb, augs.png and MAE's recon/epoch-NNN.png (default true; false on the ranks that
+   * do not write logs)
+   */
+  summaries?: boolean;
+  /** the data-parallel group (default: the one initDistributed() joined, else a single process) */
+  comm?: Comm;
+}
+
+/** TensorBoard tags of the step metrics trainStep returns. */
+const METRIC_TAGS: Readonly<Record<string, string>> = { acc1: 'train/infonce_acc1', zStd: 'train/collapse_std', gradNorm: 'train/grad_norm' };
+
 /** Runs (or resumes) a pretraining; resolves when cfg.epochs are done. */
-export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; callbacks?: PretrainCallbacks; comm?: Comm } = {}): Promise<PretrainResult> {
+export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}): Promise<PretrainResult> {
   // data parallel: every rank runs this; rank 0 alone logs, plots and checkpoints
   const dist = opts.comm ?? currentComm();
   const lead = dist.rank === 0;
@@ -177,21 +142,15 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
   if (lead) mkdirSync(cfg.out, { recursive: true });
   const rng = new T.Rng(cfg.seed);
   const model = buildMethod(cfg, rng);
-  if (dist.size > 1) {
-    // the official DDP code: SimSiam converts to SyncBatchNorm, MoCo shuffles BN across ranks, MAE is plain DDP
-    if (model instanceof SimSiam) convertSyncBatchNorm(model, dist);
-    if (model instanceof MoCo) model.setComm(dist);
-  }
+  // as the official DDP code runs the method (SimSiam: SyncBatchNorm; MoCo: shuffling BN across ranks)
+  if (dist.size > 1) model.distribute?.(dist);
   model.train();
   const { opt, schedule } = buildOptimizer(cfg, model);
   const train = openDataset(cfg.data, 'train', cfg.limit);
   const views = augmentationPreset(cfg.augment, { size: cfg.imgSize });
-  const needViews = cfg.method === 'mae' ? 1 : 2;
+  const needViews = model.viewsPerSample;
   if (views.views.length < needViews) {
     throw new Error(`[pretrain] augmentation '${cfg.augment}' makes ${views.views.length} view(s); ${cfg.method} needs ${needViews}`);
-  }
-  if (cfg.method === 'moco' && cfg.moco.K % (cfg.batchSize * (cfg.moco.symmetric ? 2 : 1)) !== 0) {
-    throw new Error(`[pretrain] moco.K=${cfg.moco.K} must be a multiple of the keys per step (${cfg.batchSize * (cfg.moco.symmetric ? 2 : 1)})`);
   }
   const loader = new DataLoader(train, {
     batchSize: rankBatch, transform: views, shuffle: true, dropLast: true, seed: cfg.seed, numWorkers: cfg.workers,
@@ -207,7 +166,7 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
     if (loaded !== null) {
       const saved = loaded.worldSize ?? 1;
       if (saved !== dist.size) {
-        throw new Error(`[pretrain] --resume: the run in ${cfg.out} was trained on ${saved} rank(s); resume it with ${saved} (mpirun -np ${saved} / --nproc ${saved}), not ${dist.size}: MoCo's shuffled BN and the BN statistics depend on the split`);
+        throw new Error(`[pretrain] --resume: the run in ${cfg.out} was trained on ${saved} rank(s); resume it on ${saved} (mpirun -np ${saved} or --nproc ${saved}), not ${dist.size}: MoCo's shuffled BN and the BN statistics depend on how the batch is split`);
       }
       state = loaded;
       rng.setState(state.rng);
@@ -217,8 +176,24 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
     }
   }
   if (lead) writeFileAtomic(join(cfg.out, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
-  // after any resume, so every rank continues from rank 0's weights exactly
-  const ddp = dist.size > 1 ? new DistributedDataParallel(model, dist, { skipBuffer: (n) => n === 'queue' || n === 'queue_ptr' }) : null;
+  // after any resume, so every rank continues from rank 0's weights exactly; MoCo's queue is the same on every rank
+  const ddp = dist.size > 1 ? new DistributedDataParallel(model, dist, { skipBuffer: (n) => model.checkpointExtras.includes(n) }) : null;
+  const summaries = lead && opts.summaries !== false;
+  const tb: ScalarLogger = summaryWriter(summaries ? join(cfg.out, 'tb') : null);
+  tb.addText('config', markdownCode(JSON.stringify(cfg, null, 2)), state.step);
+  if (summaries && state.step === 0) {
+    const png = await augmentationGridPng(train, views, cfg.seed);
+    writeFileAtomic(join(cfg.out, 'augs.png'), png);
+    tb.addImage('augmentations', png, 0);
+  }
+  const recon = summaries ? await reconstructionMonitor(cfg, model) : null;
+  const logReconstruction = async (epoch: number, step: number): Promise<void> => {
+    if (recon === null) return;
+    const png = await recon();
+    mkdirSync(join(cfg.out, 'recon'), { recursive: true });
+    writeFileAtomic(join(cfg.out, 'recon', `epoch-${String(epoch).padStart(3, '0')}.png`), png);
+    tb.addImage('mae/reconstruction', png, step);
+  };
 
   const knn = cfg.knn.disabled ? null : makeKnnMonitor(cfg, dist);
   const t0 = performance.now();
@@ -226,7 +201,9 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
     state.knnBefore = { epoch: 0, ...(await knn(model)) };
     log(`[pretrain] kNN before training: top-1 ${(100 * state.knnBefore.top1).toFixed(2)}%${state.knnBefore.testLoss !== undefined ? `, test reconstruction loss ${state.knnBefore.testLoss.toFixed(4)}` : ''}`);
     if (lead) appendFileSync(logPath, `${JSON.stringify({ event: 'knn', ...state.knnBefore })}\n`);
+    tb.addScalars({ 'knn/top1': state.knnBefore.top1, 'knn/top5': state.knnBefore.top5, 'test/mae_loss': state.knnBefore.testLoss }, 0);
   }
+  if (state.step === 0) await logReconstruction(0, 0);
 
   let lastLoss = NaN;
   try {
@@ -242,14 +219,12 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
         const frac = schedule.kind === 'warmupCosine' ? epoch + i / iters : epoch;
         const lr = adjustLearningRate(opt, schedule, frac);
         const inputs = batchTensors(batch, needViews);
-        // MAE's masks come from (seed, epoch, sample), so they do not depend on how samples are spread over ranks
-        const maskNoise = model instanceof MaskedAutoencoderViT ? perSampleUniform(cfg.seed, epoch, batch.indices, model.numPatches) : undefined;
         let r: StepResult;
         try {
-          r = trainStep(model, opt, inputs, cfg.optim.clipGrad, { ddp, ...(maskNoise !== undefined ? { maskNoise } : {}) });
+          // each sample's randomness (MAE's mask) comes from (seed, epoch, index), whichever rank holds it
+          r = trainStep(model, opt, inputs, cfg.optim.clipGrad, { ddp, context: { samples: { seed: cfg.seed, epoch, indices: batch.indices } } });
         } finally {
           for (const t of inputs) t.dispose();
-          maskNoise?.dispose();
         }
         lastLoss = r.loss;
         sum += r.loss;
@@ -262,6 +237,7 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
         cb.onStep?.({ epoch, step: i, iters, loss: r.loss, lr, imgPerSec, metrics: r.metrics });
         if (lead && (i % cfg.logEvery === 0 || i === iters)) {
           appendFileSync(logPath, `${JSON.stringify({ event: 'step', epoch, step: state.step, loss: r.loss, lr, imgPerSec: +imgPerSec.toFixed(1), ...r.metrics })}\n`);
+          tb.addScalars({ 'train/loss': r.loss, 'train/lr': lr, 'train/img_per_sec': imgPerSec, ...Object.fromEntries(Object.entries(r.metrics).map(([k, v]) => [METRIC_TAGS[k] ?? `train/${k}`, v])) }, state.step);
         }
         if (cfg.ckptEverySteps > 0 && i % cfg.ckptEverySteps === 0 && i < iters) {
           state.epoch = epoch;
@@ -286,11 +262,14 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
       }
       const seconds = (performance.now() - te) / 1000;
       if (lead) appendFileSync(logPath, `${JSON.stringify({ event: 'epoch', epoch: epoch + 1, loss: meanLoss, seconds, ...(k ? { knnTop1: k.top1, knnTop5: k.top5, ...(k.testLoss !== undefined ? { testLoss: k.testLoss } : {}) } : {}) })}\n`);
+      tb.addScalars({ 'train/epoch_loss': meanLoss, 'knn/top1': k?.top1, 'knn/top5': k?.top5, 'test/mae_loss': k?.testLoss }, state.step);
+      await logReconstruction(epoch + 1, state.step);
       cb.onEpoch?.({ epoch: epoch + 1, loss: meanLoss, knn: k, seconds });
       if (lead) await writeCurves(cfg.out, state);
     }
   } finally {
     await loader.close();
+    tb.close();
   }
   const last = state.knn[state.knn.length - 1] ?? null;
   return { knnBefore: state.knnBefore, knnAfter: last, epochs: state.epoch, lastLoss, seconds: (performance.now() - t0) / 1000, model };
@@ -302,7 +281,7 @@ function batchTensors(batch: Batch, nViews: number): Tensor[] {
 }
 
 /** A kNN monitor over fixed bank and test subsets, with the eval transform (no augmentation). */
-function makeKnnMonitor(cfg: PretrainConfig, dist: Comm): (model: SelfSupervisedModel) => Promise<{ top1: number; top5: number; testLoss?: number }> {
+function makeKnnMonitor(cfg: TrainConfig, dist: Comm): (model: Method) => Promise<{ top1: number; top5: number; testLoss?: number }> {
   const bankSet = openDataset(cfg.data, 'train', cfg.knn.bankSize);
   const testSet = cfg.testData !== null ? openDataset(cfg.testData, 'test', cfg.knn.testSize) : openDataset(cfg.data, 'test', cfg.knn.testSize);
   if (bankSet.classes.length === 0) throw new Error(`[pretrain] the kNN monitor needs labelled data; ${cfg.data} has no classes (set knn.disabled=true)`);
@@ -311,7 +290,8 @@ function makeKnnMonitor(cfg: PretrainConfig, dist: Comm): (model: SelfSupervised
   }
   const spec = evalTransform(cfg.augment, cfg.imgSize);
   const bs = Math.min(256, cfg.batchSize);
-  // data parallel: each rank extracts a shard and the features are gathered back into dataset order
+  // data parallel: each rank extracts its shard and the features are gathered back into dataset order (the
+  // single-process result: features in eval mode do not depend on the batch)
   const mk = (ds: Dataset): DataLoader => new DataLoader(ds, {
     batchSize: bs, transform: spec, shuffle: false, dropLast: false, seed: 0, numWorkers: cfg.workers,
     ...(dist.size > 1 ? { shard: { rank: dist.rank, worldSize: dist.size } } : {}),
@@ -321,8 +301,8 @@ function makeKnnMonitor(cfg: PretrainConfig, dist: Comm): (model: SelfSupervised
     model.eval();
     try {
       const [bank, bankLabels] = gatherSharded(await extract(model, mk(bankSet)), bankSet.length, dist);
-      // MAE: the held-out reconstruction loss comes from the same pass over the test images
-      const meter = model instanceof MaskedAutoencoderViT ? maeLossMeter(model, realShardSize(testSet.length, dist)) : null;
+      // a held-out loss (MAE's reconstruction) comes from the same pass over the test images
+      const meter = model.heldOutLoss !== undefined ? heldOutLossMeter(model, realShardSize(testSet.length, dist)) : null;
       const [test, testLabels] = gatherSharded(await extract(model, mk(testSet), meter?.add), testSet.length, dist);
       const r = knnClassify(bank, bankLabels, test, testLabels, bankSet.classes.length, { k: cfg.knn.k, t: cfg.knn.t });
       bank.dispose();
@@ -335,23 +315,21 @@ function makeKnnMonitor(cfg: PretrainConfig, dist: Comm): (model: SelfSupervised
 }
 
 /**
- * MAE's loss on held-out images, with the same masks at every evaluation: each image's noise comes from a fixed
- * seed and its index, so the loss depends neither on batching nor on how images are spread over ranks. `real` is
- * how many images this rank's loader yields before the wrap-around padding of a shard (which is not counted).
+ * The method's held-out loss (an image-weighted mean), with the same masks at every evaluation: each image's comes
+ * from a fixed seed and its index, so the result depends neither on batching nor on how the images are spread over
+ * ranks. `real` is how many images this rank's loader yields before a shard's wrap-around padding (not counted).
  */
-export function maeLossMeter(model: MaskedAutoencoderViT, real: number): { add: (x: Tensor, indices: Int32Array) => void; mean: (dist?: Comm) => number } {
+export function heldOutLossMeter(model: Method, real = Infinity): { add: (x: Tensor, indices: Int32Array) => void; mean: (dist?: Comm) => number } {
   let sum = 0;
   let n = 0;
   return {
     add: (x, indices) => {
-      const keep = Math.min(x.shape[0]!, real - n); // padding sits at the end of the shard
+      if (model.heldOutLoss === undefined) throw new Error(`[pretrain] ${model.methodName} has no held-out loss`);
+      const keep = Math.min(x.shape[0]!, real - n); // the padding sits at the end of a shard
       if (keep <= 0) return;
-      sum += keep * T.noGrad(() => T.tidy(() => {
-        const rows = keep === x.shape[0]! ? x : T.indexSelect(x, 0, T.arange(0, keep, 1, { dtype: 'int32', device: x.device }));
-        const noise = perSampleUniform(1234, 0, indices.subarray(0, keep), model.numPatches);
-        // every image has the same number of masked patches, so the batch mean times keep is the images' sum
-        return model.computeLoss(rows, model.cfg.maskRatio, noise).loss.item();
-      }));
+      const rows = keep === x.shape[0]! ? x : T.slice(x, 0, 0, keep);
+      sum += keep * model.heldOutLoss(rows, { seed: 1234, epoch: 0, indices: indices.subarray(0, keep) });
+      if (rows !== x) rows.dispose();
       n += keep;
     },
     mean: (dist) => {
@@ -365,7 +343,7 @@ export function maeLossMeter(model: MaskedAutoencoderViT, real: number): { add: 
  * Normalised features and labels of every image a loader yields (eval mode, no graph); `each` also sees every
  * batch of images.
  */
-export async function extract(model: SelfSupervisedModel, loader: DataLoader, each?: (x: Tensor, indices: Int32Array) => void): Promise<[Tensor, Int32Array]> {
+export async function extract(model: Method, loader: DataLoader, each?: (x: Tensor, indices: Int32Array) => void): Promise<[Tensor, Int32Array]> {
   const feats: Tensor[] = [];
   const labels: number[] = [];
   try {

@@ -1,7 +1,7 @@
 // Child process for resume.test.ts: runs a tiny pretraining and kills itself with SIGKILL at a given step,
 // like a power cut, leaving whatever checkpoint was last committed.
-import { pretrain } from '../../src/methods/pretrain.js';
-import type { PretrainConfig } from '../../src/methods/config.js';
+import { pretrain } from '../../src/train/pretrain.js';
+import type { PretrainConfig } from '../../src/train/config.js';
 
 const cfg = JSON.parse(process.argv[2]!) as PretrainConfig;
 const killAt = Number(process.argv[3]);

@@ -6,8 +6,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { presetConfig, type MethodName, type PretrainConfig } from '../../src/methods/config.js';
-import { readCheckpointJson } from '../../src/methods/checkpoint.js';
+import { presetConfig, type MethodName, type PretrainConfig } from '../../src/train/config.js';
+import { readCheckpointJson } from '../../src/train/checkpoint.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { DEBIAN_FASHION_MNIST_DIR } from '../../src/data/datasets.js';
 import { nativeAvailable } from '../helpers.js';
@@ -17,11 +17,11 @@ const CHILD = fileURLToPath(new URL('./resume-child.ts', import.meta.url));
 function tinyConfig(method: MethodName, out: string): PretrainConfig {
   const c = presetConfig(method, 'quick');
   return {
-    ...c, out, epochs: 2, batchSize: 16, limit: 64, workers: 0, width: 0.125, ckptEverySteps: 2, logEvery: 1,
+    ...c, out, epochs: 2, arch: method === 'mae' ? 'vit-d32-depth1-heads2-patch4' : c.arch, batchSize: 16, limit: 64, workers: 0, width: 0.125, ckptEverySteps: 2, logEvery: 1,
     knn: { ...c.knn, disabled: true },
     moco: { ...c.moco, K: 64, bnSplits: 2 },
     simsiam: { ...c.simsiam, dim: 32, predDim: 8 },
-    mae: { ...c.mae, embedDim: 32, depth: 1, numHeads: 2, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2 },
+    mae: { ...c.mae, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2 },
   };
 }
 

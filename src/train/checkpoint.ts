@@ -112,14 +112,20 @@ export function loadCheckpoint(dir: string, model: Module, opt: Optimizable | nu
   return json.state;
 }
 
-/** Loads only the model weights of a checkpoint folder or a .safetensors file (for evaluation commands). */
-export function loadModelWeights(path: string, model: Module): void {
+/**
+ * Loads only the model weights of a checkpoint folder or a .safetensors file (for evaluation commands). Every key
+ * must match except `optional` ones (a method's checkpointExtras, such as MoCo's queue), which may be absent.
+ */
+export function loadModelWeights(path: string, model: Module, optional: readonly string[] = []): void {
   let file = path;
   if (existsSync(join(path, STATE_FILE))) file = join(path, readCheckpointJson(path)!.weights);
   const { tensors } = readSafetensors(file, { device: 'reference' });
   const sd = new Map<string, Tensor>();
   for (const [k, v] of tensors) if (k.startsWith('model.')) sd.set(k.slice(6), v); else if (!k.startsWith('optimizer.')) sd.set(k, v);
   try {
+    // an absent optional key keeps the model's own value (loading a tensor onto itself copies nothing)
+    const own = model.stateDict();
+    for (const k of optional) if (!sd.has(k) && own.has(k)) sd.set(k, own.get(k)!);
     model.loadStateDict(sd, { strict: true });
   } finally {
     for (const t of tensors.values()) t.dispose();

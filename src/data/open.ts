@@ -4,9 +4,9 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from
 import { execFileSync } from 'node:child_process';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
-import { cifar10, cifar100, fashionMnist, imageFolder, DEBIAN_FASHION_MNIST_DIR, type Dataset, type SampleSource } from '../data/datasets.js';
-import { preset as augmentationPreset, presetNormalization } from '../data/presets.js';
-import type { ViewsSpec } from '../data/transforms.js';
+import { cifar10, cifar100, fashionMnist, imageFolder, DEBIAN_FASHION_MNIST_DIR, type Dataset, type SampleSource } from './datasets.js';
+import { preset as augmentationPreset, presetNormalization } from './presets.js';
+import type { ViewsSpec } from './transforms.js';
 
 export type Split = 'train' | 'test';
 
