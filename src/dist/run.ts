@@ -24,31 +24,37 @@ function flatten(v: unknown, prefix: string, into: Map<string, string>): void {
 
 /**
  * Every rank must train the same thing: the config's hash is compared with rank 0's, and on a mismatch every rank
- * stops with an error naming the ranks and keys that differ (rank 0's config is broadcast to say which).
+ * stops with an error naming the ranks and keys that differ (the configs are gathered to say which).
  */
 export function checkSameConfig(config: unknown, comm: Comm, op: string): void {
   if (comm.size === 1) return;
   const text = JSON.stringify(canonical(config));
   const digest = createHash('sha256').update(text).digest();
   const mine = new Int32Array(digest.buffer.slice(digest.byteOffset, digest.byteOffset + 8));
-  const all = comm.allgather(mine); // [P * 2]
+  const hashes = comm.allgather(mine); // [P * 2]
   const differing: number[] = [];
-  for (let r = 1; r < comm.size; r++) if (all[2 * r] !== all[0] || all[2 * r + 1] !== all[1]) differing.push(r);
+  for (let r = 1; r < comm.size; r++) if (hashes[2 * r] !== hashes[0] || hashes[2 * r + 1] !== hashes[1]) differing.push(r);
   if (differing.length === 0) return;
-  const len = Int32Array.of(Buffer.byteLength(text));
-  comm.broadcast(len, 0);
-  const bytes = new Uint8Array(len[0]!);
-  if (comm.rank === 0) bytes.set(Buffer.from(text));
-  comm.broadcast(bytes, 0);
-  const a = new Map<string, string>();
-  const b = new Map<string, string>();
-  flatten(JSON.parse(Buffer.from(bytes).toString('utf8')), '', a);
-  flatten(JSON.parse(text), '', b);
-  const keys = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k));
-  const here = differing.includes(comm.rank)
-    ? `; this rank (${comm.rank}) has ${keys.slice(0, 8).map((k) => `${k}=${b.get(k) ?? '(unset)'} where rank 0 has ${a.get(k) ?? '(unset)'}`).join(', ')}`
-    : '';
-  throw new Error(`[${op}] the config differs across ranks (checked by a hash at start): rank(s) ${differing.join(', ')} differ from rank 0${here}. Launch every rank with the same arguments and files.`);
+  // say which keys differ: every rank's config, gathered (as UTF-8 in int32 words, padded to the longest)
+  const bytes = Buffer.from(text);
+  const lengths = comm.allgather(Int32Array.of(bytes.length));
+  const words = Math.ceil(Math.max(...lengths) / 4);
+  const mineWords = new Int32Array(words);
+  new Uint8Array(mineWords.buffer).set(bytes);
+  const all = comm.allgather(mineWords);
+  const configOf = (r: number): Map<string, string> => {
+    const m = new Map<string, string>();
+    const b = new Uint8Array(all.buffer, r * words * 4, lengths[r]!);
+    flatten(JSON.parse(Buffer.from(b).toString('utf8')), '', m);
+    return m;
+  };
+  const base = configOf(0);
+  const details = differing.map((r) => {
+    const other = configOf(r);
+    const keys = [...new Set([...base.keys(), ...other.keys()])].filter((k) => base.get(k) !== other.get(k));
+    return `rank ${r} has ${keys.slice(0, 8).map((k) => `${k}=${other.get(k) ?? '(unset)'} where rank 0 has ${base.get(k) ?? '(unset)'}`).join(', ')}`;
+  });
+  throw new Error(`[${op}] the config differs across ranks (checked by a hash at start): ${details.join('; ')}. Launch every rank with the same arguments and files.`);
 }
 
 /** How many of this rank's shard positions hold real samples (the rest are wrap-around padding). */
