@@ -1,6 +1,6 @@
 // DistributedDataParallel's semantics (torch.nn.parallel.DistributedDataParallel): parameters and buffers start
 // as rank 0's, buffers are re-broadcast from rank 0 before every forward, and gradients are averaged by allreduce in
-// buckets of about 25 MB filled in reverse parameter order, each launched (nonblocking) as soon as backward has
+// buckets of about 25 MB (the first 1 MB) filled in reverse parameter order, each launched (nonblocking) as soon as backward has
 // produced all of its gradients, so communication overlaps the rest of backward.
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
@@ -10,6 +10,8 @@ import type { Comm, PendingReduce } from './comm.js';
 export interface DdpOptions {
   /** bucket capacity in MB (PyTorch's bucket_cap_mb) */
   bucketCapMb?: number;
+  /** the first bucket's capacity in MB, small so communication starts early in backward (PyTorch: 1 MB) */
+  firstBucketCapMb?: number;
   /** re-broadcast buffers from rank 0 before each forward (PyTorch's broadcast_buffers) */
   broadcastBuffers?: boolean;
   /**
@@ -45,6 +47,7 @@ export class DistributedDataParallel {
 
   constructor(readonly module: Module, readonly comm: Comm, opts: DdpOptions = {}) {
     const capBytes = (opts.bucketCapMb ?? 25) * 1024 * 1024;
+    const firstCapBytes = (opts.firstBucketCapMb ?? 1) * 1024 * 1024;
     const params = [...module.namedParameters()].filter(([, p]) => p.requiresGrad);
     for (const [name, p] of params) {
       if (p.dtype !== 'float32') throw new Error(`[ddp] parameter ${name} is ${p.dtype}; gradient allreduce supports float32`);
@@ -67,7 +70,7 @@ export class DistributedDataParallel {
       const p = params[i]![1];
       cur.push(p);
       bytes += p.size * 4;
-      if (bytes >= capBytes) close();
+      if (bytes >= (this.buckets.length === 0 ? firstCapBytes : capBytes)) close();
     }
     close();
     this.broadcastBuffersEachStep = opts.broadcastBuffers ?? true;
