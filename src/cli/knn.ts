@@ -9,6 +9,8 @@ import { extract } from '../train/pretrain.js';
 import { knnClassify } from '../eval/knn.js';
 import { loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import type { OnProgress } from '../io/progress.js';
+import { progressBar } from './progress.js';
 
 export interface KnnCommandOptions {
   checkpoint: string;
@@ -24,6 +26,8 @@ export interface KnnCommandOptions {
   workers: number;
   /** JSON file for the result */
   out?: string;
+  /** progress of the two feature passes, batch by batch */
+  onProgress?: OnProgress;
 }
 
 export interface KnnCommandResult {
@@ -47,8 +51,9 @@ export async function runKnn(o: KnnCommandOptions): Promise<KnnCommandResult> {
   const { train, test, classes } = openLabelledPair('knn', trainSpec, testSpec, o.limit, o.testLimit);
   const spec = evalTransform(p.cfg.augment, p.cfg.imgSize);
   const mk = (ds: Dataset): DataLoader => new DataLoader(ds, { batchSize: o.batchSize, transform: spec, shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers });
-  const [bank, bankLabels] = await extract(p.model, mk(train));
-  const [queries, queryLabels] = await extract(p.model, mk(test));
+  const on = o.onProgress ?? (() => {});
+  const [bank, bankLabels] = await extract(p.model, mk(train), undefined, { phase: 'features of the bank', on });
+  const [queries, queryLabels] = await extract(p.model, mk(test), undefined, { phase: 'features of the test images', on });
   try {
     const r = knnClassify(bank, bankLabels, queries, queryLabels, classes.length, { k: o.k, t: o.t });
     const result: KnnCommandResult = {
@@ -79,10 +84,12 @@ export function registerKnn(program: Command): void {
     .option('--workers <n>', 'data loader threads', (v: string) => Number.parseInt(v, 10), 2)
     .option('--out <file>', 'also write the result as JSON')
     .action(async (f: { checkpoint: string; data?: string; testData?: string; k: number; t: number; limit?: number; testLimit?: number; batchSize: number; workers: number; out?: string }) => {
+      const bar = progressBar('knn');
       const r = await runKnn({
-        checkpoint: f.checkpoint, k: f.k, t: f.t, limit: f.limit ?? null, testLimit: f.testLimit ?? null, batchSize: f.batchSize, workers: f.workers,
+        onProgress: bar.update, checkpoint: f.checkpoint, k: f.k, t: f.t, limit: f.limit ?? null, testLimit: f.testLimit ?? null, batchSize: f.batchSize, workers: f.workers,
         ...(f.data !== undefined ? { data: f.data } : {}), ...(f.testData !== undefined ? { testData: f.testData } : {}), ...(f.out !== undefined ? { out: f.out } : {}),
       });
+      bar.stop();
       process.stdout.write(`[knn] ${r.method} (epoch ${r.epoch}): top-1 ${(100 * r.top1).toFixed(2)}% top-5 ${(100 * r.top5).toFixed(2)}% `
         + `(k=${r.k}, t=${r.t}, bank ${r.bank}, test ${r.test}, ${r.classes} classes, ${r.seconds.toFixed(1)} s)\n`);
     });

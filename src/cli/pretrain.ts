@@ -2,6 +2,7 @@
 // save it, then train with a progress bar, a JSON-lines log, PNG curves and checkpoints; --resume continues a run.
 import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
+import { progressBar } from './progress.js';
 import { mergeConfig, parseOverrides, readConfigFile } from '../io/config.js';
 import { presetConfig, presetNames, type PretrainConfig } from '../train/config.js';
 import { METHODS, METHOD_NAMES, methodSpec } from '../methods/registry.js';
@@ -126,6 +127,7 @@ async function runPretrain(f: PretrainFlags, lead: boolean): Promise<void> {
   }
   if (lead) process.stdout.write(`[pretrain] config:\n${JSON.stringify(cfg, null, 2)}\n`);
   const tty = lead && f.progress && process.stderr.isTTY === true;
+  const passes = progressBar('pretrain', tty);
   const bar = tty ? new SingleBar({
     format: 'epoch {epoch}/{epochs} [{bar}] {value}/{total} | loss {loss} | lr {lr} | {ips} img/s | ETA {eta_formatted}',
     hideCursor: true, etaBuffer: 50,
@@ -145,6 +147,11 @@ async function runPretrain(f: PretrainFlags, lead: boolean): Promise<void> {
             const extra = Object.entries(metrics).map(([k, v]) => ` ${k} ${v.toFixed(4)}`).join('');
             process.stdout.write(`epoch ${epoch + 1}/${cfg.epochs} step ${step}/${iters} loss ${loss.toFixed(4)} lr ${lr.toExponential(2)} ${imgPerSec.toFixed(0)} img/s${extra}\n`);
           }
+        },
+        // the kNN monitor's passes get their own bar (with ETA) in place of the epoch's
+        onProgress: (phase, done, total) => {
+          if (bar !== null && barEpoch >= 0) { bar.stop(); barEpoch = -1; }
+          passes.update(phase, done, total);
         },
         onEpoch: ({ epoch, loss, knn, seconds }) => {
           if (bar !== null) { bar.stop(); barEpoch = -1; }

@@ -16,6 +16,7 @@ import { knnClassify } from '../eval/knn.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeLineChart } from '../io/plot.js';
 import { saveCheckpoint, loadCheckpoint, type TrainState } from './checkpoint.js';
+import type { OnProgress } from '../io/progress.js';
 import { summaryWriter, markdownCode, type ScalarLogger } from '../io/tensorboard.js';
 import { augmentationGridPng, reconstructionMonitor } from '../eval/run-pictures.js';
 import { comm as currentComm, type Comm } from '../dist/comm.js';
@@ -99,6 +100,8 @@ export interface PretrainCallbacks {
   onStep?: (info: { epoch: number; step: number; iters: number; loss: number; lr: number; imgPerSec: number; metrics: Record<string, number> }) => void;
   onEpoch?: (info: { epoch: number; loss: number; knn: KnnSummary | null; seconds: number }) => void;
   log?: (line: string) => void;
+  /** progress of the passes between epochs (the kNN monitor's feature extraction), batch by batch */
+  onProgress?: OnProgress;
   /** test hook: called after a checkpoint is written (e.g. to kill the process there) */
   onCheckpoint?: (info: { epoch: number; step: number }) => void;
 }
@@ -195,7 +198,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
     tb.addImage('mae/reconstruction', png, step);
   };
 
-  const knn = cfg.knn.disabled ? null : makeKnnMonitor(cfg, dist);
+  const knn = cfg.knn.disabled ? null : makeKnnMonitor(cfg, dist, cb.onProgress);
   const t0 = performance.now();
   if (knn !== null && state.epoch === 0 && state.step === 0 && state.knnBefore === null) {
     state.knnBefore = { epoch: 0, ...(await knn(model)) };
@@ -281,7 +284,7 @@ function batchTensors(batch: Batch, nViews: number): Tensor[] {
 }
 
 /** A kNN monitor over fixed bank and test subsets, with the eval transform (no augmentation). */
-function makeKnnMonitor(cfg: TrainConfig, dist: Comm): (model: Method) => Promise<{ top1: number; top5: number; testLoss?: number }> {
+function makeKnnMonitor(cfg: TrainConfig, dist: Comm, onProgress?: OnProgress): (model: Method) => Promise<{ top1: number; top5: number; testLoss?: number }> {
   const bankSet = openDataset(cfg.data, 'train', cfg.knn.bankSize);
   const testSet = cfg.testData !== null ? openDataset(cfg.testData, 'test', cfg.knn.testSize) : openDataset(cfg.data, 'test', cfg.knn.testSize);
   if (bankSet.classes.length === 0) throw new Error(`[pretrain] the kNN monitor needs labelled data; ${cfg.data} has no classes (set knn.disabled=true)`);
@@ -300,10 +303,11 @@ function makeKnnMonitor(cfg: TrainConfig, dist: Comm): (model: Method) => Promis
     const wasTraining = model.training;
     model.eval();
     try {
-      const [bank, bankLabels] = gatherSharded(await extract(model, mk(bankSet)), bankSet.length, dist);
+      const on = onProgress ?? (() => {});
+      const [bank, bankLabels] = gatherSharded(await extract(model, mk(bankSet), undefined, { phase: 'kNN monitor: feature bank', on }), bankSet.length, dist);
       // a held-out loss (MAE's reconstruction) comes from the same pass over the test images
       const meter = model.heldOutLoss !== undefined ? heldOutLossMeter(model, realShardSize(testSet.length, dist)) : null;
-      const [test, testLabels] = gatherSharded(await extract(model, mk(testSet), meter?.add), testSet.length, dist);
+      const [test, testLabels] = gatherSharded(await extract(model, mk(testSet), meter?.add, { phase: 'kNN monitor: test images', on }), testSet.length, dist);
       const r = knnClassify(bank, bankLabels, test, testLabels, bankSet.classes.length, { k: cfg.knn.k, t: cfg.knn.t });
       bank.dispose();
       test.dispose();
@@ -343,9 +347,10 @@ export function heldOutLossMeter(model: Method, real = Infinity): { add: (x: Ten
  * Normalised features and labels of every image a loader yields (eval mode, no graph); `each` also sees every
  * batch of images.
  */
-export async function extract(model: Method, loader: DataLoader, each?: (x: Tensor, indices: Int32Array) => void): Promise<[Tensor, Int32Array]> {
+export async function extract(model: Method, loader: DataLoader, each?: (x: Tensor, indices: Int32Array) => void, progress?: { phase: string; on: OnProgress }): Promise<[Tensor, Int32Array]> {
   const feats: Tensor[] = [];
   const labels: number[] = [];
+  let done = 0;
   try {
     for await (const batch of loader.epoch(0)) {
       const x = T.tensor(batch.images, batch.shape);
@@ -353,6 +358,7 @@ export async function extract(model: Method, loader: DataLoader, each?: (x: Tens
       each?.(x, batch.indices);
       x.dispose();
       for (const l of batch.labels) labels.push(l);
+      progress?.on(progress.phase, ++done, loader.length);
     }
   } finally {
     await loader.close();

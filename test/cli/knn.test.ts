@@ -18,7 +18,10 @@ const run = makeTinyRun('simsiam', data, join(tmp, 'run'));
 
 test('knn: top-1/top-5 of a tiny SimSiam run, JSON written; the CLI prints the same numbers', async () => {
   const out = join(tmp, 'knn.json');
-  const r = await runKnn({ checkpoint: run, k: 5, t: 0.1, limit: null, testLimit: null, batchSize: 8, workers: 0, out });
+  const progress: string[] = [];
+  const r = await runKnn({ checkpoint: run, k: 5, t: 0.1, limit: null, testLimit: null, batchSize: 8, workers: 0, out, onProgress: (phase, done, total) => progress.push(`${phase} ${done}/${total}`) });
+  // 12 images in batches of 8: two batches per pass
+  assert.deepEqual(progress, ['features of the bank 1/2', 'features of the bank 2/2', 'features of the test images 1/2', 'features of the test images 2/2']);
   assert.equal(r.bank, 12);
   assert.equal(r.test, 12);
   assert.equal(r.classes, 3);
