@@ -164,6 +164,11 @@ async function runPretrain(f: PretrainFlags, lead: boolean): Promise<void> {
     process.stdout.write(`[pretrain] done: ${res.epochs} epochs in ${res.seconds.toFixed(0)} s; run folder ${cfg.out}\n`);
     if (res.knnBefore !== null && res.knnAfter !== null) {
       process.stdout.write(`[pretrain] kNN top-1: ${pct(res.knnBefore.top1)} before -> ${pct(res.knnAfter.top1)} after (top-5 ${pct(res.knnBefore.top5)} -> ${pct(res.knnAfter.top5)})\n`);
+      const px = res.pixelBaseline;
+      if (px !== null) {
+        process.stdout.write(`[pretrain] kNN top-1 side by side: raw pixels ${pct(px.raw.top1)} | pixels - mean image ${pct(px.centered.top1)} | `
+          + `random init ${pct(res.knnBefore.top1)} | learned ${pct(res.knnAfter.top1)}\n`);
+      }
       if (res.knnBefore.testLoss !== undefined && res.knnAfter.testLoss !== undefined) {
         process.stdout.write(`[pretrain] test reconstruction loss: ${res.knnBefore.testLoss.toFixed(4)} before -> ${res.knnAfter.testLoss.toFixed(4)} after\n`);
       }

@@ -13,6 +13,7 @@ import { buildMethod } from '../methods/registry.js';
 import type { PretrainConfig, TrainConfig } from './config.js';
 import { openDataset, evalTransform } from '../data/open.js';
 import { knnClassify } from '../eval/knn.js';
+import { pixelKnnBaseline, type PixelBaseline } from '../eval/pixels.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeLineChart } from '../io/plot.js';
 import { saveCheckpoint, loadCheckpoint, type TrainState } from './checkpoint.js';
@@ -109,6 +110,8 @@ export interface PretrainCallbacks {
 export interface PretrainResult {
   knnBefore: KnnSummary | null;
   knnAfter: KnnSummary | null;
+  /** kNN on raw pixels under the monitor's protocol: what the learned features are measured against */
+  pixelBaseline: PixelBaseline | null;
   epochs: number;
   lastLoss: number;
   seconds: number;
@@ -206,6 +209,13 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
     if (lead) appendFileSync(logPath, `${JSON.stringify({ event: 'knn', ...state.knnBefore })}\n`);
     tb.addScalars({ 'knn/top1': state.knnBefore.top1, 'knn/top5': state.knnBefore.top5, 'test/mae_loss': state.knnBefore.testLoss }, 0);
   }
+  if (knn !== null && state.pixelBaseline == null) {
+    const px = await pixelBaselineOf(cfg);
+    state.pixelBaseline = px;
+    log(`[pretrain] kNN on raw pixels (the baseline to beat): top-1 ${(100 * px.raw.top1).toFixed(2)}%, ` +
+      `${(100 * px.centered.top1).toFixed(2)}% with the mean image subtracted`);
+    if (lead) appendFileSync(logPath, `${JSON.stringify({ event: 'pixel_baseline', ...px })}\n`);
+  }
   if (state.step === 0) await logReconstruction(0, 0);
 
   let lastLoss = NaN;
@@ -275,12 +285,21 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
     tb.close();
   }
   const last = state.knn[state.knn.length - 1] ?? null;
-  return { knnBefore: state.knnBefore, knnAfter: last, epochs: state.epoch, lastLoss, seconds: (performance.now() - t0) / 1000, model };
+  return { knnBefore: state.knnBefore, knnAfter: last, pixelBaseline: state.pixelBaseline ?? null, epochs: state.epoch, lastLoss,
+    seconds: (performance.now() - t0) / 1000, model };
 }
 
 /** Batch arrays to tensors on the default device: one [N, C, H, W] tensor per view. */
 function batchTensors(batch: Batch, nViews: number): Tensor[] {
   return batch.views.slice(0, nViews).map((v) => T.tensor(v, batch.shape));
+}
+
+/** The monitor's bank and test images (the same subsets makeKnnMonitor uses) as raw pixels, kNN'd the same way. */
+async function pixelBaselineOf(cfg: TrainConfig): Promise<PixelBaseline> {
+  const bankSet = openDataset(cfg.data, 'train', cfg.knn.bankSize);
+  const testSet = cfg.testData !== null ? openDataset(cfg.testData, 'test', cfg.knn.testSize) : openDataset(cfg.data, 'test', cfg.knn.testSize);
+  return pixelKnnBaseline(bankSet, testSet, evalTransform(cfg.augment, cfg.imgSize), bankSet.classes.length,
+    { k: cfg.knn.k, t: cfg.knn.t, workers: cfg.workers });
 }
 
 /** A kNN monitor over fixed bank and test subsets, with the eval transform (no augmentation). */
@@ -373,9 +392,16 @@ async function writeCurves(out: string, state: TrainState): Promise<void> {
     { title: 'Pretraining loss', xLabel: 'epoch', yLabel: 'loss' });
   const knn = [...(state.knnBefore ? [state.knnBefore] : []), ...state.knn];
   if (knn.length > 0) {
+    const px = state.pixelBaseline;
+    const span = [knn[0]!.epoch, knn[knn.length - 1]!.epoch];
     await writeLineChart(join(out, 'knn.png'), [
       { name: 'kNN top-1 (%)', x: knn.map((k) => k.epoch), y: knn.map((k) => 100 * k.top1) },
       { name: 'kNN top-5 (%)', x: knn.map((k) => k.epoch), y: knn.map((k) => 100 * k.top5) },
+      // the raw-pixel baselines as flat lines: what the learned features must beat
+      ...(px != null ? [
+        { name: 'raw pixels, top-1 (%)', x: span, y: span.map(() => 100 * px.raw.top1), color: '#7f7f7f' },
+        { name: 'pixels - mean, top-1 (%)', x: span, y: span.map(() => 100 * px.centered.top1), color: '#bcbd22' },
+      ] : []),
     ], { title: 'kNN monitor', xLabel: 'epoch', yLabel: 'accuracy (%)' });
     const tl = knn.filter((k) => k.testLoss !== undefined);
     if (tl.length > 0) {
