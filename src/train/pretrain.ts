@@ -186,6 +186,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   const ddp = dist.size > 1 ? new DistributedDataParallel(model, dist, { skipBuffer: (n) => model.checkpointExtras.includes(n) }) : null;
   const summaries = lead && opts.summaries !== false;
   const tb: ScalarLogger = summaryWriter(summaries ? join(cfg.out, 'tb') : null);
+  if (state.step > 0) tb.addSessionStart(state.step);
   tb.addText('config', markdownCode(JSON.stringify(cfg, null, 2)), state.step);
   if (summaries && state.step === 0) {
     const png = await augmentationGridPng(train, views, cfg.seed);
