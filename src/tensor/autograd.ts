@@ -51,6 +51,11 @@ export interface BackwardOptions {
    * about activations or gradients, not both. The tensors themselves go, so read what you need before backward.
    */
   freeActivations?: boolean;
+  /**
+   * Called once per leaf as soon as its .grad for this backward is complete (data-parallel training starts the
+   * gradient allreduce of a bucket while backward goes on through earlier layers).
+   */
+  onLeafGrad?: (leaf: Tensor) => void;
 }
 
 /**
@@ -133,6 +138,7 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
           own.dispose();
           t.grad = keep(sum);
         }
+        opts.onLeafGrad?.(t);
         continue;
       }
       const gins = tidy(() => node.backward(g));
