@@ -12,7 +12,9 @@ import type { BasicGroupInit } from '../optim/optimizer.js';
 import type { LinearRecipe } from '../eval/linear.js';
 import type { TrainConfig } from '../train/config.js';
 import type { EncoderFactory } from './moco.js';
-import type { FrozenBackbone, Method, MethodSpec, TrainingProgress, TrainingStepOutput } from './method.js';
+import type { FrozenBackbone, Method, MethodSpec, StepContext, TrainingStepOutput } from './method.js';
+import type { Comm } from '../dist/comm.js';
+import { convertSyncBatchNorm } from '../dist/syncbn.js';
 import { backboneFeatures, buildBackbone, encoderBackbone } from './backbones.js';
 
 export interface MocoV3Config {
@@ -89,6 +91,8 @@ export class MoCoV3 extends Module implements Method {
   /** the momentum encoder is part of the model: no training-only state */
   readonly checkpointExtras: readonly string[] = [];
   readonly cfg: MocoV3Config;
+  /** set by distribute(): how keys are gathered across data-parallel ranks (one process: none) */
+  private gather: KeyGather | undefined = undefined;
   /** 'resnet' (fc head, 2-layer projector) or 'vit' (head, 3-layer projector) */
   readonly kind: 'resnet' | 'vit';
 
@@ -170,10 +174,27 @@ export class MoCoV3 extends Module implements Method {
     return { loss: T.add(a.loss, b.loss), logits: a.logits, labels: a.labels };
   }
 
+  /**
+   * Data parallel as main_moco.py: SyncBatchNorm everywhere (convert_sync_batchnorm) and the keys of every rank in
+   * each rank's loss (concat_all_gather, no gradient), this rank's positives at columns rank * N + i.
+   */
+  distribute(comm: Comm): void {
+    if (comm.size === 1) return;
+    convertSyncBatchNorm(this, comm);
+    this.gather = {
+      rank: comm.rank,
+      allGather: (k) => {
+        const [N, dim] = k.shape as [number, number];
+        return T.tensor(comm.allgather(Float32Array.from(k.data as ArrayLike<number>)), [N * comm.size, dim], { device: k.device, dtype: k.dtype }); // [N * world, dim]
+      },
+    };
+  }
+
   /** The step at a point of training: with mCos the momentum rises from m to 1 by a half cosine, per iteration. */
-  trainingStep(views: readonly Tensor[], progress?: TrainingProgress): TrainingStepOutput {
+  trainingStep(views: readonly Tensor[], ctx?: StepContext): TrainingStepOutput {
+    const progress = ctx?.progress;
     const m = this.cfg.mCos && progress !== undefined ? mocoMomentum(progress.epoch, this.cfg.m, progress.epochs) : this.cfg.m;
-    const out = this.computeLoss(views[0]!, views[1]!, m);
+    const out = this.computeLoss(views[0]!, views[1]!, m, this.gather);
     return { loss: out.loss, metrics: { acc1: T.accuracy(out.logits, out.labels), m } };
   }
 

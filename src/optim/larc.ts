@@ -28,6 +28,11 @@ export class LARC extends SGD {
     this.eps = opts.eps ?? 1e-8;
   }
 
+  /** No fused SGD kernel: each gradient needs its own trust ratio first. */
+  protected override fusedGroupStep(): boolean {
+    return false;
+  }
+
   protected override updateParam(p: Tensor, grad: Tensor, group: ParamGroup<SGDHyper>, state: ParamState): void {
     const w = floatData(p);
     const g = floatData(grad);
