@@ -70,8 +70,9 @@ describe('data parallel on Open MPI (mpirun -np 2)', () => {
     assert.match(r.stdout, /ok rank 1/);
   });
 
-  for (const method of ['simsiam', 'mae'] as const) {
-    const what = method === 'simsiam' ? 'SimSiam with SyncBatchNorm' : 'MAE (plain DDP, per-sample masks)';
+  for (const method of ['simsiam', 'mae', 'mocov3'] as const) {
+    const what = method === 'simsiam' ? 'SimSiam with SyncBatchNorm' : method === 'mae' ? 'MAE (plain DDP, per-sample masks)'
+      : 'MoCo v3 with SyncBatchNorm and keys gathered across ranks';
     it(`${what}: 2 ranks at batch 8 = 1 process at batch 16 after 3 steps (loss and weights, 1e-5 relative)`, { skip: dataSkip, timeout: 120_000 }, async () => {
       const root = mkdtempSync(join(tmpdir(), `dist-${method}-`));
       try {

@@ -12,7 +12,7 @@ import { writeSafetensors } from '../../src/io/safetensors.js';
 import * as T from '../../src/tensor/index.js';
 import { tinyConfig, mocoBatches, mocoShuffles, MOCO_BATCH } from './tiny.js';
 
-const [method, out] = process.argv.slice(2) as ['simsiam' | 'mae' | 'moco', string];
+const [method, out] = process.argv.slice(2) as ['simsiam' | 'mae' | 'mocov3' | 'moco', string];
 const comm = initDistributed({ force: 'mpi' });
 if (method === 'moco') {
   const cfg = tinyConfig('moco', out);

@@ -13,6 +13,7 @@ export function tinyConfig(method: MethodName, out: string): PretrainConfig {
     moco: { ...c.moco, K: 64, bnSplits: 1 },
     simsiam: { ...c.simsiam, dim: 32, predDim: 8 },
     mae: { ...c.mae, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2 },
+    mocov3: { ...c.mocov3, dim: 16, mlpDim: 32 },
   };
 }
 
