@@ -57,7 +57,9 @@ function worstRelative(a: Map<string, ArrayLike<number>>, b: Map<string, ArrayLi
 function assertLossesClose(one: number[], two: number[], tol: number): void {
   assert.equal(two.length, one.length, 'same number of steps');
   one.forEach((l, i) => {
-    const rel = Math.abs(l - two[i]!) / Math.max(Math.abs(l), 1e-3);
+    // a loss near 0 (SimSiam's mean cosine at initialisation can be ~1e-4) is an average of O(0.1) terms whose
+    // float32 rounding (~1e-8 each) the different reduction order moves: the scale floor is 1e-2, not the loss itself
+    const rel = Math.abs(l - two[i]!) / Math.max(Math.abs(l), 1e-2);
     assert.ok(rel <= tol, `step ${i + 1}: loss ${two[i]} on 2 ranks vs ${l} on 1 process (relative ${rel.toExponential(2)} > ${tol})`);
   });
 }
