@@ -90,3 +90,16 @@ export class Rng {
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
+
+/**
+ * Uniform [0, 1) noise, `length` values per sample, row i drawn from (seed, epoch, indices[i]) alone: a sample's
+ * randomness (MAE's mask) is then the same in whatever batch, and on whatever data-parallel rank, it lands. [N * length]
+ */
+export function perSampleUniform(seed: number, epoch: number, indices: ArrayLike<number>, length: number): Float32Array {
+  const out = new Float32Array(indices.length * length);
+  for (let i = 0; i < indices.length; i++) {
+    const rng = new Rng(hashKeys(seed, epoch, indices[i]!, 0x4d41534b));
+    for (let j = 0; j < length; j++) out[i * length + j] = rng.random();
+  }
+  return out;
+}
