@@ -6,7 +6,7 @@ import { cifar10, fashionMnist, imageFolder, loadSampleImage, type Dataset } fro
 import * as F from '../data/functional.js';
 import { type PipelineImage, type RgbImage } from '../data/image.js';
 import { PRESET_NAMES, preset, presetNormalization } from '../data/presets.js';
-import { hashKeys, Rng } from '../data/rng.js';
+import { hashKeys, Rng } from '../tensor/rng.js';
 import { buildTransform } from '../data/transforms.js';
 import { writeGridPng } from '../eval/picture.js';
 
@@ -57,7 +57,7 @@ export async function showAugs(o: ShowAugsOptions): Promise<{ width: number; hei
     const row: RgbImage[] = [];
     for (let c = 0; c < o.cols; c++) {
       const v = c % views.length;
-      const rng = new Rng(hashKeys(hashKeys(o.seed, Math.floor(c / views.length), index), v));
+      const rng = Rng.fromKeys(hashKeys(o.seed, Math.floor(c / views.length), index), v);
       row.push(toRgb(views[v]!.apply(img, rng), norm));
     }
     const cell = row[0]!;

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { BatchBuilder, type BadFilePolicy, type BatchResult, type BatchTask } from './batch.js';
 import { type Dataset, type Warn } from './datasets.js';
-import { hashKeys, Rng } from './rng.js';
+import { Rng } from '../tensor/rng.js';
 import { type ViewsSpec } from './transforms.js';
 import { type WorkerInit, type WorkerReply, type WorkerRequest } from './worker.js';
 
@@ -94,7 +94,7 @@ export class DataLoader {
   order(epoch: number): Int32Array {
     const n = this.dataset.length;
     if (!this.shuffle) return Int32Array.from({ length: n }, (_, i) => i);
-    return new Rng(hashKeys(0x5348554646, this.seed, epoch)).permutation(n);
+    return Rng.fromKeys(0x5348554646, this.seed, epoch).randperm(n);
   }
 
   private start(): void {

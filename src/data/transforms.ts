@@ -2,7 +2,7 @@
 // Random transforms split into getParams(rng, ...) and a deterministic functional op, as torchvision does.
 import * as F from './functional.js';
 import { type PipelineImage, type RgbImage, type TensorImage } from './image.js';
-import { hashKeys, Rng } from './rng.js';
+import { Rng } from '../tensor/rng.js';
 
 export type Interpolation = F.Interpolation;
 export type Size = number | readonly [number, number];
@@ -71,7 +71,7 @@ export class RandomApply implements Transform {
     this.p = checkProbability(this.name, p);
   }
   apply(img: PipelineImage, rng: Rng): PipelineImage {
-    if (this.p < rng.random()) return img;
+    if (this.p < rng.uniform()) return img;
     for (const t of this.transforms) img = t.apply(img, rng);
     return img;
   }
@@ -103,13 +103,13 @@ export class RandomResizedCrop implements Transform {
     const logRatio0 = Math.log(ratio[0]);
     const logRatio1 = Math.log(ratio[1]);
     for (let attempt = 0; attempt < 10; attempt++) {
-      const targetArea = area * rng.uniform(scale[0], scale[1]);
-      const aspectRatio = Math.exp(rng.uniform(logRatio0, logRatio1));
+      const targetArea = area * rng.uniformRange(scale[0], scale[1]);
+      const aspectRatio = Math.exp(rng.uniformRange(logRatio0, logRatio1));
       const w = roundPy(Math.sqrt(targetArea * aspectRatio));
       const h = roundPy(Math.sqrt(targetArea / aspectRatio));
       if (w > 0 && w <= width && h > 0 && h <= height) {
-        const top = rng.randint(0, height - h + 1);
-        const left = rng.randint(0, width - w + 1);
+        const top = rng.int(height - h + 1);
+        const left = rng.int(width - w + 1);
         return { top, left, height: h, width: w };
       }
     }
@@ -177,7 +177,7 @@ export class RandomHorizontalFlip implements Transform {
   }
   apply(input: PipelineImage, rng: Rng): PipelineImage {
     const img = expectRgb(this.name, input);
-    return rng.random() < this.p ? F.hflip(img) : img;
+    return rng.uniform() < this.p ? F.hflip(img) : img;
   }
 }
 
@@ -223,8 +223,8 @@ export class ColorJitter implements Transform {
 
   /** torchvision's get_params: a random order, then one uniform factor per enabled adjustment. */
   static getParams(brightness: Range | null, contrast: Range | null, saturation: Range | null, hue: Range | null, rng: Rng): ColorJitterParams {
-    const order = Array.from(rng.permutation(4));
-    const draw = (r: Range | null): number | null => (r === null ? null : rng.uniform(r[0], r[1]));
+    const order = Array.from(rng.randperm(4));
+    const draw = (r: Range | null): number | null => (r === null ? null : rng.uniformRange(r[0], r[1]));
     return { order, brightness: draw(brightness), contrast: draw(contrast), saturation: draw(saturation), hue: draw(hue) };
   }
 
@@ -252,7 +252,7 @@ export class RandomGrayscale implements Transform {
   }
   apply(input: PipelineImage, rng: Rng): PipelineImage {
     const img = expectRgb(this.name, input);
-    return rng.random() < this.p ? F.toGrayscale(img) : img;
+    return rng.uniform() < this.p ? F.toGrayscale(img) : img;
   }
 }
 
@@ -264,7 +264,7 @@ export class GaussianBlur implements Transform {
   }
   apply(input: PipelineImage, rng: Rng): PipelineImage {
     const img = expectRgb(this.name, input);
-    return F.gaussianBlurPil(img, rng.uniform(this.sigma[0], this.sigma[1]));
+    return F.gaussianBlurPil(img, rng.uniformRange(this.sigma[0], this.sigma[1]));
   }
 }
 
@@ -328,7 +328,7 @@ export class MultiView {
   }
   /** All views of one image; `sampleSeed` is e.g. hashKeys(seed, epoch, index). */
   apply(img: RgbImage, sampleSeed: number): PipelineImage[] {
-    return this.views.map((t, v) => t.apply(img, new Rng(hashKeys(sampleSeed, v))));
+    return this.views.map((t, v) => t.apply(img, Rng.fromKeys(sampleSeed, v)));
   }
 }
 

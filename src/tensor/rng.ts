@@ -1,5 +1,6 @@
-// Seeded random numbers that reproduce bit-for-bit from a seed on every platform.
-// xoshiro128** on 32-bit integer arithmetic (Math.imul), so JavaScript engines cannot disagree.
+// The one seeded generator of the library (tensor ops, initialisation, dropout, masking, the data pipeline):
+// xoshiro128** on 32-bit integer arithmetic (Math.imul), so it reproduces bit-for-bit on every platform.
+// Rng.fromKeys(seed, epoch, index) gives the data pipeline streams that do not depend on worker scheduling.
 
 export interface RngState { s: [number, number, number, number]; spareNormal: number | null }
 
@@ -14,17 +15,59 @@ function splitmix32(seed: number): () => number {
   };
 }
 
+/** splitmix32 step: a good 32-bit finaliser, used to hash keys together. */
+function mix32(x: number): number {
+  x = (x + 0x9e3779b9) | 0;
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/** Hashes any number of non-negative integer keys into one 32-bit seed. */
+export function hashKeys(...keys: number[]): number {
+  let h = 0x2545f491;
+  for (const k of keys) {
+    if (!Number.isInteger(k)) throw new Error(`[Rng] keys must be integers, got ${k}`);
+    // fold in 53-bit integers as two 32-bit halves
+    const lo = k >>> 0;
+    const hi = Math.floor(k / 4294967296) >>> 0;
+    h = mix32(h ^ lo);
+    h = mix32(h ^ hi);
+  }
+  return h;
+}
+
 export class Rng {
-  private s: [number, number, number, number];
+  private s: [number, number, number, number] = [1, 0, 0, 0];
   private spareNormal: number | null = null;
 
   constructor(seed = 0) {
+    this.seed(seed);
+  }
+
+  /** Restarts this generator from a seed, in place: every holder of it (modules, ops) sees the new stream. */
+  seed(seed: number): void {
     if (!Number.isFinite(seed)) throw new Error(`[Rng] seed must be a finite number, got ${seed}`);
     // Mix both halves of a 53-bit seed so seeds above 2^32 differ too.
     const hi = Math.floor(seed / 4294967296) >>> 0;
     const sm = splitmix32((seed >>> 0) ^ Math.imul(hi, 0x27d4eb2d));
     this.s = [sm(), sm(), sm(), sm()];
     if ((this.s[0] | this.s[1] | this.s[2] | this.s[3]) === 0) this.s[0] = 1;
+    this.spareNormal = null;
+  }
+
+  /**
+   * A generator keyed by integers, e.g. (seed, epoch, index) for one sample of one epoch: independent of the order
+   * samples are drawn in and of which worker draws them.
+   */
+  static fromKeys(...keys: number[]): Rng {
+    const r = new Rng(0);
+    let x = hashKeys(hashKeys(...keys));
+    const s0 = x = mix32(x);
+    const s1 = x = mix32(x);
+    const s2 = x = mix32(x);
+    r.s = [s0, s1, s2, (mix32(x) | 1) >>> 0]; // never the all-zero state
+    return r;
   }
 
   /** Next raw 32-bit unsigned integer. */
@@ -116,9 +159,12 @@ function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
-/** The process-wide generator used when an op is not given one; reseed with manualSeed. */
-export let globalRng = new Rng(0);
+/**
+ * The process-wide generator used when an op or module is not given one. manualSeed reseeds it in place, so the
+ * modules that hold it (Dropout, DropPath, Attention, MAE's masking) follow, as torch.manual_seed.
+ */
+export const globalRng = new Rng(0);
 
 export function manualSeed(seed: number): void {
-  globalRng = new Rng(seed);
+  globalRng.seed(seed);
 }

@@ -1,6 +1,7 @@
 // Every differentiable op: float64 gradcheck on the reference backend and native-vs-reference agreement,
 // across broadcasting, odd sizes, size-1 and zero-size edges.
 import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.js';
 import type { Tensor } from '../../src/tensor/index.js';
 import { checkOp, randomInts, type InputSpec } from '../helpers.js';
@@ -170,6 +171,21 @@ describe('layout and indexing', () => {
   });
   it('dropout keeps expectation and is seeded', () => {
     checkOp('dropout', (x) => T.dropout(x!, 0.3, true, new T.Rng(5)), [f([50])]);
+    const p = 0.3;
+    const n = 200_000;
+    const x = T.ones([n], { device: 'reference' });
+    const y = T.dropout(x, p, true, new T.Rng(11));
+    const v = y.toArray();
+    // kept entries are scaled by 1/(1-p), dropped ones are 0
+    const kept = v.filter((e) => e !== 0);
+    assert.ok(kept.every((e) => Math.abs(e - 1 / (1 - p)) < 1e-6), 'kept entries are 1/(1-p)');
+    // E[y] = x: the mean of n draws is within 5 standard errors (sd of one draw: sqrt(p/(1-p)))
+    const mean = v.reduce((a, b) => a + b, 0) / n;
+    const se = Math.sqrt(p / (1 - p) / n);
+    assert.ok(Math.abs(mean - 1) < 5 * se, `mean ${mean} differs from 1 by more than 5 standard errors (${se})`);
+    assert.ok(Math.abs(kept.length / n - (1 - p)) < 5 * Math.sqrt(p * (1 - p) / n), `keep rate ${kept.length / n}`);
+    assert.deepEqual(T.dropout(x, p, true, new T.Rng(11)).toArray(), v, 'the same seed gives the same mask');
+    assert.deepEqual(T.dropout(x, p, false, new T.Rng(11)).toArray(), x.toArray(), 'the identity in eval');
   });
 });
 
