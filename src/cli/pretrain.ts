@@ -3,11 +3,11 @@
 import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { mergeConfig, parseOverrides, readConfigFile } from '../io/config.js';
-import { presetConfig, presetNames, type PretrainConfig } from '../train/config.js';
+import { presetConfig, presetNames, RESUMABLE_KEYS, type PretrainConfig } from '../train/config.js';
 import { METHODS, METHOD_NAMES, methodSpec } from '../methods/registry.js';
 import { pretrain, readRunConfig, NonFiniteLossError } from '../train/pretrain.js';
 
-interface PretrainFlags {
+export interface PretrainFlags {
   method: string;
   preset: string;
   data?: string;
@@ -25,10 +25,24 @@ interface PretrainFlags {
   progress: boolean;
 }
 
-/** The config a command line describes: preset <- file <- named flags <- --set overrides. */
-export function resolvePretrainConfig(f: PretrainFlags): PretrainConfig {
-  const method = methodSpec(f.method, 'pretrain').name;
+/**
+ * The config a command line describes: preset <- file <- named flags <- --set overrides. With --resume the base is
+ * the run's saved config instead of the preset, and only the keys a resumed run may change can differ from it
+ * (checked by pretrain, which names the others).
+ */
+export function resolvePretrainConfig(f: PretrainFlags, o: { methodGiven?: boolean } = {}): PretrainConfig {
+  let method = methodSpec(f.method, 'pretrain').name;
   let cfg = presetConfig(method, f.preset);
+  if (f.resume === true) {
+    const out = f.out ?? `runs/${cfg.method}-${cfg.preset}`;
+    const saved = readRunConfig(out);
+    if (saved === null) throw new Error(`[pretrain] --resume: no run in ${out} (config.json missing)`);
+    if (o.methodGiven === true && saved.method !== method) {
+      throw new Error(`[pretrain] --resume cannot change 'method' (${JSON.stringify(saved.method)} -> ${JSON.stringify(method)})`);
+    }
+    method = saved.method;
+    cfg = saved;
+  }
   if (f.config !== undefined) cfg = mergeConfig(cfg, readConfigFile(f.config, 'pretrain'), 'pretrain');
   const named: string[] = [];
   const num = (flag: string, key: string, v: string | undefined): void => {
@@ -72,17 +86,12 @@ export function registerPretrain(program: Command): void {
     .option('--seed <n>', 'random seed')
     .option('--limit <n>', 'use only N training images')
     .option('--set <key=value>', 'override any config key, e.g. --set moco.K=4096 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('--resume', 'continue the run in --out from its last checkpoint (its saved config is used)')
+    .option('--resume', `continue the run in --out from its last checkpoint: its saved config is the base; only ${RESUMABLE_KEYS.join(', ')} may change (e.g. --epochs to extend a finished run)`)
     .option('--no-progress', 'no progress bar (log lines only)')
     .addHelpText('after', `\nPresets: ${METHOD_NAMES.map((n) => `${n}: ${presetNames(n).join(', ')}`).join('; ')}`)
-    .action(async (f: PretrainFlags) => {
-      let cfg = resolvePretrainConfig(f);
-      if (f.out === undefined) cfg = { ...cfg, out: `runs/${cfg.method}-${cfg.preset}` };
-      if (f.resume === true) {
-        const saved = readRunConfig(cfg.out);
-        if (saved === null) throw new Error(`[pretrain] --resume: no run in ${cfg.out} (config.json missing)`);
-        cfg = saved;
-      }
+    .action(async (f: PretrainFlags, cmd: Command) => {
+      let cfg = resolvePretrainConfig(f, { methodGiven: cmd.getOptionValueSource('method') === 'cli' });
+      if (f.out === undefined && f.resume !== true) cfg = { ...cfg, out: `runs/${cfg.method}-${cfg.preset}` };
       process.stdout.write(`[pretrain] config:\n${JSON.stringify(cfg, null, 2)}\n`);
       const tty = f.progress && process.stderr.isTTY === true;
       const bar = tty ? new SingleBar({

@@ -10,7 +10,7 @@ import { preset as augmentationPreset } from '../data/presets.js';
 import type { Dataset } from '../data/datasets.js';
 import type { Method } from '../methods/method.js';
 import { buildMethod } from '../methods/registry.js';
-import type { PretrainConfig, TrainConfig } from './config.js';
+import { checkResumeConfig, migrateConfig, type PretrainConfig, type TrainConfig } from './config.js';
 import { openDataset, evalTransform } from '../data/open.js';
 import { knnClassify } from '../eval/knn.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -109,11 +109,20 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
 
   let state: TrainState = { epoch: 0, step: 0, rng: rng.getState(), knn: [], losses: [], knnBefore: null };
   if (opts.resume === true) {
+    const saved = readRunConfig(cfg.out);
+    // only epochs, the kNN monitor and logging may change; anything else is refused, naming the keys
+    const changed = saved === null ? [] : checkResumeConfig(saved, cfg);
     const loaded = loadCheckpoint(cfg.out, model, opt);
     if (loaded !== null) {
       state = loaded;
       rng.setState(state.rng);
       log(`[pretrain] resumed from ${cfg.out} at epoch ${state.epoch}, step ${state.step}`);
+      if (changed.length > 0 && saved !== null) {
+        const get = (o: unknown, k: string): unknown => k.split('.').reduce<unknown>((x, p) => (x as Record<string, unknown>)[p], o);
+        const diff = Object.fromEntries(changed.map((k) => [k, { from: get(saved, k), to: get(cfg, k) }]));
+        log(`[pretrain] resumed with changed ${changed.map((k) => `${k} ${JSON.stringify(diff[k]!.from)} -> ${JSON.stringify(diff[k]!.to)}`).join(', ')}`);
+        appendFileSync(logPath, `${JSON.stringify({ event: 'resume', epoch: state.epoch, step: state.step, changed: diff })}\n`);
+      }
     } else {
       log(`[pretrain] no checkpoint in ${cfg.out}; starting from scratch`);
     }
@@ -290,6 +299,6 @@ async function writeCurves(out: string, state: TrainState): Promise<void> {
 export function readRunConfig(out: string): PretrainConfig | null {
   const p = join(out, 'config.json');
   if (!existsSync(p)) return null;
-  return JSON.parse(readFileSync(p, 'utf8')) as PretrainConfig;
+  return migrateConfig(JSON.parse(readFileSync(p, 'utf8')) as PretrainConfig);
 }
 
