@@ -9,6 +9,8 @@ import { evalTransform } from '../data/open.js';
 import type { MaskedAutoencoderViT } from '../methods/mae.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { markdownCode, summaryWriter } from '../io/tensorboard.js';
+import { logEpochScalars } from '../eval/supervised.js';
 import { finetune, finetuneModel, finetuneRecipe, type FinetuneRecipe, type FinetuneResult } from '../eval/finetune.js';
 import { linclsTrainTransform, loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
 
@@ -43,8 +45,13 @@ export async function runFinetune(o: FinetuneCommandOptions): Promise<FinetuneRe
     // drop_last, as main_finetune's training loader: every batch is full (and even for Mixup)
     const train = new DataLoader(pair.train, { batchSize: recipe.batchSize, transform: linclsTrainTransform(p.cfg), shuffle: true, dropLast: true, seed: o.seed, numWorkers: o.workers });
     const val = new DataLoader(pair.test, { batchSize: Math.min(256, recipe.batchSize), transform: evalTransform(p.cfg.augment, p.cfg.imgSize), shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers });
+    const tb = summaryWriter(o.out !== undefined ? join(o.out, 'tb') : null);
+    tb.addText('config', markdownCode(JSON.stringify({ checkpoint: resolve(o.checkpoint), data: trainSpec, testData: testSpec, seed: o.seed, recipe }, null, 2)), 0);
     try {
-      const r = await finetune(vit, train, val, recipe, (e) => o.log?.(`[finetune] epoch ${e.epoch}/${recipe.epochs}: loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} top-1 ${(100 * e.top1).toFixed(2)}% top-5 ${(100 * e.top5).toFixed(2)}% (${e.seconds.toFixed(1)} s)`), o.seed);
+      const r = await finetune(vit, train, val, recipe, (e) => {
+        logEpochScalars(tb, e);
+        o.log?.(`[finetune] epoch ${e.epoch}/${recipe.epochs}: loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} top-1 ${(100 * e.top1).toFixed(2)}% top-5 ${(100 * e.top5).toFixed(2)}% (${e.seconds.toFixed(1)} s)`);
+      }, o.seed);
       const result = { ...r, recipe, classes: pair.classes.length };
       if (o.out !== undefined) {
         const weights = serializeSafetensors(new Map(vit.stateDict()), { format: 'selfsup-finetuned-vit', checkpoint: resolve(o.checkpoint), classes: JSON.stringify(pair.classes) });
@@ -54,6 +61,7 @@ export async function runFinetune(o: FinetuneCommandOptions): Promise<FinetuneRe
       }
       return result;
     } finally {
+      tb.close();
       await train.close();
       await val.close();
       vit.dispose();

@@ -7,6 +7,8 @@ import { DataLoader } from '../data/loader.js';
 import { evalTransform } from '../data/open.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { markdownCode, summaryWriter } from '../io/tensorboard.js';
+import { logEpochScalars } from '../eval/supervised.js';
 import { linearProbe, type LinearResult } from '../eval/linear.js';
 import { methodSpec } from '../methods/registry.js';
 import { linclsTrainTransform, loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
@@ -48,12 +50,18 @@ export async function runLinear(o: LinearCommandOptions): Promise<LinearResult &
     const train = new DataLoader(pair.train, { batchSize: recipe.batchSize, transform: linclsTrainTransform(p.cfg), shuffle: true, dropLast: false, seed: o.seed, numWorkers: o.workers });
     const val = new DataLoader(pair.test, { batchSize: Math.min(256, recipe.batchSize), transform: evalTransform(p.cfg.augment, p.cfg.imgSize), shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers });
     let r: LinearResult;
+    const tb = summaryWriter(o.out !== undefined ? join(o.out, 'tb') : null);
+    tb.addText('config', markdownCode(JSON.stringify({ checkpoint: resolve(o.checkpoint), data: trainSpec, testData: testSpec, seed: o.seed, recipe }, null, 2)), 0);
     try {
       r = await linearProbe({
         backbone, features, dim, classes: pair.classes.length, train, val, recipe, seed: o.seed,
-        onEpoch: (e) => o.log?.(`[linear] epoch ${e.epoch}/${recipe.epochs}: loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} top-1 ${(100 * e.top1).toFixed(2)}% top-5 ${(100 * e.top5).toFixed(2)}% (${e.seconds.toFixed(1)} s)`),
+        onEpoch: (e) => {
+          logEpochScalars(tb, e);
+          o.log?.(`[linear] epoch ${e.epoch}/${recipe.epochs}: loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} top-1 ${(100 * e.top1).toFixed(2)}% top-5 ${(100 * e.top5).toFixed(2)}% (${e.seconds.toFixed(1)} s)`);
+        },
       });
     } finally {
+      tb.close();
       await train.close();
       await val.close();
     }

@@ -3,13 +3,12 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import * as T from '../tensor/index.js';
-import { DataLoader } from '../data/loader.js';
 import { evalTransform, openDataset } from '../data/open.js';
 import { MaskedAutoencoderViT } from '../methods/mae.js';
 import { reconstruct } from '../eval/reconstruct.js';
-import { tensorImageToRgb, writeGridPng } from '../eval/picture.js';
+import { reconstructionCells, writeGridPng } from '../eval/picture.js';
+import { loadImages } from '../eval/run-pictures.js';
 import { loadPretrained, positiveInt, finiteNumber, runNormalization } from '../eval/pretrained.js';
-import type { RgbImage } from '../data/image.js';
 
 export interface ReconstructOptions {
   checkpoint: string;
@@ -33,24 +32,14 @@ export async function runReconstruct(o: ReconstructOptions): Promise<Reconstruct
     if (!(maskRatio >= 0 && maskRatio < 1)) throw new Error(`[reconstruct] --mask-ratio must be in [0, 1), got ${maskRatio}`);
     const ds = openDataset(o.data ?? p.cfg.testData ?? p.cfg.data, 'test', o.images);
     if (ds.length === 0) throw new Error(`[reconstruct] ${o.data ?? p.cfg.data} holds no images`);
-    const loader = new DataLoader(ds, { batchSize: ds.length, transform: evalTransform(p.cfg.augment, p.cfg.imgSize), shuffle: false, dropLast: false, seed: 0, numWorkers: 0 });
-    let images: Float32Array | null = null;
-    let shape: [number, number, number, number] = [0, 0, 0, 0];
-    try {
-      for await (const b of loader.epoch(0)) { images = b.images; shape = b.shape; }
-    } finally {
-      await loader.close();
-    }
-    const x = T.tensor(images!, shape);
+    const { images, shape } = await loadImages(ds, evalTransform(p.cfg.augment, p.cfg.imgSize));
+    const x = T.tensor(images, shape);
     const noise = T.rand([shape[0], model.numPatches], { rng: new T.Rng(o.seed) });
     const r = reconstruct(model, x, maskRatio, noise);
     x.dispose();
     noise.dispose();
-    const norm = runNormalization(p.cfg);
-    const cols = [r.original, r.masked, r.reconstruction, r.pasted];
-    const rows: RgbImage[][] = [];
-    for (let n = 0; n < shape[0]; n++) rows.push(cols.map((t) => tensorImageToRgb(t.data, t.shape, n, norm)));
-    for (const t of cols) t.dispose();
+    const rows = reconstructionCells(r, runNormalization(p.cfg));
+    for (const t of [r.original, r.masked, r.reconstruction, r.pasted]) t.dispose();
     const zoom = o.zoom ?? Math.max(1, Math.ceil(96 / p.cfg.imgSize));
     const size = await writeGridPng(resolve(o.out), rows, zoom);
     return { ...size, rows: shape[0], loss: r.loss, maskRatio };

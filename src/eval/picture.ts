@@ -1,6 +1,13 @@
-// Pictures of tensors: normalised image tensors back to 8-bit RGB, grids of cells, and PNG scatter plots.
+// Pictures of tensors: normalised image tensors back to 8-bit RGB, grids of cells (augmentations, MAE
+// reconstructions), and PNG scatter plots.
 import sharp from 'sharp';
-import type { RgbImage } from '../data/image.js';
+import type { PipelineImage, RgbImage } from '../data/image.js';
+import { loadSampleImage, type Dataset } from '../data/datasets.js';
+import * as F from '../data/functional.js';
+import { presetNormalization } from '../data/presets.js';
+import { hashKeys, Rng } from '../tensor/rng.js';
+import { buildTransform, type ViewsSpec } from '../data/transforms.js';
+import type { Tensor } from '../tensor/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
 
 /** Image n of x [N, C, H, W] (C = 1 or 3) as RGB, undoing Normalize(mean, std) and clipping to [0, 255]. */
@@ -42,12 +49,65 @@ export function gridPixels(cells: readonly (readonly RgbImage[])[], zoom: number
   return { data: canvas, width: W, height: H };
 }
 
-/** Writes a grid of cells as a PNG atomically; returns its size. */
-export async function writeGridPng(path: string, cells: readonly (readonly RgbImage[])[], zoom: number): Promise<{ width: number; height: number }> {
+/** A grid of cells as PNG bytes. */
+export async function gridPng(cells: readonly (readonly RgbImage[])[], zoom: number): Promise<{ png: Uint8Array; width: number; height: number }> {
   const g = gridPixels(cells, zoom);
   const png = await sharp(g.data, { raw: { width: g.width, height: g.height, channels: 3 } }).png().toBuffer();
-  writeFileAtomic(path, png);
+  return { png, width: g.width, height: g.height };
+}
+
+/** Writes a grid of cells as a PNG atomically; returns its size. */
+export async function writeGridPng(path: string, cells: readonly (readonly RgbImage[])[], zoom: number): Promise<{ width: number; height: number }> {
+  const g = await gridPng(cells, zoom);
+  writeFileAtomic(path, g.png);
   return { width: g.width, height: g.height };
+}
+
+/** Zoom that magnifies cells to at least `px` pixels on their longer side. */
+export function zoomTo(cells: readonly (readonly RgbImage[])[], px = 96): number {
+  return Math.max(1, Math.ceil(px / Math.max(...cells.flat().map((i) => Math.max(i.width, i.height)))));
+}
+
+/** A pipeline image (8-bit RGB, or a normalised CHW tensor) as 8-bit RGB, undoing Normalize. */
+export function pipelineImageToRgb(view: PipelineImage, norm: { mean: readonly number[]; std: readonly number[] } | null): RgbImage {
+  if (view.kind === 'rgb') return view;
+  return tensorImageToRgb(view.data, [1, view.channels, view.height, view.width], 0, norm);
+}
+
+/**
+ * The augmentation grid of `show-augs` and of a run's start: one row per image (evenly spaced through ds so the
+ * rows span the classes), the original resized and centre-cropped to the view size, then `cols` views (multi-view
+ * presets alternate their views). Each view draws from an RNG keyed by (seed, column, index, view).
+ */
+export async function augmentationCells(ds: Dataset, spec: ViewsSpec, o: { rows: number; cols: number; seed: number }): Promise<RgbImage[][]> {
+  const views = spec.views.map(buildTransform);
+  const norm = presetNormalization(spec);
+  const rows = Math.min(o.rows, ds.length);
+  const images: RgbImage[][] = [];
+  for (let r = 0; r < rows; r++) {
+    const index = Math.floor((r * ds.length) / rows);
+    const img = await loadSampleImage(ds.source, index);
+    const row: RgbImage[] = [];
+    for (let c = 0; c < o.cols; c++) {
+      const v = c % views.length;
+      const rng = Rng.fromKeys(hashKeys(o.seed, Math.floor(c / views.length), index), v);
+      row.push(pipelineImageToRgb(views[v]!.apply(img, rng), norm));
+    }
+    const cell = row[0]!;
+    const [h, w] = F.resizeOutputSize(img.height, img.width, Math.min(cell.height, cell.width));
+    row.unshift(F.centerCrop(F.resize(img, h, w, 'bilinear'), cell.height, cell.width));
+    images.push(row);
+  }
+  return images;
+}
+
+/** MAE demo rows: original | masked | reconstruction | reconstruction with the visible patches pasted back. */
+export function reconstructionCells(r: { original: Tensor; masked: Tensor; reconstruction: Tensor; pasted: Tensor },
+  norm: { mean: readonly number[]; std: readonly number[] } | null): RgbImage[][] {
+  const cols = [r.original, r.masked, r.reconstruction, r.pasted];
+  const rows: RgbImage[][] = [];
+  for (let n = 0; n < r.original.shape[0]!; n++) rows.push(cols.map((t) => tensorImageToRgb(t.data, t.shape, n, norm)));
+  return rows;
 }
 
 // matplotlib's tab10, then tab20's light shades, for up to 20 classes; more classes cycle

@@ -3,6 +3,7 @@
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import type { Batch, DataLoader } from '../data/loader.js';
+import type { ScalarLogger } from '../io/tensorboard.js';
 
 export interface SupervisedEpoch { epoch: number; loss: number; lr: number; top1: number; top5: number; seconds: number }
 
@@ -62,4 +63,9 @@ export async function trainSupervised(o: SupervisedLoop): Promise<SupervisedEpoc
     o.onEpoch?.(e);
   }
   return history;
+}
+
+/** An epoch's TensorBoard scalars, at step = epoch as MAE's main_linprobe.py and main_finetune.py log test accuracy. */
+export function logEpochScalars(tb: ScalarLogger, e: SupervisedEpoch): void {
+  tb.addScalars({ 'train/loss': e.loss, 'train/lr': e.lr, 'test/top1': e.top1, 'test/top5': e.top5 }, e.epoch);
 }

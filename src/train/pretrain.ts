@@ -16,6 +16,8 @@ import { knnClassify } from '../eval/knn.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeLineChart } from '../io/plot.js';
 import { saveCheckpoint, loadCheckpoint, type TrainState } from './checkpoint.js';
+import { summaryWriter, markdownCode, type ScalarLogger } from '../io/tensorboard.js';
+import { augmentationGridPng, reconstructionMonitor } from '../eval/run-pictures.js';
 
 /** Features for the kNN monitor: the method's backbone features, L2-normalised. */
 export function monitorFeatures(model: Method, x: Tensor): Tensor {
@@ -87,8 +89,21 @@ export interface PretrainResult {
   model: Method;
 }
 
+export interface PretrainOptions {
+  resume?: boolean;
+  callbacks?: PretrainCallbacks;
+  /**
+   * TensorBoard event files in out/tb, augs.png and MAE's recon/epoch-NNN.png (default true; false on the ranks that
+   * do not write logs)
+   */
+  summaries?: boolean;
+}
+
+/** TensorBoard tags of the step metrics trainStep returns. */
+const METRIC_TAGS: Readonly<Record<string, string>> = { acc1: 'train/infonce_acc1', zStd: 'train/collapse_std', gradNorm: 'train/grad_norm' };
+
 /** Runs (or resumes) a pretraining; resolves when cfg.epochs are done. */
-export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; callbacks?: PretrainCallbacks } = {}): Promise<PretrainResult> {
+export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}): Promise<PretrainResult> {
   const cb = opts.callbacks ?? {};
   const log = cb.log ?? ((s: string) => { process.stdout.write(`${s}\n`); });
   mkdirSync(cfg.out, { recursive: true });
@@ -128,6 +143,22 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
     }
   }
   writeFileAtomic(join(cfg.out, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
+  const summaries = opts.summaries !== false;
+  const tb: ScalarLogger = summaryWriter(summaries ? join(cfg.out, 'tb') : null);
+  tb.addText('config', markdownCode(JSON.stringify(cfg, null, 2)), state.step);
+  if (summaries && state.step === 0) {
+    const png = await augmentationGridPng(train, views, cfg.seed);
+    writeFileAtomic(join(cfg.out, 'augs.png'), png);
+    tb.addImage('augmentations', png, 0);
+  }
+  const recon = summaries ? await reconstructionMonitor(cfg, model) : null;
+  const logReconstruction = async (epoch: number, step: number): Promise<void> => {
+    if (recon === null) return;
+    const png = await recon();
+    mkdirSync(join(cfg.out, 'recon'), { recursive: true });
+    writeFileAtomic(join(cfg.out, 'recon', `epoch-${String(epoch).padStart(3, '0')}.png`), png);
+    tb.addImage('mae/reconstruction', png, step);
+  };
 
   const knn = cfg.knn.disabled ? null : makeKnnMonitor(cfg);
   const t0 = performance.now();
@@ -135,7 +166,9 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
     state.knnBefore = { epoch: 0, ...(await knn(model)) };
     log(`[pretrain] kNN before training: top-1 ${(100 * state.knnBefore.top1).toFixed(2)}%${state.knnBefore.testLoss !== undefined ? `, test reconstruction loss ${state.knnBefore.testLoss.toFixed(4)}` : ''}`);
     appendFileSync(logPath, `${JSON.stringify({ event: 'knn', ...state.knnBefore })}\n`);
+    tb.addScalars({ 'knn/top1': state.knnBefore.top1, 'knn/top5': state.knnBefore.top5, 'test/mae_loss': state.knnBefore.testLoss }, 0);
   }
+  if (state.step === 0) await logReconstruction(0, 0);
 
   let lastLoss = NaN;
   try {
@@ -168,6 +201,7 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
         cb.onStep?.({ epoch, step: i, iters, loss: r.loss, lr, imgPerSec, metrics: r.metrics });
         if (i % cfg.logEvery === 0 || i === iters) {
           appendFileSync(logPath, `${JSON.stringify({ event: 'step', epoch, step: state.step, loss: r.loss, lr, imgPerSec: +imgPerSec.toFixed(1), ...r.metrics })}\n`);
+          tb.addScalars({ 'train/loss': r.loss, 'train/lr': lr, 'train/img_per_sec': imgPerSec, ...Object.fromEntries(Object.entries(r.metrics).map(([k, v]) => [METRIC_TAGS[k] ?? `train/${k}`, v])) }, state.step);
         }
         if (cfg.ckptEverySteps > 0 && i % cfg.ckptEverySteps === 0 && i < iters) {
           state.epoch = epoch;
@@ -192,11 +226,14 @@ export async function pretrain(cfg: PretrainConfig, opts: { resume?: boolean; ca
       }
       const seconds = (performance.now() - te) / 1000;
       appendFileSync(logPath, `${JSON.stringify({ event: 'epoch', epoch: epoch + 1, loss: meanLoss, seconds, ...(k ? { knnTop1: k.top1, knnTop5: k.top5, ...(k.testLoss !== undefined ? { testLoss: k.testLoss } : {}) } : {}) })}\n`);
+      tb.addScalars({ 'train/epoch_loss': meanLoss, 'knn/top1': k?.top1, 'knn/top5': k?.top5, 'test/mae_loss': k?.testLoss }, state.step);
+      await logReconstruction(epoch + 1, state.step);
       cb.onEpoch?.({ epoch: epoch + 1, loss: meanLoss, knn: k, seconds });
       await writeCurves(cfg.out, state);
     }
   } finally {
     await loader.close();
+    tb.close();
   }
   const last = state.knn[state.knn.length - 1] ?? null;
   return { knnBefore: state.knnBefore, knnAfter: last, epochs: state.epoch, lastLoss, seconds: (performance.now() - t0) / 1000, model };

@@ -31,6 +31,19 @@ test('embed writes embeddings.safetensors, embeddings.csv and pca.png', async ()
   const meta = await sharp(join(out, 'pca.png')).metadata();
   assert.equal(meta.format, 'png');
   assert.ok(r.explained[0]! >= r.explained[1]! && r.explained[0]! + r.explained[1]! <= 1 + 1e-9);
+  // the TensorBoard projector: 9 rows of 16 values, metadata with a header, a 3 x 3 sprite of 16 px thumbnails
+  const tensors = readFileSync(join(out, 'tb/00000/default/tensors.tsv'), 'utf8').trim().split('\n').map((l) => l.split('\t').map(Number));
+  assert.equal(tensors.length, 9);
+  assert.deepEqual(tensors[4], [...st.tensors.get('embeddings')!.data.slice(4 * 16, 5 * 16)]);
+  const tsv = readFileSync(join(out, 'tb/00000/default/metadata.tsv'), 'utf8').trim().split('\n');
+  assert.equal(tsv[0], 'label\tclass\tpath');
+  assert.match(tsv[4]!, /^1\tb\t.*test\/b\/0\.png$/);
+  assert.match(readFileSync(join(out, 'tb/projector_config.pbtxt'), 'utf8'), /sprite \{\n {4}image_path: "00000\/default\/sprite\.png"\n {4}single_image_dim: 16\n {4}single_image_dim: 16/);
+  const sprite = await sharp(join(out, 'tb/00000/default/sprite.png')).raw().toBuffer({ resolveWithObject: true });
+  assert.deepEqual([sprite.info.width, sprite.info.height], [48, 48]);
+  // thumbnail 4 (row 1, col 1) holds test/b/0.png: its centre pixel is class b's colour (97, 241, 173) within the noise
+  const c = ((16 + 8) * 48 + 16 + 8) * 3;
+  for (const [k, base] of [97, 241, 173].entries()) assert.ok(Math.abs(sprite.data[c + k]! - base) <= 21, `sprite channel ${k}: ${sprite.data[c + k]} vs ${base}`);
   // with a t-SNE map too
   const kls: number[] = [];
   const rt = await runEmbed({ checkpoint: run, split: 'test', out: join(tmp, 'emb-tsne'), limit: null, batchSize: 4, workers: 0, tsnePerplexity: 3, onTsne: (_, kl) => kls.push(kl) });

@@ -1,10 +1,11 @@
 // `selfsup finetune` on a tiny MAE run: layer-decay groups against MAE's rule (scale = decay^(num_layers - layer_id)),
 // weight-decay exemptions, the lr each group gets, drop path and global pooling, and the refusal of non-MAE runs.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { readEvents, scalarsByTag } from '../io/tfevents.js';
 import * as T from '../../src/tensor/index.js';
 import { runFinetune } from '../../src/cli/finetune.js';
 import { finetuneModel, finetuneParamGroups, finetuneRecipe } from '../../src/eval/finetune.js';
@@ -69,6 +70,14 @@ test('finetune a tiny MAE run end to end; a SimSiam run is refused', async () =>
   assert.equal(r.lr, (1e-2 * 4) / 256);
   assert.ok(r.history.every((e) => Number.isFinite(e.loss)));
   assert.equal(JSON.parse(readFileSync(join(out, 'finetune.json'), 'utf8')).top1, r.top1);
+  // TensorBoard: per-epoch scalars at step = epoch, and the config as text
+  const tbFile = readdirSync(join(out, 'tb')).find((f) => f.startsWith('events.out.tfevents.'))!;
+  const events = readEvents(new Uint8Array(readFileSync(join(out, 'tb', tbFile))));
+  const scalars = scalarsByTag(events);
+  assert.deepEqual(scalars.get('test/top1'), r.history.map((e) => [e.epoch, Math.fround(e.top1)]));
+  assert.deepEqual(scalars.get('train/loss'), r.history.map((e) => [e.epoch, Math.fround(e.loss)]));
+  assert.deepEqual(scalars.get('train/lr')!.map(([s]) => s), [1, 2]);
+  assert.match(events.flatMap((e) => e.values ?? []).find((v) => v.tag === 'config')!.tensor!.stringVal[0]!, /"recipe"/);
   assert.deepEqual(readSafetensors(join(out, 'model.safetensors')).tensors.get('head.weight')!.shape, [3, 16]);
   await assert.rejects(runFinetune({ checkpoint: run, recipe: { epochs: 1, batchSize: 3 }, limit: null, testLimit: null, workers: 0, seed: 0 }), /\[finetune\] .*--batch-size must be even, got 3/);
   const plain = await runFinetune({ checkpoint: run, recipe: { epochs: 1, batchSize: 3, mixup: 0, cutmix: 0 }, limit: null, testLimit: null, workers: 0, seed: 0 });

@@ -1,10 +1,11 @@
 // `selfsup linear` on tiny runs of each method: the recipe is the method's, only the head trains, the backbone is
 // verified bit-identical (and the check fires when it is not), MAE reads the cls token through BN + Linear.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { readEvents, scalarsByTag } from '../io/tfevents.js';
 import * as T from '../../src/tensor/index.js';
 import { runLinear } from '../../src/cli/linear.js';
 import { assertUnchanged, linearHead, snapshotState } from '../../src/eval/linear.js';
@@ -30,6 +31,14 @@ test('linear: SimSiam run with its LARS recipe learns the head; backbone unchang
   assert.ok(r.backboneTensorsChecked > 10);
   assert.ok(r.history.every((e) => Number.isFinite(e.loss)));
   const json = JSON.parse(readFileSync(join(out, 'linear.json'), 'utf8'));
+  // TensorBoard: per-epoch scalars at step = epoch, and the config as text
+  const tbFile = readdirSync(join(out, 'tb')).find((f) => f.startsWith('events.out.tfevents.'))!;
+  const events = readEvents(new Uint8Array(readFileSync(join(out, 'tb', tbFile))));
+  const scalars = scalarsByTag(events);
+  assert.deepEqual(scalars.get('test/top1'), r.history.map((e) => [e.epoch, Math.fround(e.top1)]));
+  assert.deepEqual(scalars.get('train/loss'), r.history.map((e) => [e.epoch, Math.fround(e.loss)]));
+  assert.deepEqual(scalars.get('train/lr')!.map(([s]) => s), [1, 2, 3]);
+  assert.match(events.flatMap((e) => e.values ?? []).find((v) => v.tag === 'config')!.tensor!.stringVal[0]!, /"recipe"/);
   assert.equal(json.top1, r.top1);
   const head = readSafetensors(join(out, 'head.safetensors'));
   assert.deepEqual(head.tensors.get('weight')!.shape, [3, r.head.parameters()[0]!.shape[1]!]);
