@@ -1,6 +1,7 @@
 // Kernel throughput of the native backend beside oneDNN's bare primitives (and PyTorch when importable).
 // Prints one JSON object per line: {"name", "value", "unit", ...}. Run with `npm run bench:ops`.
 import { spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
 import type { ConvParams } from '../src/backend/backend.js';
 import { nativeAddon, nativeBackend as nb } from '../src/backend/native.js';
 
@@ -61,7 +62,11 @@ print(json.dumps(out))
 `;
 
 function torchTimes(): Record<string, number> | null {
-  const r = spawnSync(PYTHON, ['-c', TORCH_SCRIPT, String(THREADS)], { encoding: 'utf8', timeout: 300_000 });
+  // this environment's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow OpenBLAS down: unset them for PyTorch's command alone
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const r = spawnSync(PYTHON, ['-c', TORCH_SCRIPT, String(THREADS)], { encoding: 'utf8', timeout: 300_000, env });
   if (r.status !== 0) {
     emit({ name: 'torch', value: null, unit: null, note: `PyTorch not available: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}` });
     return null;
@@ -114,17 +119,19 @@ function freeBuffers(b: ConvBuffers): void {
 }
 
 const CONV_KINDS = ['conv_fwd', 'conv_bwd_data', 'conv_bwd_weights'] as const;
-/** One conv call on NCHW buffers: what every call costs when activations are not kept in nChw16c. */
+/** One conv call on NCHW buffers: what every call costs when activations are not kept blocked. */
 function convCall(kind: (typeof CONV_KINDS)[number], b: ConvBuffers, p: ConvParams): () => void {
   if (kind === 'conv_fwd') return () => nb.conv2d(b.y, b.x, b.w, null, p);
   if (kind === 'conv_bwd_data') return () => nb.conv2dBackwardData(b.gx, b.gy, b.w, p);
   return () => nb.conv2dBackwardWeight(b.gw, null, b.gy, b.x, p);
 }
 /**
- * The same call inside a network, where the previous layer left its activations in nChw16c and the next reads
- * them so (what ops.conv2d does): x, gy blocked in; y, gx blocked out. Only the weights are reordered.
+ * The same call inside a network, where the previous layer left its activations in the blocked layout oneDNN
+ * prefers on this CPU (nChw16c, nChw8c) and the next reads them so (what ops.conv2d does): x, gy blocked in; y, gx
+ * blocked out. Only the weights are reordered. With no blocked layout in use, the NCHW call.
  */
 function convCallBlocked(kind: (typeof CONV_KINDS)[number], b: ConvBuffers, p: ConvParams): () => void {
+  if (addon.activationLayout() === 'plain') return convCall(kind, b, p);
   if (kind === 'conv_fwd') return () => { addon.conv2d(b.y, b.x, b.w, null, p, true, true); };
   if (kind === 'conv_bwd_data') return () => { addon.conv2dBackwardData(b.gx, b.gy, b.w, p, true, true); };
   return () => addon.conv2dBackwardWeight(b.gw, null, b.gy, b.x, p, true, true);
@@ -149,7 +156,7 @@ function benchConv(torch: Record<string, number> | null): void {
     const { ours, nchw, bare, barePlain, bareReorder } = bl;
     const record: Record<string, unknown> = {
       name: `${kind}_3x3_64x64_n64_32x32`, value: gflops(flop, ours), unit: 'GFLOP/s', layout,
-      activations: 'nChw16c (as between layers of a network)',
+      activations: `${addon.activationLayout()} (as between layers of a network)`, isa: addon.info().isa,
       bare_value: gflops(flop, bare),
       overhead_pct: +((ours / bare - 1) * 100).toFixed(2),
       // NCHW in and out: a network's first layer, or any caller that hands us plain buffers
@@ -190,6 +197,7 @@ function benchConvLayouts(): void {
 }
 
 emit({ name: 'info', value: addon.info().onednn, unit: 'onednn_version', threads: THREADS, conv_layout: addon.convLayout(),
+  isa: addon.info().isa, activation_layout: addon.activationLayout(), cpu: cpus()[0]?.model,
   note: 'overhead_pct = ours/bare - 1; ratio = torch seconds / our seconds (>1: we are faster)' });
 const torch = torchTimes();
 benchMatmul(torch);

@@ -322,8 +322,8 @@ void js_matmul(const Args& a) {
 
 int64_t conv_w_size(const ConvParams& p) { return p.O * (p.C / p.groups) * p.KH * p.KW; }
 
-// Trailing flags (absent: false) say which activations are in nChw16c; the kernels that may write nChw16c
-// return whether they did.
+// Trailing flags (absent: false) say which activations are in the activation block layout (nChw16c / nChw8c, see
+// activation_block); the kernels that may write it return whether they did.
 Napi::Value js_conv2d(const Args& a) {
   const ConvParams p = a.conv(4);
   return Napi::Boolean::New(a.env(), conv2d_forward(a.f32(0, "out", p.N * p.O * p.OH * p.OW),
@@ -344,34 +344,48 @@ void js_conv2d_backward_weight(const Args& a) {
 }
 void js_relayout(const Args& a) {
   const int64_t N = a.size(1, "N"), C = a.size(2, "C"), H = a.size(3, "H"), W = a.size(4, "W");
-  relayout_nchw16c(a.f32(0, "buf", N * C * H * W), N, C, H, W, a.flag(5));
+  relayout_blocked(a.f32(0, "buf", N * C * H * W), N, C, H, W, a.flag(5));
 }
 
 // ---- norm ----
 
-/** The trailing flag of the batch norm kernels: all activations are nChw16c. */
+/** The trailing flag of the batch norm kernels: all activations are in the activation block layout. */
 bool bn_blocked(const Args& a, int i, int64_t C) {
   if (!a.flag(i)) return false;
-  if (C % 16 != 0) fail(a.k, "nChw16c needs channels in multiples of 16, got " + std::to_string(C));
+  const int64_t b = activation_block();
+  if (b == 0) fail(a.k, "activations are flagged blocked, but no blocked activation layout is in use");
+  if (C % b != 0)
+    fail(a.k, activation_layout() + " needs channels in multiples of " + std::to_string(b) + ", got " + std::to_string(C));
   return true;
 }
 void js_batchnorm_forward(const Args& a) {
   const int64_t N = a.size(6, "N"), C = a.size(7, "C"), HW = a.size(8, "HW");
-  (bn_blocked(a, 10, C) ? batchnorm_forward_blocked : batchnorm_forward)(
-      a.f32(0, "out", N * C * HW), a.f32(1, "mean", C), a.f32(2, "invstd", C), a.f32(3, "x", N * C * HW),
-      a.f32opt(4, "gamma", C), a.f32opt(5, "beta", C), N, C, HW, a.number(9));
+  float *out = a.f32(0, "out", N * C * HW), *mean = a.f32(1, "mean", C), *invstd = a.f32(2, "invstd", C);
+  const float *x = a.f32(3, "x", N * C * HW), *gamma = a.f32opt(4, "gamma", C), *beta = a.f32opt(5, "beta", C);
+  if (bn_blocked(a, 10, C))
+    batchnorm_forward_blocked(out, mean, invstd, x, gamma, beta, N, C, HW, a.number(9), activation_block());
+  else
+    batchnorm_forward(out, mean, invstd, x, gamma, beta, N, C, HW, a.number(9));
 }
 void js_batchnorm_inference(const Args& a) {
   const int64_t N = a.size(6, "N"), C = a.size(7, "C"), HW = a.size(8, "HW");
-  (bn_blocked(a, 10, C) ? batchnorm_inference_blocked : batchnorm_inference)(
-      a.f32(0, "out", N * C * HW), a.f32(1, "x", N * C * HW), a.f32(2, "mean", C), a.f32(3, "variance", C),
-      a.f32opt(4, "gamma", C), a.f32opt(5, "beta", C), N, C, HW, a.number(9));
+  float* out = a.f32(0, "out", N * C * HW);
+  const float *x = a.f32(1, "x", N * C * HW), *mean = a.f32(2, "mean", C), *variance = a.f32(3, "variance", C);
+  const float *gamma = a.f32opt(4, "gamma", C), *beta = a.f32opt(5, "beta", C);
+  if (bn_blocked(a, 10, C))
+    batchnorm_inference_blocked(out, x, mean, variance, gamma, beta, N, C, HW, a.number(9), activation_block());
+  else
+    batchnorm_inference(out, x, mean, variance, gamma, beta, N, C, HW, a.number(9));
 }
 void js_batchnorm_backward(const Args& a) {
   const int64_t N = a.size(8, "N"), C = a.size(9, "C"), HW = a.size(10, "HW");
-  (bn_blocked(a, 11, C) ? batchnorm_backward_blocked : batchnorm_backward)(
-      a.f32(0, "gx", N * C * HW), a.f32opt(1, "ggamma", C), a.f32opt(2, "gbeta", C), a.f32(3, "gy", N * C * HW),
-      a.f32(4, "x", N * C * HW), a.f32(5, "mean", C), a.f32(6, "invstd", C), a.f32opt(7, "gamma", C), N, C, HW);
+  float *gx = a.f32(0, "gx", N * C * HW), *ggamma = a.f32opt(1, "ggamma", C), *gbeta = a.f32opt(2, "gbeta", C);
+  const float *gy = a.f32(3, "gy", N * C * HW), *x = a.f32(4, "x", N * C * HW), *mean = a.f32(5, "mean", C);
+  const float *invstd = a.f32(6, "invstd", C), *gamma = a.f32opt(7, "gamma", C);
+  if (bn_blocked(a, 11, C))
+    batchnorm_backward_blocked(gx, ggamma, gbeta, gy, x, mean, invstd, gamma, N, C, HW, activation_block());
+  else
+    batchnorm_backward(gx, ggamma, gbeta, gy, x, mean, invstd, gamma, N, C, HW);
 }
 void js_layernorm_forward(const Args& a) {
   const int64_t rows = a.size(6, "rows"), D = a.size(7, "D");
@@ -442,14 +456,37 @@ Napi::Value js_bench_primitive(const Args& a) {
   return Napi::Number::New(a.env(), bench_conv(k, a.conv(1), layout, iters));
 }
 
+/** The ISA oneDNN dispatches to, in the spelling ONEDNN_MAX_CPU_ISA takes; "unknown" for values newer than 2.6's. */
+const char* isa_name(dnnl::cpu_isa isa) {
+  switch (isa) {
+    case dnnl::cpu_isa::sse41: return "SSE41";
+    case dnnl::cpu_isa::avx: return "AVX";
+    case dnnl::cpu_isa::avx2: return "AVX2";
+    case dnnl::cpu_isa::avx2_vnni: return "AVX2_VNNI";
+    case dnnl::cpu_isa::avx512_mic: return "AVX512_MIC";
+    case dnnl::cpu_isa::avx512_mic_4ops: return "AVX512_MIC_4OPS";
+    case dnnl::cpu_isa::avx512_core: return "AVX512_CORE";
+    case dnnl::cpu_isa::avx512_core_vnni: return "AVX512_CORE_VNNI";
+    case dnnl::cpu_isa::avx512_core_bf16: return "AVX512_CORE_BF16";
+    case dnnl::cpu_isa::avx512_core_amx: return "AVX512_CORE_AMX";
+    case dnnl::cpu_isa::all: return "ALL";
+    default: return "unknown";
+  }
+}
+
 Napi::Value js_info(const Args& a) {
   Napi::Object o = Napi::Object::New(a.env());
   const dnnl_version_t* v = dnnl_version();
   o.Set("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
   o.Set("threads", double(omp_get_max_threads()));
   o.Set("convLayout", conv_layout());
+  o.Set("isa", isa_name(dnnl::get_effective_cpu_isa()));
+  o.Set("activationLayout", activation_layout());
+  o.Set("preferredBlock", double(preferred_block()));
   return o;
 }
+
+Napi::Value js_activation_layout(const Args& a) { return Napi::String::New(a.env(), activation_layout()); }
 
 // ---- registration ----
 
@@ -517,6 +554,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "avgPool2d", js_avgpool2d);
   add(env, exports, "avgPool2dBackward", js_avgpool2d_backward);
   add(env, exports, "convLayout", js_conv_layout);
+  add(env, exports, "activationLayout", js_activation_layout);
   add(env, exports, "benchPrimitive", js_bench_primitive);
   add(env, exports, "info", js_info);
   return exports;

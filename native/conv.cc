@@ -1,7 +1,9 @@
 // 2-D convolution over oneDNN: forward (bias fused), backward-data, backward-weights (+ bias gradient).
-// User buffers are always plain NCHW / OIHW. In "blocked" layout mode oneDNN picks its own layouts
-// (format_tag::any) and cached reorder primitives convert at the edges; in "plain" mode the primitive runs on
-// the user buffers directly. Weights are re-reordered every call: the optimizer updates them in place.
+// In "blocked" layout mode oneDNN picks its own layouts (format_tag::any): activations may arrive and leave in the
+// channel-blocked layout the primitive itself works in (nChw16c with AVX-512, nChw8c with AVX2; asked of oneDNN at
+// run time, see activation_block), and cached reorder primitives convert every other user buffer (NCHW, OIHW) at
+// the edges. In "plain" mode the primitive runs on NCHW buffers directly. Weights are re-reordered every call: the
+// optimizer updates them in place.
 //
 // Legend: N batch, C input channels, H W input size, O output channels, KH KW kernel size, OH OW output size,
 //   G groups; x [N, C, H, W], w [O, C/G, KH, KW] (oneDNN: [G, O/G, C/G, KH, KW] when G > 1), bias [O], y [N, O, OH, OW].
@@ -24,13 +26,10 @@ using dnnl::convolution_forward;
 
 namespace {
 
-// Chosen by bench/ops.ts measurements (see conv_layout_default below); overridable by SELFSUP_CONV_LAYOUT.
+// "blocked" (oneDNN's preferred layouts) measured faster than "plain" on every conv of bench/ops.ts; the TypeScript
+// side sets "plain" when SELFSUP_LAYOUT=plain.
 std::string& layout_mode() {
-  static std::string mode = [] {
-    const char* env = std::getenv("SELFSUP_CONV_LAYOUT");
-    return std::string(env && std::string(env) == "plain" ? "plain" : env && std::string(env) == "blocked" ? "blocked"
-                                                                                                            : "blocked");
-  }();
+  static std::string mode = "blocked";
   return mode;
 }
 
@@ -123,18 +122,27 @@ void port_out_finish(Port& port) {
 struct Mds {
   memory::desc src, wei, bias, dst;
 };
-/** User buffers: NCHW, or oneDNN's nChw16c for activations a previous layer left in that layout. */
+tag block_tag(int64_t block) { return block == 16 ? tag::nChw16c : tag::nChw8c; }
+
+/** User buffers: NCHW, or the activation block layout for activations a previous layer left in it. */
 Mds user_mds(const Geom& g, bool srcBlocked = false, bool dstBlocked = false) {
-  return {memory::desc(g.src, dt::f32, srcBlocked ? tag::nChw16c : tag::nchw), memory::desc(g.wei, dt::f32, g.weiTag),
-          memory::desc(g.bias, dt::f32, tag::x), memory::desc(g.dst, dt::f32, dstBlocked ? tag::nChw16c : tag::nchw)};
+  const int64_t b = (srcBlocked || dstBlocked) ? activation_block() : 0;
+  return {memory::desc(g.src, dt::f32, srcBlocked ? block_tag(b) : tag::nchw), memory::desc(g.wei, dt::f32, g.weiTag),
+          memory::desc(g.bias, dt::f32, tag::x),
+          memory::desc(g.dst, dt::f32, dstBlocked ? block_tag(b) : tag::nchw)};
 }
-/** Whether the primitive itself works on nChw16c for this activation, so a blocked output costs no reorder. */
+/** Whether the primitive itself works in the activation block layout here, so a blocked output costs no reorder. */
 bool prefers_blocked(const memory::desc& primMd, const memory::dims& dims) {
-  return primMd == memory::desc(dims, dt::f32, tag::nChw16c);
+  const int64_t b = activation_block();
+  return b > 0 && primMd == memory::desc(dims, dt::f32, block_tag(b));
 }
 void check_blocked(const char* kernel, const char* name, bool blocked, int64_t channels) {
-  if (blocked && channels % 16 != 0)
-    fail(kernel, std::string(name) + " has " + std::to_string(channels) + " channels; nChw16c needs a multiple of 16");
+  if (!blocked) return;
+  const int64_t b = activation_block();
+  if (b == 0) fail(kernel, std::string(name) + " is flagged blocked, but no blocked activation layout is in use");
+  if (channels % b != 0)
+    fail(kernel, std::string(name) + " has " + std::to_string(channels) + " channels; " + activation_layout() +
+                     " needs a multiple of " + std::to_string(b));
 }
 Mds prim_mds(const Geom& g, bool blocked) {
   if (!blocked) return user_mds(g);
@@ -201,13 +209,33 @@ void conv_set_layout(const std::string& layout) {
 }
 std::string conv_layout() { return layout_mode(); }
 
+int64_t preferred_block() {
+  // What oneDNN's forward conv picks for a typical mid-network activation (64 -> 64 channels, 3x3, 14x14, batch 8)
+  // when left free (format_tag::any): nChw16c with AVX-512, nChw8c with AVX2 / SSE4.1, something else elsewhere.
+  // The ISA cannot change once oneDNN has generated code, so the answer holds for the process.
+  static const int64_t block = [] {
+    ConvParams p{8, 64, 14, 14, 64, 3, 3, 14, 14, 1, 1, 1, 1, 1, 1, 1};
+    const Geom g = geom(p);
+    const memory::desc src = fwd_pd(g, true, false).src_desc();
+    if (src == memory::desc(g.src, dt::f32, tag::nChw16c)) return int64_t(16);
+    if (src == memory::desc(g.src, dt::f32, tag::nChw8c)) return int64_t(8);
+    return int64_t(0);
+  }();
+  return block;
+}
+int64_t activation_block() { return layout_mode() == "blocked" ? preferred_block() : 0; }
+std::string activation_layout() {
+  const int64_t b = activation_block();
+  return b == 0 ? "plain" : "nChw" + std::to_string(b) + "c";
+}
+
 bool conv2d_forward(float* out, const float* x, const float* w, const float* bias, const ConvParams& p, bool xBlocked,
                     bool outMayBlock) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
   check_blocked("conv2d", "x", xBlocked, p.C);
   if (p.N * p.O * p.OH * p.OW == 0) return false;
   const bool blocked = layout_mode() == "blocked";
-  outMayBlock = outMayBlock && blocked && p.O % 16 == 0;
+  outMayBlock = outMayBlock && blocked && activation_block() > 0 && p.O % activation_block() == 0;
   FwdEntry& e = fwdCache.get(conv_key("fwd", p, bias, xBlocked + 2 * outMayBlock), [&] {
     const Geom g = geom(p);
     const auto pd = fwd_pd(g, blocked, bias);
@@ -246,7 +274,7 @@ bool conv2d_backward_data(float* gx, const float* gy, const float* w, const Conv
     return false;
   }
   const bool blocked = layout_mode() == "blocked";
-  gxMayBlock = gxMayBlock && blocked && p.C % 16 == 0;
+  gxMayBlock = gxMayBlock && blocked && activation_block() > 0 && p.C % activation_block() == 0;
   BwdDataEntry& e = bwdDataCache.get(conv_key("bwd_data", p, false, gyBlocked + 2 * gxMayBlock), [&] {
     const Geom g = geom(p);
     const auto pd = bwd_data_pd(g, blocked);
@@ -308,18 +336,22 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
   stream().wait();
 }
 
-void relayout_nchw16c(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bool toBlocked) {
+void relayout_blocked(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bool toBlocked) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
-  if (C % 16 != 0) fail("relayout", "nChw16c needs channels in multiples of 16, got " + std::to_string(C));
+  const int64_t b = activation_block();
+  if (b == 0) fail("relayout", "no blocked activation layout is in use (layout: plain)");
+  if (C % b != 0)
+    fail("relayout", activation_layout() + " needs channels in multiples of " + std::to_string(b) + ", got " +
+                         std::to_string(C));
   if (N * C * H * W == 0) return;
   struct Entry {
     dnnl::reorder reorder;
     memory from, to;
   };
   static PrimitiveCache<Entry> cache;
-  Entry& e = cache.get(key("relayout", N, C, H, W, toBlocked), [&] {
+  Entry& e = cache.get(key("relayout", N, C, H, W, toBlocked, b), [&] {
     const memory::dims d{N, C, H, W};
-    const memory::desc plain(d, dt::f32, tag::nchw), blocked(d, dt::f32, tag::nChw16c);
+    const memory::desc plain(d, dt::f32, tag::nchw), blocked(d, dt::f32, block_tag(b));
     Entry e;
     e.from = memory(toBlocked ? plain : blocked, engine(), nullptr);
     e.to = memory(toBlocked ? blocked : plain, engine(), nullptr);

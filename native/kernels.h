@@ -48,29 +48,36 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
 struct ConvParams {
   int64_t N, C, H, W, O, KH, KW, OH, OW, strideH, strideW, padH, padW, dilationH, dilationW, groups;
 };
-// Activations may be NCHW or, flagged, oneDNN's nChw16c (channels a multiple of 16). The "may block" outputs are
-// written in nChw16c when the primitive itself works in it (no reorder); the return value says which was written.
+// Activations may be NCHW or, flagged, in the activation block layout (activation_block(): nChw16c or nChw8c, channels
+// a multiple of the block). The "may block" outputs are written blocked when the primitive itself works in that
+// layout (no reorder); the return value says which was written.
 bool conv2d_forward(float* out, const float* x, const float* w, const float* bias, const ConvParams& p,
                     bool xBlocked = false, bool outMayBlock = false);
 bool conv2d_backward_data(float* gx, const float* gy, const float* w, const ConvParams& p, bool gyBlocked = false,
                           bool gxMayBlock = false);
 void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* x, const ConvParams& p,
                             bool gyBlocked = false, bool xBlocked = false);
-/** In place: an [N, C, H, W] float buffer from NCHW to nChw16c (toBlocked) or back. */
-void relayout_nchw16c(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bool toBlocked);
-/** "plain" runs conv on NCHW/OIHW directly; "blocked" lets oneDNN pick nChw16c and reorders around it. */
+/** In place: an [N, C, H, W] float buffer from NCHW to the activation block layout (toBlocked) or back. */
+void relayout_blocked(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bool toBlocked);
+/** "plain" runs conv on NCHW/OIHW directly; "blocked" lets oneDNN pick its layouts and reorders around them. */
 void conv_set_layout(const std::string& layout);
 std::string conv_layout();
+/** The channel block oneDNN's conv prefers for activations on this CPU (16, 8, or 0: none), asked of oneDNN once. */
+int64_t preferred_block();
+/** preferred_block() in "blocked" layout mode, 0 in "plain" mode: the block activations are kept in between layers. */
+int64_t activation_block();
+/** "nChw16c", "nChw8c" or "plain": activation_block() as oneDNN names the layout. */
+std::string activation_layout();
 
 // ---- norm.cc ----
-// The *_blocked variants take x, out, gy and gx in nChw16c (C a multiple of 16).
+// The *_blocked variants take x, out, gy and gx in nChw{block}c (block 8 or 16, C a multiple of it).
 void batchnorm_forward_blocked(float* out, float* mean, float* invstd, const float* x, const float* gamma,
-                               const float* beta, int64_t N, int64_t C, int64_t HW, double eps);
+                               const float* beta, int64_t N, int64_t C, int64_t HW, double eps, int64_t block);
 void batchnorm_inference_blocked(float* out, const float* x, const float* mean, const float* variance,
-                                 const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps);
+                                 const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps, int64_t block);
 void batchnorm_backward_blocked(float* gx, float* ggamma, float* gbeta, const float* gy, const float* x,
                                 const float* mean, const float* invstd, const float* gamma, int64_t N, int64_t C,
-                                int64_t HW);
+                                int64_t HW, int64_t block);
 void batchnorm_forward(float* out, float* mean, float* invstd, const float* x, const float* gamma,
                        const float* beta, int64_t N, int64_t C, int64_t HW, double eps);
 void batchnorm_inference(float* out, const float* x, const float* mean, const float* variance, const float* gamma,

@@ -102,15 +102,16 @@ void batchnorm_backward(float* gx, float* ggamma, float* gbeta, const float* gy,
   });
 }
 
-// ---- batch norm on nChw16c: x [N, C/16, HW, 16]; one 16-channel block at a time, its lanes side by side ----
+// ---- batch norm on nChw{L}c (L = 16 or 8, the block oneDNN's conv picked): x [N, C/L, HW, L]; one L-channel block
+// at a time, its lanes side by side. Templated on L so the lane loops keep a constant trip count to vectorise. ----
 
 namespace {
-constexpr int64_t kLanes = 16;
-/** Element (n, block cb, position i, lane 0) of an nChw16c buffer. */
+/** Element (n, block cb, position i, lane 0) of an nChw{L}c buffer. */
+template <int64_t kLanes>
 inline int64_t blk(int64_t n, int64_t cb, int64_t i, int64_t CB, int64_t HW) { return ((n * CB + cb) * HW + i) * kLanes; }
-}  // namespace
 
-void batchnorm_forward_blocked(float* out, float* mean, float* invstd, const float* x, const float* gamma,
+template <int64_t kLanes>
+void batchnorm_forward_blocked_t(float* out, float* mean, float* invstd, const float* x, const float* gamma,
                                const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
   if (C == 0) return;
   const int64_t CB = C / kLanes, M = N * HW;
@@ -119,7 +120,7 @@ void batchnorm_forward_blocked(float* out, float* mean, float* invstd, const flo
       double sum[kLanes] = {}, sq[kLanes] = {};
       for (int64_t n = 0; n < N; n++)
         for (int64_t i = 0; i < HW; i++) {
-          const float* xs = x + blk(n, cb, i, CB, HW);
+          const float* xs = x + blk<kLanes>(n, cb, i, CB, HW);
 #pragma omp simd
           for (int64_t j = 0; j < kLanes; j++) sum[j] += xs[j];
         }
@@ -127,7 +128,7 @@ void batchnorm_forward_blocked(float* out, float* mean, float* invstd, const flo
       for (int64_t j = 0; j < kLanes; j++) mu[j] = M ? sum[j] / double(M) : 0.0;
       for (int64_t n = 0; n < N; n++)
         for (int64_t i = 0; i < HW; i++) {
-          const float* xs = x + blk(n, cb, i, CB, HW);
+          const float* xs = x + blk<kLanes>(n, cb, i, CB, HW);
 #pragma omp simd
           for (int64_t j = 0; j < kLanes; j++) sq[j] += (xs[j] - mu[j]) * (xs[j] - mu[j]);
         }
@@ -143,7 +144,7 @@ void batchnorm_forward_blocked(float* out, float* mean, float* invstd, const flo
       }
       for (int64_t n = 0; n < N; n++)
         for (int64_t i = 0; i < HW; i++) {
-          const int64_t o = blk(n, cb, i, CB, HW);
+          const int64_t o = blk<kLanes>(n, cb, i, CB, HW);
 #pragma omp simd
           for (int64_t j = 0; j < kLanes; j++) out[o + j] = (x[o + j] - m[j]) * scale[j] + shift[j];
         }
@@ -151,7 +152,8 @@ void batchnorm_forward_blocked(float* out, float* mean, float* invstd, const flo
   });
 }
 
-void batchnorm_inference_blocked(float* out, const float* x, const float* mean, const float* variance,
+template <int64_t kLanes>
+void batchnorm_inference_blocked_t(float* out, const float* x, const float* mean, const float* variance,
                                  const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
   if (N * C * HW == 0) return;
   const int64_t CB = C / kLanes;
@@ -175,7 +177,8 @@ void batchnorm_inference_blocked(float* out, const float* x, const float* mean, 
   });
 }
 
-void batchnorm_backward_blocked(float* gx, float* ggamma, float* gbeta, const float* gy, const float* x,
+template <int64_t kLanes>
+void batchnorm_backward_blocked_t(float* gx, float* ggamma, float* gbeta, const float* gy, const float* x,
                                 const float* mean, const float* invstd, const float* gamma, int64_t N, int64_t C,
                                 int64_t HW) {
   if (C == 0) return;
@@ -188,7 +191,7 @@ void batchnorm_backward_blocked(float* gx, float* ggamma, float* gbeta, const fl
       double sumGy[kLanes] = {}, sumGyXc[kLanes] = {};
       for (int64_t n = 0; n < N; n++)
         for (int64_t i = 0; i < HW; i++) {
-          const int64_t o = blk(n, cb, i, CB, HW);
+          const int64_t o = blk<kLanes>(n, cb, i, CB, HW);
 #pragma omp simd
           for (int64_t j = 0; j < kLanes; j++) {
             sumGy[j] += gy[o + j];
@@ -207,12 +210,32 @@ void batchnorm_backward_blocked(float* gx, float* ggamma, float* gbeta, const fl
       }
       for (int64_t n = 0; n < N; n++)
         for (int64_t i = 0; i < HW; i++) {
-          const int64_t o = blk(n, cb, i, CB, HW);
+          const int64_t o = blk<kLanes>(n, cb, i, CB, HW);
 #pragma omp simd
           for (int64_t j = 0; j < kLanes; j++) gx[o + j] = a[j] * (gy[o + j] - b[j] - (x[o + j] - mu[j]) * k[j]);
         }
     }
   });
+}
+
+}  // namespace
+
+void batchnorm_forward_blocked(float* out, float* mean, float* invstd, const float* x, const float* gamma,
+                               const float* beta, int64_t N, int64_t C, int64_t HW, double eps, int64_t block) {
+  (block == 16 ? batchnorm_forward_blocked_t<16> : batchnorm_forward_blocked_t<8>)(out, mean, invstd, x, gamma, beta,
+                                                                                    N, C, HW, eps);
+}
+void batchnorm_inference_blocked(float* out, const float* x, const float* mean, const float* variance,
+                                 const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps,
+                                 int64_t block) {
+  (block == 16 ? batchnorm_inference_blocked_t<16> : batchnorm_inference_blocked_t<8>)(out, x, mean, variance, gamma,
+                                                                                        beta, N, C, HW, eps);
+}
+void batchnorm_backward_blocked(float* gx, float* ggamma, float* gbeta, const float* gy, const float* x,
+                                const float* mean, const float* invstd, const float* gamma, int64_t N, int64_t C,
+                                int64_t HW, int64_t block) {
+  (block == 16 ? batchnorm_backward_blocked_t<16> : batchnorm_backward_blocked_t<8>)(gx, ggamma, gbeta, gy, x, mean,
+                                                                                      invstd, gamma, N, C, HW);
 }
 
 // ---- layer norm ----

@@ -15,3 +15,4 @@ export { pretrain, trainStep, buildOptimizer, monitorFeatures, type PretrainResu
 export { saveCheckpoint, loadCheckpoint, loadModelWeights } from './train/checkpoint.js';
 export { knnClassify } from './eval/knn.js';
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';
+export { engineReport, engineSummary, type EngineReport } from './cli/doctor.js';

@@ -46,7 +46,8 @@ export interface PoolParams {
 }
 
 /**
- * Native only: kernels that read and write activations in oneDNN's nChw16c layout (channels a multiple of 16),
+ * Native only: kernels that read and write activations in the channel-blocked layout oneDNN's conv prefers on the
+ * running CPU (nChw16c with AVX-512, nChw8c with AVX2; channels a multiple of the block),
  * so a ResNet's conv -> batch norm -> ReLU -> conv chain never reorders between layers. A flag per activation says
  * whether it is blocked; the outputs that "may block" are written blocked when the primitive works in that layout,
  * and the conv kernels return whether they were.
@@ -54,7 +55,7 @@ export interface PoolParams {
 export interface BlockedKernels {
   /** whether conv may leave its outputs blocked now (the native conv layout is 'blocked') */
   enabled(): boolean;
-  /** In place: [N, C, H, W] from NCHW to nChw16c (toBlocked) or back. */
+  /** In place: [N, C, H, W] from NCHW to the blocked layout (toBlocked) or back. */
   relayout(buf: Float32Array, N: number, C: number, H: number, W: number, toBlocked: boolean): void;
   conv2d(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, p: ConvParams,
     xBlocked: boolean, outMayBlock: boolean): boolean;
@@ -62,7 +63,7 @@ export interface BlockedKernels {
     gxMayBlock: boolean): boolean;
   conv2dBackwardWeight(gw: Float32Array, gb: Float32Array | null, gy: Float32Array, x: Float32Array, p: ConvParams,
     gyBlocked: boolean, xBlocked: boolean): void;
-  /** Batch norm with x, out (gy, gx) all in nChw16c; the same signatures as the NCHW kernels of Backend. */
+  /** Batch norm with x, out (gy, gx) all blocked; the same signatures as the NCHW kernels of Backend. */
   batchNormForward: Backend['batchNormForward'];
   batchNormInference: Backend['batchNormInference'];
   batchNormBackward: Backend['batchNormBackward'];
@@ -70,7 +71,7 @@ export interface BlockedKernels {
 
 export interface Backend {
   readonly name: DeviceName;
-  /** Native only: the nChw16c kernels (absent on backends that keep every buffer row-major). */
+  /** Native only: the blocked-layout kernels (absent on backends that keep every buffer row-major). */
   readonly blocked?: BlockedKernels;
   /** Allocates a buffer of `size` elements; zero-filled when `zero` is true, otherwise contents are undefined. */
   alloc(dtype: DType, size: number, zero: boolean): TypedArray;

@@ -11,6 +11,20 @@ import type {
 export interface NativeMemoryStats { liveBytes: number; cachedBytes: number; liveBlocks: number; cachedBlocks: number }
 
 export type ConvLayout = 'plain' | 'blocked';
+/** The layout activations are kept in between layers: the channel block oneDNN's conv prefers on this CPU, or none. */
+export type ActivationLayout = 'nChw16c' | 'nChw8c' | 'plain';
+
+/** What the addon reports about the engine it runs: oneDNN version, ISA dispatched to, layouts, OpenMP threads. */
+export interface NativeInfo {
+  onednn: string;
+  threads: number;
+  convLayout: ConvLayout;
+  /** the ISA oneDNN dispatches to, spelled as ONEDNN_MAX_CPU_ISA takes it (AVX2, AVX512_CORE, ...) */
+  isa: string;
+  activationLayout: ActivationLayout;
+  /** the channel block oneDNN's conv picks on this CPU when free to choose (16, 8, or 0) */
+  preferredBlock: number;
+}
 export type BenchKind = 'matmul' | 'conv_fwd' | 'conv_bwd_data' | 'conv_bwd_weights';
 
 type Flagged = 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeight' | 'batchNormForward' | 'batchNormInference'
@@ -18,7 +32,7 @@ type Flagged = 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeight' | 'batch
 
 /**
  * The addon's exports: the Backend kernels with the same argument order, plus memory and benchmark helpers. Conv and
- * batch norm take trailing nChw16c flags (absent: NCHW), as BlockedKernels describes.
+ * batch norm take trailing "blocked" flags (absent: NCHW), as BlockedKernels describes.
  */
 export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocked' | Flagged> {
   conv2d(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams, xBlocked?: boolean,
@@ -40,21 +54,62 @@ export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocke
   trimCache(): void;
   /** Gets (and with an argument, sets) how conv lays out data for oneDNN. */
   convLayout(layout?: ConvLayout | null): ConvLayout;
+  /** The layout blocked activations use now: oneDNN's preferred channel block in 'blocked' conv layout, else plain. */
+  activationLayout(): ActivationLayout;
   /** Seconds per iteration of the bare oneDNN primitive, on buffers oneDNN allocates in its preferred layout. */
   benchPrimitive(kind: 'matmul', sizes: { M: number; N: number; K: number }, iters: number): number;
   benchPrimitive(kind: BenchKind, p: ConvParams, iters: number, layout?: 'any' | 'plain' | 'any+reorder'): number;
-  info(): { onednn: string; threads: number; convLayout: ConvLayout };
+  info(): NativeInfo;
 }
 
 const ADDON_PATH = '../../build/Release/selfsup_native.node';
-const BUILD_HINT = 'install libdnnl-dev (apt-get install libdnnl-dev) and run npm ci';
+const BUILD_HINT = 'install oneDNN (Debian/Ubuntu: apt-get install libdnnl-dev; macOS: brew install onednn), then ' +
+  'rebuild the addon (npm rebuild selfsup; in a git checkout: npm run build:native)';
 
 // OpenMP threads that spin while idle steal the cores the data-loader workers decode on; passive waiting costs
 // little between kernels and tripled end-to-end training speed here. libgomp reads this when the addon loads.
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 
+/** A bad setting in the environment: thrown, never answered by falling back to the reference backend. */
+export class NativeConfigError extends Error {
+  override name = 'NativeConfigError';
+}
+
+/** SELFSUP_LAYOUT values: how activations are laid out for and between oneDNN's conv. */
+export const LAYOUT_MODES = {
+  auto: 'oneDNN picks its layouts and activations stay in its channel-blocked layout between layers (default)',
+  reorder: 'oneDNN picks its layouts; every conv reorders from and to NCHW (activations are NCHW between layers)',
+  plain: 'conv runs on NCHW buffers directly; nothing is blocked',
+} as const;
+export type LayoutMode = keyof typeof LAYOUT_MODES;
+
+/** ONEDNN_MAX_CPU_ISA (and its older name DNNL_MAX_CPU_ISA) values oneDNN 2.6 accepts. */
+const ISA_VALUES = ['SSE41', 'AVX', 'AVX2', 'AVX2_VNNI', 'AVX512_MIC', 'AVX512_MIC_4OPS', 'AVX512_CORE',
+  'AVX512_CORE_VNNI', 'AVX512_CORE_BF16', 'AVX512_CORE_AMX', 'ALL'] as const;
+
+/**
+ * Checks the environment variables that steer the native engine. oneDNN ignores an ISA name it does not know, so
+ * a typo would silently run at full ISA; here it is an error naming the variable and the accepted values.
+ */
+export function checkNativeEnv(env: NodeJS.ProcessEnv = process.env): { layout: LayoutMode } {
+  for (const name of ['ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA']) {
+    const v = env[name];
+    if (v !== undefined && v !== '' && !(ISA_VALUES as readonly string[]).includes(v.toUpperCase())) {
+      throw new NativeConfigError(`[native] ${name}='${v}' is not an ISA oneDNN 2.6 knows; accepted values: ` +
+        `${ISA_VALUES.join(', ')}`);
+    }
+  }
+  const layout = env.SELFSUP_LAYOUT ?? 'auto';
+  if (!Object.hasOwn(LAYOUT_MODES, layout)) {
+    throw new NativeConfigError(`[native] SELFSUP_LAYOUT='${layout}' is not a layout mode; accepted values: ` +
+      Object.entries(LAYOUT_MODES).map(([k, v]) => `${k} (${v})`).join('; '));
+  }
+  return { layout: layout as LayoutMode };
+}
+
 let addon: NativeAddon | null = null;
 let loadError: string | null = null;
+let configured = false;
 try {
   // SELFSUP_NATIVE_ADDON: another build of the addon, for A/B benchmarks of kernel changes in one checkout.
   addon = createRequire(import.meta.url)(process.env.SELFSUP_NATIVE_ADDON ?? ADDON_PATH) as NativeAddon;
@@ -77,22 +132,33 @@ export function nativeLoadError(): string | null {
 /** The raw addon, for benchmarks and tests; throws the one-line build hint when it is missing. */
 export function nativeAddon(): NativeAddon {
   if (addon === null) throw new Error(loadError ?? `[native] addon not built: ${BUILD_HINT}`);
+  if (!configured) configure(addon);
   return addon;
 }
 
-// Activations stay in nChw16c between conv / batch norm / elementwise layers unless SELFSUP_BLOCKED_ACTIVATIONS=0
-// (then every conv reorders to and from NCHW, as in plain frameworks); conv layout 'plain' turns it off too.
-let blockedActivations = process.env.SELFSUP_BLOCKED_ACTIVATIONS !== '0';
+/** Applies SELFSUP_LAYOUT on first use (after checking the environment). */
+function configure(a: NativeAddon): void {
+  const { layout } = checkNativeEnv();
+  a.convLayout(layout === 'plain' ? 'plain' : 'blocked');
+  blockedActivations = layout === 'auto';
+  configured = true;
+}
 
-/** Turns keeping activations in nChw16c between layers on or off (benchmarks, tests); returns the old setting. */
+// Activations stay in oneDNN's blocked layout between conv / batch norm / elementwise layers unless SELFSUP_LAYOUT
+// says otherwise (configure() sets this on first use)
+// (then every conv reorders to and from NCHW, as in plain frameworks); conv layout 'plain' turns it off too.
+let blockedActivations = true;
+
+/** Turns keeping activations blocked between layers on or off (benchmarks, tests); returns the old setting. */
 export function setBlockedActivations(on: boolean): boolean {
+  if (addon !== null && !configured) configure(addon);
   const old = blockedActivations;
   blockedActivations = on;
   return old;
 }
 
 const blockedKernels: BlockedKernels = {
-  enabled: () => blockedActivations && nativeAddon().convLayout() === 'blocked',
+  enabled: () => blockedActivations && nativeAddon().activationLayout() !== 'plain',
   relayout: (buf, N, C, H, W, toBlocked) => nativeAddon().relayout(buf, N, C, H, W, toBlocked),
   conv2d: (out, x, w, bias, p, xBlocked, outMayBlock) => nativeAddon().conv2d(out, x, w, bias, p, xBlocked, outMayBlock),
   conv2dBackwardData: (gx, gy, w, p, gyBlocked, gxMayBlock) =>

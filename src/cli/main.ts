@@ -2,6 +2,7 @@
 // Adding a subcommand is one line in SUBCOMMANDS: its name and the import of its register function.
 import { Command } from 'commander';
 import { pathToFileURL } from 'node:url';
+import { engineSummary } from './doctor.js';
 
 type Register = (program: Command) => void;
 
@@ -14,12 +15,19 @@ const SUBCOMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
   ['linear', async () => (await import('./linear.js')).registerLinear],
   ['finetune', async () => (await import('./finetune.js')).registerFinetune],
   ['export', async () => (await import('./export.js')).registerExport],
+  ['doctor', async () => (await import('./doctor.js')).registerDoctor],
 ];
 
 export async function buildProgram(): Promise<Command> {
   const program = new Command('selfsup')
     .description('self-supervised visual representation learning (MoCo, SimSiam, MAE)')
     .showHelpAfterError()
+    // the version line also says which engine runs (backend, ISA, layout, threads); computed only when asked
+    .option('-V, --version', 'print the version and the engine in use')
+    .on('option:version', () => {
+      process.stdout.write(`${engineSummary()}\n`);
+      process.exit(0);
+    })
     .configureOutput({ outputError: (s, write) => write(s) });
   for (const [name, load] of SUBCOMMANDS) {
     let register: Register;

@@ -8,12 +8,19 @@ import { Rng } from '../tensor/rng.js';
 import { type ViewsSpec } from './transforms.js';
 import { type WorkerInit, type WorkerReply, type WorkerRequest } from './worker.js';
 
-// Workers run the TypeScript sources: a tiny bootstrap registers tsx's loader (resolved from this package, not from
-// the caller's cwd) and then imports worker.ts. Node 20 ignores `--import` hooks for a worker's own .ts entry point.
-const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url).href;
-const WORKER_BOOTSTRAP = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})
-  .then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL)}); })
+// Compiled (dist/, an installed package), the worker is plain JavaScript and starts directly. From the TypeScript
+// sources (a git checkout, the tests), a tiny bootstrap registers tsx's loader (resolved from this package, not from
+// the caller's cwd) and then imports worker.ts: Node 20 ignores `--import` hooks for a worker's own .ts entry point.
+const FROM_SOURCES = import.meta.url.endsWith('.ts');
+const WORKER_URL = new URL(FROM_SOURCES ? './worker.ts' : './worker.js', import.meta.url);
+
+function startWorker(init: WorkerInit): Worker {
+  if (!FROM_SOURCES) return new Worker(WORKER_URL, { workerData: init });
+  const bootstrap = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})
+  .then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); })
   .catch((e) => { setImmediate(() => { throw e; }); });`;
+  return new Worker(bootstrap, { eval: true, workerData: init });
+}
 
 export interface Batch {
   /** first view, [N, C, H, W] */
@@ -104,7 +111,7 @@ export class DataLoader {
     }
     const init: WorkerInit = { source: this.dataset.source, views: this.options.transform, badFile: this.badFile };
     for (let w = 0; w < this.numWorkers; w++) {
-      const worker = new Worker(WORKER_BOOTSTRAP, { eval: true, workerData: init });
+      const worker = startWorker(init);
       worker.on('message', (reply: WorkerReply) => this.onReply(w, reply));
       worker.on('error', (err) => this.fail(new Error(`[DataLoader] worker ${w} crashed: ${err.message}`)));
       worker.on('exit', (code) => {

@@ -206,7 +206,7 @@ export function to(t: Tensor, device: DeviceName, dtype: DType = t.dtype): Tenso
 function unaryOp(op: UnaryOp, x: Tensor, p0 = 0, p1 = 0): Tensor {
   live(op, x);
   const out = like(x);
-  // elementwise: an nChw16c input gives an nChw16c output, element for element
+  // elementwise: a blocked input gives a blocked output, element for element
   const xb = x.blockedData;
   x.backend.unary(op, out.data, xb ?? x.data, p0, p1);
   if (xb !== null) out.markBlocked();
@@ -324,7 +324,7 @@ function binaryForward(op: BinaryOp, a: Tensor, b: Tensor, outDtype: DType): Ten
   const out = like(a, shape, outDtype);
   const ab = a.blockedData, bb = b.blockedData;
   if (ab !== null && bb !== null && sameShape(a.shape, b.shape) && outDtype === a.dtype) {
-    // both nChw16c: elementwise over the buffers as they are
+    // both blocked (the same layout): elementwise over the buffers as they are
     a.backend.binary(op, out.data, ab, bb, [out.size], [1], [1]);
     out.markBlocked();
     return out;
@@ -848,7 +848,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   }
   const p: ConvParams = { N, C, H, W, O, KH, KW, OH, OW, strideH, strideW, padH, padW, dilationH, dilationW, groups };
   const out = like(x, [N, O, OH, OW]);
-  // native: activations with channels in multiples of 16 stay in oneDNN's nChw16c between layers
+  // native: activations with channels in multiples of the block stay in oneDNN's blocked layout between layers
   const bk = x.backend.blocked !== undefined && x.backend.blocked.enabled() && groups === 1 ? x.backend.blocked : null;
   if (out.size > 0) {
     if (bk !== null) {
@@ -944,7 +944,7 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
   const out = like(x);
   const mean = like(x, [C]);
   const invstd = like(x, [C]);
-  // an nChw16c input (left by a conv) is normalised in that layout and stays in it
+  // a blocked input (left by a conv) is normalised in that layout and stays in it
   const xb = x.blockedData;
   (xb !== null ? x.backend.blocked! : x.backend).batchNormForward(fdata(out), fdata(mean), fdata(invstd), xb ?? fdata(x),
     weight === null ? null : fdata(weight), bias === null ? null : fdata(bias), N, C, HW, eps);

@@ -6,7 +6,7 @@ import type { GradNode } from './autograd.js';
 
 export type Shape = readonly number[];
 
-/** The [N, C, H, W] sizes of an activation held in oneDNN's nChw16c layout (native backend only). */
+/** The [N, C, H, W] sizes of an activation held in oneDNN's blocked layout (nChw16c / nChw8c; native backend only). */
 export interface BlockedLayout { readonly N: number; readonly C: number; readonly H: number; readonly W: number }
 
 /** A buffer shared by a tensor and its views (reshape, detach); freed when the last holder disposes. */
@@ -14,7 +14,7 @@ export class Storage {
   data: TypedArray | null;
   refs = 1;
   /**
-   * Set while the buffer holds an activation in nChw16c, as conv and batch norm leave it for the next layer
+   * Set while the buffer holds an activation in the blocked layout, as conv and batch norm leave it for the next layer
    * (no reorder between layers). Every read through Tensor.data first turns it back into NCHW, in place.
    */
   blocked: BlockedLayout | null = null;
@@ -151,7 +151,7 @@ export class Tensor {
   }
 
   /**
-   * The buffer as it is when it holds this tensor in nChw16c (a 4-D tensor whose storage a conv or batch norm left
+   * The buffer as it is when it holds this tensor in the blocked layout (a 4-D tensor whose storage a conv or batch norm left
    * blocked), else null. For the kernels that read that layout; everything else reads `data`.
    */
   get blockedData(): Float32Array | null {
@@ -162,7 +162,7 @@ export class Tensor {
       ? this.storage.data as Float32Array : null;
   }
 
-  /** Marks this tensor's fresh buffer as written in nChw16c by a kernel. */
+  /** Marks this tensor's fresh buffer as written in the blocked layout by a kernel. */
   markBlocked(): void {
     const [N, C, H, W] = this.shape as [number, number, number, number];
     this.storage.blocked = { N, C, H, W };
