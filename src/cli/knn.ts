@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { DataLoader } from '../data/loader.js';
 import type { Dataset } from '../data/datasets.js';
 import { evalTransform } from '../data/open.js';
-import { extract } from '../train/pretrain.js';
+import { extractOnce } from '../train/pretrain.js';
 import { knnClassify } from '../eval/knn.js';
 import { loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -47,8 +47,8 @@ export async function runKnn(o: KnnCommandOptions): Promise<KnnCommandResult> {
   const { train, test, classes } = openLabelledPair('knn', trainSpec, testSpec, o.limit, o.testLimit);
   const spec = evalTransform(p.cfg.augment, p.cfg.imgSize);
   const mk = (ds: Dataset): DataLoader => new DataLoader(ds, { batchSize: o.batchSize, transform: spec, shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers });
-  const [bank, bankLabels] = await extract(p.model, mk(train));
-  const [queries, queryLabels] = await extract(p.model, mk(test));
+  const [bank, bankLabels] = await extractOnce(p.model, mk(train));
+  const [queries, queryLabels] = await extractOnce(p.model, mk(test));
   try {
     const r = knnClassify(bank, bankLabels, queries, queryLabels, classes.length, { k: o.k, t: o.t });
     const result: KnnCommandResult = {

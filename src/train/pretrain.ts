@@ -259,10 +259,10 @@ function makeKnnMonitor(cfg: TrainConfig): (model: Method) => Promise<{ top1: nu
     const wasTraining = model.training;
     model.eval();
     try {
-      const [bank, bankLabels] = await extract(model, mk(bankSet));
+      const [bank, bankLabels] = await extractOnce(model, mk(bankSet));
       // a held-out loss (MAE's reconstruction) comes from the same pass over the test images
       const meter = model.heldOutLoss !== undefined ? heldOutLossMeter(model) : null;
-      const [test, testLabels] = await extract(model, mk(testSet), meter?.add);
+      const [test, testLabels] = await extractOnce(model, mk(testSet), meter?.add);
       const r = knnClassify(bank, bankLabels, test, testLabels, bankSet.classes.length, { k: cfg.knn.k, t: cfg.knn.t });
       bank.dispose();
       test.dispose();
@@ -293,8 +293,8 @@ export function heldOutLossMeter(model: Method): { add: (x: Tensor) => void; mea
 }
 
 /**
- * Normalised features and labels of every image a loader yields (eval mode, no graph); `each` also sees every
- * batch of images.
+ * Normalised features and labels of every image a loader yields (eval mode is the caller's; no graph); `each` also
+ * sees every batch of images. The loader stays open (extractOnce closes it).
  */
 export async function extract(model: Method, loader: DataLoader, each?: (x: Tensor) => void): Promise<[Tensor, Int32Array]> {
   const feats: Tensor[] = [];
@@ -307,12 +307,20 @@ export async function extract(model: Method, loader: DataLoader, each?: (x: Tens
       x.dispose();
       for (const l of batch.labels) labels.push(l);
     }
+    const all = T.keep(T.concat(feats, 0)); // [N, D]
+    return [all, Int32Array.from(labels)];
+  } finally {
+    for (const f of feats) f.dispose();
+  }
+}
+
+/** extract over a loader made for this one pass, closed afterwards. */
+export async function extractOnce(model: Method, loader: DataLoader, each?: (x: Tensor) => void): Promise<[Tensor, Int32Array]> {
+  try {
+    return await extract(model, loader, each);
   } finally {
     await loader.close();
   }
-  const all = T.keep(T.concat(feats, 0));
-  for (const f of feats) f.dispose();
-  return [all, Int32Array.from(labels)];
 }
 
 async function writeCurves(out: string, state: TrainState): Promise<void> {
