@@ -8,7 +8,7 @@ import type { BasicGroupInit } from '../optim/optimizer.js';
 import type { LinearRecipe } from '../eval/linear.js';
 import type { Method, MethodSpec, TrainingStepOutput, FrozenBackbone } from './method.js';
 import { backboneFeatures, buildBackbone, encoderBackbone } from './backbones.js';
-import { composeKeyMaps, stripPrefix, type KeyMap } from '../io/safetensors.js';
+import { stripPrefix, type KeyMap } from '../io/safetensors.js';
 
 export interface MocoConfig {
   /** feature dimension of the keys and queries */
@@ -208,14 +208,11 @@ export class MoCo extends Module implements Method {
 }
 
 /** The key map: encoder_q.* without its head, as main_lincls.py keeps module.encoder_q.* but not module.encoder_q.fc.* */
-export function mocoBackboneKey(key: string, keepFc = false): string | null {
-  if (!key.startsWith('encoder_q.')) return null;
-  return keepFc || !key.startsWith('encoder_q.fc.') ? key.slice('encoder_q.'.length) : null;
-}
+const mocoBackboneKey: KeyMap = stripPrefix('encoder_q.', /^fc\./);
 
 /** facebookresearch/moco (v1/v2) checkpoints (`module.` from DDP): the query encoder as a plain ResNet, head kept with keepFc. */
 export function mocoKeys(opts: { keepFc?: boolean } = {}): KeyMap {
-  return composeKeyMaps(stripPrefix('module.'), (k) => mocoBackboneKey(k, opts.keepFc === true));
+  return stripPrefix('module.encoder_q.', opts.keepFc === true ? undefined : /^fc\./);
 }
 
 /** moco/main_lincls.py: --lr 30 --batch-size 256 --wd 0 --schedule 60 80 --epochs 100 */

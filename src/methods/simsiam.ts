@@ -9,7 +9,7 @@ import type { BasicGroupInit } from '../optim/optimizer.js';
 import type { LinearRecipe } from '../eval/linear.js';
 import type { Method, MethodSpec, TrainingStepOutput, FrozenBackbone } from './method.js';
 import { backboneFeatures, buildBackbone, encoderBackbone } from './backbones.js';
-import { composeKeyMaps, stripPrefix, type KeyMap } from '../io/safetensors.js';
+import { stripPrefix, type KeyMap } from '../io/safetensors.js';
 
 export interface SimSiamConfig {
   /** projector output dimension */
@@ -113,14 +113,11 @@ export class SimSiam extends Module implements Method {
 }
 
 /** The key map: encoder.* without the projector (encoder.fc.*), as main_lincls.py loads module.encoder.* */
-export function simsiamBackboneKey(key: string, keepFc = false): string | null {
-  if (!key.startsWith('encoder.')) return null;
-  return keepFc || !key.startsWith('encoder.fc.') ? key.slice('encoder.'.length) : null;
-}
+const simsiamBackboneKey: KeyMap = stripPrefix('encoder.', /^fc\./);
 
 /** facebookresearch/simsiam checkpoints (`module.` from DDP): the backbone without the projector, kept with keepFc. */
 export function simsiamKeys(opts: { keepFc?: boolean } = {}): KeyMap {
-  return composeKeyMaps(stripPrefix('module.'), (k) => simsiamBackboneKey(k, opts.keepFc === true));
+  return stripPrefix('module.encoder.', opts.keepFc === true ? undefined : /^fc\./);
 }
 
 /** simsiam/main_lincls.py --lars: lr 0.1 * batch / 256 (batch 4096), wd 0, cosine, 90 epochs */
