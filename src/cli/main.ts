@@ -16,6 +16,7 @@ const SUBCOMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
   ['finetune', async () => (await import('./finetune.js')).registerFinetune],
   ['export', async () => (await import('./export.js')).registerExport],
   ['doctor', async () => (await import('./doctor.js')).registerDoctor],
+  ['dashboard', async () => (await import('./dashboard.js')).registerDashboard],
 ];
 
 export async function buildProgram(): Promise<Command> {
