@@ -18,6 +18,8 @@ import type { RgbImage } from '../data/image.js';
 import { loadPretrained, positiveInt, runNormalization } from '../eval/pretrained.js';
 import sharp from 'sharp';
 import { SingleBar } from 'cli-progress';
+import type { OnProgress } from '../io/progress.js';
+import { progressBar } from './progress.js';
 
 export interface EmbedOptions {
   checkpoint: string;
@@ -30,6 +32,8 @@ export interface EmbedOptions {
   workers: number;
   /** also a t-SNE map with this perplexity (sklearn's default is 30); null: PCA only */
   tsnePerplexity?: number | null;
+  /** progress of the feature pass, batch by batch */
+  onProgress?: OnProgress;
   /** t-SNE progress: iteration (of 1000) and KL divergence */
   onTsne?: (iteration: number, kl: number) => void;
 }
@@ -89,6 +93,7 @@ export async function runEmbed(o: EmbedOptions): Promise<EmbedResult> {
     const labels = new Int32Array(ds.length);
     const indices: number[] = [];
     let dim = 0;
+    let batches = 0;
     try {
       for await (const b of loader.epoch(0)) {
         const x = T.tensor(b.images, b.shape);
@@ -102,6 +107,7 @@ export async function runEmbed(o: EmbedOptions): Promise<EmbedResult> {
           labels[indices.length] = b.labels[j]!;
           indices.push(idx);
         });
+        o.onProgress?.('features', ++batches, loader.length);
       }
     } finally {
       await loader.close();
@@ -175,7 +181,9 @@ export function registerEmbed(program: Command): void {
       const tty = process.stderr.isTTY === true;
       const bar = f.tsne === true && tty ? new SingleBar({ format: '[embed] t-SNE {bar} {value}/{total} | KL {kl} | ETA {eta_formatted}', stream: process.stderr }) : null;
       let started = false;
+      const passes = progressBar('embed');
       const r = await runEmbed({
+        onProgress: passes.update,
         checkpoint: f.checkpoint, split: f.split, out: resolve(f.out ?? join(f.checkpoint, `embed-${f.split}`)), limit: f.limit ?? null, batchSize: f.batchSize, workers: f.workers,
         ...(f.data !== undefined ? { data: f.data } : {}),
         tsnePerplexity: f.tsne === true ? f.perplexity : null,

@@ -7,6 +7,8 @@ import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { decodeOnnx, encodeOnnx } from '../io/onnx.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import type { OnProgress } from '../io/progress.js';
+import { progressBar } from './progress.js';
 import { finiteNumber, loadPretrained, positiveInt } from '../eval/pretrained.js';
 import { exportEncoder, INPUT_NAME, OUTPUT_NAME } from '../eval/export.js';
 import { runOnnxReference } from '../io/onnx-run.js';
@@ -33,6 +35,8 @@ export interface ExportCommandOptions {
   tolerance: number;
   /** the runtime for the check: an onnxruntime module, 'reference' for our interpreter, undefined to try onnxruntime-node */
   runtime?: OrtRuntime | 'reference';
+  /** progress of the check under the reference interpreter, node by node */
+  onProgress?: OnProgress;
 }
 
 export interface ExportCommandResult {
@@ -92,7 +96,7 @@ export async function runExport(o: ExportCommandOptions): Promise<ExportCommandR
         checkedWith = 'onnxruntime-node';
       } else {
         // the file as written, parsed back, so the check covers the encoding too
-        const y = runOnnxReference(decodeOnnx(bytes), new Map([[INPUT_NAME, x]])).get(OUTPUT_NAME)!;
+        const y = runOnnxReference(decodeOnnx(bytes), new Map([[INPUT_NAME, x]]), o.onProgress !== undefined ? { onProgress: o.onProgress } : {}).get(OUTPUT_NAME)!;
         theirs = Float64Array.from(y.data);
         y.dispose();
         checkedWith = 'reference interpreter (float64)';
@@ -135,7 +139,9 @@ export function registerExport(program: Command): void {
     .option('--check-batch <n>', 'random images in the check', positiveInt('export', 'check-batch'), 2)
     .option('--tolerance <x>', 'largest max-abs difference to our forward', finiteNumber('export', 'tolerance'), 1e-4)
     .action(async (f: { checkpoint: string; onnx: string; imgSize?: number; checkBatch: number; tolerance: number }) => {
+      const bar = progressBar('export');
       const r = await runExport({
+        onProgress: bar.update,
         checkpoint: f.checkpoint, onnx: f.onnx, checkBatch: f.checkBatch, tolerance: f.tolerance,
         ...(f.imgSize !== undefined ? { imgSize: f.imgSize } : {}),
       });

@@ -9,6 +9,8 @@ import { evalTransform } from '../data/open.js';
 import type { MaskedAutoencoderViT } from '../methods/mae.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import type { OnProgress } from '../io/progress.js';
+import { progressBar } from './progress.js';
 import { markdownCode, summaryWriter } from '../io/tensorboard.js';
 import { logEpochScalars } from '../eval/supervised.js';
 import { finetune, finetuneModel, finetuneRecipe, type FinetuneRecipe, type FinetuneResult } from '../eval/finetune.js';
@@ -25,6 +27,8 @@ export interface FinetuneCommandOptions {
   seed: number;
   out?: string;
   log?: (line: string) => void;
+  /** progress of each epoch's training and evaluation passes */
+  onProgress?: OnProgress;
 }
 
 export async function runFinetune(o: FinetuneCommandOptions): Promise<FinetuneResult & { recipe: FinetuneRecipe; classes: number }> {
@@ -51,7 +55,7 @@ export async function runFinetune(o: FinetuneCommandOptions): Promise<FinetuneRe
       const r = await finetune(vit, train, val, recipe, (e) => {
         logEpochScalars(tb, e);
         o.log?.(`[finetune] epoch ${e.epoch}/${recipe.epochs}: loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} top-1 ${(100 * e.top1).toFixed(2)}% top-5 ${(100 * e.top5).toFixed(2)}% (${e.seconds.toFixed(1)} s)`);
-      }, o.seed);
+      }, o.seed, o.onProgress);
       const result = { ...r, recipe, classes: pair.classes.length };
       if (o.out !== undefined) {
         const weights = serializeSafetensors(new Map(vit.stateDict()), { format: 'selfsup-finetuned-vit', checkpoint: resolve(o.checkpoint), classes: JSON.stringify(pair.classes) });
@@ -108,9 +112,11 @@ export function registerFinetune(program: Command): void {
       if (f.mixup !== undefined) recipe.mixup = f.mixup;
       if (f.cutmix !== undefined) recipe.cutmix = f.cutmix;
       if (f.clsToken === true) recipe.globalPool = false;
+      const bar = progressBar('finetune');
       const r = await runFinetune({
+        onProgress: bar.update,
         checkpoint: f.checkpoint, recipe, limit: f.limit ?? null, testLimit: f.testLimit ?? null, workers: f.workers, seed: f.seed,
-        log: (s) => process.stdout.write(`${s}\n`),
+        log: (s) => { bar.stop(); process.stdout.write(`${s}\n`); },
         ...(f.data !== undefined ? { data: f.data } : {}), ...(f.testData !== undefined ? { testData: f.testData } : {}),
         ...(f.out !== undefined ? { out: resolve(f.out) } : {}),
       });

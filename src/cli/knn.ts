@@ -1,7 +1,7 @@
 // `selfsup knn`: weighted kNN accuracy (top-1, top-5) of a pretraining run's encoder on a labelled train/test pair,
 // the MoCo CIFAR demo's monitor as a command: cosine similarity, k neighbours voting with exp(sim / t).
 import type { Command } from 'commander';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { DataLoader } from '../data/loader.js';
 import type { Dataset } from '../data/datasets.js';
 import { evalTransform } from '../data/open.js';
@@ -9,6 +9,9 @@ import { extractOnce } from '../train/pretrain.js';
 import { knnClassify } from '../eval/knn.js';
 import { loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { confusionMatrix, perClassAccuracy, writeConfusionPng } from '../eval/confusion.js';
+import type { OnProgress } from '../io/progress.js';
+import { progressBar } from './progress.js';
 
 export interface KnnCommandOptions {
   checkpoint: string;
@@ -24,6 +27,10 @@ export interface KnnCommandOptions {
   workers: number;
   /** JSON file for the result */
   out?: string;
+  /** confusion-matrix PNG (default: knn-confusion.png in the run folder) */
+  confusion?: string;
+  /** progress of the two feature passes, batch by batch */
+  onProgress?: OnProgress;
 }
 
 export interface KnnCommandResult {
@@ -37,6 +44,11 @@ export interface KnnCommandResult {
   k: number;
   t: number;
   seconds: number;
+  /** recall of each class on the test images */
+  perClass: Array<{ className: string; total: number; correct: number; accuracy: number }>;
+  /** confusion[true][predicted] counts */
+  confusion: number[][];
+  confusionPng: string;
 }
 
 export async function runKnn(o: KnnCommandOptions): Promise<KnnCommandResult> {
@@ -47,13 +59,22 @@ export async function runKnn(o: KnnCommandOptions): Promise<KnnCommandResult> {
   const { train, test, classes } = openLabelledPair('knn', trainSpec, testSpec, o.limit, o.testLimit);
   const spec = evalTransform(p.cfg.augment, p.cfg.imgSize);
   const mk = (ds: Dataset): DataLoader => new DataLoader(ds, { batchSize: o.batchSize, transform: spec, shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers });
-  const [bank, bankLabels] = await extractOnce(p.model, mk(train));
-  const [queries, queryLabels] = await extractOnce(p.model, mk(test));
+  const on = o.onProgress ?? (() => {});
+  const [bank, bankLabels] = await extractOnce(p.model, mk(train), undefined, { phase: 'features of the bank', on });
+  const [queries, queryLabels] = await extractOnce(p.model, mk(test), undefined, { phase: 'features of the test images', on });
   try {
     const r = knnClassify(bank, bankLabels, queries, queryLabels, classes.length, { k: o.k, t: o.t });
+    const n = classes.length;
+    const counts = confusionMatrix(r.predictions, queryLabels, n);
+    const confusionPng = resolve(o.confusion ?? join(o.checkpoint, 'knn-confusion.png'));
+    await writeConfusionPng(confusionPng, counts, classes,
+      `kNN confusion (${p.cfg.method}, epoch ${p.epoch}): top-1 ${(100 * r.top1).toFixed(2)}% on ${test.length} images`);
     const result: KnnCommandResult = {
       method: p.cfg.method, epoch: p.epoch, top1: r.top1, top5: r.top5, bank: train.length, test: test.length,
-      classes: classes.length, k: Math.min(o.k, train.length), t: o.t, seconds: (performance.now() - t0) / 1000,
+      classes: n, k: Math.min(o.k, train.length), t: o.t, seconds: (performance.now() - t0) / 1000,
+      perClass: perClassAccuracy(counts, n).map((c) => ({ className: classes[c.index]!, total: c.total, correct: c.correct, accuracy: c.accuracy })),
+      confusion: Array.from({ length: n }, (_, i) => Array.from(counts.subarray(i * n, (i + 1) * n))),
+      confusionPng,
     };
     if (o.out !== undefined) writeFileAtomic(resolve(o.out), `${JSON.stringify(result, null, 2)}\n`);
     return result;
@@ -78,12 +99,21 @@ export function registerKnn(program: Command): void {
     .option('--batch-size <n>', 'images per forward pass', positiveInt('knn', 'batch-size'), 256)
     .option('--workers <n>', 'data loader threads', (v: string) => Number.parseInt(v, 10), 2)
     .option('--out <file>', 'also write the result as JSON')
-    .action(async (f: { checkpoint: string; data?: string; testData?: string; k: number; t: number; limit?: number; testLimit?: number; batchSize: number; workers: number; out?: string }) => {
+    .option('--confusion <png>', 'confusion-matrix PNG (default: knn-confusion.png in the run folder)')
+    .action(async (f: { checkpoint: string; data?: string; testData?: string; k: number; t: number; limit?: number; testLimit?: number; batchSize: number; workers: number; out?: string; confusion?: string }) => {
+      const bar = progressBar('knn');
       const r = await runKnn({
-        checkpoint: f.checkpoint, k: f.k, t: f.t, limit: f.limit ?? null, testLimit: f.testLimit ?? null, batchSize: f.batchSize, workers: f.workers,
+        onProgress: bar.update, checkpoint: f.checkpoint, k: f.k, t: f.t, limit: f.limit ?? null, testLimit: f.testLimit ?? null, batchSize: f.batchSize, workers: f.workers,
         ...(f.data !== undefined ? { data: f.data } : {}), ...(f.testData !== undefined ? { testData: f.testData } : {}), ...(f.out !== undefined ? { out: f.out } : {}),
+        ...(f.confusion !== undefined ? { confusion: f.confusion } : {}),
       });
+      bar.stop();
       process.stdout.write(`[knn] ${r.method} (epoch ${r.epoch}): top-1 ${(100 * r.top1).toFixed(2)}% top-5 ${(100 * r.top5).toFixed(2)}% `
         + `(k=${r.k}, t=${r.t}, bank ${r.bank}, test ${r.test}, ${r.classes} classes, ${r.seconds.toFixed(1)} s)\n`);
+      const width = Math.max(...r.perClass.map((c) => c.className.length));
+      for (const c of r.perClass) {
+        process.stdout.write(`  ${c.className.padEnd(width)}  ${Number.isNaN(c.accuracy) ? '   -  ' : `${(100 * c.accuracy).toFixed(1).padStart(5)}%`}  (${c.correct}/${c.total})\n`);
+      }
+      process.stdout.write(`[knn] confusion matrix: ${r.confusionPng}\n`);
     });
 }

@@ -7,6 +7,8 @@ import { DataLoader } from '../data/loader.js';
 import { evalTransform } from '../data/open.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import type { OnProgress } from '../io/progress.js';
+import { progressBar } from './progress.js';
 import { markdownCode, summaryWriter } from '../io/tensorboard.js';
 import { logEpochScalars } from '../eval/supervised.js';
 import { linearProbe, type LinearResult } from '../eval/linear.js';
@@ -31,6 +33,8 @@ export interface LinearCommandOptions {
   /** folder for linear.json and head.safetensors */
   out?: string;
   log?: (line: string) => void;
+  /** progress of each epoch's training and evaluation passes */
+  onProgress?: OnProgress;
 }
 
 export async function runLinear(o: LinearCommandOptions): Promise<LinearResult & { method: string; classes: number; train: number; test: number }> {
@@ -55,6 +59,7 @@ export async function runLinear(o: LinearCommandOptions): Promise<LinearResult &
     try {
       r = await linearProbe({
         backbone, features, dim, classes: pair.classes.length, train, val, recipe, seed: o.seed,
+        ...(o.onProgress !== undefined ? { onProgress: o.onProgress } : {}),
         onEpoch: (e) => {
           logEpochScalars(tb, e);
           o.log?.(`[linear] epoch ${e.epoch}/${recipe.epochs}: loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} top-1 ${(100 * e.top1).toFixed(2)}% top-5 ${(100 * e.top5).toFixed(2)}% (${e.seconds.toFixed(1)} s)`);
@@ -97,9 +102,11 @@ export function registerLinear(program: Command): void {
     .option('--seed <n>', 'random seed', (v: string) => Number.parseInt(v, 10), 0)
     .option('--out <dir>', 'write linear.json (history, accuracy) and head.safetensors here')
     .action(async (f: { checkpoint: string; data?: string; testData?: string; recipe?: string; epochs?: number; batchSize?: number; lr?: number; limit?: number; testLimit?: number; workers: number; seed: number; out?: string }) => {
+      const bar = progressBar('linear');
       const r = await runLinear({
+        onProgress: bar.update,
         checkpoint: f.checkpoint, limit: f.limit ?? null, testLimit: f.testLimit ?? null, workers: f.workers, seed: f.seed,
-        log: (s) => process.stdout.write(`${s}\n`),
+        log: (s) => { bar.stop(); process.stdout.write(`${s}\n`); },
         ...(f.data !== undefined ? { data: f.data } : {}), ...(f.testData !== undefined ? { testData: f.testData } : {}),
         ...(f.recipe !== undefined ? { recipe: f.recipe } : {}), ...(f.epochs !== undefined ? { epochs: f.epochs } : {}),
         ...(f.batchSize !== undefined ? { batchSize: f.batchSize } : {}), ...(f.lr !== undefined ? { lr: f.lr } : {}),

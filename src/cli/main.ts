@@ -16,6 +16,7 @@ const SUBCOMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
   ['finetune', async () => (await import('./finetune.js')).registerFinetune],
   ['export', async () => (await import('./export.js')).registerExport],
   ['doctor', async () => (await import('./doctor.js')).registerDoctor],
+  ['retrieve', async () => (await import('./retrieve.js')).registerRetrieve],
   ['dashboard', async () => (await import('./dashboard.js')).registerDashboard],
 ];
 

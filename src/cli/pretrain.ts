@@ -2,6 +2,7 @@
 // save it, then train with a progress bar, a JSON-lines log, PNG curves and checkpoints; --resume continues a run.
 import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
+import { progressBar } from './progress.js';
 import { mergeConfig, parseOverrides, readConfigFile } from '../io/config.js';
 import { presetConfig, presetNames, RESUMABLE_KEYS, type PretrainConfig } from '../train/config.js';
 import { METHODS, METHOD_NAMES, methodSpec } from '../methods/registry.js';
@@ -94,6 +95,7 @@ export function registerPretrain(program: Command): void {
       if (f.out === undefined && f.resume !== true) cfg = { ...cfg, out: `runs/${cfg.method}-${cfg.preset}` };
       process.stdout.write(`[pretrain] config:\n${JSON.stringify(cfg, null, 2)}\n`);
       const tty = f.progress && process.stderr.isTTY === true;
+      const passes = progressBar('pretrain', tty);
       const bar = tty ? new SingleBar({
         format: 'epoch {epoch}/{epochs} [{bar}] {value}/{total} | loss {loss} | lr {lr} | {ips} img/s | ETA {eta_formatted}',
         hideCursor: true, etaBuffer: 50,
@@ -114,6 +116,11 @@ export function registerPretrain(program: Command): void {
                 process.stdout.write(`epoch ${epoch + 1}/${cfg.epochs} step ${step}/${iters} loss ${loss.toFixed(4)} lr ${lr.toExponential(2)} ${imgPerSec.toFixed(0)} img/s${extra}\n`);
               }
             },
+            // the kNN monitor's passes get their own bar (with ETA) in place of the epoch's
+            onProgress: (phase, done, total) => {
+              if (bar !== null && barEpoch >= 0) { bar.stop(); barEpoch = -1; }
+              passes.update(phase, done, total);
+            },
             onEpoch: ({ epoch, loss, knn, seconds }) => {
               if (bar !== null) { bar.stop(); barEpoch = -1; }
               process.stdout.write(`[pretrain] epoch ${epoch}/${cfg.epochs}: loss ${loss.toFixed(4)}${knn ? `, kNN top-1 ${pct(knn.top1)} top-5 ${pct(knn.top5)}` : ''}${knn?.testLoss !== undefined ? `, test reconstruction loss ${knn.testLoss.toFixed(4)}` : ''} (${seconds.toFixed(0)} s)\n`);
@@ -124,6 +131,11 @@ export function registerPretrain(program: Command): void {
         process.stdout.write(`[pretrain] done: ${res.epochs} epochs in ${res.seconds.toFixed(0)} s; run folder ${cfg.out}\n`);
         if (res.knnBefore !== null && res.knnAfter !== null) {
           process.stdout.write(`[pretrain] kNN top-1: ${pct(res.knnBefore.top1)} before -> ${pct(res.knnAfter.top1)} after (top-5 ${pct(res.knnBefore.top5)} -> ${pct(res.knnAfter.top5)})\n`);
+          const px = res.pixelBaseline;
+          if (px !== null) {
+            process.stdout.write(`[pretrain] kNN top-1 side by side: raw pixels ${pct(px.raw.top1)} | pixels - mean image ${pct(px.centered.top1)} | `
+              + `random init ${pct(res.knnBefore.top1)} | learned ${pct(res.knnAfter.top1)}\n`);
+          }
           if (res.knnBefore.testLoss !== undefined && res.knnAfter.testLoss !== undefined) {
             process.stdout.write(`[pretrain] test reconstruction loss: ${res.knnBefore.testLoss.toFixed(4)} before -> ${res.knnAfter.testLoss.toFixed(4)} after\n`);
           }

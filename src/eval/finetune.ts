@@ -13,6 +13,7 @@ import type { DataLoader } from '../data/loader.js';
 import { vitFromMae, type MaskedAutoencoderViT } from '../methods/mae.js';
 import { evaluateHead } from './linear.js';
 import { batchTensors, trainSupervised, type SupervisedEpoch } from './supervised.js';
+import type { OnProgress } from '../io/progress.js';
 import { mixupBatch, type MixupOptions } from '../data/mixup.js';
 
 export interface FinetuneRecipe {
@@ -68,7 +69,7 @@ export type FinetuneEpoch = SupervisedEpoch;
 export interface FinetuneResult { lr: number; history: FinetuneEpoch[]; top1: number; top5: number; groups: number }
 
 export async function finetune(vit: VisionTransformer, train: DataLoader, val: DataLoader, r: FinetuneRecipe,
-  onEpoch?: (e: FinetuneEpoch) => void, seed = 0): Promise<FinetuneResult> {
+  onEpoch?: (e: FinetuneEpoch) => void, seed = 0, onProgress?: OnProgress): Promise<FinetuneResult> {
   const classes = (vit.head as Linear).outFeatures;
   // main_finetune: with mixup the smoothing lives in the soft targets (SoftTargetCrossEntropy), else in the loss
   const mixing = r.mixup > 0 || r.cutmix > 0;
@@ -91,11 +92,11 @@ export async function finetune(vit: VisionTransformer, train: DataLoader, val: D
       return T.crossEntropy(vit.forward(T.tensor(m.images, b.shape)), targets);
     },
     trainMode: () => vit.train(),
-    evaluate: () => {
+    evaluate: (onBatch) => {
       vit.eval(); // drop path off, as the evaluation of main_finetune
-      return evaluateHead((x: Tensor) => vit.forwardFeatures(x), vit.head, val);
+      return evaluateHead((x: Tensor) => vit.forwardFeatures(x), vit.head, val, onBatch);
     },
-    onEpoch,
+    onEpoch, onProgress,
   });
   const last = history[history.length - 1]!;
   return { lr, history, top1: last.top1, top5: last.top5, groups: groups.length };

@@ -9,6 +9,7 @@ import { BatchNorm1d, Linear, Sequential } from '../nn/layers.js';
 import { normal_, truncNormal_, zeros_ } from '../nn/init.js';
 import { SGD, LARS, adjustLearningRate, type LrSchedule } from '../optim/index.js';
 import type { DataLoader } from '../data/loader.js';
+import type { OnProgress } from '../io/progress.js';
 import { batchTensors, trainSupervised, type SupervisedEpoch } from './supervised.js';
 
 /** A linear classification recipe; each method's MethodSpec.linearRecipe() gives its official one. */
@@ -92,11 +93,15 @@ export interface LinearProbeInput {
   seed: number;
   onEpoch?: (e: LinearEpoch) => void;
   onStep?: (info: { epoch: number; step: number; iters: number; loss: number }) => void;
+  /** progress of each epoch's feature passes (training, then evaluation), batch by batch */
+  onProgress?: OnProgress;
 }
 
 /** Top-1 / top-5 of backbone + head over a loader (eval mode, no graph). */
-export async function evaluateHead(features: (x: Tensor) => Tensor, head: Layer, loader: DataLoader): Promise<{ top1: number; top5: number }> {
+export async function evaluateHead(features: (x: Tensor) => Tensor, head: Layer, loader: DataLoader,
+  onBatch?: (done: number, total: number) => void): Promise<{ top1: number; top5: number }> {
   head.eval();
+  let batches = 0;
   let n = 0;
   let hit1 = 0;
   let hit5 = 0;
@@ -108,6 +113,7 @@ export async function evaluateHead(features: (x: Tensor) => Tensor, head: Layer,
       hit5 += T.accuracy(logits, y, 5) * b.labels.length;
       n += b.labels.length;
     }));
+    onBatch?.(++batches, loader.length);
   }
   return { top1: n === 0 ? 0 : hit1 / n, top5: n === 0 ? 0 : hit5 / n };
 }
@@ -139,8 +145,8 @@ export async function linearProbe(o: LinearProbeInput): Promise<LinearResult> {
       return T.crossEntropy(head.forward(feats), labels); // logits [N, classes]
     },
     trainMode: () => head.train(),
-    evaluate: () => evaluateHead(o.features, head, o.val),
-    onStep: o.onStep, onEpoch: o.onEpoch,
+    evaluate: (onBatch) => evaluateHead(o.features, head, o.val, onBatch),
+    onStep: o.onStep, onEpoch: o.onEpoch, onProgress: o.onProgress,
   });
   const checked = assertUnchanged(before, o.backbone);
   const last = history[history.length - 1]!;

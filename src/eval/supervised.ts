@@ -4,6 +4,7 @@ import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import type { Batch, DataLoader } from '../data/loader.js';
 import type { ScalarLogger } from '../io/tensorboard.js';
+import type { OnProgress } from '../io/progress.js';
 
 export interface SupervisedEpoch { epoch: number; loss: number; lr: number; top1: number; top5: number; seconds: number }
 
@@ -21,10 +22,12 @@ export interface SupervisedLoop {
   loss(batch: Batch): Tensor;
   /** puts the trained modules in training mode before an epoch */
   trainMode(): void;
-  /** top-1 / top-5 after an epoch */
-  evaluate(): Promise<{ top1: number; top5: number }>;
+  /** top-1 / top-5 after an epoch; `onBatch` reports the pass's progress */
+  evaluate(onBatch?: (done: number, total: number) => void): Promise<{ top1: number; top5: number }>;
   onStep?: ((info: { epoch: number; step: number; iters: number; loss: number }) => void) | undefined;
   onEpoch?: ((e: SupervisedEpoch) => void) | undefined;
+  /** progress of each epoch's training pass and evaluation pass */
+  onProgress?: OnProgress | undefined;
 }
 
 /** A batch's images [N, C, H, W] and int32 labels [N] as tensors (inside the caller's tidy scope). */
@@ -56,8 +59,9 @@ export async function trainSupervised(o: SupervisedLoop): Promise<SupervisedEpoc
       sum += loss;
       step++;
       o.onStep?.({ epoch, step, iters, loss });
+      o.onProgress?.(`epoch ${epoch + 1}/${o.epochs}: training`, step, iters);
     }
-    const acc = await o.evaluate();
+    const acc = await o.evaluate((done, total) => o.onProgress?.(`epoch ${epoch + 1}/${o.epochs}: evaluation`, done, total));
     const e: SupervisedEpoch = { epoch: epoch + 1, loss: sum / Math.max(1, step), lr, ...acc, seconds: (performance.now() - t0) / 1000 };
     history.push(e);
     o.onEpoch?.(e);

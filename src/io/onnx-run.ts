@@ -3,6 +3,7 @@
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import type { OnnxModel, OnnxNode } from './onnx.js';
+import type { OnProgress } from './progress.js';
 
 function attrInts(n: OnnxNode, k: string, dflt: number[]): number[] {
   const a = n.attributes[k];
@@ -32,7 +33,8 @@ function uniform(n: OnnxNode, k: string, v: number[]): number {
  * Runs a decoded ONNX graph (the ops the exporter writes) with our ops on `device` (default the float64 reference
  * backend): an oracle for the export that reads only the file, not the module that wrote it.
  */
-export function runOnnxReference(m: OnnxModel, inputs: ReadonlyMap<string, Tensor>, o: { device?: 'reference' | 'native'; dtype?: 'float32' | 'float64' } = {}): Map<string, Tensor> {
+export function runOnnxReference(m: OnnxModel, inputs: ReadonlyMap<string, Tensor>,
+  o: { device?: 'reference' | 'native'; dtype?: 'float32' | 'float64'; onProgress?: OnProgress } = {}): Map<string, Tensor> {
   const device = o.device ?? 'reference';
   const dtype = o.dtype ?? 'float64';
   const env = new Map<string, Tensor>();
@@ -58,7 +60,9 @@ export function runOnnxReference(m: OnnxModel, inputs: ReadonlyMap<string, Tenso
   };
   try {
     T.noGrad(() => {
+      let done = 0;
       for (const n of m.graph.nodes) {
+        o.onProgress?.('check: reference interpreter (float64), ONNX nodes', done++, m.graph.nodes.length);
         let y: Tensor;
         switch (n.opType) {
           case 'Conv': {
@@ -167,6 +171,7 @@ export function runOnnxReference(m: OnnxModel, inputs: ReadonlyMap<string, Tenso
         }
         env.set(n.outputs[0]!, own(y));
       }
+      o.onProgress?.('check: reference interpreter (float64), ONNX nodes', done, m.graph.nodes.length);
     });
     const out = new Map<string, Tensor>();
     for (const v of m.graph.outputs) {

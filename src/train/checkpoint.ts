@@ -11,6 +11,8 @@ import type { OptimizerStateDict } from '../optim/optimizer.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 
+import type { PixelBaseline } from '../eval/pixels.js';
+
 export interface TrainState {
   /** epochs completed */
   epoch: number;
@@ -20,6 +22,8 @@ export interface TrainState {
   losses: { epoch: number; loss: number }[];
   knn: { epoch: number; top1: number; top5: number; testLoss?: number }[];
   knnBefore: { epoch: number; top1: number; top5: number; testLoss?: number } | null;
+  /** kNN on the raw pixels of the monitor's images: the baseline learned features must beat (absent before v0.2) */
+  pixelBaseline?: PixelBaseline | null;
 }
 
 interface CheckpointJson {

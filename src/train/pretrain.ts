@@ -13,9 +13,11 @@ import { buildMethod } from '../methods/registry.js';
 import { checkResumeConfig, migrateConfig, type PretrainConfig, type TrainConfig } from './config.js';
 import { openDataset, evalTransform } from '../data/open.js';
 import { knnClassify } from '../eval/knn.js';
+import { pixelKnnBaseline, type PixelBaseline } from '../eval/pixels.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeLineChart } from '../io/plot.js';
 import { saveCheckpoint, loadCheckpoint, type TrainState } from './checkpoint.js';
+import type { OnProgress } from '../io/progress.js';
 import { summaryWriter, markdownCode, type ScalarLogger } from '../io/tensorboard.js';
 import { augmentationGridPng, reconstructionMonitor } from '../eval/run-pictures.js';
 
@@ -76,6 +78,8 @@ export interface PretrainCallbacks {
   onStep?: (info: { epoch: number; step: number; iters: number; loss: number; lr: number; imgPerSec: number; metrics: Record<string, number> }) => void;
   onEpoch?: (info: { epoch: number; loss: number; knn: KnnSummary | null; seconds: number }) => void;
   log?: (line: string) => void;
+  /** progress of the passes between epochs (the kNN monitor's feature extraction), batch by batch */
+  onProgress?: OnProgress;
   /** test hook: called after a checkpoint is written (e.g. to kill the process there) */
   onCheckpoint?: (info: { epoch: number; step: number }) => void;
 }
@@ -83,6 +87,8 @@ export interface PretrainCallbacks {
 export interface PretrainResult {
   knnBefore: KnnSummary | null;
   knnAfter: KnnSummary | null;
+  /** kNN on raw pixels under the monitor's protocol: what the learned features are measured against */
+  pixelBaseline: PixelBaseline | null;
   epochs: number;
   lastLoss: number;
   seconds: number;
@@ -160,13 +166,20 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
     tb.addImage('mae/reconstruction', png, step);
   };
 
-  const knn = cfg.knn.disabled ? null : makeKnnMonitor(cfg);
+  const knn = cfg.knn.disabled ? null : makeKnnMonitor(cfg, cb.onProgress);
   const t0 = performance.now();
   if (knn !== null && state.epoch === 0 && state.step === 0 && state.knnBefore === null) {
     state.knnBefore = { epoch: 0, ...(await knn(model)) };
     log(`[pretrain] kNN before training: top-1 ${(100 * state.knnBefore.top1).toFixed(2)}%${state.knnBefore.testLoss !== undefined ? `, test reconstruction loss ${state.knnBefore.testLoss.toFixed(4)}` : ''}`);
     appendFileSync(logPath, `${JSON.stringify({ event: 'knn', ...state.knnBefore })}\n`);
     tb.addScalars({ 'knn/top1': state.knnBefore.top1, 'knn/top5': state.knnBefore.top5, 'test/mae_loss': state.knnBefore.testLoss }, 0);
+  }
+  if (knn !== null && state.pixelBaseline == null) {
+    const px = await pixelBaselineOf(cfg);
+    state.pixelBaseline = px;
+    log(`[pretrain] kNN on raw pixels (the baseline to beat): top-1 ${(100 * px.raw.top1).toFixed(2)}%, ` +
+      `${(100 * px.centered.top1).toFixed(2)}% with the mean image subtracted`);
+    appendFileSync(logPath, `${JSON.stringify({ event: 'pixel_baseline', ...px })}\n`);
   }
   if (state.step === 0) await logReconstruction(0, 0);
 
@@ -236,7 +249,8 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
     tb.close();
   }
   const last = state.knn[state.knn.length - 1] ?? null;
-  return { knnBefore: state.knnBefore, knnAfter: last, epochs: state.epoch, lastLoss, seconds: (performance.now() - t0) / 1000, model };
+  return { knnBefore: state.knnBefore, knnAfter: last, pixelBaseline: state.pixelBaseline ?? null, epochs: state.epoch, lastLoss,
+    seconds: (performance.now() - t0) / 1000, model };
 }
 
 /** Batch arrays to tensors on the default device: one [N, C, H, W] tensor per view. */
@@ -244,8 +258,16 @@ function batchTensors(batch: Batch, nViews: number): Tensor[] {
   return batch.views.slice(0, nViews).map((v) => T.tensor(v, batch.shape));
 }
 
+/** The monitor's bank and test images (the same subsets makeKnnMonitor uses) as raw pixels, kNN'd the same way. */
+async function pixelBaselineOf(cfg: TrainConfig): Promise<PixelBaseline> {
+  const bankSet = openDataset(cfg.data, 'train', cfg.knn.bankSize);
+  const testSet = cfg.testData !== null ? openDataset(cfg.testData, 'test', cfg.knn.testSize) : openDataset(cfg.data, 'test', cfg.knn.testSize);
+  return pixelKnnBaseline(bankSet, testSet, evalTransform(cfg.augment, cfg.imgSize), bankSet.classes.length,
+    { k: cfg.knn.k, t: cfg.knn.t, workers: cfg.workers });
+}
+
 /** A kNN monitor over fixed bank and test subsets, with the eval transform (no augmentation). */
-function makeKnnMonitor(cfg: TrainConfig): (model: Method) => Promise<{ top1: number; top5: number; testLoss?: number }> {
+function makeKnnMonitor(cfg: TrainConfig, onProgress?: OnProgress): (model: Method) => Promise<{ top1: number; top5: number; testLoss?: number }> {
   const bankSet = openDataset(cfg.data, 'train', cfg.knn.bankSize);
   const testSet = cfg.testData !== null ? openDataset(cfg.testData, 'test', cfg.knn.testSize) : openDataset(cfg.data, 'test', cfg.knn.testSize);
   if (bankSet.classes.length === 0) throw new Error(`[pretrain] the kNN monitor needs labelled data; ${cfg.data} has no classes (set knn.disabled=true)`);
@@ -259,10 +281,11 @@ function makeKnnMonitor(cfg: TrainConfig): (model: Method) => Promise<{ top1: nu
     const wasTraining = model.training;
     model.eval();
     try {
-      const [bank, bankLabels] = await extractOnce(model, mk(bankSet));
+      const on = onProgress ?? (() => {});
+      const [bank, bankLabels] = await extractOnce(model, mk(bankSet), undefined, { phase: 'kNN monitor: feature bank', on });
       // a held-out loss (MAE's reconstruction) comes from the same pass over the test images
       const meter = model.heldOutLoss !== undefined ? heldOutLossMeter(model) : null;
-      const [test, testLabels] = await extractOnce(model, mk(testSet), meter?.add);
+      const [test, testLabels] = await extractOnce(model, mk(testSet), meter?.add, { phase: 'kNN monitor: test images', on });
       const r = knnClassify(bank, bankLabels, test, testLabels, bankSet.classes.length, { k: cfg.knn.k, t: cfg.knn.t });
       bank.dispose();
       test.dispose();
@@ -296,9 +319,10 @@ export function heldOutLossMeter(model: Method): { add: (x: Tensor) => void; mea
  * Normalised features and labels of every image a loader yields (eval mode is the caller's; no graph); `each` also
  * sees every batch of images. The loader stays open (extractOnce closes it).
  */
-export async function extract(model: Method, loader: DataLoader, each?: (x: Tensor) => void): Promise<[Tensor, Int32Array]> {
+export async function extract(model: Method, loader: DataLoader, each?: (x: Tensor) => void, progress?: { phase: string; on: OnProgress }): Promise<[Tensor, Int32Array]> {
   const feats: Tensor[] = [];
   const labels: number[] = [];
+  let done = 0;
   try {
     for await (const batch of loader.epoch(0)) {
       const x = T.tensor(batch.images, batch.shape);
@@ -306,6 +330,7 @@ export async function extract(model: Method, loader: DataLoader, each?: (x: Tens
       each?.(x);
       x.dispose();
       for (const l of batch.labels) labels.push(l);
+      progress?.on(progress.phase, ++done, loader.length);
     }
     const all = T.keep(T.concat(feats, 0)); // [N, D]
     return [all, Int32Array.from(labels)];
@@ -315,9 +340,9 @@ export async function extract(model: Method, loader: DataLoader, each?: (x: Tens
 }
 
 /** extract over a loader made for this one pass, closed afterwards. */
-export async function extractOnce(model: Method, loader: DataLoader, each?: (x: Tensor) => void): Promise<[Tensor, Int32Array]> {
+export async function extractOnce(model: Method, loader: DataLoader, each?: (x: Tensor) => void, progress?: { phase: string; on: OnProgress }): Promise<[Tensor, Int32Array]> {
   try {
-    return await extract(model, loader, each);
+    return await extract(model, loader, each, progress);
   } finally {
     await loader.close();
   }
@@ -328,9 +353,16 @@ async function writeCurves(out: string, state: TrainState): Promise<void> {
     { title: 'Pretraining loss', xLabel: 'epoch', yLabel: 'loss' });
   const knn = [...(state.knnBefore ? [state.knnBefore] : []), ...state.knn];
   if (knn.length > 0) {
+    const px = state.pixelBaseline;
+    const span = [knn[0]!.epoch, knn[knn.length - 1]!.epoch];
     await writeLineChart(join(out, 'knn.png'), [
       { name: 'kNN top-1 (%)', x: knn.map((k) => k.epoch), y: knn.map((k) => 100 * k.top1) },
       { name: 'kNN top-5 (%)', x: knn.map((k) => k.epoch), y: knn.map((k) => 100 * k.top5) },
+      // the raw-pixel baselines as flat lines: what the learned features must beat
+      ...(px != null ? [
+        { name: 'raw pixels, top-1 (%)', x: span, y: span.map(() => 100 * px.raw.top1), color: '#7f7f7f' },
+        { name: 'pixels - mean, top-1 (%)', x: span, y: span.map(() => 100 * px.centered.top1), color: '#bcbd22' },
+      ] : []),
     ], { title: 'kNN monitor', xLabel: 'epoch', yLabel: 'accuracy (%)' });
     const tl = knn.filter((k) => k.testLoss !== undefined);
     if (tl.length > 0) {

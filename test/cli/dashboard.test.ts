@@ -2,7 +2,6 @@
 // in Debian's chromium (headless, through playwright-core; never a downloaded browser) on three run folders made by
 // a real tiny MAE pretraining and `embed`: one finished, one still training (its log grows during the test), one
 // damaged (a cut log line, missing checkpoint weights, an unreadable reconstruction).
-// SELFSUP_SCREENSHOTS=DIR also saves screenshots of the page there (docs/dashboard-*.png come from this).
 import assert from 'node:assert/strict';
 import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -112,7 +111,6 @@ test('in chromium: curves with every logged point, a new epoch without reload, t
     executablePath: CHROMIUM, headless: true, viewport: { width: 1280, height: 900 },
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  const shots = process.env.SELFSUP_SCREENSHOTS;
   try {
     const page = await browser.newPage();
     const errors: string[] = [];
@@ -138,7 +136,6 @@ test('in chromium: curves with every logged point, a new epoch without reload, t
     assert.ok(problems.includes('log.jsonl: 1 damaged line(s) skipped'));
     assert.ok(problems.some((p) => /ends in an incomplete line/.test(p)));
     assert.equal(await brokenRow.locator('td.problem').textContent(), 'missing');
-    if (shots !== undefined) await page.screenshot({ path: join(shots, 'dashboard-runs.png'), fullPage: false });
     // a new epoch of the live run appears without a reload
     assert.equal(await points('epoch-loss', 'live'), 1);
     appendFileSync(join(root, 'live', 'log.jsonl'), liveTail);
@@ -159,8 +156,6 @@ test('in chromium: curves with every logged point, a new epoch without reload, t
     await page.locator('#recon-slider').fill('1');
     assert.equal(await page.locator('#recon .missing').textContent(), 'recon/epoch-001.png is unreadable');
     await page.selectOption('#picture-run', 'done');
-    if (shots !== undefined) await page.locator('#curves').screenshot({ path: join(shots, 'dashboard-curves.png') });
-    if (shots !== undefined) await page.locator('#pictures').screenshot({ path: join(shots, 'dashboard-pictures.png') });
     // embeddings: hover shows the image and class; the neighbour view returns k training images
     await page.selectOption('#embed-select', 'done|embed-test');
     await page.waitForFunction(() => (document.getElementById('nn-bank') as HTMLSelectElement).value === 'embed-train');
@@ -182,7 +177,6 @@ test('in chromium: curves with every logged point, a new epoch without reload, t
     await page.waitForSelector('#nn-result .nn-item');
     assert.equal(await page.locator('#nn-result .nn-item').count(), 5);
     assert.match((await page.locator('#nn-result .nn-query').textContent())!, /query #4/);
-    if (shots !== undefined) await page.locator('#embeddings').screenshot({ path: join(shots, 'dashboard-embeddings.png') });
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

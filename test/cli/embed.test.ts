@@ -18,7 +18,9 @@ const data = makeImageFolder(join(tmp, 'data'), { classes: ['a', 'b', 'c'], perC
 test('embed writes embeddings.safetensors, embeddings.csv and pca.png', async () => {
   const run = makeTinyRun('mae', data, join(tmp, 'run'));
   const out = join(tmp, 'emb');
-  const r = await runEmbed({ checkpoint: run, split: 'test', out, limit: null, batchSize: 4, workers: 0 });
+  const progress: string[] = [];
+  const r = await runEmbed({ checkpoint: run, split: 'test', out, limit: null, batchSize: 4, workers: 0, onProgress: (phase, done, total) => progress.push(`${phase} ${done}/${total}`) });
+  assert.deepEqual(progress, ['features 1/3', 'features 2/3', 'features 3/3']);
   assert.equal(r.count, 9);
   assert.equal(r.dim, 16);
   const st = readSafetensors(join(out, 'embeddings.safetensors'));

@@ -98,8 +98,13 @@ test('export: MAE\'s ViT encoder (normed cls token) matches our forward within 1
 
 test('export: the reference interpreter agrees too, and a loose-tolerance failure writes nothing', async () => {
   const run = perturbedRun('ref', (c) => c);
-  const r = await runExport({ ...base, checkpoint: run, onnx: join(tmp, 'ref.onnx'), runtime: 'reference', imgSize: 24 });
+  const done: number[] = [];
+  const totals = new Set<number>();
+  const r = await runExport({ ...base, checkpoint: run, onnx: join(tmp, 'ref.onnx'), runtime: 'reference', imgSize: 24, onProgress: (_, d, total) => { done.push(d); totals.add(total); } });
   assert.equal(r.checkedWith, 'reference interpreter (float64)');
+  // the check reports every node of the graph, 0 .. nodes
+  assert.deepEqual(done, Array.from({ length: r.nodes + 1 }, (_, i) => i));
+  assert.deepEqual([...totals], [r.nodes]);
   assert.ok(r.maxAbsDiff <= 1e-4 && r.maxAbsDiff > 0, `max |diff| ${r.maxAbsDiff}`);
   const out = join(tmp, 'strict.onnx');
   await assert.rejects(runExport({ ...base, checkpoint: run, onnx: out, runtime: 'reference', tolerance: 0 }), /\[export\] the ONNX model differs from our forward by .*nothing written/);

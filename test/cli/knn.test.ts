@@ -18,7 +18,10 @@ const run = makeTinyRun('simsiam', data, join(tmp, 'run'));
 
 test('knn: top-1/top-5 of a tiny SimSiam run, JSON written; the CLI prints the same numbers', async () => {
   const out = join(tmp, 'knn.json');
-  const r = await runKnn({ checkpoint: run, k: 5, t: 0.1, limit: null, testLimit: null, batchSize: 8, workers: 0, out });
+  const progress: string[] = [];
+  const r = await runKnn({ checkpoint: run, k: 5, t: 0.1, limit: null, testLimit: null, batchSize: 8, workers: 0, out, onProgress: (phase, done, total) => progress.push(`${phase} ${done}/${total}`) });
+  // 12 images in batches of 8: two batches per pass
+  assert.deepEqual(progress, ['features of the bank 1/2', 'features of the bank 2/2', 'features of the test images 1/2', 'features of the test images 2/2']);
   assert.equal(r.bank, 12);
   assert.equal(r.test, 12);
   assert.equal(r.classes, 3);
@@ -26,8 +29,19 @@ test('knn: top-1/top-5 of a tiny SimSiam run, JSON written; the CLI prints the s
   // colour-coded classes: even an untrained encoder's features separate them well
   assert.ok(r.top1 > 0.5, `top-1 ${r.top1}`);
   assert.deepEqual(JSON.parse(readFileSync(out, 'utf8')).top1, r.top1);
+  // per-class accuracy and the confusion matrix agree with top-1: the diagonal holds the hits, each row its class
+  assert.deepEqual(r.perClass.map((c) => c.className), ['a', 'b', 'c']);
+  assert.deepEqual(r.confusion.map((row) => row.reduce((a, b) => a + b, 0)), [4, 4, 4]);
+  const hits = r.confusion.reduce((a, row, i) => a + row[i]!, 0);
+  assert.equal(hits / r.test, r.top1);
+  r.perClass.forEach((c, i) => assert.equal(c.correct, r.confusion[i]![i]));
+  const png = readFileSync(r.confusionPng);
+  assert.deepEqual([...png.subarray(1, 4)].map((b) => String.fromCharCode(b)).join(''), 'PNG');
+  assert.equal(r.confusionPng, join(run, 'knn-confusion.png'));
   const stdout = execFileSync(process.execPath, [BIN, 'knn', '--checkpoint', run, '--k', '5', '--batch-size', '8', '--workers', '0'], { encoding: 'utf8' });
   assert.match(stdout, new RegExp(`top-1 ${(100 * r.top1).toFixed(2)}%`));
+  for (const c of r.perClass) assert.match(stdout, new RegExp(`  ${c.className}  +${(100 * c.accuracy).toFixed(1)}%  \\(${c.correct}/4\\)`));
+  assert.match(stdout, /\[knn\] confusion matrix: .*knn-confusion\.png/);
 });
 
 test('knn: bad input gives clear errors and writes nothing', async () => {

@@ -23,7 +23,17 @@ const base = { limit: null, testLimit: null, workers: 0, seed: 0 };
 test('linear: SimSiam run with its LARS recipe learns the head; backbone unchanged; outputs written', async () => {
   const run = makeTinyRun('simsiam', data, join(tmp, 'sims'));
   const out = join(tmp, 'lin');
-  const r = await runLinear({ ...base, checkpoint: run, epochs: 3, batchSize: 4, out });
+  const progress: string[] = [];
+  const r = await runLinear({ ...base, checkpoint: run, epochs: 3, batchSize: 4, out, onProgress: (phase, done, total) => progress.push(`${phase} ${done}/${total}`) });
+  // every epoch: the training pass step by step, then the evaluation pass batch by batch, each ending at its total
+  assert.equal(progress.filter((p) => /^epoch 2\/3: training \d+\/\d+$/.test(p)).length, Number(progress.find((p) => p.startsWith('epoch 2/3: training'))!.split('/').pop()));
+  for (const e of [1, 2, 3]) {
+    for (const pass of ['training', 'evaluation']) {
+      const last = progress.filter((p) => p.startsWith(`epoch ${e}/3: ${pass} `)).pop()!;
+      const [done, total] = last.split(' ').pop()!.split('/').map(Number);
+      assert.equal(done, total, last);
+    }
+  }
   assert.equal(r.recipe.name, 'simsiam');
   assert.equal(r.recipe.optimizer, 'lars');
   assert.equal(r.lr, (0.1 * 4) / 256);

@@ -23,7 +23,10 @@ function runEvents(out: string): DecodedEvent[] {
 test('MAE pretraining writes scalars, images and the config to tb/ (and the same PNGs beside the log)', async () => {
   const base = tinyConfig('mae', data, join(tmp, 'mae'));
   const cfg = { ...base, epochs: 2, logEvery: 1, knn: { ...base.knn, disabled: false, k: 3, every: 1 } };
-  await pretrain(cfg, { callbacks: { log: () => {} } });
+  const progress: string[] = [];
+  await pretrain(cfg, { callbacks: { log: () => {}, onProgress: (phase, done, total) => progress.push(`${phase} ${done}/${total}`) } });
+  // the kNN monitor's passes before training and after each epoch (bank 16 and test 16 images, batches of 8)
+  assert.deepEqual(progress, Array.from({ length: 3 }, () => ['kNN monitor: feature bank 1/2', 'kNN monitor: feature bank 2/2', 'kNN monitor: test images 1/2', 'kNN monitor: test images 2/2']).flat());
   const events = runEvents(cfg.out);
   const scalars = scalarsByTag(events);
   const log = readFileSync(join(cfg.out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>);
