@@ -12,6 +12,7 @@ import type { BasicGroupInit } from '../optim/optimizer.js';
 import type { LinearRecipe } from '../eval/linear.js';
 import type { Method, MethodSpec, TrainingStepOutput, FrozenBackbone } from './method.js';
 import type { KeyMap } from '../io/safetensors.js';
+import { reconstruct as reconstructImages, type Reconstruction } from '../eval/reconstruct.js';
 
 export interface MaeConfig {
   imgSize: number;
@@ -242,6 +243,16 @@ export class MaskedAutoencoderViT extends Module implements Method {
   heldOutLoss(x: Tensor, rng: Rng): number {
     const N = x.shape[0]!;
     return T.noGrad(() => T.tidy(() => this.computeLoss(x, this.cfg.maskRatio, T.rand([N, this.numPatches], { rng, device: x.device })).loss.item()));
+  }
+
+  /** The official demo's four rows (original, masked, reconstruction, pasted) at the run's mask ratio. */
+  reconstruct(imgs: Tensor, rng: Rng): Reconstruction {
+    const noise = T.rand([imgs.shape[0]!, this.numPatches], { rng, device: imgs.device }); // [N, L]
+    try {
+      return reconstructImages(this, imgs, this.cfg.maskRatio, noise);
+    } finally {
+      noise.dispose();
+    }
   }
 
   forward(x: Tensor): Tensor {

@@ -6,6 +6,7 @@ import type { Module } from '../nn/module.js';
 import type { BasicGroupInit } from '../optim/optimizer.js';
 import type { LinearRecipe } from '../eval/linear.js';
 import type { TrainConfig } from '../train/config.js';
+import type { Reconstruction } from '../eval/reconstruct.js';
 
 /** What one training forward returns. */
 export interface TrainingStepOutput {
@@ -57,6 +58,8 @@ export interface Method extends Module {
   backboneKey(key: string): string | null;
   /** Optional: a loss on held-out images the monitor reports (MAE's reconstruction loss, masks drawn from rng). */
   heldOutLoss?(x: Tensor, rng: Rng): number;
+  /** Optional: the method's reconstructions of images [N, C, H, W], masks drawn from rng (MAE; pictures, `reconstruct`). */
+  reconstruct?(imgs: Tensor, rng: Rng): Reconstruction;
 }
 
 /** How the registry knows a method: its config section, how to build it and its linear-probe recipe. */
