@@ -132,10 +132,14 @@ function encodeValue(v: SummaryValue): Proto {
   return p.message(8, tensor).message(9, metadata); // fields in number order, as protobuf serialisers write them
 }
 
-/** Event { wall_time = 1 (double), step = 2 (int64), file_version = 3 | summary = 5 { repeated value = 1 } }. */
-export function encodeEvent(e: { wallTime: number; step: number; fileVersion?: string; values?: readonly SummaryValue[] }): Uint8Array {
+/**
+ * Event { wall_time = 1 (double), step = 2 (int64), file_version = 3 | summary = 5 { repeated value = 1 } |
+ * session_log = 7 { status = 1 (START = 1) } }.
+ */
+export function encodeEvent(e: { wallTime: number; step: number; fileVersion?: string; values?: readonly SummaryValue[]; sessionStart?: boolean }): Uint8Array {
   const p = new Proto().double(1, e.wallTime).int(2, e.step);
   if (e.fileVersion !== undefined) p.string(3, e.fileVersion);
+  if (e.sessionStart === true) p.message(7, new Proto().int(1, 1));
   if (e.values !== undefined) {
     const summary = new Proto();
     for (const v of e.values) summary.message(1, encodeValue(v));
@@ -167,6 +171,7 @@ export interface ScalarLogger {
   addScalars(values: Readonly<Record<string, number | undefined>>, step: number): void;
   addImage(tag: string, png: Uint8Array, step: number): void;
   addText(tag: string, text: string, step: number): void;
+  addSessionStart(step: number): void;
   close(): void;
 }
 
@@ -208,6 +213,12 @@ export class SummaryWriter implements ScalarLogger {
 
   addText(tag: string, text: string, step: number): void { this.add([{ tag, text }], step); }
 
+  /**
+   * SessionLog.START at `step`: a resumed run says where it restarted, and TensorBoard's reader drops the events
+   * of earlier files with larger steps (written after the checkpoint, before the kill), as it does for TensorFlow.
+   */
+  addSessionStart(step: number): void { this.write(encodeEvent({ wallTime: this.clock(), step, sessionStart: true })); }
+
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
@@ -216,7 +227,7 @@ export class SummaryWriter implements ScalarLogger {
 
 /** The logger that drops everything (rank != 0, or event files turned off). */
 export const NO_SUMMARIES: ScalarLogger = {
-  logdir: null, addScalar() {}, addScalars() {}, addImage() {}, addText() {}, close() {},
+  logdir: null, addScalar() {}, addScalars() {}, addImage() {}, addText() {}, addSessionStart() {}, close() {},
 };
 
 /** A SummaryWriter on logdir, or NO_SUMMARIES when logdir is null. */

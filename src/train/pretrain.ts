@@ -151,6 +151,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   writeFileAtomic(join(cfg.out, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
   const summaries = opts.summaries !== false;
   const tb: ScalarLogger = summaryWriter(summaries ? join(cfg.out, 'tb') : null);
+  if (state.step > 0) tb.addSessionStart(state.step);
   tb.addText('config', markdownCode(JSON.stringify(cfg, null, 2)), state.step);
   if (summaries && state.step === 0) {
     const png = await augmentationGridPng(train, views, cfg.seed);

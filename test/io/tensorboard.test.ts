@@ -71,6 +71,7 @@ test('SummaryWriter: scalars, a PNG and text read back at their steps; a flipped
   for (let step = 0; step < 4; step++) w.addScalars({ 'train/loss': 1 / (step + 1), 'train/lr': 0.1 * step, skipped: undefined }, step * 10);
   w.addImage('augmentations', png, 0);
   w.addText('config', '    {"lr": 0.1}', 0);
+  w.addSessionStart(30);
   assert.throws(() => w.addScalar('x', 1, -1), /\[tensorboard\] step must be a non-negative integer, got -1/);
   w.close();
   assert.throws(() => w.addScalar('x', 1, 1), /\[tensorboard\] .* is closed/);
@@ -81,7 +82,8 @@ test('SummaryWriter: scalars, a PNG and text read back at their steps; a flipped
   const events = readEvents(buf);
   assert.equal(events[0]!.fileVersion, 'brain.Event:2');
   assert.equal(events[0]!.wallTime, 1_700_000_000);
-  assert.equal(events.length, 1 + 4 + 2);
+  assert.equal(events.length, 1 + 4 + 2 + 1);
+  assert.deepEqual([events[7]!.step, events[7]!.sessionStatus, events[7]!.values], [30, 1, undefined]);
   const s = scalarsByTag(events);
   assert.deepEqual([...s.keys()], ['train/loss', 'train/lr']);
   assert.deepEqual(s.get('train/loss'), [0, 10, 20, 30].map((st, i) => [st, Math.fround(1 / (i + 1))]));

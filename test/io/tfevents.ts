@@ -123,7 +123,7 @@ export interface DecodedValue {
   pluginName?: string;
 }
 
-export interface DecodedEvent { wallTime: number; step: number; fileVersion?: string; values?: DecodedValue[] }
+export interface DecodedEvent { wallTime: number; step: number; fileVersion?: string; values?: DecodedValue[]; sessionStatus?: number }
 
 export function decodeEvent(data: Uint8Array): DecodedEvent {
   const m = decodeMessage(data);
@@ -132,6 +132,8 @@ export function decodeEvent(data: Uint8Array): DecodedEvent {
   const e: DecodedEvent = { wallTime: wt === undefined ? 0 : new DataView(wt.value.buffer, wt.value.byteOffset, 8).getFloat64(0, true), step: intOf(m, 2) };
   const fv = text(bytesOf(m, 3));
   if (fv !== undefined) e.fileVersion = fv;
+  const sessionLog = bytesOf(m, 7); // SessionLog { status = 1 }
+  if (sessionLog !== undefined) e.sessionStatus = intOf(decodeMessage(sessionLog), 1);
   const summary = bytesOf(m, 5);
   if (summary !== undefined) {
     e.values = (decodeMessage(summary).get(1) ?? []).map((f) => {

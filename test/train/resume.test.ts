@@ -2,7 +2,7 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,7 @@ import { readCheckpointJson } from '../../src/train/checkpoint.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { DEBIAN_FASHION_MNIST_DIR } from '../../src/data/datasets.js';
 import { nativeAvailable } from '../helpers.js';
+import { readEvents, scalarsByTag } from '../io/tfevents.js';
 
 const CHILD = fileURLToPath(new URL('./resume-child.ts', import.meta.url));
 
@@ -63,6 +64,15 @@ for (const method of ['moco', 'simsiam', 'mae'] as const) {
       }
       assert.ok(worst <= 1e-6, `resumed weights differ by up to ${worst}`);
       assert.equal(readCheckpointJson(b.out)?.state.step, 8);
+      // TensorBoard: the resumed process's event file opens with SessionLog.START at step 6; dropping the killed
+      // file's events past it (what TensorBoard's reader does) leaves every step's loss exactly once
+      const files = readdirSync(join(b.out, 'tb')).filter((f) => f.startsWith('events.out.tfevents.')).map((f) => readEvents(new Uint8Array(readFileSync(join(b.out, 'tb', f)))));
+      assert.equal(files.length, 2);
+      const resumed = files.find((ev) => ev.some((e) => e.sessionStatus === 1))!;
+      const killed = files.find((ev) => ev !== resumed)!;
+      assert.deepEqual(resumed.filter((e) => e.sessionStatus === 1).map((e) => e.step), [6]);
+      const steps = [...(scalarsByTag(killed).get('train/loss') ?? []).filter(([st]) => st <= 6), ...(scalarsByTag(resumed).get('train/loss') ?? [])].map(([st]) => st);
+      assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7, 8]);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

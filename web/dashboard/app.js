@@ -161,15 +161,23 @@ function smooth(ys, weight) {
   });
 }
 
+/**
+ * A curve's points in log order. A resumed run logs again the steps between its last checkpoint and the kill: a
+ * point at or before the previous one drops the points it repeats (as TensorBoard purges on SessionLog.START).
+ */
 function seriesOf(runId, spec) {
   const records = state.logs.get(runId)?.records ?? [];
   const pts = [];
+  const push = (x, y) => {
+    while (pts.length > 0 && pts[pts.length - 1][0] >= x) pts.pop();
+    pts.push([x, y]);
+  };
   if (spec.kind === 'step') {
-    for (const r of records) if (r.event === 'step' && typeof r[spec.field] === 'number') pts.push([r.step, r[spec.field]]);
+    for (const r of records) if (r.event === 'step' && typeof r[spec.field] === 'number') push(r.step, r[spec.field]);
   } else {
     for (const r of records) {
-      if (r.event === 'knn' && spec.before && typeof r[spec.before] === 'number') pts.push([r.epoch ?? 0, r[spec.before]]);
-      if (r.event === 'epoch' && typeof r[spec.field] === 'number') pts.push([r.epoch, r[spec.field]]);
+      if (r.event === 'knn' && spec.before && typeof r[spec.before] === 'number') push(r.epoch ?? 0, r[spec.before]);
+      if (r.event === 'epoch' && typeof r[spec.field] === 'number') push(r.epoch, r[spec.field]);
     }
   }
   return pts;
