@@ -11,12 +11,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '../src/tensor/index.js';
 import type { Tensor } from '../src/tensor/index.js';
-import { presetConfig, type PretrainConfig } from '../src/train/config.js';
 import { trainStep } from '../src/train/pretrain.js';
 import { buildMethod } from '../src/methods/registry.js';
-import { SGD, AdamW } from '../src/optim/index.js';
-
-type Method = 'simsiam' | 'moco' | 'mae';
+import { benchConfig, benchOptimizer, type BenchMethod as Method } from './configs.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,24 +26,12 @@ const steps = Number(arg('steps', '2'));
 const warmup = Number(arg('warmup', '1'));
 const withTorch = !process.argv.includes('--no-torch');
 
-/** The issue-5 config of a method: its CIFAR preset with the overrides the PyTorch script uses. */
-function benchConfig(method: Method): PretrainConfig {
-  const cfg = presetConfig(method, 'cifar');
-  cfg.batchSize = batch;
-  if (method === 'moco') cfg.moco = { ...cfg.moco, K: 4096, mlp: true };
-  if (method !== 'mae') cfg.width = 1;
-  return cfg;
-}
-
 /** Seconds per training step after warm-up (the first steps build oneDNN primitives and fill the allocator cache). */
 function timeMethod(method: Method): { sec: number; cpuSec: number } {
-  const cfg = benchConfig(method);
+  const cfg = benchConfig(method, batch);
   const model = buildMethod(cfg, new T.Rng(0));
   const params = model.parameters().filter((p) => p.requiresGrad);
-  // the optimizers of bench/torch_train.py
-  const opt = method === 'mae'
-    ? new AdamW(params, { lr: 1.5e-4, betas: [0.9, 0.95], weightDecay: 0.05 })
-    : new SGD(params, { lr: method === 'moco' ? 0.06 : 0.05, momentum: 0.9, weightDecay: method === 'moco' ? 5e-4 : 1e-4 });
+  const opt = benchOptimizer(method, params);
   const rng = new T.Rng(1);
   const views: Tensor[] = Array.from({ length: model.viewsPerSample }, () => T.keep(T.randn([batch, 3, cfg.imgSize, cfg.imgSize], { rng })));
   for (let i = 0; i < warmup; i++) trainStep(model, opt, views, 0);

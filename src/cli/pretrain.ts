@@ -7,6 +7,8 @@ import { mergeConfig, parseOverrides, readConfigFile } from '../io/config.js';
 import { presetConfig, presetNames, RESUMABLE_KEYS, type PretrainConfig } from '../train/config.js';
 import { METHODS, METHOD_NAMES, methodSpec } from '../methods/registry.js';
 import { pretrain, readRunConfig, NonFiniteLossError } from '../train/pretrain.js';
+import { initDistributed } from '../dist/comm.js';
+import { runLocalMpirun } from '../dist/launch.js';
 
 export interface PretrainFlags {
   method: string;
@@ -24,6 +26,20 @@ export interface PretrainFlags {
   set: string[];
   resume?: boolean;
   progress: boolean;
+  nproc?: string;
+  threads?: string;
+}
+
+/** The command line without the options that launched it locally (--nproc, --threads), for every rank to run. */
+function argsWithout(argv: readonly string[], names: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (names.includes(a)) { i++; continue; }
+    if (names.some((n) => a.startsWith(`${n}=`))) continue;
+    out.push(a);
+  }
+  return out;
 }
 
 /**
@@ -89,65 +105,90 @@ export function registerPretrain(program: Command): void {
     .option('--set <key=value>', 'override any config key, e.g. --set moco.K=4096 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--resume', `continue the run in --out from its last checkpoint: its saved config is the base; only ${RESUMABLE_KEYS.join(', ')} may change (e.g. --epochs to extend a finished run)`)
     .option('--no-progress', 'no progress bar (log lines only)')
+    .option('--nproc <n>', 'data parallel on this machine: launch n ranks with mpirun (see docs/distributed.md for several machines)')
+    .option('--threads <n>', 'with --nproc: compute threads per rank (default: cores / n)')
     .addHelpText('after', `\nPresets: ${METHOD_NAMES.map((n) => `${n}: ${presetNames(n).join(', ')}`).join('; ')}`)
     .action(async (f: PretrainFlags, cmd: Command) => {
-      let cfg = resolvePretrainConfig(f, { methodGiven: cmd.getOptionValueSource('method') === 'cli' });
-      if (f.out === undefined && f.resume !== true) cfg = { ...cfg, out: `runs/${cfg.method}-${cfg.preset}` };
-      process.stdout.write(`[pretrain] config:\n${JSON.stringify(cfg, null, 2)}\n`);
-      const tty = f.progress && process.stderr.isTTY === true;
-      const passes = progressBar('pretrain', tty);
-      const bar = tty ? new SingleBar({
-        format: 'epoch {epoch}/{epochs} [{bar}] {value}/{total} | loss {loss} | lr {lr} | {ips} img/s | ETA {eta_formatted}',
-        hideCursor: true, etaBuffer: 50,
-      }) : null;
-      let barEpoch = -1;
+      if (f.nproc !== undefined) {
+        const code = await runLocalMpirun({
+          nproc: Number(f.nproc),
+          ...(f.threads !== undefined ? { threads: Number(f.threads) } : {}),
+          args: argsWithout(process.argv.slice(1), ['--nproc', '--threads']),
+        }, 'pretrain');
+        process.exitCode = code;
+        return;
+      }
+      if (f.threads !== undefined) throw new Error('[pretrain] --threads goes with --nproc; for one process set OMP_NUM_THREADS');
+      // under mpirun/srun: join the job (rank 0 prints, logs and checkpoints)
+      const dist = initDistributed();
       try {
-        const res = await pretrain(cfg, {
-          resume: f.resume === true,
-          callbacks: {
-            log: (s) => { if (bar !== null && barEpoch >= 0) bar.stop(); process.stdout.write(`${s}\n`); barEpoch = -1; },
-            onStep: ({ epoch, step, iters, loss, lr, imgPerSec, metrics }) => {
-              const payload = { epoch: epoch + 1, epochs: cfg.epochs, loss: loss.toFixed(4), lr: lr.toExponential(2), ips: imgPerSec.toFixed(0) };
-              if (bar !== null) {
-                if (barEpoch !== epoch) { bar.start(iters, step - 1, payload); barEpoch = epoch; }
-                bar.update(step, payload);
-              } else if (step % cfg.logEvery === 0 || step === iters) {
-                const extra = Object.entries(metrics).map(([k, v]) => ` ${k} ${v.toFixed(4)}`).join('');
-                process.stdout.write(`epoch ${epoch + 1}/${cfg.epochs} step ${step}/${iters} loss ${loss.toFixed(4)} lr ${lr.toExponential(2)} ${imgPerSec.toFixed(0)} img/s${extra}\n`);
-              }
-            },
-            // the kNN monitor's passes get their own bar (with ETA) in place of the epoch's
-            onProgress: (phase, done, total) => {
-              if (bar !== null && barEpoch >= 0) { bar.stop(); barEpoch = -1; }
-              passes.update(phase, done, total);
-            },
-            onEpoch: ({ epoch, loss, knn, seconds }) => {
-              if (bar !== null) { bar.stop(); barEpoch = -1; }
-              process.stdout.write(`[pretrain] epoch ${epoch}/${cfg.epochs}: loss ${loss.toFixed(4)}${knn ? `, kNN top-1 ${pct(knn.top1)} top-5 ${pct(knn.top5)}` : ''}${knn?.testLoss !== undefined ? `, test reconstruction loss ${knn.testLoss.toFixed(4)}` : ''} (${seconds.toFixed(0)} s)\n`);
-            },
-          },
-        });
-        if (bar !== null) bar.stop();
-        process.stdout.write(`[pretrain] done: ${res.epochs} epochs in ${res.seconds.toFixed(0)} s; run folder ${cfg.out}\n`);
-        if (res.knnBefore !== null && res.knnAfter !== null) {
-          process.stdout.write(`[pretrain] kNN top-1: ${pct(res.knnBefore.top1)} before -> ${pct(res.knnAfter.top1)} after (top-5 ${pct(res.knnBefore.top5)} -> ${pct(res.knnAfter.top5)})\n`);
-          const px = res.pixelBaseline;
-          if (px !== null) {
-            process.stdout.write(`[pretrain] kNN top-1 side by side: raw pixels ${pct(px.raw.top1)} | pixels - mean image ${pct(px.centered.top1)} | `
-              + `random init ${pct(res.knnBefore.top1)} | learned ${pct(res.knnAfter.top1)}\n`);
-          }
-          if (res.knnBefore.testLoss !== undefined && res.knnAfter.testLoss !== undefined) {
-            process.stdout.write(`[pretrain] test reconstruction loss: ${res.knnBefore.testLoss.toFixed(4)} before -> ${res.knnAfter.testLoss.toFixed(4)} after\n`);
-          }
-        }
+        await runPretrain(f, dist.rank === 0, cmd.getOptionValueSource('method') === 'cli');
       } catch (e) {
-        if (bar !== null) bar.stop();
-        if (e instanceof NonFiniteLossError) {
-          process.stderr.write(`${e.message}\n`);
-          process.exitCode = 3;
-          return;
-        }
+        if (dist.size > 1 && e instanceof Error) e.message = `[dist] ${dist.describe()}: ${e.message}`;
         throw e;
       }
     });
+}
+
+/** One rank's run of `selfsup pretrain` (the only one without data parallelism). */
+async function runPretrain(f: PretrainFlags, lead: boolean, methodGiven: boolean): Promise<void> {
+  let cfg = resolvePretrainConfig(f, { methodGiven });
+  if (f.out === undefined && f.resume !== true) cfg = { ...cfg, out: `runs/${cfg.method}-${cfg.preset}` };
+  if (lead) process.stdout.write(`[pretrain] config:\n${JSON.stringify(cfg, null, 2)}\n`);
+  const tty = lead && f.progress && process.stderr.isTTY === true;
+  const passes = progressBar('pretrain', tty);
+  const bar = tty ? new SingleBar({
+    format: 'epoch {epoch}/{epochs} [{bar}] {value}/{total} | loss {loss} | lr {lr} | {ips} img/s | ETA {eta_formatted}',
+    hideCursor: true, etaBuffer: 50,
+  }) : null;
+  let barEpoch = -1;
+  try {
+    const res = await pretrain(cfg, {
+      resume: f.resume === true,
+      callbacks: {
+        log: (s) => { if (bar !== null && barEpoch >= 0) bar.stop(); process.stdout.write(`${s}\n`); barEpoch = -1; },
+        onStep: ({ epoch, step, iters, loss, lr, imgPerSec, metrics }) => {
+          const payload = { epoch: epoch + 1, epochs: cfg.epochs, loss: loss.toFixed(4), lr: lr.toExponential(2), ips: imgPerSec.toFixed(0) };
+          if (bar !== null) {
+            if (barEpoch !== epoch) { bar.start(iters, step - 1, payload); barEpoch = epoch; }
+            bar.update(step, payload);
+          } else if (step % cfg.logEvery === 0 || step === iters) {
+            const extra = Object.entries(metrics).map(([k, v]) => ` ${k} ${v.toFixed(4)}`).join('');
+            process.stdout.write(`epoch ${epoch + 1}/${cfg.epochs} step ${step}/${iters} loss ${loss.toFixed(4)} lr ${lr.toExponential(2)} ${imgPerSec.toFixed(0)} img/s${extra}\n`);
+          }
+        },
+        // the kNN monitor's passes get their own bar (with ETA) in place of the epoch's
+        onProgress: (phase, done, total) => {
+          if (bar !== null && barEpoch >= 0) { bar.stop(); barEpoch = -1; }
+          passes.update(phase, done, total);
+        },
+        onEpoch: ({ epoch, loss, knn, seconds }) => {
+          if (bar !== null) { bar.stop(); barEpoch = -1; }
+          process.stdout.write(`[pretrain] epoch ${epoch}/${cfg.epochs}: loss ${loss.toFixed(4)}${knn ? `, kNN top-1 ${pct(knn.top1)} top-5 ${pct(knn.top5)}` : ''}${knn?.testLoss !== undefined ? `, test reconstruction loss ${knn.testLoss.toFixed(4)}` : ''} (${seconds.toFixed(0)} s)\n`);
+        },
+      },
+    });
+    if (bar !== null) bar.stop();
+    if (!lead) return;
+    process.stdout.write(`[pretrain] done: ${res.epochs} epochs in ${res.seconds.toFixed(0)} s; run folder ${cfg.out}\n`);
+    if (res.knnBefore !== null && res.knnAfter !== null) {
+      process.stdout.write(`[pretrain] kNN top-1: ${pct(res.knnBefore.top1)} before -> ${pct(res.knnAfter.top1)} after (top-5 ${pct(res.knnBefore.top5)} -> ${pct(res.knnAfter.top5)})\n`);
+      const px = res.pixelBaseline;
+      if (px !== null) {
+        process.stdout.write(`[pretrain] kNN top-1 side by side: raw pixels ${pct(px.raw.top1)} | pixels - mean image ${pct(px.centered.top1)} | `
+          + `random init ${pct(res.knnBefore.top1)} | learned ${pct(res.knnAfter.top1)}\n`);
+      }
+      if (res.knnBefore.testLoss !== undefined && res.knnAfter.testLoss !== undefined) {
+        process.stdout.write(`[pretrain] test reconstruction loss: ${res.knnBefore.testLoss.toFixed(4)} before -> ${res.knnAfter.testLoss.toFixed(4)} after\n`);
+      }
+    }
+  } catch (e) {
+    if (bar !== null) bar.stop();
+    if (e instanceof NonFiniteLossError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exitCode = 3;
+      return;
+    }
+    throw e;
+  }
 }

@@ -6,6 +6,7 @@ import { BatchBuilder, type BadFilePolicy, type BatchResult, type BatchTask } fr
 import { type Dataset, type Warn } from './datasets.js';
 import { Rng } from '../tensor/rng.js';
 import { type ViewsSpec } from './transforms.js';
+import { shardOrder } from '../dist/sampler.js';
 import { type WorkerInit, type WorkerReply, type WorkerRequest } from './worker.js';
 
 // Compiled (dist/, an installed package), the worker is plain JavaScript and starts directly. From the TypeScript
@@ -47,6 +48,12 @@ export interface DataLoaderOptions {
   /** 'skip' (default): a bad file is replaced by the next good sample, with one warning naming it; 'error': stop */
   badFile?: BadFilePolicy;
   warn?: Warn;
+  /**
+   * Data-parallel runs: this rank's share of every epoch's order (DistributedSampler semantics, see
+   * src/dist/sampler.ts); with dropLast the epoch's tail that does not divide by worldSize is dropped, without it the
+   * shards are padded by wrapping around.
+   */
+  shard?: { rank: number; worldSize: number };
 }
 
 interface Pending {
@@ -93,15 +100,24 @@ export class DataLoader {
 
   /** batches per epoch */
   get length(): number {
-    const n = this.dataset.length;
+    const n = this.samplesPerEpoch;
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
-  /** The sample order of an epoch: a seeded permutation (or 0..n-1 without shuffle). */
+  /** Samples this loader yields per epoch (before batching): the dataset, or this rank's shard of it. */
+  get samplesPerEpoch(): number {
+    const n = this.dataset.length;
+    const s = this.options.shard;
+    if (s === undefined) return n;
+    return this.dropLast ? Math.floor(n / s.worldSize) : Math.ceil(n / s.worldSize);
+  }
+
+  /** The sample order of an epoch: a seeded permutation (or 0..n-1 without shuffle), then this rank's shard of it. */
   order(epoch: number): Int32Array {
     const n = this.dataset.length;
-    if (!this.shuffle) return Int32Array.from({ length: n }, (_, i) => i);
-    return Rng.fromKeys(0x5348554646, this.seed, epoch).randperm(n);
+    const full = this.shuffle ? Rng.fromKeys(0x5348554646, this.seed, epoch).randperm(n) : Int32Array.from({ length: n }, (_, i) => i);
+    const s = this.options.shard;
+    return s === undefined ? full : shardOrder(full, s.rank, s.worldSize, this.dropLast);
   }
 
   private start(): void {

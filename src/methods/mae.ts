@@ -10,9 +10,10 @@ import { PatchEmbed, VisionTransformer, vitArch } from '../models/vit.js';
 import { weightDecayGroups } from '../optim/groups.js';
 import type { BasicGroupInit } from '../optim/optimizer.js';
 import type { LinearRecipe } from '../eval/linear.js';
-import type { Method, MethodSpec, TrainingStepOutput, FrozenBackbone } from './method.js';
+import type { Method, MethodSpec, TrainingStepOutput, FrozenBackbone, SampleContext, StepContext } from './method.js';
 import type { KeyMap } from '../io/safetensors.js';
 import { reconstruct as reconstructImages, type Reconstruction } from '../eval/reconstruct.js';
+import { perSampleUniform } from '../tensor/rng.js';
 
 export interface MaeConfig {
   imgSize: number;
@@ -214,8 +215,18 @@ export class MaskedAutoencoderViT extends Module implements Method {
     return { loss: this.forwardLoss(imgs, pred, mask), pred, mask };
   }
 
-  trainingStep(views: readonly Tensor[]): TrainingStepOutput {
-    return { loss: this.computeLoss(views[0]!).loss, metrics: {} };
+  /** With the samples' context, each mask comes from (seed, epoch, index); without it, from the method's generator. */
+  trainingStep(views: readonly Tensor[], ctx?: StepContext): TrainingStepOutput {
+    const x = views[0]!;
+    const noise = ctx?.samples === undefined ? undefined : this.maskNoise(ctx.samples, x);
+    return { loss: this.computeLoss(x, this.cfg.maskRatio, noise).loss, metrics: {} };
+  }
+
+  /** The random_masking noise [N, L] of these samples, one row per sample from (seed, epoch, index). */
+  maskNoise(samples: SampleContext, x: Tensor): Tensor {
+    const N = x.shape[0]!;
+    if (samples.indices.length !== N) throw new Error(`[MAE] ${samples.indices.length} sample indices for a batch of ${N}`);
+    return T.tensor(perSampleUniform(samples.seed, samples.epoch, samples.indices, this.numPatches), [N, this.numPatches], { device: x.device }); // [N, L]
   }
 
   /** Encoder features without masking: the mean of the patch tokens after the final norm. */
@@ -239,10 +250,9 @@ export class MaskedAutoencoderViT extends Module implements Method {
     return maeBackboneKey(key);
   }
 
-  /** The loss on held-out images with masks drawn from rng (the monitor passes a fixed seed: the same masks each time). */
-  heldOutLoss(x: Tensor, rng: Rng): number {
-    const N = x.shape[0]!;
-    return T.noGrad(() => T.tidy(() => this.computeLoss(x, this.cfg.maskRatio, T.rand([N, this.numPatches], { rng, device: x.device })).loss.item()));
+  /** The loss on held-out images, each mask from (seed, epoch, index): the monitor passes a fixed seed, so the same masks each time. */
+  heldOutLoss(x: Tensor, samples: SampleContext): number {
+    return T.noGrad(() => T.tidy(() => this.computeLoss(x, this.cfg.maskRatio, this.maskNoise(samples, x)).loss.item()));
   }
 
   /** The official demo's four rows (original, masked, reconstruction, pasted) at the run's mask ratio. */

@@ -7,6 +7,7 @@ import type { BasicGroupInit } from '../optim/optimizer.js';
 import type { LinearRecipe } from '../eval/linear.js';
 import type { TrainConfig } from '../train/config.js';
 import type { Reconstruction } from '../eval/reconstruct.js';
+import type { Comm } from '../dist/comm.js';
 
 /** What one training forward returns. */
 export interface TrainingStepOutput {
@@ -14,6 +15,24 @@ export interface TrainingStepOutput {
   loss: Tensor;
   /** monitoring scalars logged beside the loss (MoCo: acc1 of the InfoNCE logits; SimSiam: zStd) */
   metrics: Record<string, number>;
+}
+
+/**
+ * Where a batch's samples come from. A method draws its per-sample randomness (MAE's masks) from (seed, epoch, index)
+ * so that it does not depend on batching or on how samples are spread over data-parallel ranks.
+ */
+export interface SampleContext {
+  seed: number;
+  epoch: number;
+  /** dataset indices of the batch's samples, in batch order */
+  indices: Int32Array;
+}
+
+/** What the trainer knows about a step beyond its views. */
+export interface StepContext {
+  samples?: SampleContext;
+  /** MoCo: fixed key-batch shuffle permutations (tests); by default drawn from the method's generator */
+  shuffles?: Int32Array[];
 }
 
 /** The backbone that linear probing and ONNX export read, with its feature function. */
@@ -35,7 +54,7 @@ export interface Method extends Module {
    * One training forward on a batch of views ([N, C, H, W] each, viewsPerSample of them). The step's side effects
    * that precede or follow the loss in the official code (MoCo's momentum update and enqueue) happen here.
    */
-  trainingStep(views: readonly Tensor[]): TrainingStepOutput;
+  trainingStep(views: readonly Tensor[], ctx?: StepContext): TrainingStepOutput;
   /**
    * Backbone features before any projection head, not normalised: [N, D]. The kNN monitor, `knn` and `embed` read
    * these (MoCo/SimSiam: the ResNet's average pool; MAE: the mean of the patch tokens after the encoder's norm).
@@ -56,8 +75,13 @@ export interface Method extends Module {
    * decoder).
    */
   backboneKey(key: string): string | null;
-  /** Optional: a loss on held-out images the monitor reports (MAE's reconstruction loss, masks drawn from rng). */
-  heldOutLoss?(x: Tensor, rng: Rng): number;
+  /** Optional: a loss on held-out images the monitor reports (MAE's reconstruction loss, masks per sample). */
+  heldOutLoss?(x: Tensor, samples: SampleContext): number;
+  /**
+   * Optional: run as the official DDP code does across comm's ranks (SimSiam: SyncBatchNorm; MoCo: shuffling BN
+   * and every rank's keys into the queue). Called before the optimizer is built. Without it: plain DDP (MAE).
+   */
+  distribute?(comm: Comm): void;
   /** Optional: the method's reconstructions of images [N, C, H, W], masks drawn from rng (MAE; pictures, `reconstruct`). */
   reconstruct?(imgs: Tensor, rng: Rng): Reconstruction;
 }

@@ -4,9 +4,11 @@ import * as T from '../tensor/index.js';
 import type { Rng, Tensor } from '../tensor/index.js';
 import { Module, type Layer } from '../nn/module.js';
 import { BatchNorm2d, Linear, ReLU, Sequential } from '../nn/layers.js';
+import { batchShuffleDdp, batchUnshuffleDdp, concatAllGather } from '../dist/collectives.js';
+import type { Comm } from '../dist/comm.js';
 import type { BasicGroupInit } from '../optim/optimizer.js';
 import type { LinearRecipe } from '../eval/linear.js';
-import type { Method, MethodSpec, TrainingStepOutput, FrozenBackbone } from './method.js';
+import type { Method, MethodSpec, TrainingStepOutput, FrozenBackbone, StepContext } from './method.js';
 import { backboneFeatures, buildBackbone, encoderBackbone } from './backbones.js';
 import { stripPrefix, type KeyMap } from '../io/safetensors.js';
 
@@ -80,6 +82,8 @@ export class MoCo extends Module implements Method {
   readonly checkpointExtras = ['queue', 'queue_ptr'] as const;
   readonly cfg: MocoConfig;
   private readonly rng: Rng;
+  /** data-parallel group: shuffling BN across ranks and every rank's keys into the queue (set by setComm) */
+  private comm: Comm | null = null;
 
   constructor(baseEncoder: EncoderFactory, cfg: MocoConfig, rng: Rng = T.globalRng) {
     super();
@@ -104,6 +108,11 @@ export class MoCo extends Module implements Method {
     this.registerBuffer('queue_ptr', T.zeros([1], { dtype: 'int32' }));
   }
 
+  /** Runs as the official DDP code: batch_shuffle_ddp / batch_unshuffle_ddp and concat_all_gather across comm's ranks. */
+  distribute(comm: Comm): void {
+    this.comm = comm.size > 1 ? comm : null;
+  }
+
   get encoderQ(): Layer { return this.child<Layer>('encoder_q'); }
   get encoderK(): Layer { return this.child<Layer>('encoder_k'); }
   get queue(): Tensor { return this.buffer('queue'); }
@@ -121,7 +130,7 @@ export class MoCo extends Module implements Method {
     }));
   }
 
-  /** Writes keys [N, dim] into queue columns [ptr, ptr+N) and advances the pointer modulo K. */
+  /** Writes keys [N, dim] (already gathered from all ranks) into queue columns [ptr, ptr+N) and advances the pointer modulo K. */
   dequeueAndEnqueue(keys: Tensor): void {
     const [N, dim] = keys.shape as [number, number];
     const K = this.cfg.K;
@@ -136,10 +145,19 @@ export class MoCo extends Module implements Method {
     ptrBuf[0] = (ptr + N) % K;
   }
 
-  /** Keys of imK through the key encoder with the batch shuffled before and un-shuffled after (shuffling BN). */
+  /**
+   * Keys of imK through the key encoder with the batch shuffled before and un-shuffled after (shuffling BN). Across
+   * ranks, the shuffle permutes the global batch (shuffle then has P * N entries).
+   */
   private keys(imK: Tensor, shuffle?: Int32Array): Tensor {
     return T.noGrad(() => {
       const N = imK.shape[0]!;
+      const comm = this.comm;
+      if (comm !== null) {
+        const { x, idxUnshuffle } = batchShuffleDdp(imK, shuffle ?? this.rng.randperm(N * comm.size), comm); // [N, ...]
+        const k = T.l2Normalize(this.encoderK.forward(x), 1); // [N, dim]
+        return batchUnshuffleDdp(k, idxUnshuffle, comm); // [N, dim]
+      }
       const idxShuffle = T.tensor(shuffle ?? this.rng.randperm(N), [N], { dtype: 'int32', device: imK.device });
       const idxUnshuffle = T.argsort(T.cast(idxShuffle, 'float32'), 0);
       const k = T.l2Normalize(this.encoderK.forward(T.indexSelect(imK, 0, idxShuffle)), 1); // [N, dim]
@@ -169,16 +187,21 @@ export class MoCo extends Module implements Method {
     if (this.cfg.symmetric) {
       const a = this.contrastiveLoss(im1, im2, shuffles[0]);
       const b = this.contrastiveLoss(im2, im1, shuffles[1]);
-      this.dequeueAndEnqueue(T.concat([b.k, a.k], 0)); // [2N, dim]: k1 then k2, as the demo
+      this.dequeueAndEnqueue(T.concat([this.gatherKeys(b.k), this.gatherKeys(a.k)], 0)); // [2PN, dim]: k1 then k2, as the demo
       return { loss: T.add(a.loss, b.loss), logits: a.logits };
     }
     const r = this.contrastiveLoss(im1, im2, shuffles[0]);
-    this.dequeueAndEnqueue(r.k);
+    this.dequeueAndEnqueue(this.gatherKeys(r.k));
     return { loss: r.loss, logits: r.logits };
   }
 
-  trainingStep(views: readonly Tensor[]): TrainingStepOutput {
-    const out = this.computeLoss(views[0]!, views[1]!);
+  /** concat_all_gather of the keys before they enter the queue: [N, dim] -> [P*N, dim] */
+  private gatherKeys(k: Tensor): Tensor {
+    return this.comm === null ? k : concatAllGather(k, this.comm);
+  }
+
+  trainingStep(views: readonly Tensor[], ctx?: StepContext): TrainingStepOutput {
+    const out = this.computeLoss(views[0]!, views[1]!, ctx?.shuffles);
     const labels = T.zeros([out.logits.shape[0]!], { dtype: 'int32', device: out.logits.device }); // positives are class 0
     return { loss: out.loss, metrics: { acc1: T.accuracy(out.logits, labels) } };
   }

@@ -8,6 +8,8 @@ import type { EncoderFactory } from './moco.js';
 import type { BasicGroupInit } from '../optim/optimizer.js';
 import type { LinearRecipe } from '../eval/linear.js';
 import type { Method, MethodSpec, TrainingStepOutput, FrozenBackbone } from './method.js';
+import type { Comm } from '../dist/comm.js';
+import { convertSyncBatchNorm } from '../dist/syncbn.js';
 import { backboneFeatures, buildBackbone, encoderBackbone } from './backbones.js';
 import { stripPrefix, type KeyMap } from '../io/safetensors.js';
 
@@ -77,6 +79,11 @@ export class SimSiam extends Module implements Method {
   computeLoss(x1: Tensor, x2: Tensor): { loss: Tensor; out: SimSiamOutput } {
     const out = this.forwardViews(x1, x2);
     return { loss: this.forwardLoss(out), out };
+  }
+
+  /** main_simsiam.py: torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) before DDP wraps it. */
+  distribute(comm: Comm): void {
+    if (comm.size > 1) convertSyncBatchNorm(this, comm);
   }
 
   trainingStep(views: readonly Tensor[]): TrainingStepOutput {

@@ -67,7 +67,7 @@ export interface BatchNormOptions {
  * Batch norm over channel dim 1 with PyTorch's buffers: running_mean, running_var (unbiased batch variance in the
  * update) and num_batches_tracked (int32 here, int64 in PyTorch; loading converts).
  */
-abstract class BatchNormBase extends Module {
+export abstract class BatchNormBase extends Module {
   readonly eps: number;
   readonly momentum: number | null;
   readonly affine: boolean;

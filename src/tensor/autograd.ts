@@ -44,6 +44,11 @@ export function record(out: Tensor, op: string, inputs: readonly Tensor[], backw
 export interface BackwardOptions {
   /** Keep the graph so backward can run through it again. */
   retainGraph?: boolean;
+  /**
+   * Called once per leaf as soon as its .grad for this backward is complete (data-parallel training starts the
+   * gradient allreduce of a bucket while backward goes on through earlier layers).
+   */
+  onLeafGrad?: (leaf: Tensor) => void;
 }
 
 /**
@@ -124,6 +129,7 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
           own.dispose();
           t.grad = keep(sum);
         }
+        opts.onLeafGrad?.(t);
         continue;
       }
       const gins = tidy(() => node.backward(g));

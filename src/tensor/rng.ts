@@ -168,3 +168,16 @@ export const globalRng = new Rng(0);
 export function manualSeed(seed: number): void {
   globalRng.seed(seed);
 }
+
+/**
+ * Uniform [0, 1) noise, `length` values per sample, row i drawn from (seed, epoch, indices[i]) alone: a sample's
+ * randomness (MAE's mask) is then the same in whatever batch, and on whatever data-parallel rank, it lands. [N * length]
+ */
+export function perSampleUniform(seed: number, epoch: number, indices: ArrayLike<number>, length: number): Float32Array {
+  const out = new Float32Array(indices.length * length);
+  for (let i = 0; i < indices.length; i++) {
+    const rng = Rng.fromKeys(seed, epoch, indices[i]!, 0x4d41534b);
+    for (let j = 0; j < length; j++) out[i * length + j] = rng.uniform();
+  }
+  return out;
+}

@@ -24,6 +24,8 @@ export interface TrainState {
   knnBefore: { epoch: number; top1: number; top5: number; testLoss?: number } | null;
   /** kNN on the raw pixels of the monitor's images: the baseline learned features must beat (absent before v0.2) */
   pixelBaseline?: PixelBaseline | null;
+  /** data-parallel ranks the run trains on (absent in older checkpoints: 1) */
+  worldSize?: number;
 }
 
 interface CheckpointJson {

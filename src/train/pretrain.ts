@@ -20,6 +20,11 @@ import { saveCheckpoint, loadCheckpoint, type TrainState } from './checkpoint.js
 import type { OnProgress } from '../io/progress.js';
 import { summaryWriter, markdownCode, type ScalarLogger } from '../io/tensorboard.js';
 import { augmentationGridPng, reconstructionMonitor } from '../eval/run-pictures.js';
+import { comm as currentComm, type Comm } from '../dist/comm.js';
+import { DistributedDataParallel } from '../dist/ddp.js';
+import { allreduceMean } from '../dist/collectives.js';
+import { checkSameConfig, gatherSharded, realShardSize } from '../dist/run.js';
+import type { StepContext } from '../methods/method.js';
 
 /** Features for the kNN monitor: the method's backbone features, L2-normalised. */
 export function monitorFeatures(model: Method, x: Tensor): Tensor {
@@ -49,19 +54,37 @@ export function buildOptimizer(cfg: TrainConfig, model: Method): { opt: SGD | LA
   return { opt, schedule, lr };
 }
 
-export interface StepResult { loss: number; metrics: Record<string, number> }
+export interface StepResult { loss: number; metrics: Record<string, number>; /** ms blocked on the gradient allreduce after backward */ commWaitMs: number }
 
-/** One optimisation step of the method on a batch of views. Throws (before any update) on a non-finite loss. */
-export function trainStep(model: Method, opt: SGD | LARS | AdamW, views: readonly Tensor[], clipGrad: number): StepResult {
+export interface StepOptions {
+  /** data-parallel gradient averaging (absent: one process) */
+  ddp?: DistributedDataParallel | null;
+  /** where the batch's samples come from, for per-sample randomness (MAE's masks), and test hooks */
+  context?: StepContext;
+}
+
+/**
+ * One optimisation step of the method on a batch of views. Throws (before any update) on a non-finite loss.
+ * Under data parallelism the gradients are averaged over ranks, and the loss and metrics returned are rank means.
+ */
+export function trainStep(model: Method, opt: SGD | LARS | AdamW, views: readonly Tensor[], clipGrad: number, o: StepOptions = {}): StepResult {
+  const ddp = o.ddp ?? null;
   return T.tidy(() => {
-    const { loss, metrics } = model.trainingStep(views);
+    ddp?.beforeForward();
+    const { loss, metrics } = model.trainingStep(views, o.context);
     const value = loss.item();
     if (!Number.isFinite(value)) throw new NonFiniteLossError(value);
     opt.zeroGrad();
-    loss.backward();
+    if (ddp === null) loss.backward();
+    else loss.backward(undefined, { onLeafGrad: ddp.onLeafGrad });
+    const commWaitMs = ddp?.finishBackward().waitMs ?? 0;
     if (clipGrad > 0) metrics.gradNorm = clipGradNorm(opt.paramGroups.flatMap((g) => g.params), clipGrad);
     opt.step();
-    return { loss: value, metrics };
+    if (ddp === null || ddp.comm.size === 1) return { loss: value, metrics, commWaitMs };
+    const keys = Object.keys(metrics).filter((k) => k !== 'gradNorm'); // gradNorm is of the averaged gradients already
+    const means = allreduceMean([value, ...keys.map((k) => metrics[k]!)], ddp.comm);
+    keys.forEach((k, i) => { metrics[k] = means[i + 1]!; });
+    return { loss: means[0]!, metrics, commWaitMs };
   });
 }
 
@@ -103,6 +126,8 @@ export interface PretrainOptions {
    * do not write logs)
    */
   summaries?: boolean;
+  /** the data-parallel group (default: the one initDistributed() joined, else a single process) */
+  comm?: Comm;
 }
 
 /** TensorBoard tags of the step metrics trainStep returns. */
@@ -110,11 +135,21 @@ const METRIC_TAGS: Readonly<Record<string, string>> = { acc1: 'train/infonce_acc
 
 /** Runs (or resumes) a pretraining; resolves when cfg.epochs are done. */
 export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}): Promise<PretrainResult> {
-  const cb = opts.callbacks ?? {};
-  const log = cb.log ?? ((s: string) => { process.stdout.write(`${s}\n`); });
-  mkdirSync(cfg.out, { recursive: true });
+  // data parallel: every rank runs this; rank 0 alone logs, plots and checkpoints
+  const dist = opts.comm ?? currentComm();
+  const lead = dist.rank === 0;
+  checkSameConfig(cfg, dist, 'pretrain');
+  if (cfg.batchSize % dist.size !== 0) {
+    throw new Error(`[pretrain] batchSize ${cfg.batchSize} (the global batch) does not divide over ${dist.size} ranks`);
+  }
+  const rankBatch = cfg.batchSize / dist.size;
+  const cb = lead ? opts.callbacks ?? {} : {};
+  const log = lead ? cb.log ?? ((s: string) => { process.stdout.write(`${s}\n`); }) : () => undefined;
+  if (lead) mkdirSync(cfg.out, { recursive: true });
   const rng = new T.Rng(cfg.seed);
   const model = buildMethod(cfg, rng);
+  // as the official DDP code runs the method (SimSiam: SyncBatchNorm; MoCo: shuffling BN across ranks)
+  if (dist.size > 1) model.distribute?.(dist);
   model.train();
   const { opt, schedule } = buildOptimizer(cfg, model);
   const train = openDataset(cfg.data, 'train', cfg.limit);
@@ -123,18 +158,25 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   if (views.views.length < needViews) {
     throw new Error(`[pretrain] augmentation '${cfg.augment}' makes ${views.views.length} view(s); ${cfg.method} needs ${needViews}`);
   }
-  const loader = new DataLoader(train, { batchSize: cfg.batchSize, transform: views, shuffle: true, dropLast: true, seed: cfg.seed, numWorkers: cfg.workers });
+  const loader = new DataLoader(train, {
+    batchSize: rankBatch, transform: views, shuffle: true, dropLast: true, seed: cfg.seed, numWorkers: cfg.workers,
+    ...(dist.size > 1 ? { shard: { rank: dist.rank, worldSize: dist.size } } : {}),
+  });
   const iters = loader.length;
   if (iters === 0) throw new Error(`[pretrain] ${train.length} images are fewer than one batch of ${cfg.batchSize}`);
   const logPath = join(cfg.out, 'log.jsonl');
 
-  let state: TrainState = { epoch: 0, step: 0, rng: rng.getState(), knn: [], losses: [], knnBefore: null };
+  let state: TrainState = { epoch: 0, step: 0, rng: rng.getState(), knn: [], losses: [], knnBefore: null, worldSize: dist.size };
   if (opts.resume === true) {
     const saved = readRunConfig(cfg.out);
     // only epochs, the kNN monitor and logging may change; anything else is refused, naming the keys
     const changed = saved === null ? [] : checkResumeConfig(saved, cfg);
     const loaded = loadCheckpoint(cfg.out, model, opt);
     if (loaded !== null) {
+      const saved = loaded.worldSize ?? 1;
+      if (saved !== dist.size) {
+        throw new Error(`[pretrain] --resume: the run in ${cfg.out} was trained on ${saved} rank(s); resume it on ${saved} (mpirun -np ${saved} or --nproc ${saved}), not ${dist.size}: MoCo's shuffled BN and the BN statistics depend on how the batch is split`);
+      }
       state = loaded;
       rng.setState(state.rng);
       log(`[pretrain] resumed from ${cfg.out} at epoch ${state.epoch}, step ${state.step}`);
@@ -148,8 +190,10 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
       log(`[pretrain] no checkpoint in ${cfg.out}; starting from scratch`);
     }
   }
-  writeFileAtomic(join(cfg.out, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
-  const summaries = opts.summaries !== false;
+  if (lead) writeFileAtomic(join(cfg.out, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
+  // after any resume, so every rank continues from rank 0's weights exactly; MoCo's queue is the same on every rank
+  const ddp = dist.size > 1 ? new DistributedDataParallel(model, dist, { skipBuffer: (n) => model.checkpointExtras.includes(n) }) : null;
+  const summaries = lead && opts.summaries !== false;
   const tb: ScalarLogger = summaryWriter(summaries ? join(cfg.out, 'tb') : null);
   if (state.step > 0) tb.addSessionStart(state.step);
   tb.addText('config', markdownCode(JSON.stringify(cfg, null, 2)), state.step);
@@ -167,12 +211,12 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
     tb.addImage('mae/reconstruction', png, step);
   };
 
-  const knn = cfg.knn.disabled ? null : makeKnnMonitor(cfg, cb.onProgress);
+  const knn = cfg.knn.disabled ? null : makeKnnMonitor(cfg, dist, cb.onProgress);
   const t0 = performance.now();
   if (knn !== null && state.epoch === 0 && state.step === 0 && state.knnBefore === null) {
     state.knnBefore = { epoch: 0, ...(await knn(model)) };
     log(`[pretrain] kNN before training: top-1 ${(100 * state.knnBefore.top1).toFixed(2)}%${state.knnBefore.testLoss !== undefined ? `, test reconstruction loss ${state.knnBefore.testLoss.toFixed(4)}` : ''}`);
-    appendFileSync(logPath, `${JSON.stringify({ event: 'knn', ...state.knnBefore })}\n`);
+    if (lead) appendFileSync(logPath, `${JSON.stringify({ event: 'knn', ...state.knnBefore })}\n`);
     tb.addScalars({ 'knn/top1': state.knnBefore.top1, 'knn/top5': state.knnBefore.top5, 'test/mae_loss': state.knnBefore.testLoss }, 0);
   }
   if (knn !== null && state.pixelBaseline == null) {
@@ -180,7 +224,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
     state.pixelBaseline = px;
     log(`[pretrain] kNN on raw pixels (the baseline to beat): top-1 ${(100 * px.raw.top1).toFixed(2)}%, ` +
       `${(100 * px.centered.top1).toFixed(2)}% with the mean image subtracted`);
-    appendFileSync(logPath, `${JSON.stringify({ event: 'pixel_baseline', ...px })}\n`);
+    if (lead) appendFileSync(logPath, `${JSON.stringify({ event: 'pixel_baseline', ...px })}\n`);
   }
   if (state.step === 0) await logReconstruction(0, 0);
 
@@ -200,7 +244,8 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
         const inputs = batchTensors(batch, needViews);
         let r: StepResult;
         try {
-          r = trainStep(model, opt, inputs, cfg.optim.clipGrad);
+          // each sample's randomness (MAE's mask) comes from (seed, epoch, index), whichever rank holds it
+          r = trainStep(model, opt, inputs, cfg.optim.clipGrad, { ddp, context: { samples: { seed: cfg.seed, epoch, indices: batch.indices } } });
         } finally {
           for (const t of inputs) t.dispose();
         }
@@ -210,17 +255,17 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
         i++;
         state.step = epoch * iters + i;
         const now = performance.now();
-        const imgPerSec = (batch.labels.length * 1000) / (now - tStep);
+        const imgPerSec = (batch.labels.length * dist.size * 1000) / (now - tStep);
         tStep = now;
         cb.onStep?.({ epoch, step: i, iters, loss: r.loss, lr, imgPerSec, metrics: r.metrics });
-        if (i % cfg.logEvery === 0 || i === iters) {
+        if (lead && (i % cfg.logEvery === 0 || i === iters)) {
           appendFileSync(logPath, `${JSON.stringify({ event: 'step', epoch, step: state.step, loss: r.loss, lr, imgPerSec: +imgPerSec.toFixed(1), ...r.metrics })}\n`);
           tb.addScalars({ 'train/loss': r.loss, 'train/lr': lr, 'train/img_per_sec': imgPerSec, ...Object.fromEntries(Object.entries(r.metrics).map(([k, v]) => [METRIC_TAGS[k] ?? `train/${k}`, v])) }, state.step);
         }
         if (cfg.ckptEverySteps > 0 && i % cfg.ckptEverySteps === 0 && i < iters) {
           state.epoch = epoch;
           state.rng = rng.getState();
-          saveCheckpoint(cfg.out, model, opt, state, cfg);
+          if (lead) saveCheckpoint(cfg.out, model, opt, state, cfg);
           cb.onCheckpoint?.({ epoch, step: state.step });
         }
       }
@@ -230,20 +275,20 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
       state.step = (epoch + 1) * iters;
       state.rng = rng.getState();
       // the epoch's training is committed before the monitor runs, so a failure there loses nothing
-      saveCheckpoint(cfg.out, model, opt, state, cfg);
+      if (lead) saveCheckpoint(cfg.out, model, opt, state, cfg);
       cb.onCheckpoint?.({ epoch: epoch + 1, step: state.step });
       let k: KnnSummary | null = null;
       if (knn !== null && (epoch + 1 === cfg.epochs || (cfg.knn.every > 0 && (epoch + 1) % cfg.knn.every === 0))) {
         k = { epoch: epoch + 1, ...(await knn(model)) };
         state.knn.push(k);
-        saveCheckpoint(cfg.out, model, opt, state, cfg);
+        if (lead) saveCheckpoint(cfg.out, model, opt, state, cfg);
       }
       const seconds = (performance.now() - te) / 1000;
-      appendFileSync(logPath, `${JSON.stringify({ event: 'epoch', epoch: epoch + 1, loss: meanLoss, seconds, ...(k ? { knnTop1: k.top1, knnTop5: k.top5, ...(k.testLoss !== undefined ? { testLoss: k.testLoss } : {}) } : {}) })}\n`);
+      if (lead) appendFileSync(logPath, `${JSON.stringify({ event: 'epoch', epoch: epoch + 1, loss: meanLoss, seconds, ...(k ? { knnTop1: k.top1, knnTop5: k.top5, ...(k.testLoss !== undefined ? { testLoss: k.testLoss } : {}) } : {}) })}\n`);
       tb.addScalars({ 'train/epoch_loss': meanLoss, 'knn/top1': k?.top1, 'knn/top5': k?.top5, 'test/mae_loss': k?.testLoss }, state.step);
       await logReconstruction(epoch + 1, state.step);
       cb.onEpoch?.({ epoch: epoch + 1, loss: meanLoss, knn: k, seconds });
-      await writeCurves(cfg.out, state);
+      if (lead) await writeCurves(cfg.out, state);
     }
   } finally {
     await loader.close();
@@ -268,7 +313,7 @@ async function pixelBaselineOf(cfg: TrainConfig): Promise<PixelBaseline> {
 }
 
 /** A kNN monitor over fixed bank and test subsets, with the eval transform (no augmentation). */
-function makeKnnMonitor(cfg: TrainConfig, onProgress?: OnProgress): (model: Method) => Promise<{ top1: number; top5: number; testLoss?: number }> {
+function makeKnnMonitor(cfg: TrainConfig, dist: Comm, onProgress?: OnProgress): (model: Method) => Promise<{ top1: number; top5: number; testLoss?: number }> {
   const bankSet = openDataset(cfg.data, 'train', cfg.knn.bankSize);
   const testSet = cfg.testData !== null ? openDataset(cfg.testData, 'test', cfg.knn.testSize) : openDataset(cfg.data, 'test', cfg.knn.testSize);
   if (bankSet.classes.length === 0) throw new Error(`[pretrain] the kNN monitor needs labelled data; ${cfg.data} has no classes (set knn.disabled=true)`);
@@ -277,20 +322,25 @@ function makeKnnMonitor(cfg: TrainConfig, onProgress?: OnProgress): (model: Meth
   }
   const spec = evalTransform(cfg.augment, cfg.imgSize);
   const bs = Math.min(256, cfg.batchSize);
-  const mk = (ds: Dataset): DataLoader => new DataLoader(ds, { batchSize: bs, transform: spec, shuffle: false, dropLast: false, seed: 0, numWorkers: cfg.workers });
+  // data parallel: each rank extracts its shard and the features are gathered back into dataset order (the
+  // single-process result: features in eval mode do not depend on the batch)
+  const mk = (ds: Dataset): DataLoader => new DataLoader(ds, {
+    batchSize: bs, transform: spec, shuffle: false, dropLast: false, seed: 0, numWorkers: cfg.workers,
+    ...(dist.size > 1 ? { shard: { rank: dist.rank, worldSize: dist.size } } : {}),
+  });
   return async (model) => {
     const wasTraining = model.training;
     model.eval();
     try {
       const on = onProgress ?? (() => {});
-      const [bank, bankLabels] = await extractOnce(model, mk(bankSet), undefined, { phase: 'kNN monitor: feature bank', on });
+      const [bank, bankLabels] = gatherSharded(await extractOnce(model, mk(bankSet), undefined, { phase: 'kNN monitor: feature bank', on }), bankSet.length, dist);
       // a held-out loss (MAE's reconstruction) comes from the same pass over the test images
-      const meter = model.heldOutLoss !== undefined ? heldOutLossMeter(model) : null;
-      const [test, testLabels] = await extractOnce(model, mk(testSet), meter?.add, { phase: 'kNN monitor: test images', on });
+      const meter = model.heldOutLoss !== undefined ? heldOutLossMeter(model, realShardSize(testSet.length, dist)) : null;
+      const [test, testLabels] = gatherSharded(await extractOnce(model, mk(testSet), meter?.add, { phase: 'kNN monitor: test images', on }), testSet.length, dist);
       const r = knnClassify(bank, bankLabels, test, testLabels, bankSet.classes.length, { k: cfg.knn.k, t: cfg.knn.t });
       bank.dispose();
       test.dispose();
-      return meter === null ? { top1: r.top1, top5: r.top5 } : { top1: r.top1, top5: r.top5, testLoss: meter.mean() };
+      return meter === null ? { top1: r.top1, top5: r.top5 } : { top1: r.top1, top5: r.top5, testLoss: meter.mean(dist) };
     } finally {
       model.train(wasTraining);
     }
@@ -298,21 +348,27 @@ function makeKnnMonitor(cfg: TrainConfig, onProgress?: OnProgress): (model: Meth
 }
 
 /**
- * The method's held-out loss, batch by batch in loader order, with the same masks at every evaluation (drawn from a
- * fixed seed).
+ * The method's held-out loss (an image-weighted mean), with the same masks at every evaluation: each image's comes
+ * from a fixed seed and its index, so the result depends neither on batching nor on how the images are spread over
+ * ranks. `real` is how many images this rank's loader yields before a shard's wrap-around padding (not counted).
  */
-export function heldOutLossMeter(model: Method): { add: (x: Tensor) => void; mean: () => number } {
-  const rng = new T.Rng(1234);
+export function heldOutLossMeter(model: Method, real = Infinity): { add: (x: Tensor, indices: Int32Array) => void; mean: (dist?: Comm) => number } {
   let sum = 0;
   let n = 0;
   return {
-    add: (x) => {
+    add: (x, indices) => {
       if (model.heldOutLoss === undefined) throw new Error(`[pretrain] ${model.methodName} has no held-out loss`);
-      const N = x.shape[0]!;
-      sum += N * model.heldOutLoss(x, rng);
-      n += N;
+      const keep = Math.min(x.shape[0]!, real - n); // the padding sits at the end of a shard
+      if (keep <= 0) return;
+      const rows = keep === x.shape[0]! ? x : T.slice(x, 0, 0, keep);
+      sum += keep * model.heldOutLoss(rows, { seed: 1234, epoch: 0, indices: indices.subarray(0, keep) });
+      if (rows !== x) rows.dispose();
+      n += keep;
     },
-    mean: () => sum / Math.max(n, 1),
+    mean: (dist) => {
+      const [s, c] = dist === undefined ? [sum, n] : allreduceMean([sum, n], dist);
+      return s! / Math.max(c!, 1);
+    },
   };
 }
 
@@ -320,7 +376,7 @@ export function heldOutLossMeter(model: Method): { add: (x: Tensor) => void; mea
  * Normalised features and labels of every image a loader yields (eval mode is the caller's; no graph); `each` also
  * sees every batch of images. The loader stays open (extractOnce closes it).
  */
-export async function extract(model: Method, loader: DataLoader, each?: (x: Tensor) => void, progress?: { phase: string; on: OnProgress }): Promise<[Tensor, Int32Array]> {
+export async function extract(model: Method, loader: DataLoader, each?: (x: Tensor, indices: Int32Array) => void, progress?: { phase: string; on: OnProgress }): Promise<[Tensor, Int32Array]> {
   const feats: Tensor[] = [];
   const labels: number[] = [];
   let done = 0;
@@ -328,7 +384,7 @@ export async function extract(model: Method, loader: DataLoader, each?: (x: Tens
     for await (const batch of loader.epoch(0)) {
       const x = T.tensor(batch.images, batch.shape);
       feats.push(T.keep(T.noGrad(() => T.tidy(() => monitorFeatures(model, x)))));
-      each?.(x);
+      each?.(x, batch.indices);
       x.dispose();
       for (const l of batch.labels) labels.push(l);
       progress?.on(progress.phase, ++done, loader.length);
@@ -341,7 +397,7 @@ export async function extract(model: Method, loader: DataLoader, each?: (x: Tens
 }
 
 /** extract over a loader made for this one pass, closed afterwards. */
-export async function extractOnce(model: Method, loader: DataLoader, each?: (x: Tensor) => void, progress?: { phase: string; on: OnProgress }): Promise<[Tensor, Int32Array]> {
+export async function extractOnce(model: Method, loader: DataLoader, each?: (x: Tensor, indices: Int32Array) => void, progress?: { phase: string; on: OnProgress }): Promise<[Tensor, Int32Array]> {
   try {
     return await extract(model, loader, each, progress);
   } finally {

@@ -12,6 +12,7 @@ import { MoCo } from '../../src/methods/moco.js';
 import { SimSiam } from '../../src/methods/simsiam.js';
 import { MaskedAutoencoderViT, type MaeConfig } from '../../src/methods/mae.js';
 import { heldOutLossMeter } from '../../src/train/pretrain.js';
+import { perSampleUniform } from '../../src/tensor/rng.js';
 import { TinyEncoder } from './tiny.js';
 import { assertClose } from '../helpers.js';
 
@@ -187,24 +188,33 @@ describe('MAE', () => {
     });
   });
 
-  it('the held-out loss meter: image-weighted mean over batches, the same masks at every evaluation', () => {
+  it('the held-out loss meter: image-weighted mean, masks from (seed, image index) whatever the batching', () => {
     const model = new MaskedAutoencoderViT(cfg);
     model.eval();
     T.tidy(() => {
       const a = T.randn([3, 3, 8, 8], { rng: new T.Rng(7) });
       const b = T.randn([1, 3, 8, 8], { rng: new T.Rng(8) });
-      const first = heldOutLossMeter(model);
-      first.add(a);
-      first.add(b);
-      const again = heldOutLossMeter(model);
-      again.add(a);
-      again.add(b);
+      const first = heldOutLossMeter(model, 4);
+      first.add(a, Int32Array.of(0, 1, 2));
+      first.add(b, Int32Array.of(3));
+      const again = heldOutLossMeter(model, 4);
+      again.add(a, Int32Array.of(0, 1, 2));
+      again.add(b, Int32Array.of(3));
       assert.equal(again.mean(), first.mean(), 'a second evaluation draws the same masks');
-      // by hand: the meter's noise stream, batch after batch
-      const rng = new T.Rng(1234);
-      const la = T.noGrad(() => model.computeLoss(a, model.cfg.maskRatio, T.rand([3, model.numPatches], { rng })).loss.item());
-      const lb = T.noGrad(() => model.computeLoss(b, model.cfg.maskRatio, T.rand([1, model.numPatches], { rng })).loss.item());
+      // by hand: each image's noise row from (1234, epoch 0, its index)
+      const la = T.noGrad(() => model.computeLoss(a, model.cfg.maskRatio, T.tensor(perSampleUniform(1234, 0, [0, 1, 2], model.numPatches), [3, model.numPatches])).loss.item());
+      const lb = T.noGrad(() => model.computeLoss(b, model.cfg.maskRatio, T.tensor(perSampleUniform(1234, 0, [3], model.numPatches), [1, model.numPatches])).loss.item());
       assertClose([first.mean()], [(3 * la + lb) / 4], 'weighted mean', 1e-12, 0);
+      // other batches of the same images: the same loss (up to float32 rounding of the batch means)
+      const all = T.concat([a, b], 0);
+      const split = heldOutLossMeter(model, 4);
+      split.add(T.indexSelect(all, 0, T.tensor([0], [1], { dtype: 'int32' })), Int32Array.of(0));
+      split.add(T.indexSelect(all, 0, T.tensor([1, 2, 3], [3], { dtype: 'int32' })), Int32Array.of(1, 2, 3));
+      assertClose([split.mean()], [first.mean()], 'rebatched', 1e-6, 1e-6);
+      // images past `real` (a shard's wrap-around padding) are not counted
+      const padded = heldOutLossMeter(model, 3);
+      padded.add(all, Int32Array.of(0, 1, 2, 0));
+      assertClose([padded.mean()], [la], 'padding dropped', 1e-6, 1e-6);
     });
   });
 

@@ -1,0 +1,22 @@
+// The training benchmark configs (issue 5) shared by bench:train and bench:dist: batch 128, 32x32; SimSiam and MoCo v2
+// on ResNet-18 (CIFAR stem, width 1), SimSiam projector 512-512-2048 and predictor 512, MoCo MLP head 512-512-128 with
+// K 4096; MAE ViT-Tiny/4; and the optimizers of bench/torch_train.py.
+import { presetConfig, type PretrainConfig } from '../src/train/config.js';
+import { SGD, AdamW } from '../src/optim/index.js';
+import type { Tensor } from '../src/tensor/index.js';
+
+export type BenchMethod = 'simsiam' | 'moco' | 'mae';
+
+export function benchConfig(method: BenchMethod, batch: number): PretrainConfig {
+  const cfg = presetConfig(method, 'cifar');
+  cfg.batchSize = batch;
+  if (method === 'moco') cfg.moco = { ...cfg.moco, K: 4096, mlp: true };
+  if (method !== 'mae') cfg.width = 1;
+  return cfg;
+}
+
+export function benchOptimizer(method: BenchMethod, params: Tensor[]): SGD | AdamW {
+  return method === 'mae'
+    ? new AdamW(params, { lr: 1.5e-4, betas: [0.9, 0.95], weightDecay: 0.05 })
+    : new SGD(params, { lr: method === 'moco' ? 0.06 : 0.05, momentum: 0.9, weightDecay: method === 'moco' ? 5e-4 : 1e-4 });
+}

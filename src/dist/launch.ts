@@ -1,0 +1,69 @@
+// Launching data-parallel runs: `--nproc N` re-runs the same command under a local mpirun, and every rank of a
+// job defaults to its share of this machine's cores for its compute threads.
+import { spawn, spawnSync } from 'node:child_process';
+import { availableParallelism, cpus } from 'node:os';
+import { MPI_PACKAGES_HINT } from './comm.js';
+
+/** OpenMP threads for one of localSize ranks on this machine: its share of the cores (at least 1). */
+export function threadsPerRank(localSize: number): number {
+  return Math.max(1, Math.min(availableParallelism(), Math.floor(cpus().length / Math.max(1, localSize))));
+}
+
+/** The ranks mpirun/srun started on this machine, or 1. */
+export function launchedLocalSize(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.OMPI_COMM_WORLD_LOCAL_SIZE ?? env.PMIX_LOCAL_SIZE ?? env.MPI_LOCALNRANKS ?? 1);
+  return Number.isInteger(n) && n >= 1 ? n : 1;
+}
+
+export interface LocalLaunch {
+  nproc: number;
+  /** compute threads per rank (default: cores / nproc) */
+  threads?: number;
+  /** the command line to run on every rank, without --nproc / --threads */
+  args: string[];
+}
+
+/** The mpirun command line for a local launch, after checking mpirun exists and the ranks fit the cores. */
+export function localMpirunArgs(l: LocalLaunch, op: string): { cmd: string; args: string[] } {
+  const cores = availableParallelism();
+  if (!Number.isInteger(l.nproc) || l.nproc < 1) throw new Error(`[${op}] --nproc must be a positive integer, got ${l.nproc}`);
+  if (l.nproc > cores) {
+    throw new Error(`[${op}] --nproc ${l.nproc} is more than the ${cores} cores of this machine; use fewer ranks, or run mpirun -np ${l.nproc} --oversubscribe yourself to force it`);
+  }
+  const threads = l.threads ?? Math.max(1, Math.floor(cores / l.nproc));
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`[${op}] --threads must be a positive integer, got ${l.threads}`);
+  if (threads * l.nproc > cores) {
+    throw new Error(`[${op}] --nproc ${l.nproc} x --threads ${threads} is more than the ${cores} cores of this machine`);
+  }
+  const probe = spawnSync('mpirun', ['--version'], { encoding: 'utf8' });
+  if (probe.error !== undefined || probe.status !== 0) {
+    throw new Error(`[${op}] --nproc needs mpirun, which was not found on PATH: ${MPI_PACKAGES_HINT}`);
+  }
+  const args = [
+    ...(process.getuid?.() === 0 ? ['--allow-run-as-root'] : []),
+    '-np', String(l.nproc),
+    // each rank owns `threads` cores for its compute threads
+    '--map-by', `slot:PE=${threads}`, '--bind-to', 'core',
+    '-x', `OMP_NUM_THREADS=${threads}`,
+    process.execPath, ...process.execArgv, ...l.args,
+  ];
+  return { cmd: 'mpirun', args };
+}
+
+/** Runs the launch and resolves with mpirun's exit code (signals forwarded, so Ctrl-C ends every rank). */
+export function runLocalMpirun(l: LocalLaunch, op: string): Promise<number> {
+  const { cmd, args } = localMpirunArgs(l, op);
+  process.stderr.write(`[${op}] launching ${l.nproc} ranks x ${l.threads ?? Math.max(1, Math.floor(availableParallelism() / l.nproc))} threads: ${cmd} ${args.join(' ')}\n`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: 'inherit' });
+    const forward = (sig: NodeJS.Signals): void => { child.kill(sig); };
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    child.on('error', (e) => reject(new Error(`[${op}] mpirun failed to start: ${e.message}`)));
+    child.on('exit', (code, signal) => {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+      resolve(code ?? (signal !== null ? 128 : 1));
+    });
+  });
+}
