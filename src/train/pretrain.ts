@@ -173,9 +173,9 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
     const changed = saved === null ? [] : checkResumeConfig(saved, cfg);
     const loaded = loadCheckpoint(cfg.out, model, opt);
     if (loaded !== null) {
-      const saved = loaded.worldSize ?? 1;
-      if (saved !== dist.size) {
-        throw new Error(`[pretrain] --resume: the run in ${cfg.out} was trained on ${saved} rank(s); resume it on ${saved} (mpirun -np ${saved} or --nproc ${saved}), not ${dist.size}: MoCo's shuffled BN and the BN statistics depend on how the batch is split`);
+      const ranks = loaded.worldSize ?? 1;
+      if (ranks !== dist.size) {
+        throw new Error(`[pretrain] --resume: the run in ${cfg.out} was trained on ${ranks} rank(s); resume it on ${ranks} (mpirun -np ${ranks} or --nproc ${ranks}), not ${dist.size}: MoCo's shuffled BN and the BN statistics depend on how the batch is split`);
       }
       state = loaded;
       rng.setState(state.rng);
