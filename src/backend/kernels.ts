@@ -12,6 +12,8 @@ export interface KernelSignature {
   readonly args: readonly string[];
   /** trailing arguments of the addon and the C++ kernel only: the blocked-layout flags (BlockedKernels) */
   readonly flags?: readonly string[];
+  /** the buffers are lists, one per tensor of a parameter group (the optimizer steps) */
+  readonly lists?: boolean;
   /** C++ parameter names, where they differ from args */
   readonly cppArgs?: readonly string[];
 }
@@ -57,6 +59,15 @@ export const KERNELS: readonly KernelSignature[] = [
   // ---- softmax.cc
   { name: 'softmax', cpp: 'softmax_forward', args: ['out', 'x', 'rows', 'D', 'log'] },
   { name: 'softmaxBackward', cpp: 'softmax_backward', args: ['gx', 'gy', 'y', 'rows', 'D', 'log'] },
+  // ---- optimizers (optional on a backend: the optimizers fall back to ops); lists of one tensor group, and the C++
+  // kernels take the list length n after the lists
+  { name: 'sgdStep', lists: true, cpp: 'sgd_step', args: ['w', 'g', 'b', 'first', 'lr', 'momentum', 'dampening', 'weightDecay', 'nesterov'],
+    cppArgs: ['w', 'g', 'b', 'first', 'n', 'lr', 'momentum', 'dampening', 'wd', 'nesterov'] },
+  { name: 'adamwStep', lists: true, cpp: 'adamw_step', args: ['w', 'g', 'expAvg', 'expAvgSq', 'stepSize', 'bc2Sqrt', 'decay', 'beta1', 'beta2', 'eps'],
+    cppArgs: ['w', 'g', 'm1', 'm2', 'stepSize', 'bc2Sqrt', 'n', 'decay', 'beta1', 'beta2', 'eps'] },
+  { name: 'emaUpdate', lists: true, cpp: 'ema_update', args: ['targets', 'sources', 'momentum'], cppArgs: ['k', 'q', 'n', 'momentum'] },
+  { name: 'larsStep', lists: true, cpp: 'lars_step', args: ['w', 'g', 'mu', 'adapt', 'lr', 'momentum', 'weightDecay', 'trustCoefficient'],
+    cppArgs: ['w', 'g', 'mu', 'adapt', 'n', 'lr', 'momentum', 'wd', 'trust'] },
   // ---- pool.cc (p: PoolParams)
   { name: 'maxPool2d', cpp: 'maxpool2d_forward', args: ['out', 'indices', 'x', 'p'] },
   { name: 'maxPool2dBackward', cpp: 'maxpool2d_backward', args: ['gx', 'gy', 'indices', 'p'] },

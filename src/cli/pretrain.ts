@@ -9,6 +9,8 @@ import { METHODS, METHOD_NAMES, methodSpec } from '../methods/registry.js';
 import { pretrain, readRunConfig, NonFiniteLossError } from '../train/pretrain.js';
 import { initDistributed } from '../dist/comm.js';
 import { runLocalMpirun } from '../dist/launch.js';
+import { enableProfiler } from '../tensor/profiler.js';
+import { setPrecision } from '../backend/native.js';
 
 export interface PretrainFlags {
   method: string;
@@ -28,7 +30,12 @@ export interface PretrainFlags {
   progress: boolean;
   nproc?: string;
   threads?: string;
+  profile?: boolean;
+  precision: string;
 }
+
+/** The flags that make the config (the others say how to run it). */
+export type ConfigFlags = Omit<PretrainFlags, 'precision' | 'profile' | 'nproc' | 'threads' | 'progress'> & { progress?: boolean };
 
 /** The command line without the options that launched it locally (--nproc, --threads), for every rank to run. */
 function argsWithout(argv: readonly string[], names: readonly string[]): string[] {
@@ -47,7 +54,7 @@ function argsWithout(argv: readonly string[], names: readonly string[]): string[
  * the run's saved config instead of the preset, and only the keys a resumed run may change can differ from it
  * (checked by pretrain, which names the others).
  */
-export function resolvePretrainConfig(f: PretrainFlags, o: { methodGiven?: boolean } = {}): PretrainConfig {
+export function resolvePretrainConfig(f: ConfigFlags, o: { methodGiven?: boolean } = {}): PretrainConfig {
   let method = methodSpec(f.method, 'pretrain').name;
   let cfg = presetConfig(method, f.preset);
   if (f.resume === true) {
@@ -105,6 +112,8 @@ export function registerPretrain(program: Command): void {
     .option('--set <key=value>', 'override any config key, e.g. --set moco.K=4096 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--resume', `continue the run in --out from its last checkpoint: its saved config is the base; only ${RESUMABLE_KEYS.join(', ')} may change (e.g. --epochs to extend a finished run)`)
     .option('--no-progress', 'no progress bar (log lines only)')
+    .option('--profile', 'print a per-kernel time table (forward / backward / optimizer, GFLOP/s) of the third step (also SELFSUP_PROFILE=1)')
+    .option('--precision <p>', 'fp32, or bf16: conv and matmul multiply in bf16 with fp32 master weights, like torch.autocast (CPUs with AVX512-BF16 or AMX only)', 'fp32')
     .option('--nproc <n>', 'data parallel on this machine: launch n ranks with mpirun (see docs/distributed.md for several machines)')
     .option('--threads <n>', 'with --nproc: compute threads per rank (default: cores / n)')
     .addHelpText('after', `\nPresets: ${METHOD_NAMES.map((n) => `${n}: ${presetNames(n).join(', ')}`).join('; ')}`)
@@ -132,6 +141,11 @@ export function registerPretrain(program: Command): void {
 
 /** One rank's run of `selfsup pretrain` (the only one without data parallelism). */
 async function runPretrain(f: PretrainFlags, lead: boolean, methodGiven: boolean): Promise<void> {
+  if (f.profile === true) enableProfiler();
+  if (f.precision !== 'fp32') {
+    if (f.precision !== 'bf16') throw new Error(`[pretrain] --precision must be fp32 or bf16, got '${f.precision}'`);
+    setPrecision('bf16');
+  }
   let cfg = resolvePretrainConfig(f, { methodGiven });
   if (f.out === undefined && f.resume !== true) cfg = { ...cfg, out: `runs/${cfg.method}-${cfg.preset}` };
   if (lead) process.stdout.write(`[pretrain] config:\n${JSON.stringify(cfg, null, 2)}\n`);

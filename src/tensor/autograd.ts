@@ -1,6 +1,7 @@
 // Reverse-mode autograd on a define-by-run tape: each op output records its inputs and a backward rule.
 // backward() walks the graph in reverse topological order, accumulating into leaf .grad.
 import { keep, tidy, Tensor, fmtShape } from './tensor.js';
+import { inPhase } from './profiler.js';
 
 export interface GradNode {
   op: string;
@@ -44,6 +45,12 @@ export function record(out: Tensor, op: string, inputs: readonly Tensor[], backw
 export interface BackwardOptions {
   /** Keep the graph so backward can run through it again. */
   retainGraph?: boolean;
+  /**
+   * Dispose every intermediate tensor of the graph (not the root, not leaves, not kept tensors) as soon as backward
+   * has run through it, as PyTorch frees saved activations during backward: a training step's peak memory is then
+   * about activations or gradients, not both. The tensors themselves go, so read what you need before backward.
+   */
+  freeActivations?: boolean;
   /**
    * Called once per leaf as soon as its .grad for this backward is complete (data-parallel training starts the
    * gradient allreduce of a bucket while backward goes on through earlier layers).
@@ -110,11 +117,17 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
   };
   grads.set(root.id, seed);
   hold(seed);
-  noGrad(() => {
+  const free = opts.freeActivations === true && opts.retainGraph !== true;
+  const late: Tensor[] = [];
+  const release = (t: Tensor): void => { if (t.holdsArena) late.push(t); else t.dispose(); };
+  inPhase('backward', () => noGrad(() => {
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k]!;
       const g = grads.get(t.id);
-      if (g === undefined) continue;
+      if (g === undefined) {
+        if (free && t !== root && t.node !== null && !t.kept) release(t);
+        continue;
+      }
       grads.delete(t.id);
       const node = t.node;
       if (node === null) {
@@ -154,10 +167,14 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
       // gradients the rule returned but nobody holds (unused inputs) are garbage now
       for (const gi of gins) if (gi != null && gi !== g && !holds.has(gi)) gi.dispose();
       drop(g);
+      // every consumer of t ran before it (reverse topological order): nothing in the graph reads t any more. A tensor
+      // holding a tidy scope's intermediates (its arena) goes at the end: those feed nodes still to come.
+      if (free && t !== root && !t.kept) release(t);
     }
-  });
+  }));
   // freed only now: a node's arena (tidy's intermediates) holds tensors that nodes later in the order still read
   if (opts.retainGraph !== true) for (const t of order) if (t.node !== null) t.freeNode('backward');
+  for (const t of late) t.dispose();
 }
 
 /**

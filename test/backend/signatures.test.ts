@@ -41,7 +41,9 @@ function forwarders(file: ts.SourceFile, name: string): Map<string, { params: st
         // `(..) => { addon.f(..); }` as well as `(..) => addon.f(..)`
         if (ts.isBlock(body) && body.statements.length === 1 && ts.isExpressionStatement(body.statements[0]!)) body = body.statements[0].expression;
         const call = ts.isCallExpression(body) ? body : null;
-        const callee = call !== null && ts.isPropertyAccessExpression(call.expression) ? call.expression.name.text : '';
+        let target: ts.Expression | null = call?.expression ?? null;
+        if (target !== null && ts.isNonNullExpression(target)) target = target.expression; // addon.optionalKernel!(..)
+        const callee = target !== null && ts.isPropertyAccessExpression(target) ? target.name.text : '';
         out.set(p.name.getText(), { params: paramNames(p.initializer.parameters), callee, callArgs: call?.arguments.map((a) => a.getText()) ?? [] });
       }
     }
@@ -59,7 +61,7 @@ it('the Backend interface declares every kernel of the table, with its arguments
   // the blocked-layout variants: the same arguments, then the layout flags (batch norm: the same signature)
   const blocked = interfaceMethods(parse('src/backend/backend.ts'), 'BlockedKernels');
   for (const [name, params] of blocked) {
-    if (name === 'enabled' || name === 'relayout') continue;
+    if (name === 'enabled' || name === 'block' || name === 'relayout') continue;
     const k = kernel(name);
     assert.deepEqual(params, k.name.startsWith('conv') ? [...k.args, ...(k.flags ?? [])] : k.args, `BlockedKernels.${name}`);
   }
@@ -77,8 +79,7 @@ it('native.ts forwards every kernel to the addon export of the same name, argume
     assert.ok(f.callArgs.length <= k.args.length + (k.flags?.length ?? 0), `nativeBackend.${k.name} passes extra arguments`);
   }
   for (const [name, f] of forwarders(file, 'blockedKernels')) {
-    if (name === 'enabled') continue;
-    if (name === 'relayout') continue;
+    if (name === 'enabled' || name === 'block' || name === 'relayout') continue;
     const k = kernel(name);
     assert.equal(f.callee, name);
     assert.deepEqual(f.callArgs.slice(0, k.args.length), [...k.args], `blockedKernels.${name} passes its arguments in order`);
@@ -123,7 +124,7 @@ it('binding.cc exports every kernel and unpacks each argument at its position in
       }
     }
     const named = new Set(r.filter((x) => x.name !== null).map((x) => x.i));
-    for (const [i, a] of k.args.entries()) {
+    for (const [i, a] of k.lists === true ? [] : k.args.entries()) {
       // every buffer and size is unpacked by name; scalars (value, p0, eps, flags) and ops by position only
       if (/^(out|x|gx|gy|a|b|idx|src|mean|invstd|rstd)$/.test(a)) assert.ok(named.has(i), `binding.cc '${k.name}' does not unpack '${a}' at ${i}`);
     }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolvePretrainConfig } from '../../src/cli/pretrain.js';
+import { resolvePretrainConfig, type ConfigFlags } from '../../src/cli/pretrain.js';
 import { pretrain } from '../../src/train/pretrain.js';
 import { readCheckpointJson } from '../../src/train/checkpoint.js';
 import { checkResumeConfig, presetConfig, presetNames } from '../../src/train/config.js';
@@ -18,7 +18,7 @@ process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 const data = makeImageFolder(join(tmp, 'data'), { classes: ['a', 'b'], perClass: 8, size: 16 });
 
 /** The flags of `selfsup pretrain` for a tiny SimSiam run on the image folder. */
-function flags(extra: { epochs?: string; set?: string[]; resume?: boolean; method?: string } = {}): Parameters<typeof resolvePretrainConfig>[0] {
+function flags(extra: { epochs?: string; set?: string[]; resume?: boolean; method?: string } = {}): ConfigFlags {
   return {
     method: extra.method ?? 'simsiam', preset: 'quick', data, out: join(tmp, 'run'), epochs: extra.epochs ?? '1', batchSize: '8', workers: '0',
     set: ['width=0.125', 'imgSize=16', 'simsiam.dim=16', 'simsiam.predDim=8', 'knn.disabled=true', 'logEvery=1', ...(extra.set ?? [])],
