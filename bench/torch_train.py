@@ -1,9 +1,14 @@
-"""Times one training step of each method in PyTorch at bench/train.ts's configs; prints JSON lines.
+"""Times training steps of one method in PyTorch at bench/train.ts's configs; prints one JSON line.
 
-Usage: /usr/bin/python3 bench/torch_train.py [simsiam|moco|mae ...] (batch 128, 32x32, 2 threads).
+Usage: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/torch_train.py simsiam|moco|mae
+Environment: BATCH (128), STEPS timed after WARMUP (5, 1), THREADS (2), PRECISION (fp32 | bf16: torch.autocast on CPU).
+Prints the median seconds per step, every step's time, peak RSS of this process, and the BLAS library and core in use.
 """
+import ctypes
 import json
 import os
+import resource
+import statistics
 import sys
 import time
 
@@ -15,15 +20,32 @@ import ssl_torch as S  # noqa: E402
 torch.set_num_threads(int(os.environ.get('THREADS', '2')))
 torch.manual_seed(0)
 B = int(os.environ.get('BATCH', '128'))
-STEPS = int(os.environ.get('STEPS', '4'))
+STEPS = int(os.environ.get('STEPS', '5'))
+WARMUP = int(os.environ.get('WARMUP', '1'))
+PRECISION = os.environ.get('PRECISION', 'fp32')
 
 
-def time_steps(step):
-    step()  # warm-up
-    t = time.perf_counter()
-    for _ in range(STEPS):
-        step()
-    return (time.perf_counter() - t) / STEPS
+def blas_in_use():
+    """The BLAS shared library this process mapped, and OpenBLAS's core name when it is OpenBLAS."""
+    libs = set()
+    with open('/proc/self/maps') as f:
+        for line in f:
+            path = line.split()[-1] if len(line.split()) >= 6 else ''
+            base = os.path.basename(path)
+            if 'blas' in base or 'mkl_rt' in base:
+                libs.add(path)
+    core = None
+    for path in sorted(libs):
+        try:
+            lib = ctypes.CDLL(path)
+            fn = lib.openblas_get_corename
+            fn.restype = ctypes.c_char_p
+            core = fn().decode()
+            break
+        except (OSError, AttributeError):
+            continue
+    real = sorted(os.path.realpath(p) for p in libs)
+    return ', '.join(real) + (f' (OpenBLAS core {core})' if core else '')
 
 
 def bench(name):
@@ -33,37 +55,50 @@ def bench(name):
         model = S.SimSiam(lambda num_classes: S.resnet18_cifar(num_classes, zero_init_residual=True), 2048, 512)
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
 
-        def step():
+        def loss_fn():
             p1, p2, z1, z2 = model(x1, x2)
-            loss = S.simsiam_loss(p1, p2, z1, z2)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            return S.simsiam_loss(p1, p2, z1, z2)
     elif name == 'moco':
         model = S.MoCo(lambda num_classes: S.resnet18_cifar(num_classes, bn_splits=8), 128, 4096, 0.99, 0.1, mlp=True)
         opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.06, momentum=0.9, weight_decay=5e-4)
 
-        def step():
-            loss = model(x1, x2, torch.randperm(B))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        def loss_fn():
+            return model(x1, x2, torch.randperm(B))
     elif name == 'mae':
         model = S.MaskedAutoencoderViT(32, 4, 3, 192, 12, 3, 128, 4, 4, norm_pix_loss=True)
         opt = torch.optim.AdamW(model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05)
 
-        def step():
+        def loss_fn():
             loss, _, _ = model(x1, 0.75)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            return loss
     else:
         raise SystemExit(f'unknown method {name}')
+
+    def step():
+        if PRECISION == 'bf16':
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                loss = loss_fn()
+        else:
+            loss = loss_fn()
+        opt.zero_grad()
+        loss.float().backward()
+        opt.step()
+
     model.train()
-    sec = time_steps(step)
-    print(json.dumps({'name': f'train_{name}', 'value': B / sec, 'unit': 'img/s', 'impl': 'torch',
+    for _ in range(max(WARMUP, 1)):
+        step()
+    times = []
+    for _ in range(STEPS):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    print(json.dumps({'name': f'train_{name}', 'impl': 'torch', 'precision': PRECISION,
+                      'median_s': statistics.median(times), 'step_s': times,
+                      'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      'blas': blas_in_use(), 'mkldnn': torch.backends.mkldnn.is_available(),
                       'torch_version': torch.__version__, 'threads': torch.get_num_threads(), 'batch': B}), flush=True)
 
 
-for n in sys.argv[1:] or ['simsiam', 'moco', 'mae']:
-    bench(n)
+if len(sys.argv) != 2:
+    raise SystemExit('usage: torch_train.py simsiam|moco|mae')
+bench(sys.argv[1])

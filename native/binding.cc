@@ -318,6 +318,75 @@ void js_matmul(const Args& a) {
   matmul_forward(out, A.as<float>(), B.as<float>(), a.f32opt(3, "bias", N), batch, M, N, K, transA, transB, aBS, bBS);
 }
 
+// ---- optimizers (one call per parameter group) ----
+
+/** A JS array of Float32Arrays (nulls allowed where allowNull), each of n[t] elements; fills n when it is empty. */
+std::vector<float*> f32_list(const Args& a, int i, const char* name, std::vector<int64_t>& n, bool allowNull = false) {
+  if (!a.info[i].IsArray()) fail(a.k, std::string(name) + " must be an array of Float32Arrays");
+  const Napi::Array arr = a.info[i].As<Napi::Array>();
+  const bool fill = n.empty();
+  if (!fill && int64_t(arr.Length()) != int64_t(n.size()))
+    fail(a.k, std::string(name) + " has " + std::to_string(arr.Length()) + " tensors, expected " + std::to_string(n.size()));
+  std::vector<float*> out(arr.Length(), nullptr);
+  for (uint32_t t = 0; t < arr.Length(); t++) {
+    const Napi::Value v = arr.Get(t);
+    if (allowNull && (v.IsNull() || v.IsUndefined())) continue;
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      fail(a.k, std::string(name) + "[" + std::to_string(t) + "] must be a Float32Array");
+    const Napi::Float32Array f = v.As<Napi::Float32Array>();
+    if (fill) n.push_back(int64_t(f.ElementLength()));
+    else if (int64_t(f.ElementLength()) != n[t])
+      fail(a.k, std::string(name) + "[" + std::to_string(t) + "] has " + std::to_string(f.ElementLength()) +
+                    " elements, expected " + std::to_string(n[t]));
+    out[t] = const_cast<float*>(f.Data());
+  }
+  return out;
+}
+
+std::vector<const float*> const_list(const std::vector<float*>& v) { return {v.begin(), v.end()}; }
+
+std::vector<uint8_t> u8_list(const Args& a, int i, const char* name, size_t T) {
+  const Buf b = a.typed(i, name, DType::u8, int64_t(T));
+  return {b.as<uint8_t>(), b.as<uint8_t>() + T};
+}
+
+std::vector<double> f64_list(const Args& a, int i, const char* name, size_t T) {
+  const Buf b = a.typed(i, name, DType::f64, int64_t(T));
+  return {b.as<double>(), b.as<double>() + T};
+}
+
+void js_sgd_step(const Args& a) {
+  std::vector<int64_t> n;
+  const auto w = f32_list(a, 0, "params", n);
+  const auto g = f32_list(a, 1, "grads", n);
+  const auto b = f32_list(a, 2, "momentumBuffers", n, true);
+  sgd_step(w, const_list(g), b, u8_list(a, 3, "first", n.size()), n, a.number(4), a.number(5), a.number(6),
+           a.number(7), a.flag(8));
+}
+void js_adamw_step(const Args& a) {
+  std::vector<int64_t> n;
+  const auto w = f32_list(a, 0, "params", n);
+  const auto g = f32_list(a, 1, "grads", n);
+  const auto m1 = f32_list(a, 2, "expAvg", n);
+  const auto m2 = f32_list(a, 3, "expAvgSq", n);
+  adamw_step(w, const_list(g), m1, m2, f64_list(a, 4, "stepSize", n.size()), f64_list(a, 5, "bc2Sqrt", n.size()), n,
+             a.number(6), a.number(7), a.number(8), a.number(9));
+}
+void js_lars_step(const Args& a) {
+  std::vector<int64_t> n;
+  const auto w = f32_list(a, 0, "params", n);
+  const auto g = f32_list(a, 1, "grads", n);
+  const auto mu = f32_list(a, 2, "mu", n);
+  lars_step(w, const_list(g), mu, u8_list(a, 3, "adapt", n.size()), n, a.number(4), a.number(5), a.number(6),
+            a.number(7));
+}
+void js_ema_update(const Args& a) {
+  std::vector<int64_t> n;
+  const auto k = f32_list(a, 0, "targets", n);
+  const auto q = f32_list(a, 1, "sources", n);
+  ema_update(k, const_list(q), n, a.number(2));
+}
+
 // ---- conv ----
 
 int64_t conv_w_size(const ConvParams& p) { return p.O * (p.C / p.groups) * p.KH * p.KW; }
@@ -448,7 +517,9 @@ Napi::Value js_bench_primitive(const Args& a) {
   const int iters = int(a.size(2, "iters"));
   if (kind == "matmul") {
     const Napi::Object o = a.info[1].As<Napi::Object>();
-    return Napi::Number::New(a.env(), bench_matmul(a.field(o, "M"), a.field(o, "N"), a.field(o, "K"), iters));
+    const bool bf16 = !a.isNull(3) && a.str(3, "dtype") == "bf16";
+    if (bf16 && !cpu_has_native_bf16()) fail(a.k, "bf16 matmul needs native bf16 (ISA " + cpu_isa_name() + ")");
+    return Napi::Number::New(a.env(), bench_matmul(a.field(o, "M"), a.field(o, "N"), a.field(o, "K"), iters, bf16));
   }
   const int k = kind == "conv_fwd" ? 0 : kind == "conv_bwd_data" ? 1 : kind == "conv_bwd_weights" ? 2 : -1;
   if (k < 0) fail(a.k, "unknown kind '" + kind + "'");
@@ -457,36 +528,32 @@ Napi::Value js_bench_primitive(const Args& a) {
 }
 
 /** The ISA oneDNN dispatches to, in the spelling ONEDNN_MAX_CPU_ISA takes; "unknown" for values newer than 2.6's. */
-const char* isa_name(dnnl::cpu_isa isa) {
-  switch (isa) {
-    case dnnl::cpu_isa::sse41: return "SSE41";
-    case dnnl::cpu_isa::avx: return "AVX";
-    case dnnl::cpu_isa::avx2: return "AVX2";
-    case dnnl::cpu_isa::avx2_vnni: return "AVX2_VNNI";
-    case dnnl::cpu_isa::avx512_mic: return "AVX512_MIC";
-    case dnnl::cpu_isa::avx512_mic_4ops: return "AVX512_MIC_4OPS";
-    case dnnl::cpu_isa::avx512_core: return "AVX512_CORE";
-    case dnnl::cpu_isa::avx512_core_vnni: return "AVX512_CORE_VNNI";
-    case dnnl::cpu_isa::avx512_core_bf16: return "AVX512_CORE_BF16";
-    case dnnl::cpu_isa::avx512_core_amx: return "AVX512_CORE_AMX";
-    case dnnl::cpu_isa::all: return "ALL";
-    default: return "unknown";
-  }
-}
-
 Napi::Value js_info(const Args& a) {
   Napi::Object o = Napi::Object::New(a.env());
   const dnnl_version_t* v = dnnl_version();
   o.Set("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
   o.Set("threads", double(omp_get_max_threads()));
   o.Set("convLayout", conv_layout());
-  o.Set("isa", isa_name(dnnl::get_effective_cpu_isa()));
+  o.Set("isa", cpu_isa_name());
   o.Set("activationLayout", activation_layout());
   o.Set("preferredBlock", double(preferred_block()));
+  o.Set("nativeBf16", cpu_has_native_bf16());
+  o.Set("precision", compute_precision() == Precision::bf16 ? "bf16" : "fp32");
   return o;
 }
 
 Napi::Value js_activation_layout(const Args& a) { return Napi::String::New(a.env(), activation_layout()); }
+
+/** Gets (and with "fp32" or "bf16", sets) the precision conv and matmul multiply in. */
+Napi::Value js_precision(const Args& a) {
+  if (!a.isNull(0)) {
+    const std::string p = a.str(0, "precision");
+    if (p != "fp32" && p != "bf16") fail(a.k, "expected 'fp32' or 'bf16', got '" + p + "'");
+    const std::lock_guard<std::mutex> lock(onednn_mutex());
+    set_compute_precision(p == "bf16" ? Precision::bf16 : Precision::f32);
+  }
+  return Napi::String::New(a.env(), compute_precision() == Precision::bf16 ? "bf16" : "fp32");
+}
 
 // ---- registration ----
 
@@ -557,6 +624,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "activationLayout", js_activation_layout);
   add(env, exports, "benchPrimitive", js_bench_primitive);
   add(env, exports, "info", js_info);
+  add(env, exports, "precision", js_precision);
+  add(env, exports, "sgdStep", js_sgd_step);
+  add(env, exports, "adamwStep", js_adamw_step);
+  add(env, exports, "larsStep", js_lars_step);
+  add(env, exports, "emaUpdate", js_ema_update);
   return exports;
 }
 

@@ -2,7 +2,8 @@
 // In "blocked" layout mode oneDNN picks its own layouts (format_tag::any): activations may arrive and leave in the
 // channel-blocked layout the primitive itself works in (nChw16c with AVX-512, nChw8c with AVX2; asked of oneDNN at
 // run time, see activation_block), and cached reorder primitives convert every other user buffer (NCHW, OIHW) at
-// the edges. In "plain" mode the primitive runs on NCHW buffers directly. Weights are re-reordered every call: the
+// the edges. In "plain" mode the primitive runs on NCHW buffers directly. In bf16 precision (precision.cc) each pass
+// reads its two inputs as bf16 copies (the same reorders convert them) and writes its f32 output directly. Weights are re-reordered every call: the
 // optimizer updates them in place.
 //
 // Legend: N batch, C input channels, H W input size, O output channels, KH KW kernel size, OH OW output size,
@@ -144,14 +145,31 @@ void check_blocked(const char* kernel, const char* name, bool blocked, int64_t c
     fail(kernel, std::string(name) + " has " + std::to_string(channels) + " channels; " + activation_layout() +
                      " needs a multiple of " + std::to_string(b));
 }
-Mds prim_mds(const Geom& g, bool blocked) {
-  if (!blocked) return user_mds(g);
-  return {memory::desc(g.src, dt::f32, tag::any), memory::desc(g.wei, dt::f32, tag::any),
-          memory::desc(g.bias, dt::f32, tag::x), memory::desc(g.dst, dt::f32, tag::any)};
+/** Data types the primitive reads and writes: all f32, or (bf16 precision) bf16 inputs with f32 outputs. */
+struct Types {
+  dt src = dt::f32, wei = dt::f32, dst = dt::f32;
+};
+enum class Pass { fwd, bwdData, bwdWeights };
+/** bf16 multiplies the pass's two inputs in bf16 and writes its output (y, gx or gw) in f32, as autocast does. */
+Types types_of(Pass pass) {
+  if (compute_precision() != Precision::bf16) return {};
+  switch (pass) {
+    case Pass::fwd: return {dt::bf16, dt::bf16, dt::f32};
+    case Pass::bwdData: return {dt::f32, dt::bf16, dt::bf16};
+    case Pass::bwdWeights: return {dt::bf16, dt::f32, dt::bf16};
+  }
+  return {};
+}
+Mds prim_mds(const Geom& g, bool blocked, Types t = {}) {
+  if (!blocked)
+    return {memory::desc(g.src, t.src, tag::nchw), memory::desc(g.wei, t.wei, g.weiTag),
+            memory::desc(g.bias, dt::f32, tag::x), memory::desc(g.dst, t.dst, tag::nchw)};
+  return {memory::desc(g.src, t.src, tag::any), memory::desc(g.wei, t.wei, tag::any),
+          memory::desc(g.bias, dt::f32, tag::x), memory::desc(g.dst, t.dst, tag::any)};
 }
 
-convolution_forward::primitive_desc fwd_pd(const Geom& g, bool blocked, bool hasBias) {
-  const Mds m = prim_mds(g, blocked);
+convolution_forward::primitive_desc fwd_pd(const Geom& g, bool blocked, bool hasBias, Types t = {}) {
+  const Mds m = prim_mds(g, blocked, t);
   const auto d = hasBias ? convolution_forward::desc(dnnl::prop_kind::forward_training,
                                                      dnnl::algorithm::convolution_direct, m.src, m.wei, m.bias, m.dst,
                                                      g.strides, g.dilates, g.padL, g.padR)
@@ -161,18 +179,19 @@ convolution_forward::primitive_desc fwd_pd(const Geom& g, bool blocked, bool has
   return convolution_forward::primitive_desc(d, engine());
 }
 convolution_backward_data::primitive_desc bwd_data_pd(const Geom& g, bool blocked) {
-  const Mds m = prim_mds(g, blocked);
+  const Types t = types_of(Pass::bwdData);
+  const Mds m = prim_mds(g, blocked, t);
   const convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, m.src, m.wei, m.dst, g.strides,
                                           g.dilates, g.padL, g.padR);
-  return convolution_backward_data::primitive_desc(d, engine(), fwd_pd(g, blocked, false));
+  return convolution_backward_data::primitive_desc(d, engine(), fwd_pd(g, blocked, false, types_of(Pass::fwd)));
 }
 convolution_backward_weights::primitive_desc bwd_weights_pd(const Geom& g, bool blocked, bool hasBias) {
-  const Mds m = prim_mds(g, blocked);
+  const Mds m = prim_mds(g, blocked, types_of(Pass::bwdWeights));
   const auto d = hasBias ? convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, m.src, m.wei,
                                                               m.bias, m.dst, g.strides, g.dilates, g.padL, g.padR)
                          : convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, m.src, m.wei, m.dst,
                                                               g.strides, g.dilates, g.padL, g.padR);
-  return convolution_backward_weights::primitive_desc(d, engine(), fwd_pd(g, blocked, hasBias));
+  return convolution_backward_weights::primitive_desc(d, engine(), fwd_pd(g, blocked, hasBias, types_of(Pass::fwd)));
 }
 
 struct FwdEntry {
@@ -197,7 +216,7 @@ PrimitiveCache<BwdWeightsEntry> bwdWeightsCache;
 
 std::string conv_key(const char* kind, const ConvParams& p, bool hasBias, int layouts) {
   return key(kind, p.N, p.C, p.H, p.W, p.O, p.KH, p.KW, p.OH, p.OW, p.strideH, p.strideW, p.padH, p.padW,
-             p.dilationH, p.dilationW, p.groups, hasBias, layouts) +
+             p.dilationH, p.dilationW, p.groups, hasBias, layouts, int(compute_precision())) +
          layout_mode();
 }
 
@@ -238,7 +257,7 @@ bool conv2d_forward(float* out, const float* x, const float* w, const float* bia
   outMayBlock = outMayBlock && blocked && activation_block() > 0 && p.O % activation_block() == 0;
   FwdEntry& e = fwdCache.get(conv_key("fwd", p, bias, xBlocked + 2 * outMayBlock), [&] {
     const Geom g = geom(p);
-    const auto pd = fwd_pd(g, blocked, bias);
+    const auto pd = fwd_pd(g, blocked, bias, types_of(Pass::fwd));
     FwdEntry e;
     e.dstBlocked = outMayBlock && prefers_blocked(pd.dst_desc(), g.dst);
     const Mds u = user_mds(g, xBlocked, e.dstBlocked);

@@ -40,6 +40,19 @@ void index_select(const Buf& out, const Buf& x, const int32_t* idx, int64_t oute
 void index_add(const Buf& out, const int32_t* idx, const Buf& src, int64_t outer, int64_t dim, int64_t inner,
                int64_t n);
 
+// ---- precision.cc: autocast-style reduced precision for matmul (and, where wired, conv) ----
+enum class Precision { f32, bf16 };
+/** The precision conv and matmul multiply in; their inputs, outputs and accumulators stay f32. */
+Precision compute_precision();
+/** Sets it; bf16 fails with a message on CPUs without native bf16 (avx512_bf16 or AMX): emulated bf16 is slower. */
+void set_compute_precision(Precision p);
+/** oneDNN's effective ISA, spelled as ONEDNN_MAX_CPU_ISA takes it ("AVX512_CORE_AMX", "AVX2", ...). */
+std::string cpu_isa_name();
+/** Whether the CPU (as oneDNN may use it, ONEDNN_MAX_CPU_ISA included) computes bf16 natively. */
+bool cpu_has_native_bf16();
+/** A reusable scratch buffer of at least `elems` bf16 values; slot picks one of a few independent buffers. */
+void* low_scratch(int slot, int64_t elems);
+
 // ---- matmul.cc ----
 void matmul_forward(float* out, const float* a, const float* b, const float* bias, int64_t batch, int64_t M,
                     int64_t N, int64_t K, bool transA, bool transB, int64_t aBatchStride, int64_t bBatchStride);
@@ -103,8 +116,27 @@ void maxpool2d_backward(float* gx, const float* gy, const int32_t* indices, cons
 void avgpool2d_forward(float* out, const float* x, const PoolParams& p);
 void avgpool2d_backward(float* gx, const float* gy, const PoolParams& p);
 
+// ---- optim.cc: multi-tensor optimizer steps (one call per parameter group) ----
+// first[t]: the momentum buffer is new (SGD copies the first decayed gradient into it); b[t] null: no momentum.
+void sgd_step(const std::vector<float*>& w, const std::vector<const float*>& g, const std::vector<float*>& b,
+              const std::vector<uint8_t>& first, const std::vector<int64_t>& n, double lr, double momentum,
+              double dampening, double wd, bool nesterov);
+// stepSize[t] = lr / (1 - beta1^step), bc2Sqrt[t] = sqrt(1 - beta2^step), decay = 1 - lr * wd.
+void adamw_step(const std::vector<float*>& w, const std::vector<const float*>& g, const std::vector<float*>& m1,
+                const std::vector<float*>& m2, const std::vector<double>& stepSize,
+                const std::vector<double>& bc2Sqrt, const std::vector<int64_t>& n, double decay, double beta1,
+                double beta2, double eps);
+// adapt[t]: the layer-wise trust ratio applies (parameters with more than one dim).
+void lars_step(const std::vector<float*>& w, const std::vector<const float*>& g, const std::vector<float*>& mu,
+               const std::vector<uint8_t>& adapt, const std::vector<int64_t>& n, double lr, double momentum,
+               double wd, double trust);
+
+/** k = k * m + q * (1 - m) over every tensor pair, in float (MoCo's momentum encoder update). */
+void ema_update(const std::vector<float*>& k, const std::vector<const float*>& q, const std::vector<int64_t>& n,
+                double momentum);
+
 // ---- benchmarks (matmul.cc, conv.cc): seconds per iteration of the bare oneDNN primitive ----
-double bench_matmul(int64_t M, int64_t N, int64_t K, int iters);
+double bench_matmul(int64_t M, int64_t N, int64_t K, int iters, bool bf16 = false);
 /** kind: 0 forward, 1 backward data, 2 backward weights; layout "any" (oneDNN's choice) or "plain". */
 double bench_conv(int kind, const ConvParams& p, const std::string& layout, int iters);
 

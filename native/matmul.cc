@@ -1,5 +1,7 @@
 // Batched matmul over the oneDNN matmul primitive: transposes and batch broadcasts are expressed as strides,
 // so no operand is ever copied; the bias is fused.
+// In bf16 precision (autocast-style, on CPUs with native bf16 only: see precision.cc) a and b are reordered into bf16
+// scratch copies and the primitive multiplies in bf16 with an f32 accumulator and f32 output.
 //
 // Legend: batch, M rows of out, N columns of out, K contraction;
 //   a [batch|1, M, K] (strides [aBatchStride, 1, M] when transA), b [batch|1, K, N] (strides [.., 1, K] when transB),
@@ -21,23 +23,42 @@ namespace {
 struct MatmulEntry {
   dnnl::matmul prim;
   memory a, b, bias, out;
+  // bf16 only: the f32 operands as given (a, b above are then their bf16 copies) and the reorders between them
+  memory aUser, bUser;
+  dnnl::reorder toA, toB;
+  int64_t aElems = 0, bElems = 0;
 };
 PrimitiveCache<MatmulEntry> matmulCache;
 
 MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M, int64_t N, int64_t K, bool transA,
-                        bool transB, int64_t aBatchStride, int64_t bBatchStride, bool hasBias) {
+                        bool transB, int64_t aBatchStride, int64_t bBatchStride, bool hasBias, bool bf16) {
   const memory::desc aMd({batchA, M, K}, dt::f32,
                          memory::dims{batchA > 1 ? aBatchStride : M * K, transA ? 1 : K, transA ? M : 1});
   const memory::desc bMd({batchB, K, N}, dt::f32,
                          memory::dims{batchB > 1 ? bBatchStride : K * N, transB ? 1 : N, transB ? K : 1});
   const memory::desc outMd({batch, M, N}, dt::f32, tag::abc);
   const memory::desc biasMd = hasBias ? memory::desc({1, 1, N}, dt::f32, tag::abc) : memory::desc();
-  const dnnl::matmul::desc d(aMd, bMd, biasMd, outMd);
-  const dnnl::matmul::primitive_desc pd(d, engine());
   MatmulEntry e;
-  e.prim = dnnl::matmul(pd);
-  e.a = memory(aMd, engine(), nullptr);
-  e.b = memory(bMd, engine(), nullptr);
+  if (bf16) {
+    // the copies keep the operands' transposition (a K-major copy of a K-major operand is a straight conversion)
+    const memory::desc aLow({batchA, M, K}, dt::bf16, transA ? tag::acb : tag::abc);
+    const memory::desc bLow({batchB, K, N}, dt::bf16, transB ? tag::acb : tag::abc);
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aLow, bLow, biasMd, outMd), engine());
+    e.prim = dnnl::matmul(pd);
+    e.aUser = memory(aMd, engine(), nullptr);
+    e.bUser = memory(bMd, engine(), nullptr);
+    e.a = memory(aLow, engine(), nullptr);
+    e.b = memory(bLow, engine(), nullptr);
+    e.toA = dnnl::reorder(e.aUser, e.a);
+    e.toB = dnnl::reorder(e.bUser, e.b);
+    e.aElems = batchA * M * K;
+    e.bElems = batchB * K * N;
+  } else {
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aMd, bMd, biasMd, outMd), engine());
+    e.prim = dnnl::matmul(pd);
+    e.a = memory(aMd, engine(), nullptr);
+    e.b = memory(bMd, engine(), nullptr);
+  }
   e.out = memory(outMd, engine(), nullptr);
   if (hasBias) e.bias = memory(biasMd, engine(), nullptr);
   return e;
@@ -58,11 +79,23 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
   // oneDNN broadcasts a batch of 1 only against a batch > 1 on the other side; when both broadcast,
   // compute one matrix and copy it.
   const int64_t runBatch = (batchA == 1 && batchB == 1) ? 1 : batch;
+  const bool bf16 = compute_precision() == Precision::bf16;
   MatmulEntry& e = matmulCache.get(
-      key("mm", batchA, batchB, runBatch, M, N, K, transA, transB, aBatchStride, bBatchStride, bias != nullptr),
-      [&] { return make_matmul(batchA, batchB, runBatch, M, N, K, transA, transB, aBatchStride, bBatchStride, bias); });
-  e.a.set_data_handle(const_cast<float*>(a));
-  e.b.set_data_handle(const_cast<float*>(b));
+      key("mm", batchA, batchB, runBatch, M, N, K, transA, transB, aBatchStride, bBatchStride, bias != nullptr, bf16),
+      [&] {
+        return make_matmul(batchA, batchB, runBatch, M, N, K, transA, transB, aBatchStride, bBatchStride, bias, bf16);
+      });
+  if (bf16) {
+    e.aUser.set_data_handle(const_cast<float*>(a));
+    e.bUser.set_data_handle(const_cast<float*>(b));
+    e.a.set_data_handle(low_scratch(0, e.aElems));
+    e.b.set_data_handle(low_scratch(1, e.bElems));
+    e.toA.execute(stream(), e.aUser, e.a);
+    e.toB.execute(stream(), e.bUser, e.b);
+  } else {
+    e.a.set_data_handle(const_cast<float*>(a));
+    e.b.set_data_handle(const_cast<float*>(b));
+  }
   e.out.set_data_handle(out);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.a}, {DNNL_ARG_WEIGHTS, e.b}, {DNNL_ARG_DST, e.out}};
   if (bias) {
@@ -74,13 +107,14 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
   for (int64_t i = runBatch; i < batch; i++) std::memcpy(out + i * M * N, out, size_t(M * N) * sizeof(float));
 }
 
-double bench_matmul(int64_t M, int64_t N, int64_t K, int iters) {
-  const memory::desc aMd({M, K}, dt::f32, tag::ab), bMd({K, N}, dt::f32, tag::ab), outMd({M, N}, dt::f32, tag::ab);
+double bench_matmul(int64_t M, int64_t N, int64_t K, int iters, bool bf16) {
+  const dt in = bf16 ? dt::bf16 : dt::f32;
+  const memory::desc aMd({M, K}, in, tag::ab), bMd({K, N}, in, tag::ab), outMd({M, N}, dt::f32, tag::ab);
   const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aMd, bMd, outMd), engine());
   dnnl::matmul prim(pd);
   memory a(aMd, engine()), b(bMd, engine()), out(outMd, engine());
-  std::memset(a.get_data_handle(), 0, size_t(M * K) * 4);
-  std::memset(b.get_data_handle(), 0, size_t(K * N) * 4);
+  std::memset(a.get_data_handle(), 0, aMd.get_size());
+  std::memset(b.get_data_handle(), 0, bMd.get_size());
   const std::unordered_map<int, memory> args{{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, out}};
   prim.execute(stream(), args);
   stream().wait();

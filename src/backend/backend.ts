@@ -55,6 +55,8 @@ export interface PoolParams {
 export interface BlockedKernels {
   /** whether conv may leave its outputs blocked now (the native conv layout is 'blocked') */
   enabled(): boolean;
+  /** Channels per block of the blocked layout in use (16 for nChw16c, 8 for nChw8c; 0 when plain). */
+  block(): number;
   /** In place: [N, C, H, W] from NCHW to the blocked layout (toBlocked) or back. */
   relayout(buf: Float32Array, N: number, C: number, H: number, W: number, toBlocked: boolean): void;
   conv2d(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, p: ConvParams,
@@ -154,6 +156,19 @@ export interface Backend {
   softmax(out: FloatArray, x: FloatArray, rows: number, D: number, log: boolean): void;
   /** gx from gy and the forward output y (softmax or log-softmax). */
   softmaxBackward(gx: FloatArray, gy: FloatArray, y: FloatArray, rows: number, D: number, log: boolean): void;
+
+  // ---- multi-tensor optimizer steps (optional: the optimizers fall back to their per-parameter loops) ----
+  /** SGD over a group: b null means no momentum; first[t] = 1 when b[t] is new (it starts as the decayed gradient). */
+  sgdStep?(w: Float32Array[], g: Float32Array[], b: (Float32Array | null)[], first: Uint8Array, lr: number,
+    momentum: number, dampening: number, weightDecay: number, nesterov: boolean): void;
+  /** AdamW over a group: stepSize[t] = lr / (1 - beta1^step), bc2Sqrt[t] = sqrt(1 - beta2^step), decay = 1 - lr wd. */
+  adamwStep?(w: Float32Array[], g: Float32Array[], expAvg: Float32Array[], expAvgSq: Float32Array[],
+    stepSize: Float64Array, bc2Sqrt: Float64Array, decay: number, beta1: number, beta2: number, eps: number): void;
+  /** In place, for every pair: target = target * momentum + source * (1 - momentum), in float (MoCo's key encoder). */
+  emaUpdate?(targets: Float32Array[], sources: Float32Array[], momentum: number): void;
+  /** LARS over a group; adapt[t] = 1 where the trust ratio applies. */
+  larsStep?(w: Float32Array[], g: Float32Array[], mu: Float32Array[], adapt: Uint8Array, lr: number, momentum: number,
+    weightDecay: number, trustCoefficient: number): void;
 
   // ---- pooling ----
   /** indices (max only) receive the flat h*W+w position of each max within its (n, c) plane. */

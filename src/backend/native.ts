@@ -12,6 +12,8 @@ import type {
 export interface NativeMemoryStats { liveBytes: number; cachedBytes: number; liveBlocks: number; cachedBlocks: number }
 
 export type ConvLayout = 'plain' | 'blocked';
+/** What conv and matmul multiply in: fp32, or bf16 with f32 accumulation and f32 tensors (like torch.autocast). */
+export type Precision = 'fp32' | 'bf16';
 /** The layout activations are kept in between layers: the channel block oneDNN's conv prefers on this CPU, or none. */
 export type ActivationLayout = 'nChw16c' | 'nChw8c' | 'plain';
 
@@ -25,6 +27,9 @@ export interface NativeInfo {
   activationLayout: ActivationLayout;
   /** the channel block oneDNN's conv picks on this CPU when free to choose (16, 8, or 0) */
   preferredBlock: number;
+  /** whether the CPU, as oneDNN may use it, computes bf16 natively (AVX512-BF16 or AMX): --precision bf16 needs it */
+  nativeBf16: boolean;
+  precision: Precision;
 }
 export type BenchKind = 'matmul' | 'conv_fwd' | 'conv_bwd_data' | 'conv_bwd_weights';
 
@@ -58,9 +63,11 @@ export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocke
   /** The layout blocked activations use now: oneDNN's preferred channel block in 'blocked' conv layout, else plain. */
   activationLayout(): ActivationLayout;
   /** Seconds per iteration of the bare oneDNN primitive, on buffers oneDNN allocates in its preferred layout. */
-  benchPrimitive(kind: 'matmul', sizes: { M: number; N: number; K: number }, iters: number): number;
+  benchPrimitive(kind: 'matmul', sizes: { M: number; N: number; K: number }, iters: number, dtype?: 'f32' | 'bf16'): number;
   benchPrimitive(kind: BenchKind, p: ConvParams, iters: number, layout?: 'any' | 'plain' | 'any+reorder'): number;
   info(): NativeInfo;
+  /** Gets (and with an argument, sets) the precision conv and matmul multiply in; 'bf16' throws without native bf16. */
+  precision(p?: Precision | null): Precision;
 }
 
 const ADDON_PATH = '../../build/Release/selfsup_native.node';
@@ -160,8 +167,29 @@ export function setBlockedActivations(on: boolean): boolean {
   return old;
 }
 
+/**
+ * Sets the precision the native conv and matmul kernels multiply in, like entering torch.autocast(dtype=bfloat16):
+ * tensors, master weights and optimizer state stay f32. 'bf16' throws on CPUs without native bf16 (AVX512-BF16 or
+ * AMX), where it would be emulated and slower than fp32. Returns the previous setting.
+ */
+export function setPrecision(p: Precision): Precision {
+  if (p !== 'fp32' && p !== 'bf16') throw new Error(`[precision] expected 'fp32' or 'bf16', got '${String(p)}'`);
+  const a = nativeAddon();
+  const old = a.precision();
+  a.precision(p);
+  return old;
+}
+
+export function getPrecision(): Precision {
+  return addon === null ? 'fp32' : addon.precision();
+}
+
 const blockedKernels: BlockedKernels = {
   enabled: () => blockedActivations && nativeAddon().activationLayout() !== 'plain',
+  block: () => {
+    const m = /^nChw(\d+)c$/.exec(nativeAddon().activationLayout());
+    return m === null ? 0 : Number(m[1]);
+  },
   relayout: (buf, N, C, H, W, toBlocked) => nativeAddon().relayout(buf, N, C, H, W, toBlocked),
   conv2d: (out, x, w, bias, p, xBlocked, outMayBlock) => nativeAddon().conv2d(out, x, w, bias, p, xBlocked, outMayBlock),
   conv2dBackwardData: (gx, gy, w, p, gyBlocked, gxMayBlock) =>
@@ -254,6 +282,14 @@ export const nativeBackend: Backend = {
     nativeAddon().maxPool2d(out, indices, x, p),
   maxPool2dBackward: (gx: FloatArray, gy: FloatArray, indices: Int32Array, p: PoolParams) =>
     nativeAddon().maxPool2dBackward(gx, gy, indices, p),
+  sgdStep: (w, g, b, first, lr, momentum, dampening, weightDecay, nesterov) =>
+    nativeAddon().sgdStep!(w, g, b, first, lr, momentum, dampening, weightDecay, nesterov),
+  adamwStep: (w, g, expAvg, expAvgSq, stepSize, bc2Sqrt, decay, beta1, beta2, eps) =>
+    nativeAddon().adamwStep!(w, g, expAvg, expAvgSq, stepSize, bc2Sqrt, decay, beta1, beta2, eps),
+  emaUpdate: (targets, sources, momentum) => nativeAddon().emaUpdate!(targets, sources, momentum),
+  larsStep: (w, g, mu, adapt, lr, momentum, weightDecay, trustCoefficient) =>
+    nativeAddon().larsStep!(w, g, mu, adapt, lr, momentum, weightDecay, trustCoefficient),
+
   avgPool2d: (out: FloatArray, x: FloatArray, p: PoolParams) => nativeAddon().avgPool2d(out, x, p),
   avgPool2dBackward: (gx: FloatArray, gy: FloatArray, p: PoolParams) => nativeAddon().avgPool2dBackward(gx, gy, p),
 };

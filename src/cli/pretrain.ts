@@ -9,6 +9,8 @@ import { METHODS, METHOD_NAMES, methodSpec } from '../methods/registry.js';
 import { pretrain, readRunConfig, NonFiniteLossError } from '../train/pretrain.js';
 import { initDistributed } from '../dist/comm.js';
 import { runLocalMpirun } from '../dist/launch.js';
+import { enableProfiler } from '../tensor/profiler.js';
+import { setPrecision } from '../backend/native.js';
 
 interface PretrainFlags {
   method: string;
@@ -28,6 +30,8 @@ interface PretrainFlags {
   progress: boolean;
   nproc?: string;
   threads?: string;
+  profile?: boolean;
+  precision: string;
 }
 
 /** The command line without the options that launched it locally (--nproc, --threads), for every rank to run. */
@@ -91,6 +95,8 @@ export function registerPretrain(program: Command): void {
     .option('--set <key=value>', 'override any config key, e.g. --set moco.K=4096 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--resume', 'continue the run in --out from its last checkpoint (its saved config is used)')
     .option('--no-progress', 'no progress bar (log lines only)')
+    .option('--profile', 'print a per-kernel time table (forward / backward / optimizer, GFLOP/s) of the third step (also SELFSUP_PROFILE=1)')
+    .option('--precision <p>', 'fp32, or bf16: conv and matmul multiply in bf16 with fp32 master weights, like torch.autocast (CPUs with AVX512-BF16 or AMX only)', 'fp32')
     .option('--nproc <n>', 'data parallel on this machine: launch n ranks with mpirun (see docs/distributed.md for several machines)')
     .option('--threads <n>', 'with --nproc: compute threads per rank (default: cores / n)')
     .addHelpText('after', `\nPresets: ${METHOD_NAMES.map((n) => `${n}: ${presetNames(n).join(', ')}`).join('; ')}`)
@@ -118,6 +124,11 @@ export function registerPretrain(program: Command): void {
 
 /** One rank's run of `selfsup pretrain` (the only one without data parallelism). */
 async function runPretrain(f: PretrainFlags, lead: boolean): Promise<void> {
+  if (f.profile === true) enableProfiler();
+  if (f.precision !== 'fp32') {
+    if (f.precision !== 'bf16') throw new Error(`[pretrain] --precision must be fp32 or bf16, got '${f.precision}'`);
+    setPrecision('bf16');
+  }
   let cfg = resolvePretrainConfig(f);
   if (f.out === undefined) cfg = { ...cfg, out: `runs/${cfg.method}-${cfg.preset}` };
   if (f.resume === true) {

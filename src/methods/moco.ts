@@ -120,9 +120,16 @@ export class MoCo extends Module implements Method {
   /** param_k = m * param_k + (1 - m) * param_q, parameters only (buffers keep their own statistics). */
   momentumUpdate(): void {
     const m = this.cfg.m;
+    const pk = this.encoderK.parameters();
+    const pq = this.encoderQ.parameters();
+    // one multi-tensor kernel where the backend has it (the same float ops, the same bits); else composed from ops
+    const backend = pk[0]?.backend;
+    if (backend?.emaUpdate !== undefined && [...pk, ...pq].every((t) => t.dtype === 'float32' && t.backend === backend)) {
+      backend.emaUpdate(pk.map((k) => k.data as Float32Array), pq.map((q) => q.data as Float32Array), m);
+      return;
+    }
     T.noGrad(() => T.tidy(() => {
-      const pk = this.encoderK.parameters();
-      this.encoderQ.parameters().forEach((q, i) => {
+      pq.forEach((q, i) => {
         const k = pk[i]!;
         T.copy_(k, T.add(T.mul(k, m), T.mul(q, 1 - m)));
       });

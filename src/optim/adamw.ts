@@ -1,7 +1,8 @@
 // AdamW with decoupled weight decay: torch.optim.AdamW (1.13, single-tensor path), as used by MAE and MoCo v3 ViTs.
 // Order per step: step += 1; p *= 1 - lr * wd; moments; p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps).
 import type { Tensor } from '../tensor/index.js';
-import { Optimizer, floatData, type CommonGroupOptions, type ParamGroup, type ParamState, type ParamsInit } from './optimizer.js';
+import type { Backend } from '../backend/backend.js';
+import { Optimizer, floatData, type CommonGroupOptions, type FusedItem, type ParamGroup, type ParamState, type ParamsInit } from './optimizer.js';
 
 export interface AdamWHyper {
   betas: [number, number];
@@ -28,6 +29,26 @@ export class AdamW extends Optimizer<AdamWHyper> {
     if (!(b1 >= 0 && b1 < 1)) throw new Error(`[adamw] invalid beta parameter at index 0: ${b1}`);
     if (!(b2 >= 0 && b2 < 1)) throw new Error(`[adamw] invalid beta parameter at index 1: ${b2}`);
     if (!(group.eps >= 0)) throw new Error(`[adamw] invalid epsilon ${group.eps}`);
+  }
+
+  protected override fusedGroupStep(backend: Backend, group: ParamGroup<AdamWHyper>, items: readonly FusedItem[]): boolean {
+    if (backend.adamwStep === undefined || group.amsgrad) return false;
+    const { lr, weightDecay: wd, eps } = group;
+    const [b1, b2] = group.betas;
+    const stepSize = new Float64Array(items.length);
+    const bc2Sqrt = new Float64Array(items.length);
+    const m1: Float32Array[] = [];
+    const m2: Float32Array[] = [];
+    items.forEach((it, t) => {
+      m1.push(this.buffer(it.p, it.state, 'exp_avg').buf.data as Float32Array);
+      m2.push(this.buffer(it.p, it.state, 'exp_avg_sq').buf.data as Float32Array);
+      it.state.step += 1;
+      stepSize[t] = lr / (1 - b1 ** it.state.step);
+      bc2Sqrt[t] = Math.sqrt(1 - b2 ** it.state.step);
+    });
+    backend.adamwStep(items.map((it) => it.p.data as Float32Array), items.map((it) => it.g.data as Float32Array), m1, m2,
+      stepSize, bc2Sqrt, 1 - lr * wd, b1, b2, eps);
+    return true;
   }
 
   protected override updateParam(p: Tensor, grad: Tensor, group: ParamGroup<AdamWHyper>, state: ParamState): void {

@@ -1,6 +1,6 @@
 // Optimizers (SGD, LARS, AdamW) over parameter groups, lr schedules, gradient clipping and group builders.
 export {
-  Optimizer, floatData,
+  Optimizer, floatData, setFusedOptimizers, type FusedItem,
   type CommonGroupOptions, type ParamGroup, type BasicGroupInit, type ParamGroupInit, type ParamsInit,
   type GroupValue, type OptimizerKind, type OptimizerStateDict, type OptimizerStateMeta, type ParamState,
 } from './optimizer.js';

@@ -2,7 +2,8 @@
 // rescaled by trust_coefficient * ||w|| / ||g + wd * w||; parameters with ndim <= 1 (biases, norm gains) get
 // neither weight decay nor the trust ratio. Momentum accumulates without dampening: mu = m * mu + update.
 import type { Tensor } from '../tensor/index.js';
-import { Optimizer, floatData, type CommonGroupOptions, type ParamGroup, type ParamState, type ParamsInit } from './optimizer.js';
+import type { Backend } from '../backend/backend.js';
+import { Optimizer, floatData, type FusedItem, type CommonGroupOptions, type ParamGroup, type ParamState, type ParamsInit } from './optimizer.js';
 
 export interface LARSHyper {
   momentum: number;
@@ -19,6 +20,16 @@ export class LARS extends Optimizer<LARSHyper> {
       lr: opts.lr ?? 0, momentum: opts.momentum ?? 0.9, trustCoefficient: opts.trustCoefficient ?? 0.001,
       weightDecay: opts.weightDecay ?? 0, lrScale: opts.lrScale ?? 1, fixedLr: opts.fixedLr ?? false,
     });
+  }
+
+  protected override fusedGroupStep(backend: Backend, group: ParamGroup<LARSHyper>, items: readonly FusedItem[]): boolean {
+    if (backend.larsStep === undefined) return false;
+    const { lr, momentum: m, weightDecay: wd, trustCoefficient } = group;
+    const adapt = Uint8Array.from(items, (it) => (it.p.ndim > 1 ? 1 : 0));
+    const mu = items.map((it) => this.buffer(it.p, it.state, 'mu').buf.data as Float32Array);
+    backend.larsStep(items.map((it) => it.p.data as Float32Array), items.map((it) => it.g.data as Float32Array), mu,
+      adapt, lr, m, wd, trustCoefficient);
+    return true;
   }
 
   protected override updateParam(p: Tensor, grad: Tensor, group: ParamGroup<LARSHyper>, state: ParamState): void {

@@ -1,6 +1,8 @@
 // The optimizer base: parameter groups with per-group hyperparameters (PyTorch's param_groups), per-parameter
 // state held as kept tensors on the parameter's device, zeroGrad, and a state dict of JSON plus named arrays.
 import { keep, tensor, zeros, type Tensor, type TypedArray } from '../tensor/index.js';
+import { inPhase } from '../tensor/profiler.js';
+import type { Backend } from '../backend/backend.js';
 
 /** Hyperparameters every group carries, whatever the optimizer. */
 export interface CommonGroupOptions {
@@ -59,6 +61,19 @@ export interface ParamState {
 
 const STATE_FORMAT = 'selfsup-optimizer';
 
+/** A parameter with a gradient, and its state, as a group step sees it. */
+export interface FusedItem { p: Tensor; g: Tensor; state: ParamState }
+
+// SELFSUP_FUSED_OPTIM=0 keeps the per-parameter loops everywhere (A/B benchmarks, bisecting)
+let fusedOptimizers = process.env.SELFSUP_FUSED_OPTIM !== '0';
+
+/** Turns the multi-tensor optimizer kernels on or off (tests compare the two paths); returns the old setting. */
+export function setFusedOptimizers(on: boolean): boolean {
+  const old = fusedOptimizers;
+  fusedOptimizers = on;
+  return old;
+}
+
 function isGroupList<H>(params: ParamsInit<H>): params is readonly ParamGroupInit<H>[] {
   return params.length > 0 && !('shape' in (params[0] as object));
 }
@@ -109,16 +124,34 @@ export abstract class Optimizer<H extends object> {
 
   /** One optimization step over every parameter that has a gradient (parameters without one are skipped). */
   step(): void {
+    inPhase('optimizer', () => this.stepAll());
+  }
+
+  private stepAll(): void {
     for (const group of this.paramGroups) {
+      const items: FusedItem[] = [];
       for (const p of group.params) {
         const g = p.grad;
         if (g === null) continue;
         if (g.size !== p.size) {
           throw new Error(`[${this.kind}] gradient of shape [${g.shape.join(', ')}] does not match parameter [${p.shape.join(', ')}]`);
         }
-        this.updateParam(p, g, group, this.stateOf(p));
+        items.push({ p, g, state: this.stateOf(p) });
       }
+      // one multi-tensor kernel call for the group where the backend has one (native float32); else per parameter
+      const backend = items[0]?.p.backend;
+      if (fusedOptimizers && backend !== undefined && items.every((it) => it.p.dtype === 'float32' && it.g.dtype === 'float32'
+        && it.p.backend === backend && it.g.backend === backend) && this.fusedGroupStep(backend, group, items)) continue;
+      for (const it of items) this.updateParam(it.p, it.g, group, it.state);
     }
+  }
+
+  /**
+   * Updates a whole group with one multi-tensor kernel of `backend`; returns false (having changed nothing) where
+   * there is none for this optimizer or these settings, and the per-parameter loop runs instead.
+   */
+  protected fusedGroupStep(_backend: Backend, _group: ParamGroup<H>, _items: readonly FusedItem[]): boolean {
+    return false;
   }
 
   /** Clears gradients: disposes them (setToNone, the PyTorch 2 default) or fills them with zeros. */

@@ -1,7 +1,8 @@
 // SGD with momentum, dampening, Nesterov and coupled weight decay: torch.optim.SGD (1.13, single-tensor path),
 // as used by MoCo v1/v2 and SimSiam. One fused loop per parameter over the float buffers.
 import type { Tensor } from '../tensor/index.js';
-import { Optimizer, floatData, type CommonGroupOptions, type ParamGroup, type ParamState, type ParamsInit } from './optimizer.js';
+import type { Backend } from '../backend/backend.js';
+import { Optimizer, floatData, type CommonGroupOptions, type FusedItem, type ParamGroup, type ParamState, type ParamsInit } from './optimizer.js';
 
 export interface SGDHyper {
   momentum: number;
@@ -27,6 +28,21 @@ export class SGD extends Optimizer<SGDHyper> {
     if (group.nesterov && (group.momentum <= 0 || group.dampening !== 0)) {
       throw new Error('[sgd] nesterov momentum requires a momentum and zero dampening');
     }
+  }
+
+  protected override fusedGroupStep(backend: Backend, group: ParamGroup<SGDHyper>, items: readonly FusedItem[]): boolean {
+    if (backend.sgdStep === undefined) return false;
+    const { lr, weightDecay: wd, momentum: m, dampening, nesterov } = group;
+    const first = new Uint8Array(items.length);
+    const bufs = items.map((it, t) => {
+      if (m === 0) return null;
+      const { buf, created } = this.buffer(it.p, it.state, 'momentum_buffer');
+      first[t] = created ? 1 : 0;
+      return buf.data as Float32Array;
+    });
+    backend.sgdStep(items.map((it) => it.p.data as Float32Array), items.map((it) => it.g.data as Float32Array), bufs,
+      first, lr, m, dampening, wd, nesterov);
+    return true;
   }
 
   protected override updateParam(p: Tensor, grad: Tensor, group: ParamGroup<SGDHyper>, state: ParamState): void {

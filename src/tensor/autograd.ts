@@ -1,6 +1,7 @@
 // Reverse-mode autograd on a define-by-run tape: each op output records its inputs and a backward rule.
 // backward() walks the graph in reverse topological order, accumulating into leaf .grad.
 import { keep, tidy, Tensor, fmtShape } from './tensor.js';
+import { inPhase } from './profiler.js';
 
 export interface GradNode {
   op: string;
@@ -44,6 +45,12 @@ export function record(out: Tensor, op: string, inputs: readonly Tensor[], backw
 export interface BackwardOptions {
   /** Keep the graph so backward can run through it again. */
   retainGraph?: boolean;
+  /**
+   * Dispose every intermediate tensor of the graph (not the root, not leaves, not kept tensors) as soon as backward
+   * has run through it, as PyTorch frees saved activations during backward: a training step's peak memory is then
+   * about activations or gradients, not both. The tensors themselves go, so read what you need before backward.
+   */
+  freeActivations?: boolean;
   /**
    * Called once per leaf as soon as its .grad for this backward is complete (data-parallel training starts the
    * gradient allreduce of a bucket while backward goes on through earlier layers).
@@ -108,11 +115,15 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
   };
   grads.set(root.id, seed);
   hold(seed);
-  noGrad(() => {
+  const free = opts.freeActivations === true && opts.retainGraph !== true;
+  inPhase('backward', () => noGrad(() => {
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k]!;
       const g = grads.get(t.id);
-      if (g === undefined) continue;
+      if (g === undefined) {
+        if (free && t !== root && t.node !== null && !t.kept) t.dispose();
+        continue;
+      }
       grads.delete(t.id);
       const node = t.node;
       if (node === null) {
@@ -152,9 +163,11 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
       // gradients the rule returned but nobody holds (unused inputs) are garbage now
       for (const gi of gins) if (gi != null && gi !== g && !holds.has(gi)) gi.dispose();
       drop(g);
-      if (opts.retainGraph !== true) t.node = null;
+      // every consumer of t ran before it (reverse topological order): nothing in the graph reads t any more
+      if (free && t !== root && !t.kept) t.dispose();
+      else if (opts.retainGraph !== true) t.node = null;
     }
-  });
+  }));
 }
 
 /** The few ops backward() itself needs, injected to keep this module free of op imports. */

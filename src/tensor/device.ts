@@ -1,6 +1,7 @@
 // Device registry: 'native' (the oneDNN addon) and 'reference' (pure TypeScript), and the default device.
 import type { Backend, DeviceName } from '../backend/backend.js';
 import { referenceBackend } from '../backend/reference.js';
+import { onBackendLoaded } from './profiler.js';
 
 const backends = new Map<DeviceName, () => Backend>();
 const loaded = new Map<DeviceName, Backend>();
@@ -22,7 +23,7 @@ export function getBackend(device?: string): Backend {
   if (load === undefined) {
     throw new Error(`[device] unknown device '${String(device)}'; expected one of: ${[...backends.keys()].join(', ')}`);
   }
-  const b = load();
+  const b = onBackendLoaded(load());
   loaded.set(name, b);
   return b;
 }

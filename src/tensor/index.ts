@@ -13,5 +13,9 @@ export { noGrad, isGradEnabled, type GradNode, type BackwardOptions } from './au
 export * from './ops.js';
 export * from './composite.js';
 export { Rng, manualSeed, globalRng, type RngState } from './rng.js';
+export {
+  enableProfiler, profilerEnabled, profileRequested, startProfile, stopProfile, profile, formatProfile, profileJson, inPhase,
+  type ProfileReport, type ProfileRow, type ProfilePhase,
+} from './profiler.js';
 export { getBackend, setDefaultDevice, getDefaultDevice, registerBackend } from './device.js';
 export type { DType, DeviceName, TypedArray } from '../backend/backend.js';

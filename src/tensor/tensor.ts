@@ -133,9 +133,17 @@ export class Tensor {
   get blockedData(): Float32Array | null {
     const b = this.storage.blocked;
     if (b === null || this.disposed || this.storage.data === null) return null;
-    const [N, C, H, W] = this.shape;
-    return this.shape.length === 4 && N === b.N && C === b.C && H === b.H && W === b.W
-      ? this.storage.data as Float32Array : null;
+    if (this.shape.length !== 4) return null;
+    const [N, C, H, W] = this.shape as [number, number, number, number];
+    if (N === b.N && C === b.C && H === b.H && W === b.W) return this.storage.data as Float32Array;
+    // A view that only regroups batch and channels ([N, C, H, W] <-> [N/S, S*C, H, W], as SplitBatchNorm reshapes)
+    // is the same bytes in the blocked layout when both channel counts are multiples of the block L: element
+    // (n, c, hw) sits at (k - k % L) * HW + hw * L + k % L with k = n * C + c, whichever way k is split.
+    if (H === b.H && W === b.W && N * C === b.N * b.C) {
+      const L = this.storage.backend.blocked?.block() ?? 0;
+      if (L > 0 && C % L === 0 && b.C % L === 0) return this.storage.data as Float32Array;
+    }
+    return null;
   }
 
   /** Marks this tensor's fresh buffer as written in the blocked layout by a kernel. */

@@ -25,6 +25,10 @@ import { DistributedDataParallel } from '../dist/ddp.js';
 import { allreduceMean } from '../dist/collectives.js';
 import { checkSameConfig, gatherSharded, realShardSize } from '../dist/run.js';
 import type { StepContext } from '../methods/method.js';
+import { formatProfile, profile, profilerEnabled } from '../tensor/profiler.js';
+
+/** The step (counted from the start of this process's run) that SELFSUP_PROFILE / --profile prints a table for. */
+const PROFILED_STEP = 3;
 
 /** Features for the kNN monitor: the method's backbone features, L2-normalised. */
 export function monitorFeatures(model: Method, x: Tensor): Tensor {
@@ -75,8 +79,9 @@ export function trainStep(model: Method, opt: SGD | LARS | AdamW, views: readonl
     const value = loss.item();
     if (!Number.isFinite(value)) throw new NonFiniteLossError(value);
     opt.zeroGrad();
-    if (ddp === null) loss.backward();
-    else loss.backward(undefined, { onLeafGrad: ddp.onLeafGrad });
+    // metrics are numbers by now: the activations can go as backward passes them
+    if (ddp === null) loss.backward(undefined, { freeActivations: true });
+    else loss.backward(undefined, { freeActivations: true, onLeafGrad: ddp.onLeafGrad });
     const commWaitMs = ddp?.finishBackward().waitMs ?? 0;
     if (clipGrad > 0) metrics.gradNorm = clipGradNorm(opt.paramGroups.flatMap((g) => g.params), clipGrad);
     opt.step();
@@ -220,6 +225,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   if (state.step === 0) await logReconstruction(0, 0);
 
   let lastLoss = NaN;
+  let stepsThisRun = 0;
   try {
     for (let epoch = state.epoch; epoch < cfg.epochs; epoch++) {
       const te = performance.now();
@@ -236,7 +242,15 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
         let r: StepResult;
         try {
           // each sample's randomness (MAE's mask) comes from (seed, epoch, index), whichever rank holds it
-          r = trainStep(model, opt, inputs, cfg.optim.clipGrad, { ddp, context: { samples: { seed: cfg.seed, epoch, indices: batch.indices } } });
+          const step = (): StepResult => trainStep(model, opt, inputs, cfg.optim.clipGrad, { ddp, context: { samples: { seed: cfg.seed, epoch, indices: batch.indices } } });
+          // SELFSUP_PROFILE=1 / --profile: the per-kernel table of the run's third step (the first two warm up)
+          if (profilerEnabled() && ++stepsThisRun === PROFILED_STEP) {
+            const p = profile(step);
+            r = p.result;
+            log(formatProfile(p.report, `[pretrain] profile of step ${state.step + 1} (${cfg.method}, batch ${cfg.batchSize})`));
+          } else {
+            r = step();
+          }
         } finally {
           for (const t of inputs) t.dispose();
         }

@@ -149,3 +149,36 @@ describe('rng', () => {
     assert.deepEqual([r.uniform(), r.normal(), r.normal()], a);
   });
 });
+
+describe('backward with freeActivations', () => {
+  for (const device of devices) {
+    it(`gives the same gradients and disposes intermediates as it passes them (${device})`, () => {
+      const rng = new T.Rng(5);
+      const x = T.keep(T.randn([4, 6], { device, rng }));
+      const w1 = T.keep(T.randn([8, 6], { device, rng, requiresGrad: true }));
+      const w2 = T.keep(T.randn([3, 8], { device, rng, requiresGrad: true }));
+      const run = (free: boolean): { g1: number[]; g2: number[]; h: T.Tensor; z: T.Tensor; loss: T.Tensor } => {
+        const h = T.relu(T.linear(x, w1));                  // [4, 8], used twice below
+        const z = T.add(T.linear(h, w2), T.sum(h, 1, true)); // [4, 3]
+        const loss = T.sum(T.mul(z, z));
+        loss.backward(undefined, { freeActivations: free });
+        const out = { g1: w1.grad!.toArray(), g2: w2.grad!.toArray(), h, z, loss };
+        w1.grad!.dispose(); w1.grad = null;
+        w2.grad!.dispose(); w2.grad = null;
+        return out;
+      };
+      T.tidy(() => {
+        const kept = run(false);
+        const freed = run(true);
+        assert.deepEqual(freed.g1, kept.g1);
+        assert.deepEqual(freed.g2, kept.g2);
+        assert.equal(kept.h.isDisposed, false);
+        assert.equal(freed.h.isDisposed, true);
+        assert.equal(freed.z.isDisposed, true);
+        assert.equal(freed.loss.isDisposed, false);
+        assert.equal(x.isDisposed || w1.isDisposed || w2.isDisposed, false);
+      });
+      for (const t of [x, w1, w2]) t.dispose();
+    });
+  }
+});

@@ -9,6 +9,7 @@ import * as T from '../../src/tensor/index.js';
 import { Rng, type Tensor } from '../../src/tensor/index.js';
 import { checkNativeEnv, nativeAddon, setBlockedActivations } from '../../src/backend/native.js';
 import { resnet18Cifar } from '../../src/models/index.js';
+import { SplitBatchNorm2d } from '../../src/methods/moco.js';
 import { assertClose, nativeAvailable } from '../helpers.js';
 
 const skip = !nativeAvailable();
@@ -171,4 +172,37 @@ test('ResNet-18 (CIFAR stem) training step: same loss and gradients with blocked
   const on = step(true), off = step(false);
   assert.equal(on.length, off.length);
   on.forEach((g, i) => assertClose(g, off[i]!, i === 0 ? 'loss' : `gradient ${i}`, 1e-4, 1e-5));
+});
+
+test('SplitBatchNorm keeps the blocked layout through its batch-to-channel reshape, with the NCHW values', { skip }, () => {
+  const L = activationBlock();
+  const run = (blocked: boolean): { values: number[][]; relayouts: number } => {
+    const old = setBlockedActivations(blocked);
+    const rng = new Rng(21);
+    const x = T.keep(T.randn([8, 3, 6, 6], { rng }));
+    const w = T.keep(T.randn([32, 3, 3, 3], { rng, requiresGrad: true }));
+    const cot = T.keep(T.randn([8, 32, 6, 6], { rng }));
+    const bn = new SplitBatchNorm2d(32, 2);
+    bn.train();
+    try {
+      T.enableProfiler();
+      let relayouts = 0;
+      const values = T.tidy(() => {
+        const { result: y, report } = T.profile(() => bn.forward(T.conv2d(x, w, null, { padding: 1 }))); // [8, 32, 6, 6]
+        relayouts = report.rows.find((r) => r.name === 'relayout')?.calls ?? 0;
+        T.sum(T.mul(T.relu(y), cot)).backward();
+        return [y.toArray(), w.grad!.toArray(), bn.weight!.grad!.toArray(), bn.runningMean!.toArray(), bn.runningVar!.toArray()];
+      });
+      return { values, relayouts };
+    } finally {
+      setBlockedActivations(old);
+      for (const t of [x, w, cot]) t.dispose();
+      bn.dispose();
+    }
+  };
+  const on = run(true);
+  const off = run(false);
+  on.values.forEach((v, k) => assertClose(v, off.values[k]!, `value ${k}`, 1e-4, 1e-4));
+  // 32 and 2 * 32 channels are whole blocks of 16 or 8: the split view reads the conv's blocked output as it is
+  if (L > 0) assert.equal(on.relayouts, 0, 'SplitBatchNorm converted its blocked input to NCHW');
 });

@@ -1,0 +1,96 @@
+// bf16 compute precision (autocast-style): matmul multiplies in bf16 with f32 accumulation where the CPU has native
+// bf16, and setting it is refused, with the reason, where it does not (ONEDNN_MAX_CPU_ISA=AVX2 stands in for such a CPU).
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as T from '../../src/tensor/index.js';
+import { getPrecision, nativeAddon, nativeAvailable, setPrecision } from '../../src/backend/native.js';
+
+const native = nativeAvailable();
+const bf16 = native && nativeAddon().info().nativeBf16;
+
+describe('precision', { skip: native ? false : 'native addon not built' }, () => {
+  test('rejects an unknown precision by name', () => {
+    assert.throws(() => setPrecision('fp16' as never), /\[precision\] expected 'fp32' or 'bf16', got 'fp16'/);
+  });
+
+  test('bf16 matmul and linear agree with fp32 to bf16 rounding, and differ from it', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
+    const rng = new T.Rng(7);
+    const a = T.keep(T.randn([3, 17, 64], { rng }));
+    const b = T.keep(T.randn([3, 64, 9], { rng }));
+    const w = T.keep(T.randn([9, 64], { rng }));
+    const bias = T.keep(T.randn([9], { rng }));
+    const run = (): number[][] => T.tidy(() => [
+      T.matmul(a, b).toArray(), T.matmul(a, w, { transB: true }).toArray(), T.linear(a, w, bias).toArray(),
+      T.matmul(b, a, { transA: true, transB: true }).toArray(),
+    ]);
+    const f32 = run();
+    const old = setPrecision('bf16');
+    assert.equal(old, 'fp32');
+    assert.equal(getPrecision(), 'bf16');
+    let low: number[][];
+    try {
+      low = run();
+    } finally {
+      setPrecision('fp32');
+    }
+    f32.forEach((ref, k) => {
+      let maxErr = 0, scale = 0, differs = false;
+      ref.forEach((v, i) => {
+        maxErr = Math.max(maxErr, Math.abs(v - low[k]![i]!));
+        scale = Math.max(scale, Math.abs(v));
+        if (v !== low[k]![i]) differs = true;
+      });
+      // bf16 keeps 8 bits of mantissa: inputs rounded by up to 2^-9 relative, sums of 64 terms of size ~1
+      assert.ok(maxErr < 0.05 * Math.max(scale, 1), `case ${k}: max error ${maxErr} for values up to ${scale}`);
+      assert.ok(differs, `case ${k}: bf16 result is bitwise fp32's: the bf16 path did not run`);
+    });
+    for (const t of [a, b, w, bias]) t.dispose();
+  });
+
+  test('bf16 conv forward, backward-data and backward-weights agree with fp32 to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
+    const rng = new T.Rng(8);
+    const x = T.keep(T.randn([4, 16, 8, 8], { rng, requiresGrad: true }));
+    const w = T.keep(T.randn([32, 16, 3, 3], { rng, requiresGrad: true }));
+    const b = T.keep(T.randn([32], { rng, requiresGrad: true }));
+    const cot = T.keep(T.randn([4, 32, 4, 4], { rng }));
+    const run = (): number[][] => {
+      const out = T.tidy(() => {
+        const y = T.conv2d(x, w, b, { stride: 2, padding: 1 }); // [4, 32, 4, 4]
+        T.sum(T.mul(y, cot)).backward();
+        return y.toArray();
+      });
+      const r = [out, x.grad!.toArray(), w.grad!.toArray(), b.grad!.toArray()];
+      for (const t of [x, w, b]) { t.grad!.dispose(); t.grad = null; }
+      return r;
+    };
+    const f32 = run();
+    setPrecision('bf16');
+    let low: number[][];
+    try {
+      low = run();
+    } finally {
+      setPrecision('fp32');
+    }
+    ['y', 'gx', 'gw', 'gb'].forEach((name, k) => {
+      let maxErr = 0, scale = 0, differs = false;
+      f32[k]!.forEach((v, i) => {
+        maxErr = Math.max(maxErr, Math.abs(v - low[k]![i]!));
+        scale = Math.max(scale, Math.abs(v));
+        if (v !== low[k]![i]) differs = true;
+      });
+      assert.ok(maxErr < 0.03 * scale, `${name}: max error ${maxErr} for values up to ${scale}`);
+      // the bias gradient is a plain f32 sum of gy in both precisions
+      if (name !== 'gb') assert.ok(differs, `${name}: bf16 result is bitwise fp32's: the bf16 path did not run`);
+    });
+    for (const t of [x, w, b, cot]) t.dispose();
+  });
+
+  test('refuses bf16 without native bf16, saying why', () => {
+    const code = `import { setPrecision } from './src/backend/native.js';
+      try { setPrecision('bf16'); console.log('accepted'); } catch (e) { console.log(e.message); }`;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code],
+      { encoding: 'utf8', env: { ...process.env, ONEDNN_MAX_CPU_ISA: 'AVX2' } });
+    assert.match(out, /\[precision\] bf16 needs a CPU with native bf16 .*ISA 'AVX2'.*slower than fp32/);
+  });
+});

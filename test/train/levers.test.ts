@@ -1,0 +1,58 @@
+// The speed levers of a training step change no numbers beyond float32 rounding: for each method at a tiny size on
+// the native backend, trainStep (activations freed during backward, multi-tensor optimizer kernels) against the plain
+// path (graph kept until the step ends, per-parameter optimizer loops), parameters compared after three steps. They
+// must agree to the bit: AdamW turns any last-bit difference in a zero-mean gradient (MAE's key biases) into +-lr.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as T from '../../src/tensor/index.js';
+import { METHOD_NAMES, buildMethod } from '../../src/methods/registry.js';
+import { trainStep } from '../../src/train/pretrain.js';
+import { SGD, AdamW, setFusedOptimizers } from '../../src/optim/index.js';
+import { nativeAvailable } from '../helpers.js';
+import { tinyConfig } from '../eval/tiny-run.js';
+
+describe('training-step levers', { skip: nativeAvailable() ? false : 'native addon not built' }, () => {
+  for (const name of METHOD_NAMES) {
+    test(`${name}: trainStep with the levers == the plain step`, () => {
+      const cfg = tinyConfig(name, 'unused', 'unused');
+      const run = (fast: boolean): Float32Array[] => {
+        const old = setFusedOptimizers(fast);
+        const model = buildMethod(cfg, new T.Rng(0));
+        const params = model.parameters().filter((p) => p.requiresGrad);
+        const opt = name === 'mae' ? new AdamW(params, { lr: 1e-3, betas: [0.9, 0.95], weightDecay: 0.05 })
+          : new SGD(params, { lr: 0.05, momentum: 0.9, weightDecay: 1e-4 });
+        const rng = new T.Rng(1);
+        const views = Array.from({ length: model.viewsPerSample }, () => T.keep(T.randn([cfg.batchSize, 3, cfg.imgSize, cfg.imgSize], { rng })));
+        try {
+          model.train();
+          for (let s = 0; s < 3; s++) {
+            if (fast) {
+              trainStep(model, opt, views, 0);
+            } else {
+              T.tidy(() => {
+                const { loss } = model.trainingStep(views);
+                opt.zeroGrad();
+                loss.backward();
+                opt.step();
+              });
+            }
+          }
+          return model.parameters().map((p) => Float32Array.from(p.data));
+        } finally {
+          setFusedOptimizers(old);
+          for (const v of views) v.dispose();
+          opt.disposeState();
+          model.dispose();
+        }
+      };
+      const fast = run(true);
+      const plain = run(false);
+      assert.equal(fast.length, plain.length);
+      fast.forEach((a, k) => {
+        let worst = 0;
+        a.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - plain[k]![i]!) / Math.max(1, Math.abs(v))); });
+        assert.equal(worst, 0, `${name}: parameter ${k} differs by ${worst}`);
+      });
+    });
+  }
+});
