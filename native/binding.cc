@@ -1,5 +1,5 @@
 // The N-API surface of the native backend: unpacks typed arrays and sizes, checks lengths, calls the kernels.
-// Arguments follow src/backend/backend.ts one for one. Every C++ error becomes a JS Error "[kernel] ...".
+// Arguments follow src/backend/kernels.ts one for one (test/backend/signatures.test.ts checks the names and positions). Every C++ error becomes a JS Error "[kernel] ...".
 //
 // Legend: see the kernel files; here only buffer lengths are checked against the sizes passed in.
 
@@ -397,14 +397,14 @@ Napi::Value js_conv2d(const Args& a) {
   const ConvParams p = a.conv(4);
   return Napi::Boolean::New(a.env(), conv2d_forward(a.f32(0, "out", p.N * p.O * p.OH * p.OW),
                                                     a.f32(1, "x", p.N * p.C * p.H * p.W),
-                                                    a.f32(2, "weight", conv_w_size(p)), a.f32opt(3, "bias", p.O), p,
+                                                    a.f32(2, "w", conv_w_size(p)), a.f32opt(3, "bias", p.O), p,
                                                     a.flag(5), a.flag(6)));
 }
 Napi::Value js_conv2d_backward_data(const Args& a) {
   const ConvParams p = a.conv(3);
   return Napi::Boolean::New(a.env(), conv2d_backward_data(a.f32(0, "gx", p.N * p.C * p.H * p.W),
                                                           a.f32(1, "gy", p.N * p.O * p.OH * p.OW),
-                                                          a.f32(2, "weight", conv_w_size(p)), p, a.flag(4), a.flag(5)));
+                                                          a.f32(2, "w", conv_w_size(p)), p, a.flag(4), a.flag(5)));
 }
 void js_conv2d_backward_weight(const Args& a) {
   const ConvParams p = a.conv(4);

@@ -1,5 +1,6 @@
 // Kernel entry points of the native backend, one block per layer family (see the matching .cc file).
-// Signature order follows llm.c: outputs first, then saved state, then inputs and weights, then sizes.
+// Signature order follows llm.c: outputs first, then saved state, then inputs and weights, then sizes; the order is
+// written once in src/backend/kernels.ts and test/backend/signatures.test.ts checks these declarations against it.
 // Backward kernels OVERWRITE their outputs (gx, gw, gb, ggamma, gbeta): callers allocate fresh gradients.
 #pragma once
 

@@ -1,6 +1,7 @@
 // One helper checks any op: float64 central-difference gradients on the reference backend, then
 // native float32 against the reference (values and gradients of sum(f(x) * y) for a random cotangent y).
 import assert from 'node:assert/strict';
+import { it, type TestContext } from 'node:test';
 import { Rng, tensor, noGrad, tidy, getBackend, type Tensor, type DeviceName } from '../src/tensor/index.js';
 
 export interface InputSpec {
@@ -61,6 +62,47 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   }
 }
 
+/** The test an opTest is running, so checkOp can report a skipped native half on it. */
+let current: TestContext | null = null;
+
+/**
+ * A test of ops: like it(), and a checkOp inside it that cannot run its native half (no addon) marks the test
+ * skipped with the reason instead of passing silently. SELFSUP_REQUIRE_NATIVE=1 makes that skip a failure (CI
+ * machines that build the addon).
+ */
+export function opTest(name: string, fn: () => void): void {
+  it(name, (t) => {
+    current = t;
+    try {
+      fn();
+    } finally {
+      current = null;
+    }
+  });
+}
+
+/** Reports that checkOp(name) compared no native result; returns the message. */
+function reportNativeSkip(name: string): string {
+  const msg = `[${name}] native half skipped: ${nativeSkipReason()}`;
+  if (process.env.SELFSUP_REQUIRE_NATIVE === '1') assert.fail(`${msg} (SELFSUP_REQUIRE_NATIVE=1)`);
+  if (current !== null) {
+    current.diagnostic(msg);
+    current.skip(msg);
+  } else {
+    process.emitWarning(msg, 'NativeSkipped');
+  }
+  return msg;
+}
+
+function nativeSkipReason(): string {
+  try {
+    getBackend('native');
+    return 'unknown';
+  } catch (e) {
+    return (e as Error).message.split('\n')[0] ?? 'the native backend did not load';
+  }
+}
+
 export interface CheckOptions {
   seed?: number;
   /** skip the finite-difference check (non-differentiable ops) */
@@ -77,7 +119,8 @@ export interface CheckOptions {
  * Checks op f on inputs: shape/dtype agreement, float64 gradcheck on the reference backend,
  * and native-vs-reference values and gradients.
  */
-export function checkOp(name: string, f: (...xs: Tensor[]) => Tensor, specs: InputSpec[], opts: CheckOptions = {}): void {
+export function checkOp(name: string, f: (...xs: Tensor[]) => Tensor, specs: InputSpec[], opts: CheckOptions = {}): { native: 'compared' | 'skipped' | 'not asked' } {
+  let native: 'compared' | 'skipped' | 'not asked' = opts.noNative === true ? 'not asked' : 'compared';
   const rng = new Rng(opts.seed ?? 1234);
   const values = specs.map((s) => {
     const n = s.shape.reduce((a, b) => a * b, 1);
@@ -117,7 +160,12 @@ export function checkOp(name: string, f: (...xs: Tensor[]) => Tensor, specs: Inp
       });
     }
     // ---- native float32 vs reference ----
-    if (opts.noNative || !nativeAvailable()) return;
+    if (opts.noNative) return;
+    if (!nativeAvailable()) {
+      native = 'skipped';
+      reportNativeSkip(name);
+      return;
+    }
     const refIn = makeInputs(specs, values, 'reference', 'float64');
     const natIn = makeInputs(specs, values, 'native', 'float32');
     const refOut = f(...refIn);
@@ -140,6 +188,7 @@ export function checkOp(name: string, f: (...xs: Tensor[]) => Tensor, specs: Inp
       });
     }
   });
+  return { native };
 }
 
 export function randomInts(n: number, hi: number, seed = 7): Int32Array {

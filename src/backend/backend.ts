@@ -1,6 +1,7 @@
 // The kernel contract every backend implements: raw typed arrays in, raw typed arrays out.
 // Tensors, shapes and autograd live above this line (src/tensor); backends know only buffers and sizes.
-// Signature order follows llm.c: outputs first, then saved state, then inputs and weights, then sizes.
+// Signature order follows llm.c: outputs first, then saved state, then inputs and weights, then sizes; each kernel's
+// argument list is written once in kernels.ts, which test/backend/signatures.test.ts holds this file to.
 
 export type DType = 'float32' | 'float64' | 'int32' | 'uint8';
 export type FloatArray = Float32Array | Float64Array;

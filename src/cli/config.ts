@@ -17,7 +17,7 @@ export interface ConfigCommandOptions {
 /** The resolved config a `selfsup config` command line describes. */
 export function runConfig(o: ConfigCommandOptions): PretrainConfig {
   return resolvePretrainConfig({
-    method: o.method, preset: o.preset, set: [...(o.set ?? [])], progress: false, precision: 'fp32',
+    method: o.method, preset: o.preset, set: [...(o.set ?? [])], progress: false,
     ...(o.config !== undefined ? { config: o.config } : {}),
   });
 }

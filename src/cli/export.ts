@@ -10,7 +10,8 @@ import { writeFileAtomic } from '../io/atomic.js';
 import type { OnProgress } from '../io/progress.js';
 import { progressBar } from './progress.js';
 import { finiteNumber, loadPretrained, positiveInt } from '../eval/pretrained.js';
-import { exportEncoder, INPUT_NAME, OUTPUT_NAME, runOnnxReference } from '../eval/export.js';
+import { exportEncoder, INPUT_NAME, OUTPUT_NAME } from '../eval/export.js';
+import { runOnnxReference } from '../io/onnx-run.js';
 
 /** The slice of onnxruntime-node's API the check uses (typed here: it is an optional dependency). */
 export interface OrtRuntime {

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { DataLoader } from '../data/loader.js';
 import type { Dataset } from '../data/datasets.js';
 import { evalTransform } from '../data/open.js';
-import { extract, type KnnFeature } from '../train/pretrain.js';
+import { extractOnce, type KnnFeature } from '../train/pretrain.js';
 import { knnClassify } from '../eval/knn.js';
 import { loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -65,8 +65,8 @@ export async function runKnn(o: KnnCommandOptions): Promise<KnnCommandResult> {
   const on = o.onProgress ?? (() => {});
   // the run's monitor feature unless told (configs written before knn.feature existed read the backbone)
   const feature = o.feature ?? p.cfg.knn.feature ?? 'backbone';
-  const [bank, bankLabels] = await extract(p.model, mk(train), undefined, { phase: 'features of the bank', on }, feature);
-  const [queries, queryLabels] = await extract(p.model, mk(test), undefined, { phase: 'features of the test images', on }, feature);
+  const [bank, bankLabels] = await extractOnce(p.model, mk(train), undefined, { phase: 'features of the bank', on }, feature);
+  const [queries, queryLabels] = await extractOnce(p.model, mk(test), undefined, { phase: 'features of the test images', on }, feature);
   try {
     const r = knnClassify(bank, bankLabels, queries, queryLabels, classes.length, { k: o.k, t: o.t });
     const n = classes.length;

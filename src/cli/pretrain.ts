@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { progressBar } from './progress.js';
 import { mergeConfig, parseOverrides, readConfigFile } from '../io/config.js';
-import { presetConfig, presetNames, type PretrainConfig } from '../train/config.js';
+import { presetConfig, presetNames, RESUMABLE_KEYS, type PretrainConfig } from '../train/config.js';
 import { METHODS, METHOD_NAMES, methodSpec } from '../methods/registry.js';
 import { pretrain, readRunConfig, NonFiniteLossError } from '../train/pretrain.js';
 import { initDistributed } from '../dist/comm.js';
@@ -34,6 +34,9 @@ export interface PretrainFlags {
   precision: string;
 }
 
+/** The flags that make the config (the others say how to run it). */
+export type ConfigFlags = Omit<PretrainFlags, 'precision' | 'profile' | 'nproc' | 'threads' | 'progress'> & { progress?: boolean };
+
 /** The command line without the options that launched it locally (--nproc, --threads), for every rank to run. */
 function argsWithout(argv: readonly string[], names: readonly string[]): string[] {
   const out: string[] = [];
@@ -46,10 +49,24 @@ function argsWithout(argv: readonly string[], names: readonly string[]): string[
   return out;
 }
 
-/** The config a command line describes: preset <- file <- named flags <- --set overrides. */
-export function resolvePretrainConfig(f: PretrainFlags): PretrainConfig {
-  const method = methodSpec(f.method, 'pretrain').name;
+/**
+ * The config a command line describes: preset <- file <- named flags <- --set overrides. With --resume the base is
+ * the run's saved config instead of the preset, and only the keys a resumed run may change can differ from it
+ * (checked by pretrain, which names the others).
+ */
+export function resolvePretrainConfig(f: ConfigFlags, o: { methodGiven?: boolean } = {}): PretrainConfig {
+  let method = methodSpec(f.method, 'pretrain').name;
   let cfg = presetConfig(method, f.preset);
+  if (f.resume === true) {
+    const out = f.out ?? `runs/${cfg.method}-${cfg.preset}`;
+    const saved = readRunConfig(out);
+    if (saved === null) throw new Error(`[pretrain] --resume: no run in ${out} (config.json missing)`);
+    if (o.methodGiven === true && saved.method !== method) {
+      throw new Error(`[pretrain] --resume cannot change 'method' (${JSON.stringify(saved.method)} -> ${JSON.stringify(method)})`);
+    }
+    method = saved.method;
+    cfg = saved;
+  }
   if (f.config !== undefined) cfg = mergeConfig(cfg, readConfigFile(f.config, 'pretrain'), 'pretrain');
   const named: string[] = [];
   const num = (flag: string, key: string, v: string | undefined): void => {
@@ -93,14 +110,14 @@ export function registerPretrain(program: Command): void {
     .option('--seed <n>', 'random seed')
     .option('--limit <n>', 'use only N training images')
     .option('--set <key=value>', 'override any config key, e.g. --set moco.K=4096 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('--resume', 'continue the run in --out from its last checkpoint (its saved config is used)')
+    .option('--resume', `continue the run in --out from its last checkpoint: its saved config is the base; only ${RESUMABLE_KEYS.join(', ')} may change (e.g. --epochs to extend a finished run)`)
     .option('--no-progress', 'no progress bar (log lines only)')
     .option('--profile', 'print a per-kernel time table (forward / backward / optimizer, GFLOP/s) of the third step (also SELFSUP_PROFILE=1)')
     .option('--precision <p>', 'fp32, or bf16: conv and matmul multiply in bf16 with fp32 master weights, like torch.autocast (CPUs with AVX512-BF16 or AMX only)', 'fp32')
     .option('--nproc <n>', 'data parallel on this machine: launch n ranks with mpirun (see docs/distributed.md for several machines)')
     .option('--threads <n>', 'with --nproc: compute threads per rank (default: cores / n)')
     .addHelpText('after', `\nPresets: ${METHOD_NAMES.map((n) => `${n}: ${presetNames(n).join(', ')}`).join('; ')}`)
-    .action(async (f: PretrainFlags) => {
+    .action(async (f: PretrainFlags, cmd: Command) => {
       if (f.nproc !== undefined) {
         const code = await runLocalMpirun({
           nproc: Number(f.nproc),
@@ -114,7 +131,7 @@ export function registerPretrain(program: Command): void {
       // under mpirun/srun: join the job (rank 0 prints, logs and checkpoints)
       const dist = initDistributed();
       try {
-        await runPretrain(f, dist.rank === 0);
+        await runPretrain(f, dist.rank === 0, cmd.getOptionValueSource('method') === 'cli');
       } catch (e) {
         if (dist.size > 1 && e instanceof Error) e.message = `[dist] ${dist.describe()}: ${e.message}`;
         throw e;
@@ -123,19 +140,14 @@ export function registerPretrain(program: Command): void {
 }
 
 /** One rank's run of `selfsup pretrain` (the only one without data parallelism). */
-async function runPretrain(f: PretrainFlags, lead: boolean): Promise<void> {
+async function runPretrain(f: PretrainFlags, lead: boolean, methodGiven: boolean): Promise<void> {
   if (f.profile === true) enableProfiler();
   if (f.precision !== 'fp32') {
     if (f.precision !== 'bf16') throw new Error(`[pretrain] --precision must be fp32 or bf16, got '${f.precision}'`);
     setPrecision('bf16');
   }
-  let cfg = resolvePretrainConfig(f);
-  if (f.out === undefined) cfg = { ...cfg, out: `runs/${cfg.method}-${cfg.preset}` };
-  if (f.resume === true) {
-    const saved = readRunConfig(cfg.out);
-    if (saved === null) throw new Error(`[pretrain] --resume: no run in ${cfg.out} (config.json missing)`);
-    cfg = saved;
-  }
+  let cfg = resolvePretrainConfig(f, { methodGiven });
+  if (f.out === undefined && f.resume !== true) cfg = { ...cfg, out: `runs/${cfg.method}-${cfg.preset}` };
   if (lead) process.stdout.write(`[pretrain] config:\n${JSON.stringify(cfg, null, 2)}\n`);
   const tty = lead && f.progress && process.stderr.isTTY === true;
   const passes = progressBar('pretrain', tty);

@@ -8,7 +8,7 @@ import { DataLoader } from '../data/loader.js';
 import { type Dataset, loadSampleImage } from '../data/datasets.js';
 import { decodeImage, DEFAULT_MAX_PIXELS } from '../data/decode.js';
 import { evalTransform, openDataset } from '../data/open.js';
-import { extract } from '../train/pretrain.js';
+import { extractOnce } from '../train/pretrain.js';
 import { loadPretrained, positiveInt } from '../eval/pretrained.js';
 import { nearestNeighbours, writeCaptionedRowPng, type Neighbour } from '../eval/retrieve.js';
 import type { OnProgress } from '../io/progress.js';
@@ -65,8 +65,8 @@ export async function runRetrieve(o: RetrieveOptions): Promise<RetrieveResult> {
     };
     const mk = (ds: Dataset, workers: number): DataLoader => new DataLoader(ds, { batchSize: o.batchSize, transform: spec,
       shuffle: false, dropLast: false, seed: 0, numWorkers: workers, badFile: 'error' });
-    const [query] = await extract(p.model, mk(querySet, 0));
-    const [bank, bankLabels] = await extract(p.model, mk(bankSet, o.workers), undefined,
+    const [query] = await extractOnce(p.model, mk(querySet, 0));
+    const [bank, bankLabels] = await extractOnce(p.model, mk(bankSet, o.workers), undefined,
       { phase: 'features of the searched images', on: o.onProgress ?? (() => {}) });
     try {
       const found = nearestNeighbours(bank, query, o.k);

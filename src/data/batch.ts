@@ -3,7 +3,7 @@
 import { loadSampleImage, type SampleSource } from './datasets.js';
 import * as F from './functional.js';
 import { type RgbImage } from './image.js';
-import { hashKeys, Rng } from './rng.js';
+import { hashKeys, Rng } from '../tensor/rng.js';
 import { buildTransform, Compose, type Transform, type TransformSpec, type ViewsSpec } from './transforms.js';
 
 export type BadFilePolicy = 'skip' | 'error';
@@ -53,7 +53,7 @@ function compileView(spec: TransformSpec): CompiledView {
 
 /** The augmentation stream of one view of one sample: shared with MultiView.apply(img, hashKeys(seed, epoch, index)). */
 export function viewRng(seed: number, epoch: number, index: number, view: number): Rng {
-  return new Rng(hashKeys(hashKeys(seed, epoch, index), view));
+  return Rng.fromKeys(hashKeys(seed, epoch, index), view);
 }
 
 export class BatchBuilder {

@@ -6,5 +6,5 @@ export * from './image.js';
 export { DataLoader, type Batch, type DataLoaderOptions } from './loader.js';
 export type { BadFilePolicy } from './batch.js';
 export * from './presets.js';
-export { hashKeys, Rng } from './rng.js';
+export { hashKeys, Rng } from '../tensor/rng.js';
 export * from './transforms.js';

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { BatchBuilder, type BadFilePolicy, type BatchResult, type BatchTask } from './batch.js';
 import { type Dataset, type Warn } from './datasets.js';
-import { hashKeys, Rng } from './rng.js';
+import { Rng } from '../tensor/rng.js';
 import { type ViewsSpec } from './transforms.js';
 import { shardOrder } from '../dist/sampler.js';
 import { type WorkerInit, type WorkerReply, type WorkerRequest } from './worker.js';
@@ -115,7 +115,7 @@ export class DataLoader {
   /** The sample order of an epoch: a seeded permutation (or 0..n-1 without shuffle), then this rank's shard of it. */
   order(epoch: number): Int32Array {
     const n = this.dataset.length;
-    const full = this.shuffle ? new Rng(hashKeys(0x5348554646, this.seed, epoch)).permutation(n) : Int32Array.from({ length: n }, (_, i) => i);
+    const full = this.shuffle ? Rng.fromKeys(0x5348554646, this.seed, epoch).randperm(n) : Int32Array.from({ length: n }, (_, i) => i);
     const s = this.options.shard;
     return s === undefined ? full : shardOrder(full, s.rank, s.worldSize, this.dropLast);
   }

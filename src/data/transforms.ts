@@ -2,7 +2,7 @@
 // Random transforms split into getParams(rng, ...) and a deterministic functional op, as torchvision does.
 import * as F from './functional.js';
 import { tensorImage, type PipelineImage, type RgbImage, type TensorImage } from './image.js';
-import { hashKeys, Rng } from './rng.js';
+import { Rng } from '../tensor/rng.js';
 
 export type Interpolation = F.Interpolation;
 export type Size = number | readonly [number, number];
@@ -73,7 +73,7 @@ export class RandomApply implements Transform {
     this.p = checkProbability(this.name, p);
   }
   apply(img: PipelineImage, rng: Rng): PipelineImage {
-    if (this.p < rng.random()) return img;
+    if (this.p < rng.uniform()) return img;
     for (const t of this.transforms) img = t.apply(img, rng);
     return img;
   }
@@ -107,13 +107,13 @@ export class RandomResizedCrop implements Transform {
     const logRatio0 = Math.log(ratio[0]);
     const logRatio1 = Math.log(ratio[1]);
     for (let attempt = 0; attempt < 10; attempt++) {
-      const targetArea = area * rng.uniform(scale[0], scale[1]);
-      const aspectRatio = Math.exp(rng.uniform(logRatio0, logRatio1));
+      const targetArea = area * rng.uniformRange(scale[0], scale[1]);
+      const aspectRatio = Math.exp(rng.uniformRange(logRatio0, logRatio1));
       const w = roundPy(Math.sqrt(targetArea * aspectRatio));
       const h = roundPy(Math.sqrt(targetArea / aspectRatio));
       if (w > 0 && w <= width && h > 0 && h <= height) {
-        const top = rng.randint(0, height - h + 1);
-        const left = rng.randint(0, width - w + 1);
+        const top = rng.int(height - h + 1);
+        const left = rng.int(width - w + 1);
         return { top, left, height: h, width: w };
       }
     }
@@ -125,8 +125,8 @@ export class RandomResizedCrop implements Transform {
    * squeezed out of the ratio range), then a uniform position.
    */
   static getParamsSingleTry(height: number, width: number, scale: readonly [number, number], ratio: readonly [number, number], rng: Rng): CropParams {
-    const targetArea = height * width * rng.uniform(scale[0], scale[1]);
-    const aspectRatio = Math.exp(rng.uniform(Math.log(ratio[0]), Math.log(ratio[1])));
+    const targetArea = height * width * rng.uniformRange(scale[0], scale[1]);
+    const aspectRatio = Math.exp(rng.uniformRange(Math.log(ratio[0]), Math.log(ratio[1])));
     // at least one pixel: on tiny images MAE's version can round to an empty crop and fail inside PIL
     const w = Math.max(1, Math.min(roundPy(Math.sqrt(targetArea * aspectRatio)), width));
     const h = Math.max(1, Math.min(roundPy(Math.sqrt(targetArea / aspectRatio)), height));
@@ -198,7 +198,7 @@ export class RandomHorizontalFlip implements Transform {
   }
   apply(input: PipelineImage, rng: Rng): PipelineImage {
     const img = expectRgb(this.name, input);
-    return rng.random() < this.p ? F.hflip(img) : img;
+    return rng.uniform() < this.p ? F.hflip(img) : img;
   }
 }
 
@@ -244,8 +244,8 @@ export class ColorJitter implements Transform {
 
   /** torchvision's get_params: a random order, then one uniform factor per enabled adjustment. */
   static getParams(brightness: Range | null, contrast: Range | null, saturation: Range | null, hue: Range | null, rng: Rng): ColorJitterParams {
-    const order = Array.from(rng.permutation(4));
-    const draw = (r: Range | null): number | null => (r === null ? null : rng.uniform(r[0], r[1]));
+    const order = Array.from(rng.randperm(4));
+    const draw = (r: Range | null): number | null => (r === null ? null : rng.uniformRange(r[0], r[1]));
     return { order, brightness: draw(brightness), contrast: draw(contrast), saturation: draw(saturation), hue: draw(hue) };
   }
 
@@ -273,7 +273,7 @@ export class RandomGrayscale implements Transform {
   }
   apply(input: PipelineImage, rng: Rng): PipelineImage {
     const img = expectRgb(this.name, input);
-    return rng.random() < this.p ? F.toGrayscale(img) : img;
+    return rng.uniform() < this.p ? F.toGrayscale(img) : img;
   }
 }
 
@@ -285,7 +285,7 @@ export class GaussianBlur implements Transform {
   }
   apply(input: PipelineImage, rng: Rng): PipelineImage {
     const img = expectRgb(this.name, input);
-    return F.gaussianBlurPil(img, rng.uniform(this.sigma[0], this.sigma[1]));
+    return F.gaussianBlurPil(img, rng.uniformRange(this.sigma[0], this.sigma[1]));
   }
 }
 
@@ -308,7 +308,7 @@ const MAX_LEVEL = 10;
 
 /** timm's _randomly_negate: with probability 1/2 (random() > 0.5) the value is negated. */
 function randomlyNegate(v: number, rng: Rng): number {
-  return rng.random() > 0.5 ? -v : v;
+  return rng.uniform() > 0.5 ? -v : v;
 }
 
 /** 1 +- level * 0.9 / 10 (timm's _enhance_increasing_level_to_arg): the blend factor of the *Increasing enhancers. */
@@ -394,7 +394,7 @@ export class RandAugment implements Transform {
     // np.random.choice(ops, num_layers, replace=True): all choices first, then the ops in turn
     const chosen = Array.from({ length: this.cfg.numLayers }, () => ops[rng.randint(0, ops.length)]!);
     for (const op of chosen) {
-      if (rng.random() > 0.5) continue; // AugmentOp prob 0.5
+      if (rng.uniform() > 0.5) continue; // AugmentOp prob 0.5
       let magnitude = this.cfg.magnitude;
       if (this.cfg.magnitudeStd > 0) magnitude = rng.gauss(magnitude, this.cfg.magnitudeStd);
       magnitude = Math.min(MAX_LEVEL, Math.max(0, magnitude));
@@ -436,14 +436,14 @@ export class RandomErasing implements Transform {
   }
   apply(input: PipelineImage, rng: Rng): PipelineImage {
     const img = expectTensor(this.name, input);
-    if (rng.random() > this.p) return img;
+    if (rng.uniform() > this.p) return img;
     const { channels: C, height: H, width: W } = img;
     const data = Float32Array.from(img.data);
     const logAspect = [Math.log(this.minAspect), Math.log(1 / this.minAspect)] as const;
     for (let n = 0; n < this.count; n++) {
       for (let attempt = 0; attempt < 10; attempt++) {
-        const targetArea = (rng.uniform(this.minArea, this.maxArea) * H * W) / this.count;
-        const aspect = Math.exp(rng.uniform(logAspect[0], logAspect[1]));
+        const targetArea = (rng.uniformRange(this.minArea, this.maxArea) * H * W) / this.count;
+        const aspect = Math.exp(rng.uniformRange(logAspect[0], logAspect[1]));
         const h = roundPy(Math.sqrt(targetArea * aspect));
         const w = roundPy(Math.sqrt(targetArea / aspect));
         if (w < W && h < H) {
@@ -519,7 +519,7 @@ export class MultiView {
   }
   /** All views of one image; `sampleSeed` is e.g. hashKeys(seed, epoch, index). */
   apply(img: RgbImage, sampleSeed: number): PipelineImage[] {
-    return this.views.map((t, v) => t.apply(img, new Rng(hashKeys(sampleSeed, v))));
+    return this.views.map((t, v) => t.apply(img, Rng.fromKeys(sampleSeed, v)));
   }
 }
 

@@ -5,7 +5,7 @@ import type { PipelineImage, RgbImage } from '../data/image.js';
 import { loadSampleImage, type Dataset } from '../data/datasets.js';
 import * as F from '../data/functional.js';
 import { presetNormalization } from '../data/presets.js';
-import { hashKeys, Rng } from '../data/rng.js';
+import { hashKeys, Rng } from '../tensor/rng.js';
 import { buildTransform, type ViewsSpec } from '../data/transforms.js';
 import type { Tensor } from '../tensor/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -90,7 +90,7 @@ export async function augmentationCells(ds: Dataset, spec: ViewsSpec, o: { rows:
     const row: RgbImage[] = [];
     for (let c = 0; c < o.cols; c++) {
       const v = c % views.length;
-      const rng = new Rng(hashKeys(hashKeys(o.seed, Math.floor(c / views.length), index), v));
+      const rng = Rng.fromKeys(hashKeys(o.seed, Math.floor(c / views.length), index), v);
       row.push(pipelineImageToRgb(views[v]!.apply(img, rng), norm));
     }
     const cell = row[0]!;

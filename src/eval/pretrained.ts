@@ -6,7 +6,7 @@ import * as T from '../tensor/index.js';
 import type { Dataset } from '../data/datasets.js';
 import type { ViewsSpec } from '../data/transforms.js';
 import { preset as augmentationPreset, presetNormalization } from '../data/presets.js';
-import type { MethodName, PretrainConfig } from '../train/config.js';
+import { migrateConfig, type MethodName, type PretrainConfig } from '../train/config.js';
 import { loadModelWeights, readCheckpointJson } from '../train/checkpoint.js';
 import type { Method } from '../methods/method.js';
 import { buildMethod } from '../methods/registry.js';
@@ -29,7 +29,7 @@ export function loadPretrained(dir: string, where: string, expect?: readonly Met
   if (!existsSync(cfgPath)) {
     throw new Error(`[${where}] ${dir} is not a pretraining run folder (no config.json); pass the --out folder of 'selfsup pretrain'`);
   }
-  const cfg = JSON.parse(readFileSync(cfgPath, 'utf8')) as PretrainConfig;
+  const cfg = migrateConfig(JSON.parse(readFileSync(cfgPath, 'utf8')) as PretrainConfig);
   if (expect !== undefined && !expect.includes(cfg.method)) {
     throw new Error(`[${where}] ${dir} holds a ${cfg.method} checkpoint; ${where} needs ${expect.join(' or ')}`);
   }

@@ -6,9 +6,7 @@ import type { Dataset } from '../data/datasets.js';
 import type { ViewsSpec } from '../data/transforms.js';
 import type { PretrainConfig } from '../train/config.js';
 import { evalTransform, openDataset } from '../data/open.js';
-import { MaskedAutoencoderViT } from '../methods/mae.js';
 import type { Method } from '../methods/method.js';
-import { reconstruct } from './reconstruct.js';
 import { augmentationCells, gridPng, reconstructionCells, zoomTo } from './picture.js';
 import { presetNormalization } from '../data/presets.js';
 
@@ -35,7 +33,7 @@ export async function augmentationGridPng(ds: Dataset, spec: ViewsSpec, seed: nu
  * pass and restored. Null for the other methods.
  */
 export async function reconstructionMonitor(cfg: PretrainConfig, model: Method, rows = 8): Promise<(() => Promise<Uint8Array>) | null> {
-  if (!(model instanceof MaskedAutoencoderViT)) return null;
+  if (model.reconstruct === undefined) return null;
   const ds = openDataset(cfg.testData ?? cfg.data, 'test', rows);
   const { images, shape } = await loadImages(ds, evalTransform(cfg.augment, cfg.imgSize));
   const norm = presetNormalization(evalTransform(cfg.augment, cfg.imgSize));
@@ -43,15 +41,13 @@ export async function reconstructionMonitor(cfg: PretrainConfig, model: Method, 
     const wasTraining = model.training;
     model.eval();
     const x = T.tensor(images, shape);
-    const noise = T.rand([shape[0], model.numPatches], { rng: new T.Rng(cfg.seed + 1) });
     try {
-      const r = reconstruct(model, x, cfg.mae.maskRatio, noise);
+      const r = model.reconstruct!(x, new T.Rng(cfg.seed + 1)); // the same masks every epoch
       const cells = reconstructionCells(r, norm);
       for (const t of [r.original, r.masked, r.reconstruction, r.pasted]) t.dispose();
       return (await gridPng(cells, zoomTo(cells))).png;
     } finally {
       x.dispose();
-      noise.dispose();
       model.train(wasTraining);
     }
   };

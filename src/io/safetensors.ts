@@ -61,7 +61,10 @@ export function writeSafetensors(path: string, tensors: ReadonlyMap<string, Tens
 }
 
 export interface ReadOptions {
-  /** device of the returned tensors (default: the reference device, which wraps the file's values without a copy) */
+  /**
+   * device of the returned tensors (default: the default device, where models are built; float64 tensors stay on
+   * the reference device when the default one has no float64)
+   */
   device?: DeviceName;
   /** only these names (default all) */
   names?: readonly string[];
@@ -186,8 +189,11 @@ export function parseSafetensors(buf: Uint8Array, opts: ReadOptions = {}, source
     const data = decode(h.dtype, buf.subarray(dataStart + a, dataStart + b), count, name);
     const ref = T.fromTyped(data, h.shape);
     let t = ref;
-    if (opts.device !== undefined && opts.device !== 'reference') {
-      t = T.to(ref, opts.device);
+    // float64 stays on the reference device when the default one cannot hold it (an explicit device must)
+    const dflt = T.getDefaultDevice();
+    const device = opts.device ?? (T.getBackend(dflt).supports(ref.dtype) ? dflt : 'reference');
+    if (device !== 'reference') {
+      t = T.to(ref, device);
       ref.dispose();
     }
     tensors.set(name, t);
@@ -213,7 +219,7 @@ export function saveModule(path: string, module: Module, metadata: Metadata = {}
 
 /**
  * Maps checkpoint keys to this library's names: return the new name, or null to drop the key. Official
- * checkpoints need one (see mocoKeys, simsiamKeys, maeKeys); compose with composeKeyMaps.
+ * checkpoints need one (each method file has its own: mocoKeys, simsiamKeys, maeKeys); compose with composeKeyMaps.
  */
 export type KeyMap = (key: string) => string | null;
 
@@ -283,14 +289,6 @@ export function composeKeyMaps(...maps: KeyMap[]): KeyMap {
   };
 }
 
-/**
- * facebookresearch/moco (v1/v2) checkpoints: the query encoder `module.encoder_q.*` as a plain ResNet, without the
- * projection head `fc.*` (main_lincls.py's renaming). Keep the head with keepFc.
- */
-export function mocoKeys(opts: { keepFc?: boolean } = {}): KeyMap {
-  return stripPrefix('module.encoder_q.', opts.keepFc === true ? undefined : /^fc\./);
-}
-
 /** facebookresearch/moco-v3 checkpoints: `module.base_encoder.*` (ResNet `fc.*` / ViT `head.*` heads dropped). */
 export function mocoV3Keys(opts: { keepHead?: boolean } = {}): KeyMap {
   return stripPrefix('module.base_encoder.', opts.keepHead === true ? undefined : /^(fc|head)\./);
@@ -302,22 +300,4 @@ export function mocoV3Keys(opts: { keepHead?: boolean } = {}): KeyMap {
  */
 export function mocoV3PretrainKeys(): KeyMap {
   return stripPrefix('module.');
-}
-
-/** facebookresearch/simsiam checkpoints: the backbone `module.encoder.*` without the projector `fc.*`. */
-export function simsiamKeys(opts: { keepFc?: boolean } = {}): KeyMap {
-  return stripPrefix('module.encoder.', opts.keepFc === true ? undefined : /^fc\./);
-}
-
-/**
- * facebookresearch/mae pre-training checkpoints (`checkpoint['model']`, flattened as `model.*` by
- * reference/pth_to_safetensors.py, or bare): the encoder only, dropping the decoder (`decoder_*`, `mask_token`).
- * Fine-tuned checkpoints keep `head.*` and `fc_norm.*`.
- */
-export function maeKeys(): KeyMap {
-  return (k) => {
-    const key = k.startsWith('model.') ? k.slice(6) : k;
-    if (key.startsWith('decoder_') || key === 'mask_token') return null;
-    return key;
-  };
 }

@@ -11,7 +11,9 @@ import { weightDecayGroups } from '../optim/groups.js';
 import type { BasicGroupInit } from '../optim/optimizer.js';
 import type { LinearRecipe } from '../eval/linear.js';
 import type { Method, MethodSpec, TrainingStepOutput, FrozenBackbone, SampleContext, StepContext } from './method.js';
-import { perSampleUniform } from '../data/rng.js';
+import type { KeyMap } from '../io/safetensors.js';
+import { reconstruct as reconstructImages, type Reconstruction } from '../eval/reconstruct.js';
+import { perSampleUniform } from '../tensor/rng.js';
 
 export interface MaeConfig {
   imgSize: number;
@@ -254,14 +256,23 @@ export class MaskedAutoencoderViT extends Module implements Method {
     return weightDecayGroups([...this.namedParameters()], weightDecay);
   }
 
-  /** The encoder's keys are timm's ViT names already; the decoder and the mask token are not part of it. */
   backboneKey(key: string): string | null {
-    return key.startsWith('decoder_') || key === 'mask_token' ? null : key;
+    return maeBackboneKey(key);
   }
 
   /** The loss on held-out images, each mask from (seed, epoch, index): the monitor passes a fixed seed, so the same masks each time. */
   heldOutLoss(x: Tensor, samples: SampleContext): number {
     return T.noGrad(() => T.tidy(() => this.computeLoss(x, this.cfg.maskRatio, this.maskNoise(samples, x)).loss.item()));
+  }
+
+  /** The official demo's four rows (original, masked, reconstruction, pasted) at the run's mask ratio. */
+  reconstruct(imgs: Tensor, rng: Rng): Reconstruction {
+    const noise = T.rand([imgs.shape[0]!, this.numPatches], { rng, device: imgs.device }); // [N, L]
+    try {
+      return reconstructImages(this, imgs, this.cfg.maskRatio, noise);
+    } finally {
+      noise.dispose();
+    }
   }
 
   forward(x: Tensor): Tensor {
@@ -303,6 +314,19 @@ export function vitFromMae(mae: MaskedAutoencoderViT, o: ViTFromMaeOptions): Vis
     throw new Error(`[eval] MAE encoder does not fit the ViT: missing ${missing.join(', ') || '-'}, unexpected ${report.unexpected.join(', ') || '-'}`);
   }
   return vit;
+}
+
+/** The key map: the encoder's keys are timm's ViT names already; the decoder and the mask token are not part of it. */
+export function maeBackboneKey(key: string): string | null {
+  return key.startsWith('decoder_') || key === 'mask_token' ? null : key;
+}
+
+/**
+ * facebookresearch/mae pre-training checkpoints (`checkpoint['model']`, flattened as `model.*` by
+ * reference/pth_to_safetensors.py, or bare): the encoder only. Fine-tuned checkpoints keep `head.*` and `fc_norm.*`.
+ */
+export function maeKeys(): KeyMap {
+  return (k) => maeBackboneKey(k.startsWith('model.') ? k.slice('model.'.length) : k);
 }
 
 /** mae/main_linprobe.py: blr 0.1, batch 16384, wd 0, 90 epochs, 10 warmup, LARS, BatchNorm head */

@@ -6,6 +6,7 @@ import type { Module } from '../nn/module.js';
 import type { BasicGroupInit } from '../optim/optimizer.js';
 import type { LinearRecipe } from '../eval/linear.js';
 import type { TrainConfig } from '../train/config.js';
+import type { Reconstruction } from '../eval/reconstruct.js';
 import type { Comm } from '../dist/comm.js';
 
 /** What one training forward returns. */
@@ -96,6 +97,8 @@ export interface Method extends Module {
    * and every rank's keys into the queue). Called before the optimizer is built. Without it: plain DDP (MAE).
    */
   distribute?(comm: Comm): void;
+  /** Optional: the method's reconstructions of images [N, C, H, W], masks drawn from rng (MAE; pictures, `reconstruct`). */
+  reconstruct?(imgs: Tensor, rng: Rng): Reconstruction;
 }
 
 /** How the registry knows a method: its config section, how to build it and its linear-probe recipe. */

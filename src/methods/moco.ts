@@ -10,6 +10,7 @@ import type { BasicGroupInit } from '../optim/optimizer.js';
 import type { LinearRecipe } from '../eval/linear.js';
 import type { Method, MethodSpec, TrainingStepOutput, FrozenBackbone, StepContext } from './method.js';
 import { backboneFeatures, buildBackbone, encoderBackbone } from './backbones.js';
+import { stripPrefix, type KeyMap } from '../io/safetensors.js';
 
 export interface MocoConfig {
   /** feature dimension of the keys and queries */
@@ -232,9 +233,8 @@ export class MoCo extends Module implements Method {
     return [{ name: 'all', params: this.parameters().filter((p) => p.requiresGrad), weightDecay }];
   }
 
-  /** encoder_q.* without its head, as main_lincls.py keeps module.encoder_q.* but not module.encoder_q.fc.* */
   backboneKey(key: string): string | null {
-    return key.startsWith('encoder_q.') && !key.startsWith('encoder_q.fc.') ? key.slice('encoder_q.'.length) : null;
+    return mocoBackboneKey(key);
   }
 
   /** The query encoder's output with its head, [N, dim] (the demo's kNN monitor normalises encoder_q(x)). */
@@ -246,6 +246,14 @@ export class MoCo extends Module implements Method {
   forward(x: Tensor): Tensor {
     return this.encoderQ.forward(x);
   }
+}
+
+/** The key map: encoder_q.* without its head, as main_lincls.py keeps module.encoder_q.* but not module.encoder_q.fc.* */
+const mocoBackboneKey: KeyMap = stripPrefix('encoder_q.', /^fc\./);
+
+/** facebookresearch/moco (v1/v2) checkpoints (`module.` from DDP): the query encoder as a plain ResNet, head kept with keepFc. */
+export function mocoKeys(opts: { keepFc?: boolean } = {}): KeyMap {
+  return stripPrefix('module.encoder_q.', opts.keepFc === true ? undefined : /^fc\./);
 }
 
 /** moco/main_lincls.py: --lr 30 --batch-size 256 --wd 0 --schedule 60 80 --epochs 100 */

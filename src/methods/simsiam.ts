@@ -12,6 +12,7 @@ import type { Method, MethodSpec, TrainingStepOutput, FrozenBackbone } from './m
 import type { Comm } from '../dist/comm.js';
 import { convertSyncBatchNorm } from '../dist/syncbn.js';
 import { backboneFeatures, buildBackbone, encoderBackbone } from './backbones.js';
+import { stripPrefix, type KeyMap } from '../io/safetensors.js';
 
 export interface SimSiamConfig {
   /** projector output dimension */
@@ -116,9 +117,8 @@ export class SimSiam extends Module implements Method {
     ];
   }
 
-  /** encoder.* without the projector (encoder.fc.*), as main_lincls.py loads module.encoder.* */
   backboneKey(key: string): string | null {
-    return key.startsWith('encoder.') && !key.startsWith('encoder.fc.') ? key.slice('encoder.'.length) : null;
+    return simsiamBackboneKey(key);
   }
 
   /** The encoder's output with its projector (z), [N, dim]. */
@@ -130,6 +130,14 @@ export class SimSiam extends Module implements Method {
   forward(x: Tensor): Tensor {
     return this.encoder.forward(x);
   }
+}
+
+/** The key map: encoder.* without the projector (encoder.fc.*), as main_lincls.py loads module.encoder.* */
+const simsiamBackboneKey: KeyMap = stripPrefix('encoder.', /^fc\./);
+
+/** facebookresearch/simsiam checkpoints (`module.` from DDP): the backbone without the projector, kept with keepFc. */
+export function simsiamKeys(opts: { keepFc?: boolean } = {}): KeyMap {
+  return stripPrefix('module.encoder.', opts.keepFc === true ? undefined : /^fc\./);
 }
 
 /**

@@ -24,7 +24,7 @@ export class Mlp extends Module {
 }
 
 export interface AttentionOptions {
-  /** bias on the qkv projection (timm's default is false; MAE and MoCo v3 pass true) */
+  /** bias on the qkv projection (default true, as MAE and MoCo v3 pass it; timm's own default is false) */
   qkvBias?: boolean;
   attnDrop?: number;
   projDrop?: number;

@@ -63,6 +63,7 @@ export interface BackwardOptions {
  * Leaf tensors with requiresGrad receive (accumulate into) `.grad`, which survives tidy() scopes.
  */
 export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}, ops?: BackwardOps): void {
+  checkGraphAlive(root);
   if (!root.requiresGrad) {
     throw new Error(`[backward] tensor of shape ${fmtShape(root.shape)} does not require grad (no input had requiresGrad, or it was computed under noGrad)`);
   }
@@ -93,6 +94,7 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
       top[1] = i + 1;
       const child = inputs[i]!;
       if (child.requiresGrad && !visited.has(child.id)) {
+        checkGraphAlive(child, t);
         visited.add(child.id);
         stack.push([child, 0]);
       }
@@ -116,12 +118,14 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
   grads.set(root.id, seed);
   hold(seed);
   const free = opts.freeActivations === true && opts.retainGraph !== true;
+  const late: Tensor[] = [];
+  const release = (t: Tensor): void => { if (t.holdsArena) late.push(t); else t.dispose(); };
   inPhase('backward', () => noGrad(() => {
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k]!;
       const g = grads.get(t.id);
       if (g === undefined) {
-        if (free && t !== root && t.node !== null && !t.kept) t.dispose();
+        if (free && t !== root && t.node !== null && !t.kept) release(t);
         continue;
       }
       grads.delete(t.id);
@@ -163,11 +167,28 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
       // gradients the rule returned but nobody holds (unused inputs) are garbage now
       for (const gi of gins) if (gi != null && gi !== g && !holds.has(gi)) gi.dispose();
       drop(g);
-      // every consumer of t ran before it (reverse topological order): nothing in the graph reads t any more
-      if (free && t !== root && !t.kept) t.dispose();
-      else if (opts.retainGraph !== true) t.node = null;
+      // every consumer of t ran before it (reverse topological order): nothing in the graph reads t any more. A tensor
+      // holding a tidy scope's intermediates (its arena) goes at the end: those feed nodes still to come.
+      if (free && t !== root && !t.kept) release(t);
     }
   }));
+  // freed only now: a node's arena (tidy's intermediates) holds tensors that nodes later in the order still read
+  if (opts.retainGraph !== true) for (const t of order) if (t.node !== null) t.freeNode('backward');
+  for (const t of late) t.dispose();
+}
+
+/**
+ * A tensor whose node was freed must not pass for a leaf: its inputs would silently get no gradient. `consumer` is
+ * the tensor whose op read it.
+ */
+function checkGraphAlive(t: Tensor, consumer?: Tensor): void {
+  const f = t.freedNode;
+  if (f === null || t.node !== null) return;
+  const where = `the ${f.op} output of shape ${fmtShape(t.shape)}${consumer?.node ? ` (an input of ${consumer.node.op})` : ''}`;
+  if (f.by === 'backward') {
+    throw new Error(`[backward] trying to backward through the graph a second time: ${where} was freed by an earlier backward(); pass { retainGraph: true } to the first one`);
+  }
+  throw new Error(`[backward] ${where} was disposed before backward(), so the graph below it is gone; dispose it after backward(), or let tidy() manage it`);
 }
 
 /** The few ops backward() itself needs, injected to keep this module free of op imports. */

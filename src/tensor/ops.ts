@@ -1,5 +1,7 @@
 // Primitive ops: validation, forward through the tensor's backend, and the backward rule, all in one place.
-// Backward rules are written with ops (never kernels), so they run on every backend.
+// Backward rules are written with ops where ops express them; the ops whose gradient has a kernel of its own
+// (activations, slice, indexSelect, conv, batch norm, layer norm, softmax, pools) call that
+// backward kernel, which every backend implements (the reference one is the oracle tests compare against).
 // Composite ops (mean, var, softmax over other dims, cross-entropy, attention, ...) live in composite.ts.
 import type { BinaryOp, ConvParams, DType, DeviceName, FloatArray, PoolParams, TypedArray, UnaryOp } from '../backend/backend.js';
 import { record, noGrad } from './autograd.js';

@@ -68,12 +68,30 @@ export function tidy<T>(fn: () => T): T {
   if (result instanceof Promise) throw new Error('[tidy] fn must be synchronous; it returned a Promise');
   const survivors = new Set<Tensor>();
   collectTensors(result, survivors);
-  for (const t of scope) {
-    if (survivors.has(t) || t.kept) continue;
-    t.dispose();
+  // A returned tensor that is part of a graph may still be differentiated: its backward rules read the scope's
+  // intermediates, so those live on in an arena until every such survivor has been through backward or is disposed
+  // (PyTorch's rule: the graph holds what backward needs). Without such survivors, everything goes now.
+  const holders = [...survivors].filter((t) => t.node !== null);
+  const dead: Tensor[] = [];
+  for (const t of scope) if (!survivors.has(t) && !t.kept && !t.isDisposed) dead.push(t);
+  if (holders.length > 0 && dead.length > 0) {
+    const arena = new GraphArena(dead, holders.length);
+    for (const h of holders) h.holdArena(arena);
+  } else {
+    for (const t of dead) t.dispose();
   }
   for (const t of survivors) if (scope.has(t)) track(t);
   return result;
+}
+
+/** The intermediates a tidy() scope kept alive for the graph of the tensors it returned (see tidy). */
+class GraphArena {
+  constructor(private readonly tensors: Tensor[], private holders: number) {}
+  release(): void {
+    if (--this.holders > 0) return;
+    for (const t of this.tensors) t.dispose();
+    this.tensors.length = 0;
+  }
 }
 
 /** Exempts a tensor from tidy() disposal (parameters, optimizer state, gradients). */
@@ -95,6 +113,12 @@ export class Tensor {
   /** The op that produced this tensor, when it is part of a graph. */
   node: GradNode | null = null;
   kept = false;
+  /**
+   * Why this tensor's graph node is gone, when it had one: the op, and whether dispose() or a backward() without
+   * retainGraph freed it. Backward through such a tensor is an error instead of a silent leaf.
+   */
+  freedNode: { op: string; by: 'dispose' | 'backward' } | null = null;
+  private arenas: GraphArena[] | null = null;
   private disposed = false;
 
   constructor(storage: Storage, shape: Shape, dtype: DType) {
@@ -156,9 +180,26 @@ export class Tensor {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.node = null;
+    this.freeNode('dispose');
     this.storage.release();
     if (this.grad !== null) { this.grad.dispose(); this.grad = null; }
+  }
+
+  /** Drops the graph node (after backward, or on dispose) and lets go of the intermediates it kept alive. */
+  freeNode(by: 'dispose' | 'backward'): void {
+    if (this.node !== null) this.freedNode = { op: this.node.op, by };
+    this.node = null;
+    const arenas = this.arenas;
+    this.arenas = null;
+    if (arenas !== null) for (const a of arenas) a.release();
+  }
+
+  /** Whether this tensor's graph keeps a tidy scope's intermediates alive. */
+  get holdsArena(): boolean { return this.arenas !== null; }
+
+  /** Called by tidy(): this survivor's graph keeps arena's tensors alive. */
+  holdArena(arena: GraphArena): void {
+    (this.arenas ??= []).push(arena);
   }
 
   /** A new tensor over the same buffer with another shape (same element count). */

@@ -127,11 +127,24 @@ export function defaultConfig(): PretrainConfig {
 }
 
 /**
- * Keys a resumed run may change (dotted prefixes): extending the epochs, the kNN monitor and logging. Everything
+ * Keys a resumed run may change (dotted prefixes): extending the epochs, the kNN monitor, logging, loader threads and
+ * the run folder's path (batches do not depend on the thread count). Everything
  * else shapes the model, the data or the optimisation, and a checkpoint trained under one value cannot continue
  * under another.
  */
-export const RESUMABLE_KEYS: readonly string[] = ['epochs', 'knn', 'logEvery', 'ckptEverySteps'];
+export const RESUMABLE_KEYS: readonly string[] = ['epochs', 'knn', 'logEvery', 'ckptEverySteps', 'workers', 'out'];
+
+/**
+ * A saved config brought up to date: runs written before MAE's encoder followed `arch` kept its size in the mae
+ * section (patchSize, embedDim, depth, numHeads); they become the equivalent custom arch.
+ */
+export function migrateConfig(cfg: PretrainConfig): PretrainConfig {
+  const mae = (cfg as unknown as { mae?: Record<string, unknown> }).mae;
+  if (mae === undefined || !('embedDim' in mae)) return cfg;
+  const { patchSize, embedDim, depth, numHeads, ...rest } = mae;
+  const arch = cfg.method === 'mae' ? `vit-d${String(embedDim)}-depth${String(depth)}-heads${String(numHeads)}-patch${String(patchSize)}` : cfg.arch;
+  return { ...cfg, arch, mae: rest as unknown as PretrainConfig['mae'] };
+}
 
 /** Dotted paths of the leaves where a and b differ (arrays compare as values). */
 export function changedKeys(a: unknown, b: unknown, path = ''): string[] {

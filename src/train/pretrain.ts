@@ -10,7 +10,7 @@ import { preset as augmentationPreset } from '../data/presets.js';
 import type { Dataset } from '../data/datasets.js';
 import type { Method, TrainingProgress } from '../methods/method.js';
 import { buildMethod } from '../methods/registry.js';
-import type { PretrainConfig, TrainConfig } from './config.js';
+import { checkResumeConfig, migrateConfig, type PretrainConfig, type TrainConfig } from './config.js';
 import { openDataset, evalTransform } from '../data/open.js';
 import { knnClassify } from '../eval/knn.js';
 import { pixelKnnBaseline, type PixelBaseline } from '../eval/pixels.js';
@@ -185,15 +185,24 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
 
   let state: TrainState = { epoch: 0, step: 0, rng: rng.getState(), knn: [], losses: [], knnBefore: null, worldSize: dist.size };
   if (opts.resume === true) {
+    const saved = readRunConfig(cfg.out);
+    // only epochs, the kNN monitor and logging may change; anything else is refused, naming the keys
+    const changed = saved === null ? [] : checkResumeConfig(saved, cfg);
     const loaded = loadCheckpoint(cfg.out, model, opt);
     if (loaded !== null) {
-      const saved = loaded.worldSize ?? 1;
-      if (saved !== dist.size) {
-        throw new Error(`[pretrain] --resume: the run in ${cfg.out} was trained on ${saved} rank(s); resume it on ${saved} (mpirun -np ${saved} or --nproc ${saved}), not ${dist.size}: MoCo's shuffled BN and the BN statistics depend on how the batch is split`);
+      const ranks = loaded.worldSize ?? 1;
+      if (ranks !== dist.size) {
+        throw new Error(`[pretrain] --resume: the run in ${cfg.out} was trained on ${ranks} rank(s); resume it on ${ranks} (mpirun -np ${ranks} or --nproc ${ranks}), not ${dist.size}: MoCo's shuffled BN and the BN statistics depend on how the batch is split`);
       }
       state = loaded;
       rng.setState(state.rng);
       log(`[pretrain] resumed from ${cfg.out} at epoch ${state.epoch}, step ${state.step}`);
+      if (changed.length > 0 && saved !== null) {
+        const get = (o: unknown, k: string): unknown => k.split('.').reduce<unknown>((x, p) => (x as Record<string, unknown>)[p], o);
+        const diff = Object.fromEntries(changed.map((k) => [k, { from: get(saved, k), to: get(cfg, k) }]));
+        log(`[pretrain] resumed with changed ${changed.map((k) => `${k} ${JSON.stringify(diff[k]!.from)} -> ${JSON.stringify(diff[k]!.to)}`).join(', ')}`);
+        appendFileSync(logPath, `${JSON.stringify({ event: 'resume', epoch: state.epoch, step: state.step, changed: diff })}\n`);
+      }
     } else {
       log(`[pretrain] no checkpoint in ${cfg.out}; starting from scratch`);
     }
@@ -352,10 +361,10 @@ function makeKnnMonitor(cfg: TrainConfig, dist: Comm, onProgress?: OnProgress): 
     try {
       const on = onProgress ?? (() => {});
       const feature = cfg.knn.feature;
-      const [bank, bankLabels] = gatherSharded(await extract(model, mk(bankSet), undefined, { phase: 'kNN monitor: feature bank', on }, feature), bankSet.length, dist);
+      const [bank, bankLabels] = gatherSharded(await extractOnce(model, mk(bankSet), undefined, { phase: 'kNN monitor: feature bank', on }, feature), bankSet.length, dist);
       // a held-out loss (MAE's reconstruction) comes from the same pass over the test images
       const meter = model.heldOutLoss !== undefined ? heldOutLossMeter(model, realShardSize(testSet.length, dist)) : null;
-      const [test, testLabels] = gatherSharded(await extract(model, mk(testSet), meter?.add, { phase: 'kNN monitor: test images', on }, feature), testSet.length, dist);
+      const [test, testLabels] = gatherSharded(await extractOnce(model, mk(testSet), meter?.add, { phase: 'kNN monitor: test images', on }, feature), testSet.length, dist);
       const r = knnClassify(bank, bankLabels, test, testLabels, bankSet.classes.length, { k: cfg.knn.k, t: cfg.knn.t });
       bank.dispose();
       test.dispose();
@@ -392,8 +401,8 @@ export function heldOutLossMeter(model: Method, real = Infinity): { add: (x: Ten
 }
 
 /**
- * Normalised features and labels of every image a loader yields (eval mode, no graph); `each` also sees every
- * batch of images.
+ * Normalised features and labels of every image a loader yields (eval mode is the caller's; no graph); `each` also
+ * sees every batch of images. The loader stays open (extractOnce closes it).
  */
 export async function extract(model: Method, loader: DataLoader, each?: (x: Tensor, indices: Int32Array) => void, progress?: { phase: string; on: OnProgress }, feature: KnnFeature = 'backbone'): Promise<[Tensor, Int32Array]> {
   const feats: Tensor[] = [];
@@ -408,12 +417,20 @@ export async function extract(model: Method, loader: DataLoader, each?: (x: Tens
       for (const l of batch.labels) labels.push(l);
       progress?.on(progress.phase, ++done, loader.length);
     }
+    const all = T.keep(T.concat(feats, 0)); // [N, D]
+    return [all, Int32Array.from(labels)];
+  } finally {
+    for (const f of feats) f.dispose();
+  }
+}
+
+/** extract over a loader made for this one pass, closed afterwards. */
+export async function extractOnce(model: Method, loader: DataLoader, each?: (x: Tensor, indices: Int32Array) => void, progress?: { phase: string; on: OnProgress }, feature: KnnFeature = 'backbone'): Promise<[Tensor, Int32Array]> {
+  try {
+    return await extract(model, loader, each, progress, feature);
   } finally {
     await loader.close();
   }
-  const all = T.keep(T.concat(feats, 0));
-  for (const f of feats) f.dispose();
-  return [all, Int32Array.from(labels)];
 }
 
 async function writeCurves(out: string, state: TrainState): Promise<void> {
@@ -444,6 +461,6 @@ async function writeCurves(out: string, state: TrainState): Promise<void> {
 export function readRunConfig(out: string): PretrainConfig | null {
   const p = join(out, 'config.json');
   if (!existsSync(p)) return null;
-  return JSON.parse(readFileSync(p, 'utf8')) as PretrainConfig;
+  return migrateConfig(JSON.parse(readFileSync(p, 'utf8')) as PretrainConfig);
 }
 

@@ -132,8 +132,8 @@ describe('native memory', native, () => {
 
   test('errors are one line prefixed with the kernel name', () => {
     const p = convParams({ N: 1, C: 4, H: 5, W: 5, O: 4, KH: 3, KW: 3 });
-    assert.throws(() => nb.conv2d(f32(4 * 9), f32(100), f32(100), null, p), /^Error: \[conv2d\] x has 100 elements, expected 100|\[conv2d\] weight has 100 elements, expected 144/);
-    assert.throws(() => nb.conv2d(f32(36), f32(100), f32(100), null, p), /\[conv2d\] weight has 100 elements, expected 144/);
+    assert.throws(() => nb.conv2d(f32(4 * 9), f32(100), f32(100), null, p), /^Error: \[conv2d\] x has 100 elements, expected 100|\[conv2d\] w has 100 elements, expected 144/);
+    assert.throws(() => nb.conv2d(f32(36), f32(100), f32(100), null, p), /\[conv2d\] w has 100 elements, expected 144/);
     assert.throws(() => nb.matmul(new Float64Array(4), f64(4), f64(4), null, 1, 2, 2, 2, false, false, 0, 0), /\[matmul\] out must be float32/);
     assert.throws(() => nb.gather(f32(2), f32(3), Int32Array.of(0, 5), 1, 3, 1, 2), /\[gather\] index 5 out of range/);
     assert.throws(() => nb.binary('add', f32(6), f32(6), f32(2), [2, 3], [3, 1], [1, 1]), /\[binary\] b strides reach element 3/);

@@ -12,7 +12,7 @@ import { BatchNorm2d, LayerNorm } from '../../src/nn/layers.js';
 import { runExport } from '../../src/cli/export.js';
 import { decodeOnnx, encodeOnnx, type OnnxModel } from '../../src/io/onnx.js';
 import { loadPretrained } from '../../src/eval/pretrained.js';
-import { runOnnxReference } from '../../src/eval/export.js';
+import { runOnnxReference } from '../../src/io/onnx-run.js';
 import { saveCheckpoint } from '../../src/train/checkpoint.js';
 import type { PretrainConfig } from '../../src/train/config.js';
 import { makeFlatFolder, makeTinyRun } from '../eval/tiny-run.js';

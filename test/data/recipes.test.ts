@@ -9,7 +9,7 @@ import { RAND_AUGMENT_OPS, RandomResizedCrop, applyRandAugmentOp, buildTransform
 import { preset } from '../../src/data/presets.js';
 import { rgbImage, type RgbImage, type TensorImage } from '../../src/data/image.js';
 import { evalTransform } from '../../src/data/open.js';
-import { Rng } from '../../src/data/rng.js';
+import { Rng } from '../../src/tensor/rng.js';
 import { FIXTURE_DIR, bytes, expectClose, floats } from './fixtures.js';
 import { ReplayRng, type Draw } from './replay.js';
 

@@ -1,6 +1,6 @@
 // Replays the random draws a reference transform recorded (reference/recipe_transforms.py): each call must be the
 // kind the reference made next, so our code has to draw in the official order to pass, and then sees the same values.
-import { Rng } from '../../src/data/rng.js';
+import { Rng } from '../../src/tensor/rng.js';
 
 export type Draw = [kind: string, value: number];
 
@@ -18,8 +18,9 @@ export class ReplayRng extends Rng {
   }
   /** all recorded draws were used */
   get done(): boolean { return this.next === this.draws.length; }
-  override random(): number { return this.take('random'); }
-  override uniform(low: number, high: number): number {
+  // Python's random.random() is our uniform(); random.uniform(a, b) is uniformRange(a, b)
+  override uniform(): number { return this.take('random'); }
+  override uniformRange(low: number, high: number): number {
     const v = this.take('uniform');
     if (!(v >= Math.min(low, high) - 1e-6 && v <= Math.max(low, high) + 1e-6)) throw new Error(`${this.label}: uniform(${low}, ${high}) replayed ${v}`);
     return v;
@@ -34,5 +35,6 @@ export class ReplayRng extends Rng {
     return this.take('gauss');
   }
   override normal(): number { return this.take('normal'); }
-  override permutation(): Int32Array { throw new Error(`${this.label}: permutation is not replayable`); }
+  override int(n: number): number { return this.randint(0, n); }
+  override randperm(): Int32Array { throw new Error(`${this.label}: randperm is not replayable`); }
 }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as F from '../../src/data/functional.js';
-import { Rng } from '../../src/data/rng.js';
+import { Rng } from '../../src/tensor/rng.js';
 import { ColorJitter, RandomResizedCrop, buildTransform, MultiView, type TransformSpec } from '../../src/data/transforms.js';
 import { preset, PRESET_NAMES } from '../../src/data/presets.js';
 import { rgbImage, type RgbImage } from '../../src/data/image.js';

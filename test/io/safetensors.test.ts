@@ -7,10 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '../../src/tensor/index.js';
 import {
-  composeKeyMaps, loadModule, maeKeys, mocoKeys, parseSafetensors, readSafetensors, saveModule, serializeSafetensors,
-  simsiamKeys, stripPrefix, writeSafetensors,
+  composeKeyMaps, loadModule, parseSafetensors, readSafetensors, saveModule, serializeSafetensors, stripPrefix, writeSafetensors,
 } from '../../src/io/safetensors.js';
+import { mocoKeys } from '../../src/methods/moco.js';
+import { simsiamKeys } from '../../src/methods/simsiam.js';
+import { maeKeys } from '../../src/methods/mae.js';
 import { Linear, Sequential, BatchNorm1d } from '../../src/nn/index.js';
+import { resnet18Cifar } from '../../src/models/resnet.js';
 
 const dev = { device: 'reference' } as const;
 
@@ -128,4 +131,22 @@ test('key maps for official checkpoints', () => {
   assert.equal(mae('model.mask_token'), null);
   const both = composeKeyMaps(stripPrefix('state_dict.'), simsiamKeys());
   assert.equal(both('state_dict.module.encoder.conv1.weight'), 'conv1.weight');
+});
+
+test('readSafetensors gives tensors on the default device: a saved input feeds a model directly', () => {
+  const net = resnet18Cifar({ width: 0.125, numClasses: 3 }, { rng: new T.Rng(0) }); // on the default device
+  net.eval();
+  const dir = mkdtempSync(join(tmpdir(), 'st-dev-'));
+  const path = join(dir, 'x.safetensors');
+  const x = T.randn([2, 3, 8, 8], { rng: new T.Rng(1), device: 'reference' });
+  writeSafetensors(path, { x, y: T.tensor([1, 2], [2], { ...dev, dtype: 'float64' }) });
+  const f = readSafetensors(path);
+  const xr = f.tensors.get('x')!;
+  assert.equal(xr.device, T.getDefaultDevice());
+  assert.equal(f.tensors.get('y')!.dtype, 'float64', 'float64 keeps its dtype (on a device that holds it)');
+  const out = T.noGrad(() => net.forward(xr));
+  const expect = T.noGrad(() => net.forward(T.to(x, T.getDefaultDevice())));
+  assert.deepEqual(out.toArray(), expect.toArray());
+  assert.equal(readSafetensors(path, { device: 'reference' }).tensors.get('x')!.device, 'reference');
+  net.dispose();
 });

@@ -16,7 +16,7 @@ import { VisionTransformer } from '../../src/models/vit.js';
 import { mocoMomentum } from '../../src/optim/index.js';
 import { remapStateDict, mocoV3PretrainKeys } from '../../src/io/safetensors.js';
 import { heldOutLossMeter } from '../../src/train/pretrain.js';
-import { perSampleUniform } from '../../src/data/rng.js';
+import { perSampleUniform } from '../../src/tensor/rng.js';
 import { TinyEncoder } from './tiny.js';
 import { assertClose } from '../helpers.js';
 

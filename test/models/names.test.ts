@@ -1,9 +1,17 @@
 // Full-size backbones carry exactly the state-dict names and shapes of torchvision / MAE's timm ViT
-// (test/fixtures/parity/names.json, written by reference/make_fixtures.py), so official checkpoints load by name.
+// (test/fixtures/parity/names.json, written by reference/make_fixtures.py), so official checkpoints load by name:
+// the methods' state dicts, prefixed as the official DDP checkpoints are, map onto those names through the key maps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import * as T from '../../src/tensor/index.js';
 import type { Module } from '../../src/nn/module.js';
+import { remapStateDict, type KeyMap } from '../../src/io/safetensors.js';
+import { buildMethod } from '../../src/methods/registry.js';
+import { presetConfig } from '../../src/train/config.js';
+import { mocoKeys, mocoV2Config } from '../../src/methods/moco.js';
+import { simsiamKeys } from '../../src/methods/simsiam.js';
+import { maeKeys } from '../../src/methods/mae.js';
 import {
   resnet18, resnet18Cifar, resnet34, resnet50, resnet50Cifar, vitSmall, vitTinyPatch4,
 } from '../../src/models/index.js';
@@ -32,11 +40,32 @@ test('names.json header', () => {
   assert.equal(names.version, '1');
 });
 
-test('parameter counts of the torchvision models', () => {
-  const count = (k: string): number => Object.entries(names.models[k]!).filter(([n]) => !/running_|num_batches/.test(n))
-    .reduce((a, [, s]) => a + s.reduce((p, d) => p * d, 1), 0);
-  assert.equal(count('resnet18'), 11689512);
-  assert.equal(count('resnet50'), 25557032);
+test('our torchvision models have torchvision\'s parameter counts', () => {
+  // sum(p.numel() for p in torchvision.models.resnet18().parameters()), and resnet50's
+  for (const [label, m, n] of [['resnet18', resnet18({}, f), 11689512], ['resnet50', resnet50({}, f), 25557032]] as const) {
+    assert.equal(m.numParameters(), n, `${label}: parameter count`);
+    m.dispose();
+  }
+});
+
+/** Our method's state dict as the official DDP checkpoint names it, through the method's key map to the backbone. */
+function officialBackbone(method: Module, prefix: string, keyMap: KeyMap): Record<string, number[]> {
+  const sd = new Map([...method.stateDict()].map(([k, t]) => [`${prefix}${k}`, t]));
+  const { mapped } = remapStateDict(sd, keyMap);
+  method.dispose();
+  return Object.fromEntries([...mapped].map(([k, t]) => [k, [...t.shape]]));
+}
+const withoutHead = (m: Record<string, number[]>, head: RegExp): Record<string, number[]> =>
+  Object.fromEntries(Object.entries(m).filter(([k]) => !head.test(k)));
+
+test('method checkpoints map by name onto torchvision / timm backbones (official key maps)', () => {
+  const cfg = (method: 'moco' | 'simsiam', arch: string) => ({ ...presetConfig(method, 'quick'), arch, width: 1, batchSize: 256 });
+  const moco = buildMethod({ ...cfg('moco', 'resnet18'), moco: { ...mocoV2Config(), K: 256 } }, new T.Rng(0));
+  assert.deepEqual(officialBackbone(moco, 'module.', mocoKeys()), withoutHead(names.models.resnet18!, /^fc\./));
+  const simsiam = buildMethod(cfg('simsiam', 'resnet18-cifar'), new T.Rng(0));
+  assert.deepEqual(officialBackbone(simsiam, 'module.', simsiamKeys()), withoutHead(names.models.resnet18_cifar!, /^fc\./));
+  const mae = buildMethod({ ...presetConfig('mae', 'cifar'), arch: 'vit-tiny-patch4', imgSize: 32 }, new T.Rng(0));
+  assert.deepEqual(officialBackbone(mae, 'model.', maeKeys()), withoutHead(names.models.vit_tiny_patch4_32_cls!, /^head\./));
 });
 
 test('ResNet-18/34/50 state dicts match torchvision (ImageNet and CIFAR stems)', () => {

@@ -91,6 +91,11 @@ describe('errors name the op and the shapes', () => {
   });
 });
 
+function assertCloseArr(a: number[], b: number[]): void {
+  assert.equal(a.length, b.length);
+  a.forEach((v, i) => assert.ok(Math.abs(v - b[i]!) <= 1e-5 * (1 + Math.abs(b[i]!)), `element ${i}: ${v} vs ${b[i]}`));
+}
+
 describe('memory', () => {
   it('tidy disposes intermediates and keeps results and kept tensors', () => {
     const kept = T.keep(T.ones([2], { device: 'reference' }));
@@ -103,6 +108,61 @@ describe('memory', () => {
     assert.equal(kept.isDisposed, false);
     assert.equal((inner as unknown as T.Tensor).isDisposed, true);
     assert.deepEqual(out.toArray(), [4, 4]);
+  });
+
+  for (const device of devices) {
+    it(`tidy-then-backward gives the gradient, as without tidy; the intermediates go after backward (${device})`, () => {
+      const w = T.tensor([1, -2, 3], [3], { device, requiresGrad: true });
+      const x = T.tensor([4, 5, 6], [3], { device });
+      let inner: T.Tensor | null = null;
+      const loss = T.tidy(() => {
+        inner = T.mul(w, x);
+        return T.sum(T.exp(T.mulScalar(inner, 0.1)));
+      });
+      const kept = inner as unknown as T.Tensor;
+      assert.equal(kept.isDisposed, false, "the graph keeps the scope's intermediates until backward");
+      loss.backward();
+      // d/dw sum(exp(0.1 w x)) = 0.1 x exp(0.1 w x)
+      const expect = [1, -2, 3].map((wi, i) => 0.1 * [4, 5, 6][i]! * Math.exp(0.1 * wi * [4, 5, 6][i]!));
+      assertCloseArr(w.grad!.toArray(), expect);
+      assert.equal(kept.isDisposed, true, 'backward released them');
+      loss.dispose();
+      w.grad!.dispose();
+      w.grad = null;
+      // disposing the result without backward releases them too
+      const again = T.tidy(() => { inner = T.mul(w, x); return T.sum(inner); });
+      assert.equal((inner as unknown as T.Tensor).isDisposed, false);
+      again.dispose();
+      assert.equal((inner as unknown as T.Tensor).isDisposed, true);
+    });
+  }
+
+  it('nested tidy scopes keep the graph for the outer backward', () => {
+    const w = T.tensor([2, 3], [2], { device: 'reference', requiresGrad: true });
+    const loss = T.tidy(() => {
+      const h = T.tidy(() => T.square(T.mulScalar(w, 2))); // 4 w^2
+      return T.sum(T.mul(h, h)); // 16 w^4
+    });
+    loss.backward();
+    assert.deepEqual(w.grad!.toArray(), [64 * 8, 64 * 27]);
+  });
+
+  it('backward through an intermediate disposed by hand is an error naming the op', () => {
+    const w = T.tensor([1, 2], [2], { device: 'reference', requiresGrad: true });
+    const h = T.mul(w, 3);
+    const loss = T.sum(h);
+    h.dispose();
+    assert.throws(() => loss.backward(), /\[backward\] the mulScalar output of shape \[2\] \(an input of sum\) was disposed before backward\(\)/);
+    assert.equal(w.grad, null);
+  });
+
+  it('a second backward through a freed graph is an error, as in PyTorch; retainGraph allows it', () => {
+    const w = T.tensor([1, 2], [2], { device: 'reference', requiresGrad: true });
+    const loss = T.sum(T.square(w));
+    loss.backward(undefined, { retainGraph: true });
+    loss.backward();
+    assert.deepEqual(w.grad!.toArray(), [4, 8]);
+    assert.throws(() => loss.backward(), /\[backward\] trying to backward through the graph a second time: the sum output of shape \[\] was freed/);
   });
 
   it('views share storage until the last holder is disposed', () => {

@@ -1,9 +1,10 @@
 // Every differentiable op: float64 gradcheck on the reference backend and native-vs-reference agreement,
 // across broadcasting, odd sizes, size-1 and zero-size edges.
-import { describe, it } from 'node:test';
+import { describe } from 'node:test';
+import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.js';
 import type { Tensor } from '../../src/tensor/index.js';
-import { checkOp, randomInts, type InputSpec } from '../helpers.js';
+import { checkOp, opTest, randomInts, type InputSpec } from '../helpers.js';
 
 const f = (shape: number[], extra: Partial<InputSpec> = {}): InputSpec => ({ shape, ...extra });
 const positive: InputSpec['gen'] = (rng) => 0.5 + 2 * rng.uniform();
@@ -11,7 +12,7 @@ const positive: InputSpec['gen'] = (rng) => 0.5 + 2 * rng.uniform();
 const awayFromZero: InputSpec['gen'] = (rng) => (rng.uniform() < 0.5 ? -1 : 1) * (0.1 + rng.uniform());
 
 describe('elementwise ops', () => {
-  it('unary', () => {
+  opTest('unary', () => {
     checkOp('neg', T.neg, [f([3, 5])]);
     checkOp('exp', T.exp, [f([4, 7])]);
     checkOp('log', T.log, [f([4, 7], { gen: positive })]);
@@ -33,7 +34,7 @@ describe('elementwise ops', () => {
     checkOp('rdivScalar', (x) => T.rdivScalar(x, 2), [f([6], { gen: positive })]);
   });
 
-  it('binary with broadcasting', () => {
+  opTest('binary with broadcasting', () => {
     const shapes: [number[], number[]][] = [[[3, 4], [3, 4]], [[3, 4], [4]], [[2, 1, 5], [3, 1]], [[1], [7, 2]], [[], [3]], [[0, 3], [3]], [[4, 1, 1], [1, 2, 3]]];
     for (const [a, b] of shapes) {
       checkOp(`add ${a}|${b}`, T.add, [f(a), f(b)]);
@@ -46,7 +47,7 @@ describe('elementwise ops', () => {
     checkOp('minimum', T.minimum, [f([2, 3, 4]), f([3, 1])]);
   });
 
-  it('comparisons and where', () => {
+  opTest('comparisons and where', () => {
     checkOp('gt', (a, b) => T.compare('gt', a!, b!), [f([4, 5]), f([5])], { noGrad: true });
     checkOp('eq', (a) => T.compare('eq', a!, a!), [f([4])], { noGrad: true });
     const mask = Uint8Array.from({ length: 12 }, (_, i) => (i * 7) % 3 === 0 ? 1 : 0);
@@ -56,7 +57,7 @@ describe('elementwise ops', () => {
 
 describe('reductions', () => {
   const distinct: InputSpec['gen'] = (rng, i) => i * 0.37 + rng.uniform() * 0.1;
-  it('sum, mean, var over dims with keepdim', () => {
+  opTest('sum, mean, var over dims with keepdim', () => {
     checkOp('sum all', (x) => T.sum(x), [f([3, 4, 5])]);
     checkOp('sum dim1', (x) => T.sum(x, 1), [f([3, 4, 5])]);
     checkOp('sum dims 0,2 keepdim', (x) => T.sum(x, [0, 2], true), [f([3, 4, 5])]);
@@ -66,7 +67,7 @@ describe('reductions', () => {
     checkOp('var', (x) => T.variance(x, 1), [f([3, 6])]);
     checkOp('var biased keepdim', (x) => T.variance(x, 0, true, 0), [f([5, 2])]);
   });
-  it('max and min', () => {
+  opTest('max and min', () => {
     checkOp('max all', (x) => T.max(x), [f([4, 5], { gen: distinct })]);
     checkOp('max dim', (x) => T.max(x, 1), [f([4, 5], { gen: (r) => r.normal() })]);
     checkOp('min dim keepdim', (x) => T.min(x, 0, true), [f([3, 6])]);
@@ -76,7 +77,7 @@ describe('reductions', () => {
 });
 
 describe('linear algebra', () => {
-  it('matmul, batched, transposed, broadcast', () => {
+  opTest('matmul, batched, transposed, broadcast', () => {
     checkOp('matmul 2d', (a, b) => T.matmul(a!, b!), [f([3, 4]), f([4, 5])]);
     checkOp('matmul odd', (a, b) => T.matmul(a!, b!), [f([7, 13]), f([13, 1])]);
     checkOp('matmul transB', (a, b) => T.matmul(a!, b!, { transB: true }), [f([3, 4]), f([5, 4])]);
@@ -89,14 +90,14 @@ describe('linear algebra', () => {
     checkOp('vecmat', (a, b) => T.matmul(a!, b!), [f([4]), f([4, 2])]);
     checkOp('matmul zero K', (a, b) => T.matmul(a!, b!), [f([2, 0]), f([0, 3])]);
   });
-  it('linear with fused bias', () => {
+  opTest('linear with fused bias', () => {
     checkOp('linear', (x, w, b) => T.linear(x!, w!, b!), [f([5, 6]), f([3, 6]), f([3])]);
     checkOp('linear 3d no bias', (x, w) => T.linear(x!, w!), [f([2, 3, 4]), f([7, 4])]);
   });
 });
 
 describe('convolution and pooling', () => {
-  it('conv2d: stride, padding, dilation, groups, bias', () => {
+  opTest('conv2d: stride, padding, dilation, groups, bias', () => {
     checkOp('conv2d 3x3 pad1', (x, w, b) => T.conv2d(x!, w!, b!, { padding: 1 }), [f([2, 3, 5, 5]), f([4, 3, 3, 3]), f([4])]);
     checkOp('conv2d stride2', (x, w) => T.conv2d(x!, w!, null, { stride: 2, padding: 1 }), [f([1, 2, 7, 6]), f([3, 2, 3, 3])]);
     checkOp('conv2d dilation', (x, w) => T.conv2d(x!, w!, null, { dilation: 2, padding: 2 }), [f([1, 2, 6, 6]), f([2, 2, 3, 3])]);
@@ -104,7 +105,7 @@ describe('convolution and pooling', () => {
     checkOp('conv2d 1x1', (x, w) => T.conv2d(x!, w!), [f([3, 5, 2, 3]), f([4, 5, 1, 1])]);
     checkOp('conv2d batch 0', (x, w) => T.conv2d(x!, w!, null, { padding: 1 }), [f([0, 2, 4, 4]), f([3, 2, 3, 3])]);
   });
-  it('pools', () => {
+  opTest('pools', () => {
     const distinct: InputSpec['gen'] = (rng, i) => ((i * 7919) % 101) * 0.01 + rng.uniform() * 0.001;
     checkOp('maxPool2d', (x) => T.maxPool2d(x!, 3, { stride: 2, padding: 1 }), [f([2, 3, 7, 7], { gen: distinct })]);
     checkOp('maxPool2d 2x2', (x) => T.maxPool2d(x!, 2), [f([1, 2, 4, 6], { gen: distinct })]);
@@ -117,29 +118,29 @@ describe('convolution and pooling', () => {
 });
 
 describe('normalization and softmax', () => {
-  it('batchNorm training and eval', () => {
+  opTest('batchNorm training and eval', () => {
     checkOp('batchNorm2d train', (x, w, b) => T.batchNorm(x!, null, null, w!, b!, { training: true }), [f([4, 3, 3, 2]), f([3]), f([3])]);
     checkOp('batchNorm1d train no affine', (x) => T.batchNorm(x!, null, null, null, null, { training: true }), [f([5, 4])]);
     checkOp('batchNorm eval', (x, m, v, w, b) => T.batchNorm(x!, m!, v!, w!, b!, { training: false }),
       [f([2, 3, 2, 2]), f([3], { grad: false }), f([3], { gen: positive, grad: false }), f([3]), f([3])]);
   });
-  it('layerNorm', () => {
+  opTest('layerNorm', () => {
     checkOp('layerNorm', (x, w, b) => T.layerNorm(x!, w!, b!), [f([4, 7]), f([7]), f([7])]);
     checkOp('layerNorm 3d no affine', (x) => T.layerNorm(x!, null, null, 1e-6), [f([2, 3, 5])]);
   });
-  it('softmax and logSoftmax', () => {
+  opTest('softmax and logSoftmax', () => {
     checkOp('softmax', (x) => T.softmax(x!, -1), [f([3, 5])]);
     checkOp('softmax dim0', (x) => T.softmax(x!, 0), [f([4, 3])]);
     checkOp('logSoftmax', (x) => T.logSoftmax(x!, 1), [f([2, 6, 3])]);
     checkOp('softmax large', (x) => T.softmax(x!), [f([2, 4], { gen: (r) => 50 + r.normal() })]);
   });
-  it('crossEntropy: hard labels, smoothing, soft targets', () => {
+  opTest('crossEntropy: hard labels, smoothing, soft targets', () => {
     const labels = randomInts(6, 5);
     checkOp('crossEntropy', (x, y) => T.crossEntropy(x!, y!), [f([6, 5]), f([6], { int: labels })]);
     checkOp('crossEntropy smoothing', (x, y) => T.crossEntropy(x!, y!, { labelSmoothing: 0.1 }), [f([6, 5]), f([6], { int: labels })]);
     checkOp('crossEntropy soft', (x, y) => T.crossEntropy(x!, y!, { reduction: 'sum' }), [f([3, 4]), f([3, 4], { gen: positive, grad: false })]);
   });
-  it('l2Normalize, cosineSimilarity, attention', () => {
+  opTest('l2Normalize, cosineSimilarity, attention', () => {
     checkOp('l2Normalize', (x) => T.l2Normalize(x!, 1), [f([4, 6])]);
     checkOp('cosineSimilarity', (a, b) => T.cosineSimilarity(a!, b!, 1), [f([4, 6]), f([4, 6])]);
     checkOp('attention', (q, k, v) => T.scaledDotProductAttention(q!, k!, v!), [f([2, 2, 5, 4]), f([2, 2, 5, 4]), f([2, 2, 5, 4])]);
@@ -147,7 +148,7 @@ describe('normalization and softmax', () => {
 });
 
 describe('layout and indexing', () => {
-  it('reshape, permute, transpose, expand, slice, concat, stack, split', () => {
+  opTest('reshape, permute, transpose, expand, slice, concat, stack, split', () => {
     checkOp('reshape', (x) => T.reshape(x!, [6, -1]), [f([2, 3, 4])]);
     checkOp('permute', (x) => T.permute(x!, [2, 0, 1]), [f([2, 3, 4])]);
     checkOp('transpose', (x) => T.transpose(x!, 0, 1), [f([3, 5])]);
@@ -159,7 +160,7 @@ describe('layout and indexing', () => {
     checkOp('stack', (a, b) => T.stack([a!, b!], 1), [f([2, 3]), f([2, 3])]);
     checkOp('split', (x) => { const [a, b] = T.split(x!, [1, 3], 0); return T.mul(a!, T.sum(b!, 0, true)); }, [f([4, 2])]);
   });
-  it('gather, scatterAdd, indexSelect, topk', () => {
+  opTest('gather, scatterAdd, indexSelect, topk', () => {
     const idx = randomInts(12, 5, 3);
     checkOp('gather', (x, i) => T.gather(x!, 1, i!), [f([3, 5]), f([3, 4], { int: idx })]);
     checkOp('scatterAdd', (x, i, s) => T.scatterAdd(x!, 1, i!, s!), [f([3, 5]), f([3, 4], { int: idx }), f([3, 4])]);
@@ -168,8 +169,23 @@ describe('layout and indexing', () => {
     checkOp('topk', (x) => T.topk(x!, 3, 1).values, [f([4, 6])]);
     checkOp('argsort', (x) => T.argsort(x!, 1, true), [f([3, 7])], { noGrad: true });
   });
-  it('dropout keeps expectation and is seeded', () => {
+  opTest('dropout keeps expectation and is seeded', () => {
     checkOp('dropout', (x) => T.dropout(x!, 0.3, true, new T.Rng(5)), [f([50])]);
+    const p = 0.3;
+    const n = 200_000;
+    const x = T.ones([n], { device: 'reference' });
+    const y = T.dropout(x, p, true, new T.Rng(11));
+    const v = y.toArray();
+    // kept entries are scaled by 1/(1-p), dropped ones are 0
+    const kept = v.filter((e) => e !== 0);
+    assert.ok(kept.every((e) => Math.abs(e - 1 / (1 - p)) < 1e-6), 'kept entries are 1/(1-p)');
+    // E[y] = x: the mean of n draws is within 5 standard errors (sd of one draw: sqrt(p/(1-p)))
+    const mean = v.reduce((a, b) => a + b, 0) / n;
+    const se = Math.sqrt(p / (1 - p) / n);
+    assert.ok(Math.abs(mean - 1) < 5 * se, `mean ${mean} differs from 1 by more than 5 standard errors (${se})`);
+    assert.ok(Math.abs(kept.length / n - (1 - p)) < 5 * Math.sqrt(p * (1 - p) / n), `keep rate ${kept.length / n}`);
+    assert.deepEqual(T.dropout(x, p, true, new T.Rng(11)).toArray(), v, 'the same seed gives the same mask');
+    assert.deepEqual(T.dropout(x, p, false, new T.Rng(11)).toArray(), x.toArray(), 'the identity in eval');
   });
 });
 
