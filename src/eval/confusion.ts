@@ -2,6 +2,7 @@
 // PNG heat map (rows: true class, columns: predicted), as people read classification results.
 import sharp from 'sharp';
 import { writeFileAtomic } from '../io/atomic.js';
+import { esc } from '../io/plot.js';
 
 /** counts[t * classes + p]: test images of true class t predicted as p. */
 export function confusionMatrix(predictions: ArrayLike<number>, labels: ArrayLike<number>, classes: number): Int32Array {
@@ -31,9 +32,6 @@ export function perClassAccuracy(counts: Int32Array, classes: number): ClassAccu
   });
 }
 
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
 
 /** The matrix as an SVG heat map, each cell shaded by its share of the row and labelled with its count. */
 export function confusionSvg(counts: Int32Array, classNames: readonly string[], title: string): string {

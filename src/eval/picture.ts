@@ -9,6 +9,7 @@ import { hashKeys, Rng } from '../tensor/rng.js';
 import { buildTransform, type ViewsSpec } from '../data/transforms.js';
 import type { Tensor } from '../tensor/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { esc } from '../io/plot.js';
 
 /** Image n of x [N, C, H, W] (C = 1 or 3) as RGB, undoing Normalize(mean, std) and clipping to [0, 255]. */
 export function tensorImageToRgb(data: ArrayLike<number>, shape: readonly number[], n: number,
@@ -114,9 +115,6 @@ export function reconstructionCells(r: { original: Tensor; masked: Tensor; recon
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf',
   '#aec7e8', '#ffbb78', '#98df8a', '#ff9896', '#c5b0d5', '#c49c94', '#f7b6d2', '#c7c7c7', '#dbdb8d', '#9edae5'];
 
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
 
 /** An SVG scatter plot of 2-D points coloured by label, with a legend of class names. */
 export function scatterSvg(xy: ArrayLike<number>, labels: ArrayLike<number>, classes: readonly string[], title: string, size = 640): string {

@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import * as T from '../tensor/index.js';
 import type { RgbImage } from '../data/image.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { esc } from '../io/plot.js';
 
 export interface Neighbour { index: number; similarity: number }
 
@@ -26,9 +27,6 @@ async function pngDataUri(img: RgbImage, size: number): Promise<string> {
   return `data:image/png;base64,${png.toString('base64')}`;
 }
 
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
 
 export interface CaptionedCell { image: RgbImage; caption: string; sub?: string }
 

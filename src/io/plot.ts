@@ -19,7 +19,8 @@ export interface ChartOptions {
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd'];
 
-function esc(s: string): string {
+/** Escapes text for SVG (charts, confusion matrices, captions). */
+export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 

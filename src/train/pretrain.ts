@@ -331,18 +331,24 @@ function batchTensors(batch: Batch, nViews: number): Tensor[] {
   return batch.views.slice(0, nViews).map((v) => T.tensor(v, batch.shape));
 }
 
+/** The kNN monitor's fixed bank (training split) and query (test split) subsets. */
+function monitorSets(cfg: TrainConfig): { bankSet: Dataset; testSet: Dataset } {
+  return {
+    bankSet: openDataset(cfg.data, 'train', cfg.knn.bankSize),
+    testSet: openDataset(cfg.testData ?? cfg.data, 'test', cfg.knn.testSize),
+  };
+}
+
 /** The monitor's bank and test images (the same subsets makeKnnMonitor uses) as raw pixels, kNN'd the same way. */
 async function pixelBaselineOf(cfg: TrainConfig): Promise<PixelBaseline> {
-  const bankSet = openDataset(cfg.data, 'train', cfg.knn.bankSize);
-  const testSet = cfg.testData !== null ? openDataset(cfg.testData, 'test', cfg.knn.testSize) : openDataset(cfg.data, 'test', cfg.knn.testSize);
+  const { bankSet, testSet } = monitorSets(cfg);
   return pixelKnnBaseline(bankSet, testSet, evalTransform(cfg.augment, cfg.imgSize), bankSet.classes.length,
     { k: cfg.knn.k, t: cfg.knn.t, workers: cfg.workers });
 }
 
 /** A kNN monitor over fixed bank and test subsets, with the eval transform (no augmentation). */
 function makeKnnMonitor(cfg: TrainConfig, dist: Comm, onProgress?: OnProgress): (model: Method) => Promise<{ top1: number; top5: number; testLoss?: number }> {
-  const bankSet = openDataset(cfg.data, 'train', cfg.knn.bankSize);
-  const testSet = cfg.testData !== null ? openDataset(cfg.testData, 'test', cfg.knn.testSize) : openDataset(cfg.data, 'test', cfg.knn.testSize);
+  const { bankSet, testSet } = monitorSets(cfg);
   if (bankSet.classes.length === 0) throw new Error(`[pretrain] the kNN monitor needs labelled data; ${cfg.data} has no classes (set knn.disabled=true)`);
   if (testSet.classes.length !== bankSet.classes.length) {
     throw new Error(`[pretrain] kNN: train has ${bankSet.classes.length} classes but test has ${testSet.classes.length}`);
