@@ -479,6 +479,19 @@ void js_softmax_backward(const Args& a) {
   softmax_backward(a.f32(0, "gx", rows * D), a.f32(1, "gy", rows * D), a.f32(2, "y", rows * D), rows, D, a.flag(5));
 }
 
+// ---- attention ----
+
+void js_attention_forward(const Args& a) {
+  const int64_t B = a.size(3, "B"), N = a.size(4, "N"), H = a.size(5, "H"), hd = a.size(6, "hd");
+  attention_forward(a.f32(0, "out", B * N * H * hd), a.f32(1, "probs", B * H * N * N), a.f32(2, "qkv", 3 * B * N * H * hd),
+                    B, N, H, hd, a.number(7));
+}
+void js_attention_backward(const Args& a) {
+  const int64_t B = a.size(4, "B"), N = a.size(5, "N"), H = a.size(6, "H"), hd = a.size(7, "hd");
+  attention_backward(a.f32(0, "gqkv", 3 * B * N * H * hd), a.f32(1, "gout", B * N * H * hd),
+                     a.f32(2, "qkv", 3 * B * N * H * hd), a.f32(3, "probs", B * H * N * N), B, N, H, hd, a.number(8));
+}
+
 // ---- pool ----
 
 void js_maxpool2d(const Args& a) {
@@ -616,6 +629,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "layerNormBackward", js_layernorm_backward);
   add(env, exports, "softmax", js_softmax);
   add(env, exports, "softmaxBackward", js_softmax_backward);
+  add(env, exports, "attentionForward", js_attention_forward);
+  add(env, exports, "attentionBackward", js_attention_backward);
   add(env, exports, "maxPool2d", js_maxpool2d);
   add(env, exports, "maxPool2dBackward", js_maxpool2d_backward);
   add(env, exports, "avgPool2d", js_avgpool2d);

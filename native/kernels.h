@@ -107,6 +107,14 @@ void layernorm_backward(float* gx, float* ggamma, float* gbeta, const float* gy,
 void softmax_forward(float* out, const float* x, int64_t rows, int64_t D, bool log);
 void softmax_backward(float* gx, const float* gy, const float* y, int64_t rows, int64_t D, bool log);
 
+// ---- attention.cc: fused multi-head self-attention over the qkv projection's output ----
+// qkv [B, N, 3, H, hd], out [B, N, H, hd], probs [B, H, N, N] = softmax(q k^T * scale) (saved for the backward).
+void attention_forward(float* out, float* probs, const float* qkv, int64_t B, int64_t N, int64_t H, int64_t hd,
+                       double scale);
+/** Overwrites gqkv [B, N, 3, H, hd] from gout [B, N, H, hd]. */
+void attention_backward(float* gqkv, const float* gout, const float* qkv, const float* probs, int64_t B, int64_t N,
+                        int64_t H, int64_t hd, double scale);
+
 // ---- pool.cc ----
 struct PoolParams {
   int64_t N, C, H, W, OH, OW, KH, KW, strideH, strideW, padH, padW;

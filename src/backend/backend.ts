@@ -158,6 +158,17 @@ export interface Backend {
   /** gx from gy and the forward output y (softmax or log-softmax). */
   softmaxBackward(gx: FloatArray, gy: FloatArray, y: FloatArray, rows: number, D: number, log: boolean): void;
 
+  // ---- fused multi-head self-attention ----
+  /**
+   * out [B, N, H, hd] (heads merged) = softmax(q k^T * scale) v per (batch, head), with q, k, v read from the qkv
+   * projection's output [B, N, 3, H, hd] as is; probs [B, H, N, N] receives the softmax for the backward.
+   */
+  attentionForward(out: FloatArray, probs: FloatArray, qkv: FloatArray, B: number, N: number, H: number, hd: number,
+    scale: number): void;
+  /** Overwrites gqkv [B, N, 3, H, hd] from gout [B, N, H, hd], the forward's qkv and probs. */
+  attentionBackward(gqkv: FloatArray, gout: FloatArray, qkv: FloatArray, probs: FloatArray, B: number, N: number,
+    H: number, hd: number, scale: number): void;
+
   // ---- multi-tensor optimizer steps (optional: the optimizers fall back to their per-parameter loops) ----
   /** SGD over a group: b null means no momentum; first[t] = 1 when b[t] is new (it starts as the decayed gradient). */
   sgdStep?(w: Float32Array[], g: Float32Array[], b: (Float32Array | null)[], first: Uint8Array, lr: number,

@@ -59,6 +59,9 @@ export const KERNELS: readonly KernelSignature[] = [
   // ---- softmax.cc
   { name: 'softmax', cpp: 'softmax_forward', args: ['out', 'x', 'rows', 'D', 'log'] },
   { name: 'softmaxBackward', cpp: 'softmax_backward', args: ['gx', 'gy', 'y', 'rows', 'D', 'log'] },
+  // ---- attention.cc
+  { name: 'attentionForward', cpp: 'attention_forward', args: ['out', 'probs', 'qkv', 'B', 'N', 'H', 'hd', 'scale'] },
+  { name: 'attentionBackward', cpp: 'attention_backward', args: ['gqkv', 'gout', 'qkv', 'probs', 'B', 'N', 'H', 'hd', 'scale'] },
   // ---- optimizers (optional on a backend: the optimizers fall back to ops); lists of one tensor group, and the C++
   // kernels take the list length n after the lists
   { name: 'sgdStep', lists: true, cpp: 'sgd_step', args: ['w', 'g', 'b', 'first', 'lr', 'momentum', 'dampening', 'weightDecay', 'nesterov'],

@@ -278,6 +278,11 @@ export const nativeBackend: Backend = {
   softmaxBackward: (gx: FloatArray, gy: FloatArray, y: FloatArray, rows: number, D: number, log: boolean) =>
     nativeAddon().softmaxBackward(gx, gy, y, rows, D, log),
 
+  attentionForward: (out: FloatArray, probs: FloatArray, qkv: FloatArray, B: number, N: number, H: number, hd: number,
+    scale: number) => nativeAddon().attentionForward(out, probs, qkv, B, N, H, hd, scale),
+  attentionBackward: (gqkv: FloatArray, gout: FloatArray, qkv: FloatArray, probs: FloatArray, B: number, N: number,
+    H: number, hd: number, scale: number) => nativeAddon().attentionBackward(gqkv, gout, qkv, probs, B, N, H, hd, scale),
+
   maxPool2d: (out: FloatArray, indices: Int32Array, x: FloatArray, p: PoolParams) =>
     nativeAddon().maxPool2d(out, indices, x, p),
   maxPool2dBackward: (gx: FloatArray, gy: FloatArray, indices: Int32Array, p: PoolParams) =>

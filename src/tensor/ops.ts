@@ -1039,6 +1039,34 @@ export function logSoftmax(x: Tensor, dim = -1): Tensor {
   return alongLast(x, dim, 'logSoftmax', (t) => softmaxLast(t, true));
 }
 
+// ---------------------------------------------------------------- fused attention
+
+/**
+ * Multi-head self-attention on the qkv projection's output, fused: qkv [B, N, 3 * C] (timm's layout, read as
+ * [B, N, 3, H, C / H]) -> softmax(q k^T * scale) v with the heads merged, [B, N, C]. The same as splitting the heads,
+ * scaledDotProductAttention and merging them back (the composed version, kept as the oracle), without the permuted
+ * copies; no dropout on the attention weights.
+ */
+export function attention(qkv: Tensor, numHeads: number, scale: number): Tensor {
+  live('attention', qkv);
+  requireFloat('attention', qkv);
+  if (qkv.ndim !== 3) throw new Error(`[attention] expected qkv [B, N, 3 * C], got ${fmtShape(qkv.shape)}`);
+  const [B, N, C3] = qkv.shape as [number, number, number];
+  if (!Number.isInteger(numHeads) || numHeads < 1 || C3 % (3 * numHeads) !== 0) {
+    throw new Error(`[attention] last dim ${C3} of qkv ${fmtShape(qkv.shape)} is not 3 x ${numHeads} heads x head dim`);
+  }
+  const H = numHeads;
+  const hd = C3 / (3 * H);
+  const out = like(qkv, [B, N, H * hd]); // [B, N, C]
+  const probs = like(qkv, [B, H, N, N]); // saved for the backward
+  if (out.size > 0) qkv.backend.attentionForward(fdata(out), fdata(probs), fdata(qkv), B, N, H, hd, scale);
+  return record(out, 'attention', [qkv], (g) => {
+    const gqkv = like(qkv);
+    if (gqkv.size > 0) qkv.backend.attentionBackward(fdata(gqkv), fdata(g), fdata(qkv), fdata(probs), B, N, H, hd, scale);
+    return [gqkv];
+  });
+}
+
 function alongLast(x: Tensor, dim: number, op: string, f: (t: Tensor) => Tensor): Tensor {
   const d = normDim(op, dim, x.ndim);
   if (d === x.ndim - 1) return f(x);

@@ -434,6 +434,24 @@ describe('native layer kernels vs reference', native, () => {
     }
   });
 
+  test('fused attention forward and backward: qkv [B, N, 3, H, hd] in, heads merged out', () => {
+    // ViT-Tiny's encoder (17 tokens, 3 heads of 64) and decoder (65 tokens, 4 heads of 32) shapes, and odd ones
+    for (const [B, N, H, hd, scale] of [[2, 17, 3, 64, 0.125], [1, 65, 4, 32, 32 ** -0.5], [3, 1, 1, 1, 1], [2, 7, 2, 5, 3], [0, 4, 2, 8, 1]] as [number, number, number, number, number][]) {
+      const C = H * hd;
+      const qkv = f32(3 * B * N * C, () => (rand() * 2 - 1) * 2); const gout = f32(B * N * C);
+      const o1 = f32(B * N * C); const p1 = f32(B * H * N * N);
+      const o2 = new Float64Array(B * N * C); const p2 = new Float64Array(B * H * N * N);
+      nb.attentionForward(o1, p1, qkv, B, N, H, hd, scale);
+      rb.attentionForward(o2, p2, toF64(qkv), B, N, H, hd, scale);
+      const tag = `attention [B${B} N${N} H${H} hd${hd}]`;
+      close(`${tag} out`, o1, o2, 1e-5, 1e-4); close(`${tag} probs`, p1, p2, 1e-6, 1e-4);
+      const g1 = f32(3 * B * N * C, () => 7); const g2 = new Float64Array(3 * B * N * C);
+      nb.attentionBackward(g1, gout, qkv, p1, B, N, H, hd, scale);
+      rb.attentionBackward(g2, toF64(gout), toF64(qkv), toF64(p1), B, N, H, hd, scale);
+      close(`${tag} gqkv`, g1, g2, 1e-4, 1e-4);
+    }
+  });
+
   test('max and avg pooling, forward and backward, with padding and count_include_pad', () => {
     const cases: PoolParams[] = [
       poolParams(2, 3, 8, 8, 2, 2, 0, true), poolParams(2, 3, 7, 9, 3, 2, 1, true), poolParams(2, 3, 7, 9, 3, 2, 1, false),
