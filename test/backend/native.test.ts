@@ -236,7 +236,7 @@ describe('native elementwise vs reference', native, () => {
   });
 
   test('reduce and argReduce over [outer, r, inner]', () => {
-    const cases = [[1, 1, 1], [3, 0, 2], [0, 4, 3], [5, 7, 1], [1, 100000, 1], [2, 300, 257], [64, 1000, 1], [3, 5, 40000], [1, 3, 1025]];
+    const cases = [[1, 1, 1], [3, 0, 2], [0, 4, 3], [5, 7, 1], [1, 100000, 1], [2, 300, 257], [64, 1000, 1], [3, 5, 40000], [1, 3, 1025], [1, 2176, 192], [1, 300, 512]];
     for (const [outer, r, inner] of cases as [number, number, number][]) {
       for (const dtype of ['float32', 'int32'] as const) {
         const x = make(dtype, outer * r * inner, () => (dtype === 'float32' ? rand() * 2 - 1 : randInt(-3, 3)));
