@@ -317,6 +317,11 @@ void js_matmul(const Args& a) {
   if (B.size < bNeed) fail(a.k, "b has " + std::to_string(B.size) + " elements, expected at least " + std::to_string(bNeed));
   matmul_forward(out, A.as<float>(), B.as<float>(), a.f32opt(3, "bias", N), batch, M, N, K, transA, transB, aBS, bBS);
 }
+void js_linear_backward(const Args& a) {
+  const int64_t rows = a.size(6, "rows"), I = a.size(7, "I"), O = a.size(8, "O");
+  linear_backward(a.f32opt(0, "gx", rows * I), a.f32opt(1, "gw", O * I), a.f32opt(2, "gb", O), a.f32(3, "gy", rows * O),
+                  a.f32(4, "x", rows * I), a.f32(5, "w", O * I), rows, I, O);
+}
 
 // ---- optimizers (one call per parameter group) ----
 
@@ -618,6 +623,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "indexSelect", js_index_select);
   add(env, exports, "indexAdd", js_index_add);
   add(env, exports, "matmul", js_matmul);
+  add(env, exports, "linearBackward", js_linear_backward);
   add(env, exports, "conv2d", js_conv2d);
   add(env, exports, "conv2dBackwardData", js_conv2d_backward_data);
   add(env, exports, "conv2dBackwardWeight", js_conv2d_backward_weight);

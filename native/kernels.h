@@ -58,6 +58,13 @@ void* low_scratch(int slot, int64_t elems);
 void matmul_forward(float* out, const float* a, const float* b, const float* bias, int64_t batch, int64_t M,
                     int64_t N, int64_t K, bool transA, bool transB, int64_t aBatchStride, int64_t bBatchStride);
 
+/**
+ * A Linear's backward (y = x w^T + b, x [rows, I], w [O, I]): gx = gy w, gw = gy^T x, gb = sum of gy over rows; a
+ * null output is skipped. In bf16 gy is converted once for both products.
+ */
+void linear_backward(float* gx, float* gw, float* gb, const float* gy, const float* x, const float* w, int64_t rows,
+                     int64_t I, int64_t O);
+
 // ---- conv.cc ----
 struct ConvParams {
   int64_t N, C, H, W, O, KH, KW, OH, OW, strideH, strideW, padH, padW, dilationH, dilationW, groups;

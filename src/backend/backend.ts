@@ -131,6 +131,13 @@ export interface Backend {
     batch: number, M: number, N: number, K: number, transA: boolean, transB: boolean,
     aBatchStride: number, bBatchStride: number): void;
 
+  /**
+   * The backward of y = x w^T + b (x [rows, I], w [O, I], gy [rows, O]): gx = gy w, gw = gy^T x, gb = gy summed over
+   * rows, each overwritten; a null output is skipped.
+   */
+  linearBackward(gx: FloatArray | null, gw: FloatArray | null, gb: FloatArray | null, gy: FloatArray, x: FloatArray,
+    w: FloatArray, rows: number, I: number, O: number): void;
+
   // ---- convolution ----
   conv2d(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams): void;
   conv2dBackwardData(gx: FloatArray, gy: FloatArray, w: FloatArray, p: ConvParams): void;

@@ -42,6 +42,7 @@ export const KERNELS: readonly KernelSignature[] = [
   { name: 'indexAdd', cpp: 'index_add', args: ['out', 'idx', 'src', 'outer', 'dim', 'inner', 'n'] },
   // ---- matmul.cc
   { name: 'matmul', cpp: 'matmul_forward', args: ['out', 'a', 'b', 'bias', 'batch', 'M', 'N', 'K', 'transA', 'transB', 'aBatchStride', 'bBatchStride'] },
+  { name: 'linearBackward', cpp: 'linear_backward', args: ['gx', 'gw', 'gb', 'gy', 'x', 'w', 'rows', 'I', 'O'] },
   // ---- conv.cc (p: ConvParams)
   // the C++ kernels take the layout flags too; batch norm's binding picks the _blocked kernel instead
   { name: 'conv2d', cpp: 'conv2d_forward', args: ['out', 'x', 'w', 'bias', 'p'], flags: ['xBlocked', 'outMayBlock'],

@@ -247,6 +247,8 @@ export const nativeBackend: Backend = {
   matmul: (out: FloatArray, a: FloatArray, b: FloatArray, bias: FloatArray | null, batch: number, M: number,
     N: number, K: number, transA: boolean, transB: boolean, aBatchStride: number, bBatchStride: number) =>
     nativeAddon().matmul(out, a, b, bias, batch, M, N, K, transA, transB, aBatchStride, bBatchStride),
+  linearBackward: (gx: FloatArray | null, gw: FloatArray | null, gb: FloatArray | null, gy: FloatArray, x: FloatArray,
+    w: FloatArray, rows: number, I: number, O: number) => nativeAddon().linearBackward(gx, gw, gb, gy, x, w, rows, I, O),
 
   conv2d: (out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams) => {
     nativeAddon().conv2d(out, x, w, bias, p);

@@ -800,13 +800,13 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   x.backend.matmul(fdata(out), fdata(x), fdata(weight), bias === null ? null : fdata(bias), 1, rows, O, I, false, true, 0, 0);
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
   return record(out, 'linear', inputs, (g) => {
-    const g2 = reshape(g, [rows, O]);
-    const x2 = reshape(x, [rows, I]);
-    return [
-      x.requiresGrad ? reshape(matmul(g2, weight), x.shape) : null,
-      weight.requiresGrad ? matmul(g2, x2, { transA: true }) : null,
-      bias !== null && bias.requiresGrad ? sum(g2, 0) : null,
-    ];
+    // one kernel for the three gradients: in bf16 it converts g once for both products
+    const gx = x.requiresGrad ? like(x) : null;
+    const gw = weight.requiresGrad ? like(weight) : null;
+    const gb = bias !== null && bias.requiresGrad ? like(bias) : null;
+    x.backend.linearBackward(gx === null ? null : fdata(gx), gw === null ? null : fdata(gw), gb === null ? null : fdata(gb),
+      fdata(g), fdata(x), fdata(weight), rows, I, O);
+    return [gx, gw, gb];
   });
 }
 

@@ -93,6 +93,9 @@ describe('linear algebra', () => {
   opTest('linear with fused bias', () => {
     checkOp('linear', (x, w, b) => T.linear(x!, w!, b!), [f([5, 6]), f([3, 6]), f([3])]);
     checkOp('linear 3d no bias', (x, w) => T.linear(x!, w!), [f([2, 3, 4]), f([7, 4])]);
+    checkOp('linear zero rows', (x, w, b) => T.linear(x!, w!, b!), [f([0, 4]), f([3, 4]), f([3])]);
+    checkOp('linear frozen input', (x, w, b) => T.linear(x!, w!, b!), [f([4, 5], { grad: false }), f([2, 5]), f([2])]);
+    checkOp('linear frozen weight', (x, w, b) => T.linear(x!, w!, b!), [f([3, 2, 5]), f([4, 5], { grad: false }), f([4], { grad: false })]);
   });
 });
 
