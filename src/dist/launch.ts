@@ -2,7 +2,7 @@
 // job defaults to its share of this machine's cores for its compute threads.
 import { spawn, spawnSync } from 'node:child_process';
 import { availableParallelism, cpus } from 'node:os';
-import { MPI_PACKAGES_HINT } from './comm.js';
+import { initDistributed, MPI_PACKAGES_HINT, type Comm } from './comm.js';
 
 /** OpenMP threads for one of localSize ranks on this machine: its share of the cores (at least 1). */
 export function threadsPerRank(localSize: number): number {
@@ -66,4 +66,41 @@ export function runLocalMpirun(l: LocalLaunch, op: string): Promise<number> {
       resolve(code ?? (signal !== null ? 128 : 1));
     });
   });
+}
+
+/** The command line without the options that launched it locally (--nproc, --threads), for every rank to run. */
+export function rankArgs(argv: readonly string[], names: readonly string[] = ['--nproc', '--threads']): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (names.includes(a)) { i++; continue; }
+    if (names.some((n) => a.startsWith(`${n}=`))) continue;
+    out.push(a);
+  }
+  return out;
+}
+
+/** The options of a data-parallel command (`--nproc N [--threads T]`). */
+export interface DistributedFlags { nproc?: number | undefined; threads?: number | undefined }
+
+/**
+ * A command's action, data parallel: with --nproc the same command line re-runs under a local mpirun and this
+ * process waits for it; otherwise the process joins the job mpirun/srun launched it into (or runs alone), and an
+ * error says which rank it happened on.
+ */
+export async function runDistributed(op: string, f: DistributedFlags, body: (comm: Comm) => Promise<void>): Promise<void> {
+  if (f.nproc !== undefined) {
+    process.exitCode = await runLocalMpirun({
+      nproc: f.nproc, ...(f.threads !== undefined ? { threads: f.threads } : {}), args: rankArgs(process.argv.slice(1)),
+    }, op);
+    return;
+  }
+  if (f.threads !== undefined) throw new Error(`[${op}] --threads goes with --nproc; for one process set OMP_NUM_THREADS`);
+  const dist = initDistributed();
+  try {
+    await body(dist);
+  } catch (e) {
+    if (dist.size > 1 && e instanceof Error) e.message = `[dist] ${dist.describe()}: ${e.message}`;
+    throw e;
+  }
 }
