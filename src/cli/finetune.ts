@@ -54,7 +54,8 @@ export async function runFinetune(o: FinetuneCommandOptions): Promise<FinetuneRe
     const vit = finetuneModel(p.model as MaskedAutoencoderViT, pair.classes.length, recipe, new T.Rng(o.seed + comm.rank));
     if (!(recipe.mixup >= 0 && recipe.cutmix >= 0)) throw new Error(`[finetune] --mixup and --cutmix must be >= 0, got ${recipe.mixup} and ${recipe.cutmix}`);
     if ((recipe.mixup > 0 || recipe.cutmix > 0) && rankBatch % 2 !== 0) {
-      throw new Error(`[finetune] Mixup/CutMix pair each image with the reversed batch: the batch on each rank must be even, got ${rankBatch} (--batch-size ${recipe.batchSize}${comm.size > 1 ? ` over ${comm.size} ranks` : ''}; or --mixup 0 --cutmix 0)`);
+      const what = comm.size > 1 ? `the batch on each rank (--batch-size ${recipe.batchSize} over ${comm.size} ranks)` : '--batch-size';
+      throw new Error(`[finetune] Mixup/CutMix pair each image with the reversed batch: ${what} must be even, got ${rankBatch} (or --mixup 0 --cutmix 0)`);
     }
     // drop_last, as main_finetune's training loader: every batch is full (and even for Mixup); data parallel, each
     // rank its DistributedSampler shard of the epoch
