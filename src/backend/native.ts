@@ -2,7 +2,7 @@
 // Importing never throws; calling a kernel without the addon throws one line saying how to build it.
 
 import { createRequire } from 'node:module';
-import { launchedLocalSize, threadsPerRank } from '../dist/launch.js';
+import { applyRankThreads } from '../dist/launch.js';
 import type {
   Backend, BinaryOp, BlockedKernels, ConvParams, DType, FloatArray, PoolParams, ReduceOp, TypedArray, UnaryGradOp,
   UnaryOp,
@@ -78,7 +78,7 @@ const BUILD_HINT = 'install oneDNN (Debian/Ubuntu: apt-get install libdnnl-dev; 
 // little between kernels and tripled end-to-end training speed here. libgomp reads this when the addon loads.
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 // Each rank of a data-parallel job on this machine computes on its share of the cores unless OMP_NUM_THREADS says.
-if (launchedLocalSize() > 1) process.env.OMP_NUM_THREADS ??= String(threadsPerRank(launchedLocalSize()));
+applyRankThreads();
 
 /** A bad setting in the environment: thrown, never answered by falling back to the reference backend. */
 export class NativeConfigError extends Error {

@@ -9,6 +9,32 @@ export function threadsPerRank(localSize: number): number {
   return Math.max(1, Math.min(availableParallelism(), Math.floor(cpus().length / Math.max(1, localSize))));
 }
 
+/**
+ * What to tell a user whose launcher bound each rank to fewer cores than its share (Open MPI binds every rank to
+ * one core when it starts 2 or fewer): the rank can only compute on the cores it was bound to. Null when the
+ * binding leaves the rank its share.
+ */
+export function bindingAdvice(boundCores: number, cores: number, localSize: number): string | null {
+  const share = Math.max(1, Math.floor(cores / Math.max(1, localSize)));
+  if (boundCores >= share) return null;
+  return `each rank is bound to ${boundCores} core(s) but its share of this machine is ${share} of ${cores}: it computes on ${boundCores} thread(s). `
+    + `Give each rank its cores with mpirun --map-by slot:PE=${share} --bind-to core -x OMP_NUM_THREADS=${share} (what --nproc does), or --bind-to none`;
+}
+
+let bindingNote: string | null = null;
+
+/**
+ * Each rank of a job on this machine computes on its share of the cores unless OMP_NUM_THREADS says (called before
+ * the native addon loads, which reads it). When the launcher bound the rank to fewer cores, the advice is kept for
+ * the command to print.
+ */
+export function applyRankThreads(env: NodeJS.ProcessEnv = process.env): void {
+  const local = launchedLocalSize(env);
+  if (local <= 1 || env.OMP_NUM_THREADS !== undefined) return;
+  env.OMP_NUM_THREADS = String(threadsPerRank(local));
+  bindingNote = bindingAdvice(availableParallelism(), cpus().length, local);
+}
+
 /** The ranks mpirun/srun started on this machine, or 1. */
 export function launchedLocalSize(env: NodeJS.ProcessEnv = process.env): number {
   const n = Number(env.OMPI_COMM_WORLD_LOCAL_SIZE ?? env.PMIX_LOCAL_SIZE ?? env.MPI_LOCALNRANKS ?? 1);
@@ -97,6 +123,7 @@ export async function runDistributed(op: string, f: DistributedFlags, body: (com
   }
   if (f.threads !== undefined) throw new Error(`[${op}] --threads goes with --nproc; for one process set OMP_NUM_THREADS`);
   const dist = initDistributed();
+  if (bindingNote !== null && dist.localRank === 0) process.stderr.write(`[${op}] ${bindingNote}\n`);
   try {
     await body(dist);
   } catch (e) {
