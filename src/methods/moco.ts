@@ -3,7 +3,7 @@
 import * as T from '../tensor/index.js';
 import type { Rng, Tensor } from '../tensor/index.js';
 import { Module, type Layer } from '../nn/module.js';
-import { BatchNorm2d, Linear, ReLU, Sequential } from '../nn/layers.js';
+import { BatchNorm2d, Linear, ReLU, Sequential, fusedBatchNormReluEnabled } from '../nn/layers.js';
 import { batchShuffleDdp, batchUnshuffleDdp, concatAllGather } from '../dist/collectives.js';
 import type { Comm } from '../dist/comm.js';
 import type { BasicGroupInit } from '../optim/optimizer.js';
@@ -54,6 +54,16 @@ export class SplitBatchNorm2d extends BatchNorm2d {
   }
   override forward(x: Tensor): Tensor {
     if (!this.training || this.numSplits === 1) return super.forward(x);
+    return this.splitForward(x, null, false);
+  }
+
+  /** relu(this(x) + residual) with each split's statistics, fused into one kernel as BatchNorm2d's. */
+  override forwardRelu(x: Tensor, residual: Tensor | null = null): Tensor {
+    if (!this.training || this.numSplits === 1 || !fusedBatchNormReluEnabled()) return super.forwardRelu(x, residual);
+    return this.splitForward(x, residual, true);
+  }
+
+  private splitForward(x: Tensor, residual: Tensor | null, fuseRelu: boolean): Tensor {
     const [N, C, H, W] = x.shape as [number, number, number, number];
     if (N % this.numSplits !== 0) {
       throw new Error(`[SplitBatchNorm2d] batch ${N} is not divisible by ${this.numSplits} splits`);
@@ -65,8 +75,11 @@ export class SplitBatchNorm2d extends BatchNorm2d {
     const rvSplit = T.concat(Array.from({ length: S }, () => rv), 0);
     const w = this.weight === null ? null : T.concat(Array.from({ length: S }, () => this.weight!), 0);
     const b = this.bias === null ? null : T.concat(Array.from({ length: S }, () => this.bias!), 0);
-    const y = T.batchNorm(T.reshape(x, [N / S, C * S, H, W]), rmSplit, rvSplit, w, b,
-      { training: true, momentum: this.momentum ?? 0.1, eps: this.eps }); // [N/S, S*C, H, W]
+    const opts = { training: true, momentum: this.momentum ?? 0.1, eps: this.eps };
+    const xs = T.reshape(x, [N / S, C * S, H, W]); // [N/S, S*C, H, W]
+    const y = fuseRelu
+      ? T.batchNormRelu(xs, rmSplit, rvSplit, w, b, residual === null ? null : T.reshape(residual, [N / S, C * S, H, W]), opts)
+      : T.batchNorm(xs, rmSplit, rvSplit, w, b, opts); // [N/S, S*C, H, W]
     T.noGrad(() => {
       T.copy_(rm, T.mean(T.reshape(rmSplit, [S, C]), 0));
       T.copy_(rv, T.mean(T.reshape(rvSplit, [S, C]), 0));
