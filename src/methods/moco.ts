@@ -176,7 +176,9 @@ export class MoCo extends Module implements Method {
    * ranks, the shuffle permutes the global batch (shuffle then has P * N entries).
    */
   private keys(imK: Tensor, shuffle?: Int32Array): Tensor {
-    return T.noGrad(() => {
+    // tidy: the key encoder's activations go as soon as the keys exist (nothing differentiates through them), not
+    // at the end of the training step, where they would sit beside the query's through the whole backward
+    return T.noGrad(() => T.tidy(() => {
       const N = imK.shape[0]!;
       const comm = this.comm;
       if (comm !== null) {
@@ -188,13 +190,15 @@ export class MoCo extends Module implements Method {
       const idxUnshuffle = T.argsort(T.cast(idxShuffle, 'float32'), 0);
       const k = T.l2Normalize(this.encoderK.forward(T.indexSelect(imK, 0, idxShuffle)), 1); // [N, dim]
       return T.indexSelect(k, 0, idxUnshuffle); // [N, dim]
-    });
+    }));
   }
 
   /** InfoNCE of queries from imQ against the positive key of imK and the K queued negatives. */
   contrastiveLoss(imQ: Tensor, imK: Tensor, shuffle?: Int32Array): { loss: Tensor; logits: Tensor; k: Tensor } {
-    const q = T.l2Normalize(this.encoderQ.forward(imQ), 1); // [N, dim]
+    // keys first (the official code computes q first; the order changes no number): the key encoder's activations
+    // come and go before the query's, which backward needs, exist, so the two never add up
     const k = this.keys(imK, shuffle); // [N, dim], no graph
+    const q = T.l2Normalize(this.encoderQ.forward(imQ), 1); // [N, dim]
     const lPos = T.sum(T.mul(q, k), 1, true); // [N, 1]
     // a snapshot of the queue, as the official queue.clone().detach(): the matmul's backward must see the keys of
     // this step, not the queue after dequeueAndEnqueue has overwritten it in place
