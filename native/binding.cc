@@ -461,6 +461,29 @@ void js_batchnorm_backward(const Args& a) {
   else
     batchnorm_backward(gx, ggamma, gbeta, gy, x, mean, invstd, gamma, N, C, HW);
 }
+void js_batchnorm_relu_forward(const Args& a) {
+  const int64_t N = a.size(7, "N"), C = a.size(8, "C"), HW = a.size(9, "HW");
+  float *out = a.f32(0, "out", N * C * HW), *mean = a.f32(1, "mean", C), *invstd = a.f32(2, "invstd", C);
+  const float *x = a.f32(3, "x", N * C * HW), *residual = a.f32opt(4, "residual", N * C * HW);
+  const float *gamma = a.f32opt(5, "gamma", C), *beta = a.f32opt(6, "beta", C);
+  if (bn_blocked(a, 11, C))
+    batchnorm_relu_forward_blocked(out, mean, invstd, x, residual, gamma, beta, N, C, HW, a.number(10),
+                                   activation_block());
+  else
+    batchnorm_relu_forward(out, mean, invstd, x, residual, gamma, beta, N, C, HW, a.number(10));
+}
+void js_batchnorm_relu_backward(const Args& a) {
+  const int64_t N = a.size(10, "N"), C = a.size(11, "C"), HW = a.size(12, "HW");
+  float *gx = a.f32(0, "gx", N * C * HW), *gresidual = a.f32opt(1, "gresidual", N * C * HW);
+  float *ggamma = a.f32opt(2, "ggamma", C), *gbeta = a.f32opt(3, "gbeta", C);
+  const float *gy = a.f32(4, "gy", N * C * HW), *y = a.f32(5, "y", N * C * HW), *x = a.f32(6, "x", N * C * HW);
+  const float *mean = a.f32(7, "mean", C), *invstd = a.f32(8, "invstd", C), *gamma = a.f32opt(9, "gamma", C);
+  if (bn_blocked(a, 13, C))
+    batchnorm_relu_backward_blocked(gx, gresidual, ggamma, gbeta, gy, y, x, mean, invstd, gamma, N, C, HW,
+                                    activation_block());
+  else
+    batchnorm_relu_backward(gx, gresidual, ggamma, gbeta, gy, y, x, mean, invstd, gamma, N, C, HW);
+}
 void js_layernorm_forward(const Args& a) {
   const int64_t rows = a.size(6, "rows"), D = a.size(7, "D");
   layernorm_forward(a.f32(0, "out", rows * D), a.f32(1, "mean", rows), a.f32(2, "rstd", rows), a.f32(3, "x", rows * D),
@@ -631,6 +654,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "batchNormForward", js_batchnorm_forward);
   add(env, exports, "batchNormInference", js_batchnorm_inference);
   add(env, exports, "batchNormBackward", js_batchnorm_backward);
+  add(env, exports, "batchNormReluForward", js_batchnorm_relu_forward);
+  add(env, exports, "batchNormReluBackward", js_batchnorm_relu_backward);
   add(env, exports, "layerNormForward", js_layernorm_forward);
   add(env, exports, "layerNormBackward", js_layernorm_backward);
   add(env, exports, "softmax", js_softmax);

@@ -99,6 +99,19 @@ void batchnorm_inference_blocked(float* out, const float* x, const float* mean, 
 void batchnorm_backward_blocked(float* gx, float* ggamma, float* gbeta, const float* gy, const float* x,
                                 const float* mean, const float* invstd, const float* gamma, int64_t N, int64_t C,
                                 int64_t HW, int64_t block);
+// Fused: out = relu(bn(x) + residual) (residual nullable); the backward masks gy by y > 0 and writes that masked
+// gradient to gresidual (nullable) as the residual's gradient.
+void batchnorm_relu_forward_blocked(float* out, float* mean, float* invstd, const float* x, const float* residual,
+                                    const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps,
+                                    int64_t block);
+void batchnorm_relu_backward_blocked(float* gx, float* gresidual, float* ggamma, float* gbeta, const float* gy,
+                                     const float* y, const float* x, const float* mean, const float* invstd,
+                                     const float* gamma, int64_t N, int64_t C, int64_t HW, int64_t block);
+void batchnorm_relu_forward(float* out, float* mean, float* invstd, const float* x, const float* residual,
+                            const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps);
+void batchnorm_relu_backward(float* gx, float* gresidual, float* ggamma, float* gbeta, const float* gy, const float* y,
+                             const float* x, const float* mean, const float* invstd, const float* gamma, int64_t N,
+                             int64_t C, int64_t HW);
 void batchnorm_forward(float* out, float* mean, float* invstd, const float* x, const float* gamma,
                        const float* beta, int64_t N, int64_t C, int64_t HW, double eps);
 void batchnorm_inference(float* out, const float* x, const float* mean, const float* variance, const float* gamma,

@@ -1,10 +1,13 @@
 // Batch norm and layer norm: hand-written OpenMP loops (memory-bound; they let us save invstd/rstd directly
 // and accept a missing affine). Statistics accumulate in double.
 //
-// Legend: batch norm x [N, C, HW], per-channel mean/invstd/gamma/beta [C], M = N*HW values per channel;
+// Legend: batch norm x [N, C, HW] (y, residual, gy, gx alike), per-channel mean/invstd/gamma/beta [C], M = N*HW
+//   values per channel;
 //   layer norm x [rows, D], per-row mean/rstd [rows], gamma/beta [D].
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "kernels.h"
@@ -12,9 +15,34 @@
 namespace selfsup {
 
 // ---- batch norm ----
+// The plain kernels and the fused ones (out = relu(bn(x) + residual), residual optional; oneDNN's fuse_norm_relu
+// with the residual add of a ResNet block folded in) share one template each: kRelu adds the clamp in forward and
+// the mask in backward. The fused backward reads the mask from y (the block's output, kept anyway as the next conv's
+// input), so it needs no workspace; it also writes the masked gradient to gresidual for the shortcut branch.
 
-void batchnorm_forward(float* out, float* mean, float* invstd, const float* x, const float* gamma,
-                       const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
+namespace {
+
+/** y = (x - mean) * scale + shift [+ r], clamped at 0 when kRelu. */
+template <bool kRelu>
+inline void bn_apply(float* ys, const float* xs, const float* rs, float m, float scale, float shift, int64_t len) {
+  if (rs) {
+#pragma omp simd
+    for (int64_t i = 0; i < len; i++) {
+      const float v = (xs[i] - m) * scale + shift + rs[i];
+      ys[i] = kRelu ? (v > 0.f ? v : 0.f) : v;
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < len; i++) {
+      const float v = (xs[i] - m) * scale + shift;
+      ys[i] = kRelu ? (v > 0.f ? v : 0.f) : v;
+    }
+  }
+}
+
+template <bool kRelu>
+void batchnorm_forward_t(float* out, float* mean, float* invstd, const float* x, const float* r, const float* gamma,
+                         const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
   if (C == 0) return;
   const int64_t M = N * HW;
   parallel_range(C, N * C * HW, [&](int64_t c0, int64_t c1) {
@@ -38,13 +66,91 @@ void batchnorm_forward(float* out, float* mean, float* invstd, const float* x, c
       // y = (x - mean) * scale + beta: subtracting first keeps precision when invstd is large (tiny variance)
       const float m = float(mu), scale = float((gamma ? gamma[c] : 1.0) * is), shift = beta ? beta[c] : 0.f;
       for (int64_t n = 0; n < N; n++) {
-        const float* xs = x + (n * C + c) * HW;
-        float* ys = out + (n * C + c) * HW;
-#pragma omp simd
-        for (int64_t i = 0; i < HW; i++) ys[i] = (xs[i] - m) * scale + shift;
+        const int64_t o = (n * C + c) * HW;
+        bn_apply<kRelu>(out + o, x + o, r ? r + o : nullptr, m, scale, shift, HW);
       }
     }
   });
+}
+
+/**
+ * gy, or gy masked by y > 0 (kRelu). A bit mask, not a select: GCC will not if-convert the select inside the double
+ * reductions (it measured 10x slower), and gy * (y > 0) would turn an infinite gy at y <= 0 into NaN instead of 0.
+ */
+template <bool kRelu>
+inline float relu_grad(float gy, const float* y, int64_t i) {
+  if constexpr (kRelu) {
+    uint32_t bits;
+    std::memcpy(&bits, &gy, sizeof bits);
+    bits &= 0u - uint32_t(y[i] > 0.f);
+    std::memcpy(&gy, &bits, sizeof bits);
+  }
+  return gy;
+}
+
+/** Adds sum(g) and sum(g * (x - mu)) over len values, g = relu_grad(gy); writes g to gr when kGr. */
+template <bool kRelu, bool kGr>
+inline void bn_grad_sums(double& sumG, double& sumGXc, float* gr, const float* gy, const float* y, const float* x,
+                         float mu, int64_t len) {
+  double s0 = 0, s1 = 0;
+#pragma omp simd reduction(+ : s0, s1)
+  for (int64_t i = 0; i < len; i++) {
+    const float g = relu_grad<kRelu>(gy[i], y, i);
+    if constexpr (kGr) gr[i] = g;
+    s0 += g;
+    s1 += double(g) * (x[i] - mu);
+  }
+  sumG += s0;
+  sumGXc += s1;
+}
+
+template <bool kRelu>
+void batchnorm_backward_t(float* gx, float* gr, float* ggamma, float* gbeta, const float* gy, const float* y,
+                          const float* x, const float* mean, const float* invstd, const float* gamma, int64_t N,
+                          int64_t C, int64_t HW) {
+  if (C == 0) return;
+  const int64_t M = N * HW;
+  parallel_range(C, N * C * HW, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; c++) {
+      const float mu = mean[c], is = invstd[c];
+      // with g = gy masked by y > 0 (kRelu): sumGy = sum(g), sumGyXhat = sum(g * xhat), xhat = (x - mean) * invstd
+      double sumGy = 0, sumGyXc = 0;
+      for (int64_t n = 0; n < N; n++) {
+        const int64_t o = (n * C + c) * HW;
+        if (gr)
+          bn_grad_sums<kRelu, true>(sumGy, sumGyXc, gr + o, gy + o, kRelu ? y + o : nullptr, x + o, mu, HW);
+        else
+          bn_grad_sums<kRelu, false>(sumGy, sumGyXc, nullptr, gy + o, kRelu ? y + o : nullptr, x + o, mu, HW);
+      }
+      const double sumGyXhat = sumGyXc * is;
+      if (ggamma) ggamma[c] = float(sumGyXhat);
+      if (gbeta) gbeta[c] = float(sumGy);
+      if (M == 0) continue;
+      // gx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat))
+      const double gm = gamma ? gamma[c] : 1.0;
+      const float a = float(gm * is);
+      const float b = float(sumGy / double(M));
+      const float k = float(sumGyXhat / double(M) * is);  // multiplies (x - mean)
+      for (int64_t n = 0; n < N; n++) {
+        const int64_t o = (n * C + c) * HW;
+        const float *xs = x + o, *gs = gy + o, *ys = kRelu ? y + o : nullptr;
+        float* out = gx + o;
+#pragma omp simd
+        for (int64_t i = 0; i < HW; i++) out[i] = a * (relu_grad<kRelu>(gs[i], ys, i) - b - (xs[i] - mu) * k);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void batchnorm_forward(float* out, float* mean, float* invstd, const float* x, const float* gamma,
+                       const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
+  batchnorm_forward_t<false>(out, mean, invstd, x, nullptr, gamma, beta, N, C, HW, eps);
+}
+void batchnorm_relu_forward(float* out, float* mean, float* invstd, const float* x, const float* residual,
+                            const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
+  batchnorm_forward_t<true>(out, mean, invstd, x, residual, gamma, beta, N, C, HW, eps);
 }
 
 void batchnorm_inference(float* out, const float* x, const float* mean, const float* variance, const float* gamma,
@@ -66,40 +172,12 @@ void batchnorm_inference(float* out, const float* x, const float* mean, const fl
 
 void batchnorm_backward(float* gx, float* ggamma, float* gbeta, const float* gy, const float* x, const float* mean,
                         const float* invstd, const float* gamma, int64_t N, int64_t C, int64_t HW) {
-  if (C == 0) return;
-  const int64_t M = N * HW;
-  parallel_range(C, N * C * HW, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; c++) {
-      const float mu = mean[c], is = invstd[c];
-      // sumGy = sum(gy), sumGyXhat = sum(gy * xhat) with xhat = (x - mean) * invstd
-      double sumGy = 0, sumGyXc = 0;
-      for (int64_t n = 0; n < N; n++) {
-        const float* xs = x + (n * C + c) * HW;
-        const float* gs = gy + (n * C + c) * HW;
-#pragma omp simd reduction(+ : sumGy, sumGyXc)
-        for (int64_t i = 0; i < HW; i++) {
-          sumGy += gs[i];
-          sumGyXc += double(gs[i]) * (xs[i] - mu);
-        }
-      }
-      const double sumGyXhat = sumGyXc * is;
-      if (ggamma) ggamma[c] = float(sumGyXhat);
-      if (gbeta) gbeta[c] = float(sumGy);
-      if (M == 0) continue;
-      // gx = gamma * invstd * (gy - mean(gy) - xhat * mean(gy * xhat))
-      const double g = gamma ? gamma[c] : 1.0;
-      const float a = float(g * is);
-      const float b = float(sumGy / double(M));
-      const float k = float(sumGyXhat / double(M) * is);  // multiplies (x - mean)
-      for (int64_t n = 0; n < N; n++) {
-        const float* xs = x + (n * C + c) * HW;
-        const float* gs = gy + (n * C + c) * HW;
-        float* out = gx + (n * C + c) * HW;
-#pragma omp simd
-        for (int64_t i = 0; i < HW; i++) out[i] = a * (gs[i] - b - (xs[i] - mu) * k);
-      }
-    }
-  });
+  batchnorm_backward_t<false>(gx, nullptr, ggamma, gbeta, gy, nullptr, x, mean, invstd, gamma, N, C, HW);
+}
+void batchnorm_relu_backward(float* gx, float* gresidual, float* ggamma, float* gbeta, const float* gy, const float* y,
+                             const float* x, const float* mean, const float* invstd, const float* gamma, int64_t N,
+                             int64_t C, int64_t HW) {
+  batchnorm_backward_t<true>(gx, gresidual, ggamma, gbeta, gy, y, x, mean, invstd, gamma, N, C, HW);
 }
 
 // ---- batch norm on nChw{L}c (L = 16 or 8, the block oneDNN's conv picked): x [N, C/L, HW, L]; one L-channel block
@@ -110,9 +188,9 @@ namespace {
 template <int64_t kLanes>
 inline int64_t blk(int64_t n, int64_t cb, int64_t i, int64_t CB, int64_t HW) { return ((n * CB + cb) * HW + i) * kLanes; }
 
-template <int64_t kLanes>
-void batchnorm_forward_blocked_t(float* out, float* mean, float* invstd, const float* x, const float* gamma,
-                               const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
+template <int64_t kLanes, bool kRelu>
+void batchnorm_forward_blocked_t(float* out, float* mean, float* invstd, const float* x, const float* r,
+                                 const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
   if (C == 0) return;
   const int64_t CB = C / kLanes, M = N * HW;
   parallel_range(CB, N * C * HW, [&](int64_t b0, int64_t b1) {
@@ -145,8 +223,19 @@ void batchnorm_forward_blocked_t(float* out, float* mean, float* invstd, const f
       for (int64_t n = 0; n < N; n++)
         for (int64_t i = 0; i < HW; i++) {
           const int64_t o = blk<kLanes>(n, cb, i, CB, HW);
+          if (r) {
 #pragma omp simd
-          for (int64_t j = 0; j < kLanes; j++) out[o + j] = (x[o + j] - m[j]) * scale[j] + shift[j];
+            for (int64_t j = 0; j < kLanes; j++) {
+              const float v = (x[o + j] - m[j]) * scale[j] + shift[j] + r[o + j];
+              out[o + j] = kRelu ? (v > 0.f ? v : 0.f) : v;
+            }
+          } else {
+#pragma omp simd
+            for (int64_t j = 0; j < kLanes; j++) {
+              const float v = (x[o + j] - m[j]) * scale[j] + shift[j];
+              out[o + j] = kRelu ? (v > 0.f ? v : 0.f) : v;
+            }
+          }
         }
     }
   });
@@ -177,10 +266,25 @@ void batchnorm_inference_blocked_t(float* out, const float* x, const float* mean
   });
 }
 
-template <int64_t kLanes>
-void batchnorm_backward_blocked_t(float* gx, float* ggamma, float* gbeta, const float* gy, const float* x,
-                                const float* mean, const float* invstd, const float* gamma, int64_t N, int64_t C,
-                                int64_t HW) {
+/** bn_grad_sums over the HW positions of one image's L-channel block starting at element o, per lane. */
+template <int64_t kLanes, bool kRelu, bool kGr>
+inline void bn_grad_sums_blocked(double* sumG, double* sumGXc, float* gr, const float* gy, const float* y,
+                                 const float* x, const float* mu, int64_t o, int64_t HW) {
+  for (int64_t i = 0; i < HW; i++, o += kLanes) {
+#pragma omp simd
+    for (int64_t j = 0; j < kLanes; j++) {
+      const float g = relu_grad<kRelu>(gy[o + j], y, o + j);
+      if constexpr (kGr) gr[o + j] = g;
+      sumG[j] += g;
+      sumGXc[j] += double(g) * (x[o + j] - mu[j]);
+    }
+  }
+}
+
+template <int64_t kLanes, bool kRelu>
+void batchnorm_backward_blocked_t(float* gx, float* gr, float* ggamma, float* gbeta, const float* gy, const float* y,
+                                  const float* x, const float* mean, const float* invstd, const float* gamma,
+                                  int64_t N, int64_t C, int64_t HW) {
   if (C == 0) return;
   const int64_t CB = C / kLanes, M = N * HW;
   parallel_range(CB, N * C * HW, [&](int64_t b0, int64_t b1) {
@@ -189,15 +293,12 @@ void batchnorm_backward_blocked_t(float* gx, float* ggamma, float* gbeta, const 
       float mu[kLanes];
       for (int64_t j = 0; j < kLanes; j++) mu[j] = mean[c0 + j];
       double sumGy[kLanes] = {}, sumGyXc[kLanes] = {};
-      for (int64_t n = 0; n < N; n++)
-        for (int64_t i = 0; i < HW; i++) {
-          const int64_t o = blk<kLanes>(n, cb, i, CB, HW);
-#pragma omp simd
-          for (int64_t j = 0; j < kLanes; j++) {
-            sumGy[j] += gy[o + j];
-            sumGyXc[j] += double(gy[o + j]) * (x[o + j] - mu[j]);
-          }
-        }
+      for (int64_t n = 0; n < N; n++) {
+        if (gr)
+          bn_grad_sums_blocked<kLanes, kRelu, true>(sumGy, sumGyXc, gr, gy, y, x, mu, blk<kLanes>(n, cb, 0, CB, HW), HW);
+        else
+          bn_grad_sums_blocked<kLanes, kRelu, false>(sumGy, sumGyXc, gr, gy, y, x, mu, blk<kLanes>(n, cb, 0, CB, HW), HW);
+      }
       float a[kLanes], b[kLanes], k[kLanes];
       for (int64_t j = 0; j < kLanes; j++) {
         const int64_t c = c0 + j;
@@ -212,7 +313,8 @@ void batchnorm_backward_blocked_t(float* gx, float* ggamma, float* gbeta, const 
         for (int64_t i = 0; i < HW; i++) {
           const int64_t o = blk<kLanes>(n, cb, i, CB, HW);
 #pragma omp simd
-          for (int64_t j = 0; j < kLanes; j++) gx[o + j] = a[j] * (gy[o + j] - b[j] - (x[o + j] - mu[j]) * k[j]);
+          for (int64_t j = 0; j < kLanes; j++)
+            gx[o + j] = a[j] * (relu_grad<kRelu>(gy[o + j], y, o + j) - b[j] - (x[o + j] - mu[j]) * k[j]);
         }
     }
   });
@@ -222,8 +324,14 @@ void batchnorm_backward_blocked_t(float* gx, float* ggamma, float* gbeta, const 
 
 void batchnorm_forward_blocked(float* out, float* mean, float* invstd, const float* x, const float* gamma,
                                const float* beta, int64_t N, int64_t C, int64_t HW, double eps, int64_t block) {
-  (block == 16 ? batchnorm_forward_blocked_t<16> : batchnorm_forward_blocked_t<8>)(out, mean, invstd, x, gamma, beta,
-                                                                                    N, C, HW, eps);
+  (block == 16 ? batchnorm_forward_blocked_t<16, false> : batchnorm_forward_blocked_t<8, false>)(
+      out, mean, invstd, x, nullptr, gamma, beta, N, C, HW, eps);
+}
+void batchnorm_relu_forward_blocked(float* out, float* mean, float* invstd, const float* x, const float* residual,
+                                    const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps,
+                                    int64_t block) {
+  (block == 16 ? batchnorm_forward_blocked_t<16, true> : batchnorm_forward_blocked_t<8, true>)(
+      out, mean, invstd, x, residual, gamma, beta, N, C, HW, eps);
 }
 void batchnorm_inference_blocked(float* out, const float* x, const float* mean, const float* variance,
                                  const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps,
@@ -234,8 +342,14 @@ void batchnorm_inference_blocked(float* out, const float* x, const float* mean, 
 void batchnorm_backward_blocked(float* gx, float* ggamma, float* gbeta, const float* gy, const float* x,
                                 const float* mean, const float* invstd, const float* gamma, int64_t N, int64_t C,
                                 int64_t HW, int64_t block) {
-  (block == 16 ? batchnorm_backward_blocked_t<16> : batchnorm_backward_blocked_t<8>)(gx, ggamma, gbeta, gy, x, mean,
-                                                                                      invstd, gamma, N, C, HW);
+  (block == 16 ? batchnorm_backward_blocked_t<16, false> : batchnorm_backward_blocked_t<8, false>)(
+      gx, nullptr, ggamma, gbeta, gy, nullptr, x, mean, invstd, gamma, N, C, HW);
+}
+void batchnorm_relu_backward_blocked(float* gx, float* gresidual, float* ggamma, float* gbeta, const float* gy,
+                                     const float* y, const float* x, const float* mean, const float* invstd,
+                                     const float* gamma, int64_t N, int64_t C, int64_t HW, int64_t block) {
+  (block == 16 ? batchnorm_backward_blocked_t<16, true> : batchnorm_backward_blocked_t<8, true>)(
+      gx, gresidual, ggamma, gbeta, gy, y, x, mean, invstd, gamma, N, C, HW);
 }
 
 // ---- layer norm ----

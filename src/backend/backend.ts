@@ -70,6 +70,8 @@ export interface BlockedKernels {
   batchNormForward: Backend['batchNormForward'];
   batchNormInference: Backend['batchNormInference'];
   batchNormBackward: Backend['batchNormBackward'];
+  batchNormReluForward: Backend['batchNormReluForward'];
+  batchNormReluBackward: Backend['batchNormReluBackward'];
 }
 
 export interface Backend {
@@ -155,6 +157,19 @@ export interface Backend {
   batchNormBackward(gx: FloatArray, ggamma: FloatArray | null, gbeta: FloatArray | null, gy: FloatArray,
     x: FloatArray, mean: FloatArray, invstd: FloatArray, gamma: FloatArray | null,
     N: number, C: number, HW: number): void;
+  /**
+   * Fused training-mode batch norm, residual add and ReLU: out = relu(bn(x) + residual) (residual may be null), as
+   * a ResNet block ends; saves mean and invstd as batchNormForward does.
+   */
+  batchNormReluForward(out: FloatArray, mean: FloatArray, invstd: FloatArray, x: FloatArray, residual: FloatArray | null,
+    gamma: FloatArray | null, beta: FloatArray | null, N: number, C: number, HW: number, eps: number): void;
+  /**
+   * Backward of batchNormReluForward: gy masked by y > 0 (y: its output) is the residual's gradient (written to
+   * gresidual when not null) and runs through batch norm's backward into gx, ggamma, gbeta.
+   */
+  batchNormReluBackward(gx: FloatArray, gresidual: FloatArray | null, ggamma: FloatArray | null,
+    gbeta: FloatArray | null, gy: FloatArray, y: FloatArray, x: FloatArray, mean: FloatArray, invstd: FloatArray,
+    gamma: FloatArray | null, N: number, C: number, HW: number): void;
   layerNormForward(out: FloatArray, mean: FloatArray, rstd: FloatArray, x: FloatArray,
     gamma: FloatArray | null, beta: FloatArray | null, rows: number, D: number, eps: number): void;
   layerNormBackward(gx: FloatArray, ggamma: FloatArray | null, gbeta: FloatArray | null, gy: FloatArray,

@@ -21,6 +21,8 @@ export interface KernelSignature {
 const BN_FORWARD = ['out', 'mean', 'invstd', 'x', 'gamma', 'beta', 'N', 'C', 'HW', 'eps'];
 const BN_INFERENCE = ['out', 'x', 'mean', 'variance', 'gamma', 'beta', 'N', 'C', 'HW', 'eps'];
 const BN_BACKWARD = ['gx', 'ggamma', 'gbeta', 'gy', 'x', 'mean', 'invstd', 'gamma', 'N', 'C', 'HW'];
+const BN_RELU_FORWARD = ['out', 'mean', 'invstd', 'x', 'residual', 'gamma', 'beta', 'N', 'C', 'HW', 'eps'];
+const BN_RELU_BACKWARD = ['gx', 'gresidual', 'ggamma', 'gbeta', 'gy', 'y', 'x', 'mean', 'invstd', 'gamma', 'N', 'C', 'HW'];
 
 export const KERNELS: readonly KernelSignature[] = [
   // ---- memory
@@ -55,6 +57,9 @@ export const KERNELS: readonly KernelSignature[] = [
   { name: 'batchNormForward', cpp: 'batchnorm_forward', args: BN_FORWARD, flags: ['blocked'] },
   { name: 'batchNormInference', cpp: 'batchnorm_inference', args: BN_INFERENCE, flags: ['blocked'] },
   { name: 'batchNormBackward', cpp: 'batchnorm_backward', args: BN_BACKWARD, flags: ['blocked'] },
+  // fused: out = relu(bn(x) + residual), residual nullable; the backward masks gy by y > 0 (no workspace)
+  { name: 'batchNormReluForward', cpp: 'batchnorm_relu_forward', args: BN_RELU_FORWARD, flags: ['blocked'] },
+  { name: 'batchNormReluBackward', cpp: 'batchnorm_relu_backward', args: BN_RELU_BACKWARD, flags: ['blocked'] },
   { name: 'layerNormForward', cpp: 'layernorm_forward', args: ['out', 'mean', 'rstd', 'x', 'gamma', 'beta', 'rows', 'D', 'eps'] },
   { name: 'layerNormBackward', cpp: 'layernorm_backward', args: ['gx', 'ggamma', 'gbeta', 'gy', 'x', 'mean', 'rstd', 'gamma', 'rows', 'D'] },
   // ---- softmax.cc

@@ -2,7 +2,7 @@
 // Importing never throws; calling a kernel without the addon throws one line saying how to build it.
 
 import { createRequire } from 'node:module';
-import { launchedLocalSize, threadsPerRank } from '../dist/launch.js';
+import { applyRankThreads } from '../dist/launch.js';
 import type {
   Backend, BinaryOp, BlockedKernels, ConvParams, DType, FloatArray, PoolParams, ReduceOp, TypedArray, UnaryGradOp,
   UnaryOp,
@@ -34,7 +34,7 @@ export interface NativeInfo {
 export type BenchKind = 'matmul' | 'conv_fwd' | 'conv_bwd_data' | 'conv_bwd_weights';
 
 type Flagged = 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeight' | 'batchNormForward' | 'batchNormInference'
-  | 'batchNormBackward';
+  | 'batchNormBackward' | 'batchNormReluForward' | 'batchNormReluBackward';
 
 /**
  * The addon's exports: the Backend kernels with the same argument order, plus memory and benchmark helpers. Conv and
@@ -54,6 +54,12 @@ export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocke
   batchNormBackward(gx: FloatArray, ggamma: FloatArray | null, gbeta: FloatArray | null, gy: FloatArray, x: FloatArray,
     mean: FloatArray, invstd: FloatArray, gamma: FloatArray | null, N: number, C: number, HW: number,
     blocked?: boolean): void;
+  batchNormReluForward(out: FloatArray, mean: FloatArray, invstd: FloatArray, x: FloatArray, residual: FloatArray | null,
+    gamma: FloatArray | null, beta: FloatArray | null, N: number, C: number, HW: number, eps: number,
+    blocked?: boolean): void;
+  batchNormReluBackward(gx: FloatArray, gresidual: FloatArray | null, ggamma: FloatArray | null,
+    gbeta: FloatArray | null, gy: FloatArray, y: FloatArray, x: FloatArray, mean: FloatArray, invstd: FloatArray,
+    gamma: FloatArray | null, N: number, C: number, HW: number, blocked?: boolean): void;
   relayout(buf: Float32Array, N: number, C: number, H: number, W: number, toBlocked: boolean): void;
   memoryStats(): NativeMemoryStats;
   /** Returns every idle cached block to the OS. */
@@ -78,7 +84,7 @@ const BUILD_HINT = 'install oneDNN (Debian/Ubuntu: apt-get install libdnnl-dev; 
 // little between kernels and tripled end-to-end training speed here. libgomp reads this when the addon loads.
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 // Each rank of a data-parallel job on this machine computes on its share of the cores unless OMP_NUM_THREADS says.
-if (launchedLocalSize() > 1) process.env.OMP_NUM_THREADS ??= String(threadsPerRank(launchedLocalSize()));
+applyRankThreads();
 
 /** A bad setting in the environment: thrown, never answered by falling back to the reference backend. */
 export class NativeConfigError extends Error {
@@ -202,6 +208,10 @@ const blockedKernels: BlockedKernels = {
     nativeAddon().batchNormInference(out, x, mean, variance, gamma, beta, N, C, HW, eps, true),
   batchNormBackward: (gx, ggamma, gbeta, gy, x, mean, invstd, gamma, N, C, HW) =>
     nativeAddon().batchNormBackward(gx, ggamma, gbeta, gy, x, mean, invstd, gamma, N, C, HW, true),
+  batchNormReluForward: (out, mean, invstd, x, residual, gamma, beta, N, C, HW, eps) =>
+    nativeAddon().batchNormReluForward(out, mean, invstd, x, residual, gamma, beta, N, C, HW, eps, true),
+  batchNormReluBackward: (gx, gresidual, ggamma, gbeta, gy, y, x, mean, invstd, gamma, N, C, HW) =>
+    nativeAddon().batchNormReluBackward(gx, gresidual, ggamma, gbeta, gy, y, x, mean, invstd, gamma, N, C, HW, true),
 };
 
 const SUPPORTED: ReadonlySet<DType> = new Set<DType>(['float32', 'int32', 'uint8']);
@@ -268,6 +278,13 @@ export const nativeBackend: Backend = {
   batchNormBackward: (gx: FloatArray, ggamma: FloatArray | null, gbeta: FloatArray | null, gy: FloatArray,
     x: FloatArray, mean: FloatArray, invstd: FloatArray, gamma: FloatArray | null, N: number, C: number, HW: number) =>
     nativeAddon().batchNormBackward(gx, ggamma, gbeta, gy, x, mean, invstd, gamma, N, C, HW),
+  batchNormReluForward: (out: FloatArray, mean: FloatArray, invstd: FloatArray, x: FloatArray,
+    residual: FloatArray | null, gamma: FloatArray | null, beta: FloatArray | null, N: number, C: number, HW: number,
+    eps: number) => nativeAddon().batchNormReluForward(out, mean, invstd, x, residual, gamma, beta, N, C, HW, eps),
+  batchNormReluBackward: (gx: FloatArray, gresidual: FloatArray | null, ggamma: FloatArray | null,
+    gbeta: FloatArray | null, gy: FloatArray, y: FloatArray, x: FloatArray, mean: FloatArray, invstd: FloatArray,
+    gamma: FloatArray | null, N: number, C: number, HW: number) =>
+    nativeAddon().batchNormReluBackward(gx, gresidual, ggamma, gbeta, gy, y, x, mean, invstd, gamma, N, C, HW),
   layerNormForward: (out: FloatArray, mean: FloatArray, rstd: FloatArray, x: FloatArray, gamma: FloatArray | null,
     beta: FloatArray | null, rows: number, D: number, eps: number) =>
     nativeAddon().layerNormForward(out, mean, rstd, x, gamma, beta, rows, D, eps),

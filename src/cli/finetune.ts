@@ -14,6 +14,9 @@ import { progressBar } from './progress.js';
 import { markdownCode, summaryWriter } from '../io/tensorboard.js';
 import { logEpochScalars } from '../eval/supervised.js';
 import { finetune, finetuneModel, finetuneRecipe, type FinetuneRecipe, type FinetuneResult } from '../eval/finetune.js';
+import { comm as currentComm, type Comm } from '../dist/comm.js';
+import { checkSameConfig, perRankBatch } from '../dist/run.js';
+import { runDistributed } from '../dist/launch.js';
 import { finetuneTrainTransform, loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
 
 export interface FinetuneCommandOptions {
@@ -29,6 +32,8 @@ export interface FinetuneCommandOptions {
   log?: (line: string) => void;
   /** progress of each epoch's training and evaluation passes */
   onProgress?: OnProgress;
+  /** data parallel over these ranks (default: the process group in use); rank 0 alone logs and writes */
+  comm?: Comm;
 }
 
 export async function runFinetune(o: FinetuneCommandOptions): Promise<FinetuneResult & { recipe: FinetuneRecipe; classes: number }> {
@@ -40,24 +45,38 @@ export async function runFinetune(o: FinetuneCommandOptions): Promise<FinetuneRe
     if (!(recipe.dropPath >= 0 && recipe.dropPath < 1)) throw new Error(`[finetune] --drop-path must be in [0, 1), got ${recipe.dropPath}`);
     const trainSpec = o.data ?? p.cfg.data;
     const testSpec = o.testData ?? (o.data !== undefined ? o.data : (p.cfg.testData ?? p.cfg.data));
+    const comm = o.comm ?? currentComm();
+    const lead = comm.rank === 0;
+    checkSameConfig({ checkpoint: resolve(o.checkpoint), trainSpec, testSpec, recipe, limit: o.limit, testLimit: o.testLimit, seed: o.seed, out: o.out ?? null }, comm, 'finetune');
+    const rankBatch = perRankBatch(recipe.batchSize, comm, 'finetune');
     const pair = openLabelledPair('finetune', trainSpec, testSpec, o.limit, o.testLimit);
-    const vit = finetuneModel(p.model as MaskedAutoencoderViT, pair.classes.length, recipe, new T.Rng(o.seed));
+    // seed + rank, as main_finetune.py seeds each rank (drop path differs per rank; DDP starts every rank from rank 0's weights)
+    const vit = finetuneModel(p.model as MaskedAutoencoderViT, pair.classes.length, recipe, new T.Rng(o.seed + comm.rank));
     if (!(recipe.mixup >= 0 && recipe.cutmix >= 0)) throw new Error(`[finetune] --mixup and --cutmix must be >= 0, got ${recipe.mixup} and ${recipe.cutmix}`);
-    if ((recipe.mixup > 0 || recipe.cutmix > 0) && recipe.batchSize % 2 !== 0) {
-      throw new Error(`[finetune] Mixup/CutMix pair each image with the reversed batch: --batch-size must be even, got ${recipe.batchSize} (or --mixup 0 --cutmix 0)`);
+    if ((recipe.mixup > 0 || recipe.cutmix > 0) && rankBatch % 2 !== 0) {
+      const what = comm.size > 1 ? `the batch on each rank (--batch-size ${recipe.batchSize} over ${comm.size} ranks)` : '--batch-size';
+      throw new Error(`[finetune] Mixup/CutMix pair each image with the reversed batch: ${what} must be even, got ${rankBatch} (or --mixup 0 --cutmix 0)`);
     }
-    // drop_last, as main_finetune's training loader: every batch is full (and even for Mixup)
-    const train = new DataLoader(pair.train, { batchSize: recipe.batchSize, transform: finetuneTrainTransform(p.cfg), shuffle: true, dropLast: true, seed: o.seed, numWorkers: o.workers });
-    const val = new DataLoader(pair.test, { batchSize: Math.min(256, recipe.batchSize), transform: evalTransform(p.cfg.augment, p.cfg.imgSize), shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers });
-    const tb = summaryWriter(o.out !== undefined ? join(o.out, 'tb') : null);
+    // drop_last, as main_finetune's training loader: every batch is full (and even for Mixup); data parallel, each
+    // rank its DistributedSampler shard of the epoch
+    const train = new DataLoader(pair.train, {
+      batchSize: rankBatch, transform: finetuneTrainTransform(p.cfg), shuffle: true, dropLast: true, seed: o.seed, numWorkers: o.workers,
+      ...(comm.size > 1 ? { shard: { rank: comm.rank, worldSize: comm.size } } : {}),
+    });
+    // evaluation: each rank its shard without dropLast, the padding not counted (see evaluateHead)
+    const val = new DataLoader(pair.test, {
+      batchSize: Math.min(256, rankBatch), transform: evalTransform(p.cfg.augment, p.cfg.imgSize), shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers,
+      ...(comm.size > 1 ? { shard: { rank: comm.rank, worldSize: comm.size } } : {}),
+    });
+    const tb = summaryWriter(o.out !== undefined && lead ? join(o.out, 'tb') : null);
     tb.addText('config', markdownCode(JSON.stringify({ checkpoint: resolve(o.checkpoint), data: trainSpec, testData: testSpec, seed: o.seed, recipe }, null, 2)), 0);
     try {
       const r = await finetune(vit, train, val, recipe, (e) => {
         logEpochScalars(tb, e);
-        o.log?.(`[finetune] epoch ${e.epoch}/${recipe.epochs}: loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} top-1 ${(100 * e.top1).toFixed(2)}% top-5 ${(100 * e.top5).toFixed(2)}% (${e.seconds.toFixed(1)} s)`);
-      }, o.seed, o.onProgress);
+        if (lead) o.log?.(`[finetune] epoch ${e.epoch}/${recipe.epochs}: loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} top-1 ${(100 * e.top1).toFixed(2)}% top-5 ${(100 * e.top5).toFixed(2)}% (${e.seconds.toFixed(1)} s)`);
+      }, o.seed, lead ? o.onProgress : undefined, comm);
       const result = { ...r, recipe, classes: pair.classes.length };
-      if (o.out !== undefined) {
+      if (o.out !== undefined && lead) {
         const weights = serializeSafetensors(new Map(vit.stateDict()), { format: 'selfsup-finetuned-vit', checkpoint: resolve(o.checkpoint), classes: JSON.stringify(pair.classes) });
         mkdirSync(o.out, { recursive: true });
         writeFileAtomic(join(o.out, 'model.safetensors'), weights);
@@ -99,7 +118,9 @@ export function registerFinetune(program: Command): void {
     .option('--workers <n>', 'data loader threads', (v: string) => Number.parseInt(v, 10), 2)
     .option('--seed <n>', 'random seed', (v: string) => Number.parseInt(v, 10), 0)
     .option('--out <dir>', 'write model.safetensors (the fine-tuned ViT) and finetune.json here')
-    .action(async (f: { checkpoint: string; data?: string; testData?: string; epochs?: number; warmupEpochs?: number; batchSize?: number; blr?: number; layerDecay?: number; weightDecay?: number; dropPath?: number; smoothing?: number; mixup?: number; cutmix?: number; clsToken?: boolean; limit?: number; testLimit?: number; workers: number; seed: number; out?: string }) => {
+    .option('--nproc <n>', 'data parallel on this machine: launch n ranks with mpirun (the batch size stays global; see docs/distributed.md)', positiveInt('finetune', 'nproc'))
+    .option('--threads <n>', 'with --nproc: compute threads per rank (default: cores / n)', positiveInt('finetune', 'threads'))
+    .action((f: { checkpoint: string; data?: string; testData?: string; epochs?: number; warmupEpochs?: number; batchSize?: number; blr?: number; layerDecay?: number; weightDecay?: number; dropPath?: number; smoothing?: number; mixup?: number; cutmix?: number; clsToken?: boolean; limit?: number; testLimit?: number; workers: number; seed: number; out?: string; nproc?: number; threads?: number }) => runDistributed('finetune', f, async (comm) => {
       const recipe: Partial<FinetuneRecipe> = {};
       if (f.epochs !== undefined) recipe.epochs = f.epochs;
       if (f.warmupEpochs !== undefined) recipe.warmupEpochs = f.warmupEpochs;
@@ -112,15 +133,17 @@ export function registerFinetune(program: Command): void {
       if (f.mixup !== undefined) recipe.mixup = f.mixup;
       if (f.cutmix !== undefined) recipe.cutmix = f.cutmix;
       if (f.clsToken === true) recipe.globalPool = false;
-      const bar = progressBar('finetune');
+      const lead = comm.rank === 0;
+      const bar = progressBar('finetune', lead && process.stderr.isTTY === true);
       const r = await runFinetune({
-        onProgress: bar.update,
+        onProgress: bar.update, comm,
         checkpoint: f.checkpoint, recipe, limit: f.limit ?? null, testLimit: f.testLimit ?? null, workers: f.workers, seed: f.seed,
         log: (s) => { bar.stop(); process.stdout.write(`${s}\n`); },
         ...(f.data !== undefined ? { data: f.data } : {}), ...(f.testData !== undefined ? { testData: f.testData } : {}),
         ...(f.out !== undefined ? { out: resolve(f.out) } : {}),
       });
-      process.stdout.write(`[finetune] ${r.recipe.epochs} epochs, lr ${r.lr.toExponential(2)}, layer decay ${r.recipe.layerDecay} over ${r.groups} groups: `
+      if (!lead) return;
+      process.stdout.write(`[finetune] ${r.recipe.epochs} epochs, lr ${r.lr.toExponential(2)}, layer decay ${r.recipe.layerDecay} over ${r.groups} groups${comm.size > 1 ? `, ${comm.size} ranks` : ''}: `
         + `top-1 ${(100 * r.top1).toFixed(2)}% top-5 ${(100 * r.top5).toFixed(2)}%\n`);
-    });
+    }));
 }

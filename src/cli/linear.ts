@@ -13,6 +13,9 @@ import { markdownCode, summaryWriter } from '../io/tensorboard.js';
 import { logEpochScalars } from '../eval/supervised.js';
 import { linearProbe, type LinearResult } from '../eval/linear.js';
 import { methodSpec } from '../methods/registry.js';
+import { comm as currentComm, type Comm } from '../dist/comm.js';
+import { checkSameConfig, perRankBatch } from '../dist/run.js';
+import { runDistributed } from '../dist/launch.js';
 import { linclsTrainTransform, loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
 
 export interface LinearCommandOptions {
@@ -35,6 +38,8 @@ export interface LinearCommandOptions {
   log?: (line: string) => void;
   /** progress of each epoch's training and evaluation passes */
   onProgress?: OnProgress;
+  /** data parallel over these ranks (default: the process group in use); rank 0 alone logs and writes */
+  comm?: Comm;
 }
 
 export async function runLinear(o: LinearCommandOptions): Promise<LinearResult & { method: string; classes: number; train: number; test: number }> {
@@ -49,20 +54,26 @@ export async function runLinear(o: LinearCommandOptions): Promise<LinearResult &
     if (o.lr !== undefined) recipe.lr = o.lr;
     const trainSpec = o.data ?? p.cfg.data;
     const testSpec = o.testData ?? (o.data !== undefined ? o.data : (p.cfg.testData ?? p.cfg.data));
+    const comm = o.comm ?? currentComm();
+    const lead = comm.rank === 0;
+    checkSameConfig({ checkpoint: resolve(o.checkpoint), trainSpec, testSpec, recipe, limit: o.limit, testLimit: o.testLimit, seed: o.seed, out: o.out ?? null }, comm, 'linear');
+    const rankBatch = perRankBatch(recipe.batchSize, comm, 'linear');
     const pair = openLabelledPair('linear', trainSpec, testSpec, o.limit, o.testLimit);
     const { module: backbone, features, dim, owned } = p.model.frozenBackbone();
-    const train = new DataLoader(pair.train, { batchSize: recipe.batchSize, transform: linclsTrainTransform(p.cfg), shuffle: true, dropLast: false, seed: o.seed, numWorkers: o.workers });
-    const val = new DataLoader(pair.test, { batchSize: Math.min(256, recipe.batchSize), transform: evalTransform(p.cfg.augment, p.cfg.imgSize), shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers });
+    // data parallel: DistributedSampler's shards (padded by wrapping around, as main_lincls.py's), a global batch
+    const shard = comm.size > 1 ? { shard: { rank: comm.rank, worldSize: comm.size } } : {};
+    const train = new DataLoader(pair.train, { batchSize: rankBatch, transform: linclsTrainTransform(p.cfg), shuffle: true, dropLast: false, seed: o.seed, numWorkers: o.workers, ...shard });
+    const val = new DataLoader(pair.test, { batchSize: Math.min(256, rankBatch), transform: evalTransform(p.cfg.augment, p.cfg.imgSize), shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers, ...shard });
     let r: LinearResult;
-    const tb = summaryWriter(o.out !== undefined ? join(o.out, 'tb') : null);
+    const tb = summaryWriter(o.out !== undefined && lead ? join(o.out, 'tb') : null);
     tb.addText('config', markdownCode(JSON.stringify({ checkpoint: resolve(o.checkpoint), data: trainSpec, testData: testSpec, seed: o.seed, recipe }, null, 2)), 0);
     try {
       r = await linearProbe({
-        backbone, features, dim, classes: pair.classes.length, train, val, recipe, seed: o.seed,
-        ...(o.onProgress !== undefined ? { onProgress: o.onProgress } : {}),
+        backbone, features, dim, classes: pair.classes.length, train, val, recipe, seed: o.seed, comm,
+        ...(o.onProgress !== undefined && lead ? { onProgress: o.onProgress } : {}),
         onEpoch: (e) => {
           logEpochScalars(tb, e);
-          o.log?.(`[linear] epoch ${e.epoch}/${recipe.epochs}: loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} top-1 ${(100 * e.top1).toFixed(2)}% top-5 ${(100 * e.top5).toFixed(2)}% (${e.seconds.toFixed(1)} s)`);
+          if (lead) o.log?.(`[linear] epoch ${e.epoch}/${recipe.epochs}: loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} top-1 ${(100 * e.top1).toFixed(2)}% top-5 ${(100 * e.top5).toFixed(2)}% (${e.seconds.toFixed(1)} s)`);
         },
       });
     } finally {
@@ -71,7 +82,7 @@ export async function runLinear(o: LinearCommandOptions): Promise<LinearResult &
       await val.close();
     }
     const result = { ...r, method: p.cfg.method, classes: pair.classes.length, train: pair.train.length, test: pair.test.length };
-    if (o.out !== undefined) {
+    if (o.out !== undefined && lead) {
       const head = serializeSafetensors(new Map(r.head.stateDict()), { format: 'selfsup-linear-head', recipe: recipe.name, checkpoint: resolve(o.checkpoint), classes: JSON.stringify(pair.classes) });
       const { head: _h, ...json } = result;
       mkdirSync(o.out, { recursive: true });
@@ -101,10 +112,13 @@ export function registerLinear(program: Command): void {
     .option('--workers <n>', 'data loader threads', (v: string) => Number.parseInt(v, 10), 2)
     .option('--seed <n>', 'random seed', (v: string) => Number.parseInt(v, 10), 0)
     .option('--out <dir>', 'write linear.json (history, accuracy) and head.safetensors here')
-    .action(async (f: { checkpoint: string; data?: string; testData?: string; recipe?: string; epochs?: number; batchSize?: number; lr?: number; limit?: number; testLimit?: number; workers: number; seed: number; out?: string }) => {
-      const bar = progressBar('linear');
+    .option('--nproc <n>', 'data parallel on this machine: launch n ranks with mpirun (the batch size stays global; see docs/distributed.md)', positiveInt('linear', 'nproc'))
+    .option('--threads <n>', 'with --nproc: compute threads per rank (default: cores / n)', positiveInt('linear', 'threads'))
+    .action((f: { checkpoint: string; data?: string; testData?: string; recipe?: string; epochs?: number; batchSize?: number; lr?: number; limit?: number; testLimit?: number; workers: number; seed: number; out?: string; nproc?: number; threads?: number }) => runDistributed('linear', f, async (comm) => {
+      const lead = comm.rank === 0;
+      const bar = progressBar('linear', lead && process.stderr.isTTY === true);
       const r = await runLinear({
-        onProgress: bar.update,
+        onProgress: bar.update, comm,
         checkpoint: f.checkpoint, limit: f.limit ?? null, testLimit: f.testLimit ?? null, workers: f.workers, seed: f.seed,
         log: (s) => { bar.stop(); process.stdout.write(`${s}\n`); },
         ...(f.data !== undefined ? { data: f.data } : {}), ...(f.testData !== undefined ? { testData: f.testData } : {}),
@@ -112,7 +126,8 @@ export function registerLinear(program: Command): void {
         ...(f.batchSize !== undefined ? { batchSize: f.batchSize } : {}), ...(f.lr !== undefined ? { lr: f.lr } : {}),
         ...(f.out !== undefined ? { out: resolve(f.out) } : {}),
       });
-      process.stdout.write(`[linear] ${r.method} backbone, ${r.recipe.name} recipe (${r.recipe.optimizer}, lr ${r.lr}, batch ${r.recipe.batchSize}, ${r.recipe.epochs} epochs): `
+      if (!lead) return;
+      process.stdout.write(`[linear] ${r.method} backbone, ${r.recipe.name} recipe (${r.recipe.optimizer}, lr ${r.lr}, batch ${r.recipe.batchSize}${comm.size > 1 ? ` over ${comm.size} ranks` : ''}, ${r.recipe.epochs} epochs): `
         + `top-1 ${(100 * r.top1).toFixed(2)}% top-5 ${(100 * r.top5).toFixed(2)}% on ${r.test} test images; backbone unchanged (${r.backboneTensorsChecked} tensors checked)\n`);
-    });
+    }));
 }

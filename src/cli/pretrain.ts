@@ -7,8 +7,7 @@ import { mergeConfig, parseOverrides, readConfigFile } from '../io/config.js';
 import { presetConfig, presetNames, RESUMABLE_KEYS, type PretrainConfig } from '../train/config.js';
 import { METHODS, METHOD_NAMES, methodSpec } from '../methods/registry.js';
 import { pretrain, readRunConfig, NonFiniteLossError } from '../train/pretrain.js';
-import { initDistributed } from '../dist/comm.js';
-import { runLocalMpirun } from '../dist/launch.js';
+import { runDistributed } from '../dist/launch.js';
 import { enableProfiler } from '../tensor/profiler.js';
 import { setPrecision } from '../backend/native.js';
 
@@ -36,18 +35,6 @@ export interface PretrainFlags {
 
 /** The flags that make the config (the others say how to run it). */
 export type ConfigFlags = Omit<PretrainFlags, 'precision' | 'profile' | 'nproc' | 'threads' | 'progress'> & { progress?: boolean };
-
-/** The command line without the options that launched it locally (--nproc, --threads), for every rank to run. */
-function argsWithout(argv: readonly string[], names: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (names.includes(a)) { i++; continue; }
-    if (names.some((n) => a.startsWith(`${n}=`))) continue;
-    out.push(a);
-  }
-  return out;
-}
 
 /**
  * The config a command line describes: preset <- file <- named flags <- --set overrides. With --resume the base is
@@ -118,24 +105,9 @@ export function registerPretrain(program: Command): void {
     .option('--threads <n>', 'with --nproc: compute threads per rank (default: cores / n)')
     .addHelpText('after', `\nPresets: ${METHOD_NAMES.map((n) => `${n}: ${presetNames(n).join(', ')}`).join('; ')}`)
     .action(async (f: PretrainFlags, cmd: Command) => {
-      if (f.nproc !== undefined) {
-        const code = await runLocalMpirun({
-          nproc: Number(f.nproc),
-          ...(f.threads !== undefined ? { threads: Number(f.threads) } : {}),
-          args: argsWithout(process.argv.slice(1), ['--nproc', '--threads']),
-        }, 'pretrain');
-        process.exitCode = code;
-        return;
-      }
-      if (f.threads !== undefined) throw new Error('[pretrain] --threads goes with --nproc; for one process set OMP_NUM_THREADS');
+      const launch = { nproc: f.nproc !== undefined ? Number(f.nproc) : undefined, threads: f.threads !== undefined ? Number(f.threads) : undefined };
       // under mpirun/srun: join the job (rank 0 prints, logs and checkpoints)
-      const dist = initDistributed();
-      try {
-        await runPretrain(f, dist.rank === 0, cmd.getOptionValueSource('method') === 'cli');
-      } catch (e) {
-        if (dist.size > 1 && e instanceof Error) e.message = `[dist] ${dist.describe()}: ${e.message}`;
-        throw e;
-      }
+      await runDistributed('pretrain', launch, (dist) => runPretrain(f, dist.rank === 0, cmd.getOptionValueSource('method') === 'cli'));
     });
 }
 

@@ -57,6 +57,14 @@ export function checkSameConfig(config: unknown, comm: Comm, op: string): void {
   throw new Error(`[${op}] the config differs across ranks (checked by a hash at start): ${details.join('; ')}. Launch every rank with the same arguments and files.`);
 }
 
+/** Each rank's share of a global batch size; an error naming the command when it does not divide over the ranks. */
+export function perRankBatch(globalBatch: number, comm: Comm, op: string): number {
+  if (globalBatch % comm.size !== 0) {
+    throw new Error(`[${op}] the batch size ${globalBatch} (the global batch) does not divide over ${comm.size} ranks`);
+  }
+  return globalBatch / comm.size;
+}
+
 /** How many of this rank's shard positions hold real samples (the rest are wrap-around padding). */
 export function realShardSize(total: number, comm: Comm): number {
   return Math.max(0, Math.ceil((total - comm.rank) / comm.size));

@@ -14,6 +14,8 @@ import { vitFromMae, type MaskedAutoencoderViT } from '../methods/mae.js';
 import { evaluateHead } from './linear.js';
 import { batchTensors, trainSupervised, type SupervisedEpoch } from './supervised.js';
 import type { OnProgress } from '../io/progress.js';
+import { comm as currentComm, type Comm } from '../dist/comm.js';
+import { DistributedDataParallel } from '../dist/ddp.js';
 import { mixupBatch, type MixupOptions } from '../data/mixup.js';
 
 export interface FinetuneRecipe {
@@ -68,13 +70,19 @@ export type FinetuneEpoch = SupervisedEpoch;
 
 export interface FinetuneResult { lr: number; history: FinetuneEpoch[]; top1: number; top5: number; groups: number }
 
+/**
+ * Fine-tunes vit. Data parallel over comm (default: the process group in use) as main_finetune.py under DDP: train
+ * and val hold this rank's shards, r.batchSize is the global batch, the ViT starts from rank 0's weights and its
+ * gradients are averaged over ranks; Mixup draws from seed + rank, as MAE seeds each rank with args.seed + rank.
+ */
 export async function finetune(vit: VisionTransformer, train: DataLoader, val: DataLoader, r: FinetuneRecipe,
-  onEpoch?: (e: FinetuneEpoch) => void, seed = 0, onProgress?: OnProgress): Promise<FinetuneResult> {
+  onEpoch?: (e: FinetuneEpoch) => void, seed = 0, onProgress?: OnProgress, comm: Comm = currentComm()): Promise<FinetuneResult> {
   const classes = (vit.head as Linear).outFeatures;
   // main_finetune: with mixup the smoothing lives in the soft targets (SoftTargetCrossEntropy), else in the loss
   const mixing = r.mixup > 0 || r.cutmix > 0;
   const mix: MixupOptions = { mixupAlpha: r.mixup, cutmixAlpha: r.cutmix, prob: r.mixupProb, switchProb: r.mixupSwitchProb, labelSmoothing: r.labelSmoothing, numClasses: classes };
-  const mixRng = new T.Rng(seed);
+  const mixRng = new T.Rng(seed + comm.rank);
+  const ddp = comm.size > 1 ? new DistributedDataParallel(vit, comm) : null;
   const lr = (r.blr * r.batchSize) / 256;
   const groups = finetuneParamGroups(vit, r);
   const opt = new AdamW(groups, { lr, betas: [0.9, 0.999], weightDecay: r.weightDecay });
@@ -94,9 +102,9 @@ export async function finetune(vit: VisionTransformer, train: DataLoader, val: D
     trainMode: () => vit.train(),
     evaluate: (onBatch) => {
       vit.eval(); // drop path off, as the evaluation of main_finetune
-      return evaluateHead((x: Tensor) => vit.forwardFeatures(x), vit.head, val, onBatch);
+      return evaluateHead((x: Tensor) => vit.forwardFeatures(x), vit.head, val, onBatch, comm);
     },
-    onEpoch, onProgress,
+    onEpoch, onProgress, ddp,
   });
   const last = history[history.length - 1]!;
   return { lr, history, top1: last.top1, top5: last.top5, groups: groups.length };

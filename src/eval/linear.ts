@@ -11,6 +11,9 @@ import { normal_, truncNormal_, zeros_ } from '../nn/init.js';
 import { SGD, LARS, LARC, adjustLearningRate, type LrSchedule } from '../optim/index.js';
 import type { DataLoader } from '../data/loader.js';
 import type { OnProgress } from '../io/progress.js';
+import { comm as currentComm, type Comm } from '../dist/comm.js';
+import { DistributedDataParallel } from '../dist/ddp.js';
+import { realShardSize } from '../dist/run.js';
 import { batchTensors, trainSupervised, type SupervisedEpoch } from './supervised.js';
 
 /** A linear classification recipe; each method's MethodSpec.linearRecipe() gives its official one. */
@@ -97,27 +100,51 @@ export interface LinearProbeInput {
   onStep?: (info: { epoch: number; step: number; iters: number; loss: number }) => void;
   /** progress of each epoch's feature passes (training, then evaluation), batch by batch */
   onProgress?: OnProgress;
+  /**
+   * Data parallel over these ranks (default: the process group in use): train and val hold this rank's shards, the
+   * recipe's batchSize is the global batch, and the head trains under DDP as in the official main_lincls.py and
+   * main_linprobe.py. MAE's head BatchNorm stays a plain BatchNorm, as there: per-rank batch statistics, running
+   * statistics broadcast from rank 0 before every forward.
+   */
+  comm?: Comm;
 }
 
-/** Top-1 / top-5 of backbone + head over a loader (eval mode, no graph). */
+/**
+ * Top-1 / top-5 of backbone + head over a loader (eval mode, no graph). Data parallel (comm with more than one
+ * rank): the loader holds this rank's shard without dropLast, the wrap-around padding at its end is not counted, and
+ * the hit counts are summed over ranks, so the accuracy is exactly the one-process accuracy (MAE's --dist_eval
+ * counts the padding twice; this does not).
+ */
 export async function evaluateHead(features: (x: Tensor) => Tensor, head: Layer, loader: DataLoader,
-  onBatch?: (done: number, total: number) => void): Promise<{ top1: number; top5: number }> {
+  onBatch?: (done: number, total: number) => void, comm: Comm = currentComm()): Promise<{ top1: number; top5: number }> {
   head.eval();
+  const real = comm.size === 1 ? Infinity : realShardSize(loader.dataset.length, comm);
+  if (comm.size > 1 && loader.samplesPerEpoch !== Math.ceil(loader.dataset.length / comm.size)) {
+    throw new Error(`[evaluate] on ${comm.size} ranks the evaluation loader must hold this rank's shard without dropLast (${Math.ceil(loader.dataset.length / comm.size)} samples), got ${loader.samplesPerEpoch}`);
+  }
   let batches = 0;
-  let n = 0;
+  // integer counts: summed over ranks they give exactly the one-process accuracy
   let hit1 = 0;
   let hit5 = 0;
+  let n = 0;
   for await (const b of loader.epoch(0)) {
-    T.noGrad(() => T.tidy(() => {
-      const logits = head.forward(features(T.tensor(b.images, b.shape))); // [N, classes]
-      const y = T.tensor(b.labels, [b.labels.length], { dtype: 'int32' });
-      hit1 += T.accuracy(logits, y, 1) * b.labels.length;
-      hit5 += T.accuracy(logits, y, 5) * b.labels.length;
-      n += b.labels.length;
-    }));
+    const keep = Math.min(b.labels.length, real - n); // the padding sits at the end of the shard
+    if (keep > 0) {
+      T.noGrad(() => T.tidy(() => {
+        let logits = head.forward(features(T.tensor(b.images, b.shape))); // [N, classes]
+        if (keep < b.labels.length) logits = T.slice(logits, 0, 0, keep); // [keep, classes]
+        const y = T.tensor(b.labels.subarray(0, keep), [keep], { dtype: 'int32' });
+        hit1 += Math.round(T.accuracy(logits, y, 1) * keep);
+        hit5 += Math.round(T.accuracy(logits, y, 5) * keep);
+        n += keep;
+      }));
+    }
     onBatch?.(++batches, loader.length);
   }
-  return { top1: n === 0 ? 0 : hit1 / n, top5: n === 0 ? 0 : hit5 / n };
+  const counts = Float64Array.of(hit1, hit5, n);
+  comm.allreduce(counts);
+  const [h1, h5, total] = counts;
+  return { top1: total === 0 ? 0 : h1! / total!, top5: total === 0 ? 0 : h5! / total! };
 }
 
 /** Trains a linear head on the frozen backbone's features; throws if the backbone changed. */
@@ -125,6 +152,9 @@ export async function linearProbe(o: LinearProbeInput): Promise<LinearResult> {
   const r = o.recipe;
   const rng = new T.Rng(o.seed);
   const head = linearHead(o.dim, o.classes, r.bnHead, rng);
+  const comm = o.comm ?? currentComm();
+  // starts from rank 0's head (the DDP constructor broadcasts it)
+  const ddp = comm.size > 1 ? new DistributedDataParallel(head, comm) : null;
   o.backbone.eval();
   o.backbone.requiresGrad_(false);
   const before = snapshotState(o.backbone);
@@ -149,8 +179,8 @@ export async function linearProbe(o: LinearProbeInput): Promise<LinearResult> {
       return T.crossEntropy(head.forward(feats), labels); // logits [N, classes]
     },
     trainMode: () => head.train(),
-    evaluate: (onBatch) => evaluateHead(o.features, head, o.val, onBatch),
-    onStep: o.onStep, onEpoch: o.onEpoch, onProgress: o.onProgress,
+    evaluate: (onBatch) => evaluateHead(o.features, head, o.val, onBatch, comm),
+    onStep: o.onStep, onEpoch: o.onEpoch, onProgress: o.onProgress, ddp,
   });
   const checked = assertUnchanged(before, o.backbone);
   const last = history[history.length - 1]!;

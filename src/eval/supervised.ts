@@ -1,8 +1,12 @@
 // The supervised epoch loop shared by linear probing and fine-tuning: per-step lr, one tidy forward/backward/step
-// per batch, a stop on a non-finite loss, then an evaluation per epoch. Also the batch as tensors.
+// per batch, a stop on a non-finite loss, then an evaluation per epoch. Also the batch as tensors. Data parallel
+// as the official main_lincls.py / main_linprobe.py / main_finetune.py run under DDP: every rank trains on its shard,
+// gradients are averaged by DistributedDataParallel, and the epoch's loss is the mean over ranks.
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import type { Batch, DataLoader } from '../data/loader.js';
+import type { DistributedDataParallel } from '../dist/ddp.js';
+import { allreduceMean } from '../dist/collectives.js';
 import type { ScalarLogger } from '../io/tensorboard.js';
 import type { OnProgress } from '../io/progress.js';
 
@@ -28,6 +32,8 @@ export interface SupervisedLoop {
   onEpoch?: ((e: SupervisedEpoch) => void) | undefined;
   /** progress of each epoch's training pass and evaluation pass */
   onProgress?: OnProgress | undefined;
+  /** data parallel: the trained module under DDP, whose gradients are averaged over ranks (absent: one process) */
+  ddp?: DistributedDataParallel | null | undefined;
 }
 
 /** A batch's images [N, C, H, W] and int32 labels [N] as tensors (inside the caller's tidy scope). */
@@ -39,6 +45,7 @@ export async function trainSupervised(o: SupervisedLoop): Promise<SupervisedEpoc
   const iters = o.train.length;
   if (iters === 0) throw new Error(`[${o.where}] the training set is smaller than one batch`);
   const history: SupervisedEpoch[] = [];
+  const ddp = o.ddp ?? null;
   for (let epoch = 0; epoch < o.epochs; epoch++) {
     const t0 = performance.now();
     o.trainMode();
@@ -48,11 +55,16 @@ export async function trainSupervised(o: SupervisedLoop): Promise<SupervisedEpoc
     for await (const b of o.train.epoch(epoch)) {
       lr = o.lrAt(epoch, step, iters);
       const loss = T.tidy(() => {
+        ddp?.beforeForward();
         const l = o.loss(b);
         const v = l.item();
         if (!Number.isFinite(v)) throw new Error(`[${o.where}] loss is ${v} at epoch ${epoch + 1}; stopping (${o.hint})`);
         o.optimizer.zeroGrad();
-        l.backward();
+        if (ddp === null) l.backward();
+        else {
+          l.backward(undefined, { onLeafGrad: ddp.onLeafGrad });
+          ddp.finishBackward();
+        }
         o.optimizer.step();
         return v;
       });
@@ -62,7 +74,9 @@ export async function trainSupervised(o: SupervisedLoop): Promise<SupervisedEpoc
       o.onProgress?.(`epoch ${epoch + 1}/${o.epochs}: training`, step, iters);
     }
     const acc = await o.evaluate((done, total) => o.onProgress?.(`epoch ${epoch + 1}/${o.epochs}: evaluation`, done, total));
-    const e: SupervisedEpoch = { epoch: epoch + 1, loss: sum / Math.max(1, step), lr, ...acc, seconds: (performance.now() - t0) / 1000 };
+    // every rank trained on as many batches: the mean of the ranks' means is the mean over the global batches
+    const [meanLoss] = ddp === null ? [sum / Math.max(1, step)] : allreduceMean([sum / Math.max(1, step)], ddp.comm);
+    const e: SupervisedEpoch = { epoch: epoch + 1, loss: meanLoss!, lr, ...acc, seconds: (performance.now() - t0) / 1000 };
     history.push(e);
     o.onEpoch?.(e);
   }

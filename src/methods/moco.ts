@@ -3,7 +3,7 @@
 import * as T from '../tensor/index.js';
 import type { Rng, Tensor } from '../tensor/index.js';
 import { Module, type Layer } from '../nn/module.js';
-import { BatchNorm2d, Linear, ReLU, Sequential } from '../nn/layers.js';
+import { BatchNorm2d, Linear, ReLU, Sequential, fusedBatchNormReluEnabled } from '../nn/layers.js';
 import { batchShuffleDdp, batchUnshuffleDdp, concatAllGather } from '../dist/collectives.js';
 import type { Comm } from '../dist/comm.js';
 import type { BasicGroupInit } from '../optim/optimizer.js';
@@ -54,6 +54,16 @@ export class SplitBatchNorm2d extends BatchNorm2d {
   }
   override forward(x: Tensor): Tensor {
     if (!this.training || this.numSplits === 1) return super.forward(x);
+    return this.splitForward(x, null, false);
+  }
+
+  /** relu(this(x) + residual) with each split's statistics, fused into one kernel as BatchNorm2d's. */
+  override forwardRelu(x: Tensor, residual: Tensor | null = null): Tensor {
+    if (!this.training || this.numSplits === 1 || !fusedBatchNormReluEnabled()) return super.forwardRelu(x, residual);
+    return this.splitForward(x, residual, true);
+  }
+
+  private splitForward(x: Tensor, residual: Tensor | null, fuseRelu: boolean): Tensor {
     const [N, C, H, W] = x.shape as [number, number, number, number];
     if (N % this.numSplits !== 0) {
       throw new Error(`[SplitBatchNorm2d] batch ${N} is not divisible by ${this.numSplits} splits`);
@@ -65,8 +75,11 @@ export class SplitBatchNorm2d extends BatchNorm2d {
     const rvSplit = T.concat(Array.from({ length: S }, () => rv), 0);
     const w = this.weight === null ? null : T.concat(Array.from({ length: S }, () => this.weight!), 0);
     const b = this.bias === null ? null : T.concat(Array.from({ length: S }, () => this.bias!), 0);
-    const y = T.batchNorm(T.reshape(x, [N / S, C * S, H, W]), rmSplit, rvSplit, w, b,
-      { training: true, momentum: this.momentum ?? 0.1, eps: this.eps }); // [N/S, S*C, H, W]
+    const opts = { training: true, momentum: this.momentum ?? 0.1, eps: this.eps };
+    const xs = T.reshape(x, [N / S, C * S, H, W]); // [N/S, S*C, H, W]
+    const y = fuseRelu
+      ? T.batchNormRelu(xs, rmSplit, rvSplit, w, b, residual === null ? null : T.reshape(residual, [N / S, C * S, H, W]), opts)
+      : T.batchNorm(xs, rmSplit, rvSplit, w, b, opts); // [N/S, S*C, H, W]
     T.noGrad(() => {
       T.copy_(rm, T.mean(T.reshape(rmSplit, [S, C]), 0));
       T.copy_(rv, T.mean(T.reshape(rvSplit, [S, C]), 0));
@@ -163,7 +176,9 @@ export class MoCo extends Module implements Method {
    * ranks, the shuffle permutes the global batch (shuffle then has P * N entries).
    */
   private keys(imK: Tensor, shuffle?: Int32Array): Tensor {
-    return T.noGrad(() => {
+    // tidy: the key encoder's activations go as soon as the keys exist (nothing differentiates through them), not
+    // at the end of the training step, where they would sit beside the query's through the whole backward
+    return T.noGrad(() => T.tidy(() => {
       const N = imK.shape[0]!;
       const comm = this.comm;
       if (comm !== null) {
@@ -175,13 +190,15 @@ export class MoCo extends Module implements Method {
       const idxUnshuffle = T.argsort(T.cast(idxShuffle, 'float32'), 0);
       const k = T.l2Normalize(this.encoderK.forward(T.indexSelect(imK, 0, idxShuffle)), 1); // [N, dim]
       return T.indexSelect(k, 0, idxUnshuffle); // [N, dim]
-    });
+    }));
   }
 
   /** InfoNCE of queries from imQ against the positive key of imK and the K queued negatives. */
   contrastiveLoss(imQ: Tensor, imK: Tensor, shuffle?: Int32Array): { loss: Tensor; logits: Tensor; k: Tensor } {
-    const q = T.l2Normalize(this.encoderQ.forward(imQ), 1); // [N, dim]
+    // keys first (the official code computes q first; the order changes no number): the key encoder's activations
+    // come and go before the query's, which backward needs, exist, so the two never add up
     const k = this.keys(imK, shuffle); // [N, dim], no graph
+    const q = T.l2Normalize(this.encoderQ.forward(imQ), 1); // [N, dim]
     const lPos = T.sum(T.mul(q, k), 1, true); // [N, 1]
     // a snapshot of the queue, as the official queue.clone().detach(): the matmul's backward must see the keys of
     // this step, not the queue after dequeueAndEnqueue has overwritten it in place

@@ -4,7 +4,7 @@ import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { globalRng } from '../tensor/index.js';
 import { Module, type Factory, type Layer } from '../nn/module.js';
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Identity, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
+import { AdaptiveAvgPool2d, BatchNorm2d, BatchNormBase, Conv2d, Identity, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import { defaultLinearInit, kaimingNormal_, ones_, zeros_ } from '../nn/init.js';
 
 function conv3x3(inPlanes: number, outPlanes: number, stride: number, f: Factory): Conv2d {
@@ -13,6 +13,17 @@ function conv3x3(inPlanes: number, outPlanes: number, stride: number, f: Factory
 
 function conv1x1(inPlanes: number, outPlanes: number, stride: number, f: Factory): Conv2d {
   return new Conv2d(inPlanes, outPlanes, 1, { stride, bias: false }, f);
+}
+
+/**
+ * relu(norm(x) + residual) (residual null: relu(norm(x))): one fused kernel when the norm layer is a batch norm that
+ * fuses (BatchNormBase.forwardRelu), the composition otherwise. The relu modules stay registered for PyTorch's
+ * module tree; the fused kernel does their work.
+ */
+function normRelu(norm: Layer, x: Tensor, residual: Tensor | null = null): Tensor {
+  if (norm instanceof BatchNormBase) return norm.forwardRelu(x, residual);
+  const y = norm.forward(x);
+  return T.relu(residual === null ? y : T.add(y, residual));
 }
 
 /** conv3x3-bn-relu-conv3x3-bn, plus the (downsampled) identity, then relu. */
@@ -30,10 +41,10 @@ export class BasicBlock extends Module {
   /** the last batch norm of the residual branch (zero-initialised by zeroInitResidual) */
   get lastBn(): BatchNorm2d { return this.child('bn2'); }
   forward(x: Tensor): Tensor {
-    let out = T.relu(this.child<BatchNorm2d>('bn1').forward(this.child<Conv2d>('conv1').forward(x))); // [N, planes, H/s, W/s]
-    out = this.child<BatchNorm2d>('bn2').forward(this.child<Conv2d>('conv2').forward(out));
+    const out = normRelu(this.child('bn1'), this.child<Conv2d>('conv1').forward(x)); // [N, planes, H/s, W/s]
     const ds = this.childOrNull<Layer>('downsample');
-    return T.relu(T.add(out, ds === null ? x : ds.forward(x)));
+    const identity = ds === null ? x : ds.forward(x); // [N, planes, H/s, W/s]
+    return normRelu(this.child('bn2'), this.child<Conv2d>('conv2').forward(out), identity);
   }
 }
 
@@ -54,11 +65,11 @@ export class Bottleneck extends Module {
   }
   get lastBn(): BatchNorm2d { return this.child('bn3'); }
   forward(x: Tensor): Tensor {
-    let out = T.relu(this.child<BatchNorm2d>('bn1').forward(this.child<Conv2d>('conv1').forward(x)));
-    out = T.relu(this.child<BatchNorm2d>('bn2').forward(this.child<Conv2d>('conv2').forward(out))); // [N, width, H/s, W/s]
-    out = this.child<BatchNorm2d>('bn3').forward(this.child<Conv2d>('conv3').forward(out)); // [N, 4 planes, H/s, W/s]
+    let out = normRelu(this.child('bn1'), this.child<Conv2d>('conv1').forward(x));
+    out = normRelu(this.child('bn2'), this.child<Conv2d>('conv2').forward(out)); // [N, width, H/s, W/s]
     const ds = this.childOrNull<Layer>('downsample');
-    return T.relu(T.add(out, ds === null ? x : ds.forward(x)));
+    const identity = ds === null ? x : ds.forward(x); // [N, 4 planes, H/s, W/s]
+    return normRelu(this.child('bn3'), this.child<Conv2d>('conv3').forward(out), identity);
   }
 }
 
@@ -143,7 +154,7 @@ export class ResNet extends Module {
   /** Pooled features before fc. */
   forwardFeatures(x: Tensor): Tensor {
     if (x.ndim !== 4) throw new Error(`[ResNet] expected images [N, C, H, W], got [${x.shape.join(', ')}]`);
-    let y = T.relu(this.child<BatchNorm2d>('bn1').forward(this.child<Conv2d>('conv1').forward(x))); // [N, w0, H', W']
+    let y = normRelu(this.child('bn1'), this.child<Conv2d>('conv1').forward(x)); // [N, w0, H', W']
     y = this.child<Layer>('maxpool').forward(y);
     for (let s = 1; s <= 4; s++) y = this.child<Sequential>(`layer${s}`).forward(y); // [N, numFeatures, h, w]
     return T.flatten(this.child<AdaptiveAvgPool2d>('avgpool').forward(y), 1); // [N, numFeatures]

@@ -67,6 +67,20 @@ export interface BatchNormOptions {
  * Batch norm over channel dim 1 with PyTorch's buffers: running_mean, running_var (unbiased batch variance in the
  * update) and num_batches_tracked (int32 here, int64 in PyTorch; loading converts).
  */
+let fusedBatchNormRelu = process.env.SELFSUP_FUSED_BN_RELU !== '0';
+
+/**
+ * Turns the fused batch norm + residual add + ReLU kernel of BatchNorm2d.forwardRelu on or off (off: the composed
+ * ops; tests compare the two paths, SELFSUP_FUSED_BN_RELU=0 sets off); returns the old setting.
+ */
+export function setFusedBatchNormRelu(on: boolean): boolean {
+  const old = fusedBatchNormRelu;
+  fusedBatchNormRelu = on;
+  return old;
+}
+/** Whether BatchNorm2d.forwardRelu (and SplitBatchNorm2d's) run the fused kernel now. */
+export function fusedBatchNormReluEnabled(): boolean { return fusedBatchNormRelu; }
+
 export abstract class BatchNormBase extends Module {
   readonly eps: number;
   readonly momentum: number | null;
@@ -94,6 +108,21 @@ export abstract class BatchNormBase extends Module {
   get numBatchesTracked(): Tensor | null { return this.bufferOrNull('num_batches_tracked'); }
 
   forward(x: Tensor): Tensor {
+    const a = this.batchNormArgs(x);
+    return T.batchNorm(x, a.runningMean, a.runningVar, this.weight, this.bias, a.opts);
+  }
+
+  /**
+   * relu(this(x) + residual) (residual null: relu(this(x))), as ResNet blocks end. Composed here; BatchNorm2d fuses
+   * it into one kernel. A subclass that changes forward (SyncBatchNorm) keeps this composed form, and so stays right.
+   */
+  forwardRelu(x: Tensor, residual: Tensor | null = null): Tensor {
+    const y = this.forward(x);
+    return T.relu(residual === null ? y : T.add(y, residual));
+  }
+
+  /** Checks x, counts the batch, and picks the statistics and options T.batchNorm gets, as PyTorch's _BatchNorm. */
+  protected batchNormArgs(x: Tensor): { runningMean: Tensor | null; runningVar: Tensor | null; opts: T.BatchNormOptions } {
     if (!this.inputRanks.includes(x.ndim)) {
       throw new Error(`[${this.constructor.name}] expected ${this.inputRanks.join('-D or ')}-D input, got [${x.shape.join(', ')}]`);
     }
@@ -109,9 +138,11 @@ export abstract class BatchNormBase extends Module {
     }
     // running statistics are updated only when tracked and training (PyTorch passes None otherwise)
     const updateStats = this.training && this.trackRunningStats;
-    return T.batchNorm(x, useBatchStats && !updateStats ? null : this.runningMean,
-      useBatchStats && !updateStats ? null : this.runningVar, this.weight, this.bias,
-      { training: useBatchStats, momentum, eps: this.eps });
+    return {
+      runningMean: useBatchStats && !updateStats ? null : this.runningMean,
+      runningVar: useBatchStats && !updateStats ? null : this.runningVar,
+      opts: { training: useBatchStats, momentum, eps: this.eps },
+    };
   }
 }
 
@@ -121,6 +152,12 @@ export class BatchNorm1d extends BatchNormBase {
 
 export class BatchNorm2d extends BatchNormBase {
   protected readonly inputRanks = [4];
+  /** Fused: one pass normalises, adds the residual and clamps; batch norm's own output is never stored. */
+  override forwardRelu(x: Tensor, residual: Tensor | null = null): Tensor {
+    if (!fusedBatchNormRelu) return super.forwardRelu(x, residual);
+    const a = this.batchNormArgs(x);
+    return T.batchNormRelu(x, a.runningMean, a.runningVar, this.weight, this.bias, residual, a.opts);
+  }
 }
 
 /** Layer norm over the last dim (PyTorch's default eps 1e-5; timm's ViT uses 1e-6). */

@@ -904,25 +904,30 @@ export interface BatchNormOptions {
   eps?: number;
 }
 
+/** Checks batch norm's arguments against x [N, C, ...]; returns N, C and HW (the product of the trailing dims). */
+function checkBatchNorm(op: string, x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null,
+  weight: Tensor | null, bias: Tensor | null): [number, number, number] {
+  live(op, x, runningMean, runningVar, weight, bias);
+  requireFloat(op, x);
+  if (x.ndim < 2) throw new Error(`[${op}] expected input [N, C, ...], got ${fmtShape(x.shape)}`);
+  const [N, C] = x.shape as [number, number];
+  for (const [name, t] of [['runningMean', runningMean], ['runningVar', runningVar], ['weight', weight], ['bias', bias]] as const) {
+    if (t !== null && (t.ndim !== 1 || t.shape[0] !== C)) {
+      throw new Error(`[${op}] ${name} ${fmtShape(t.shape)} does not match ${C} channels of input ${fmtShape(x.shape)}`);
+    }
+    if (t !== null) sameDtype(op, x, t);
+  }
+  return [N, C, sizeOf(x.shape.slice(2))];
+}
+
 /**
  * Batch norm over [N, C, ...]: in training, normalises with batch statistics and updates the running
  * statistics in place (unbiased variance, as PyTorch); in eval, uses the running statistics.
  */
 export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight: Tensor | null,
   bias: Tensor | null, opts: BatchNormOptions): Tensor {
-  live('batchNorm', x, runningMean, runningVar, weight, bias);
-  requireFloat('batchNorm', x);
-  if (x.ndim < 2) throw new Error(`[batchNorm] expected input [N, C, ...], got ${fmtShape(x.shape)}`);
-  const [N, C] = x.shape as [number, number];
-  const HW = sizeOf(x.shape.slice(2));
-  for (const [name, t] of [['runningMean', runningMean], ['runningVar', runningVar], ['weight', weight], ['bias', bias]] as const) {
-    if (t !== null && (t.ndim !== 1 || t.shape[0] !== C)) {
-      throw new Error(`[batchNorm] ${name} ${fmtShape(t.shape)} does not match ${C} channels of input ${fmtShape(x.shape)}`);
-    }
-    if (t !== null) sameDtype('batchNorm', x, t);
-  }
+  const [N, C, HW] = checkBatchNorm('batchNorm', x, runningMean, runningVar, weight, bias);
   const eps = opts.eps ?? 1e-5;
-  const momentum = opts.momentum ?? 0.1;
   if (!opts.training) {
     if (runningMean === null || runningVar === null) throw new Error('[batchNorm] eval mode needs running statistics');
     if (!needsGrad([x, weight, bias])) {
@@ -940,17 +945,56 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
     if (bias !== null) y = add(y, reshape(bias, bshape));
     return y;
   }
+  return batchNormTraining('batchNorm', x, runningMean, runningVar, weight, bias, null, false, N, C, HW, eps,
+    opts.momentum ?? 0.1);
+}
+
+/**
+ * relu(batchNorm(x) + residual) (residual null: relu(batchNorm(x))), as a ResNet block ends. In training one fused
+ * kernel normalises, adds and clamps in a single pass, and the backward masks by the output, so batch norm's own
+ * output is never stored (oneDNN's fuse_norm_relu, with the residual add folded in); in eval it is the composition.
+ */
+export function batchNormRelu(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight: Tensor | null,
+  bias: Tensor | null, residual: Tensor | null, opts: BatchNormOptions): Tensor {
+  const [N, C, HW] = checkBatchNorm('batchNormRelu', x, runningMean, runningVar, weight, bias);
+  if (residual !== null) {
+    live('batchNormRelu', residual);
+    sameDtype('batchNormRelu', x, residual);
+    if (!sameShape(residual.shape, x.shape)) {
+      throw new Error(`[batchNormRelu] residual ${fmtShape(residual.shape)} does not match input ${fmtShape(x.shape)}`);
+    }
+  }
+  if (!opts.training) {
+    const y = batchNorm(x, runningMean, runningVar, weight, bias, opts);
+    return relu(residual === null ? y : add(y, residual));
+  }
+  return batchNormTraining('batchNormRelu', x, runningMean, runningVar, weight, bias, residual, true, N, C, HW,
+    opts.eps ?? 1e-5, opts.momentum ?? 0.1);
+}
+
+/** Training-mode batch norm, plain (fuseRelu false) or fused with the residual add and ReLU. */
+function batchNormTraining(op: string, x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null,
+  weight: Tensor | null, bias: Tensor | null, residual: Tensor | null, fuseRelu: boolean, N: number, C: number,
+  HW: number, eps: number, momentum: number): Tensor {
   if (N * HW <= 1) {
-    throw new Error(`[batchNorm] expected more than 1 value per channel when training, got input ${fmtShape(x.shape)}`);
+    throw new Error(`[${op}] expected more than 1 value per channel when training, got input ${fmtShape(x.shape)}`);
   }
   const out = like(x);
   const mean = like(x, [C]);
   const invstd = like(x, [C]);
-  // a blocked input (left by a conv) is normalised in that layout and stays in it
-  const xb = x.blockedData;
-  (xb !== null ? x.backend.blocked! : x.backend).batchNormForward(fdata(out), fdata(mean), fdata(invstd), xb ?? fdata(x),
-    weight === null ? null : fdata(weight), bias === null ? null : fdata(bias), N, C, HW, eps);
-  if (xb !== null) out.markBlocked();
+  // a blocked input (left by a conv) is normalised in that layout and stays in it; a residual must be blocked too
+  const xbl = x.blockedData;
+  const rbl = residual === null ? null : residual.blockedData;
+  const inBlocked = xbl !== null && (residual === null || rbl !== null);
+  const k = inBlocked ? x.backend.blocked! : x.backend;
+  const gamma = weight === null ? null : fdata(weight), beta = bias === null ? null : fdata(bias);
+  if (fuseRelu) {
+    k.batchNormReluForward(fdata(out), fdata(mean), fdata(invstd), inBlocked ? xbl : fdata(x),
+      residual === null ? null : inBlocked ? rbl : fdata(residual), gamma, beta, N, C, HW, eps);
+  } else {
+    k.batchNormForward(fdata(out), fdata(mean), fdata(invstd), inBlocked ? xbl : fdata(x), gamma, beta, N, C, HW, eps);
+  }
+  if (inBlocked) out.markBlocked();
   if (runningMean !== null && runningVar !== null) {
     const rm = runningMean.data as FloatArray;
     const rv = runningVar.data as FloatArray;
@@ -963,19 +1007,31 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
       rv[c] = (1 - momentum) * rv[c]! + momentum * biasedVar * (n / (n - 1));
     }
   }
-  const inputs = [x, ...(weight !== null ? [weight] : []), ...(bias !== null ? [bias] : [])];
-  return record(out, 'batchNorm', inputs, (g) => {
+  const inputs = [x, ...(weight !== null ? [weight] : []), ...(bias !== null ? [bias] : []),
+    ...(residual !== null ? [residual] : [])];
+  return record(out, op, inputs, (g) => {
     const gx = like(x);
     const gw = weight !== null ? like(weight) : null;
     const gb = bias !== null ? like(bias) : null;
-    // blocked only when both g and x still are; otherwise reading them turns both into NCHW
-    const gbl = g.blockedData, xbl = x.blockedData;
-    const blocked = gbl !== null && xbl !== null;
-    (blocked ? x.backend.blocked! : x.backend).batchNormBackward(fdata(gx), gw === null ? null : fdata(gw),
-      gb === null ? null : fdata(gb), blocked ? gbl : fdata(g), blocked ? xbl : fdata(x), fdata(mean), fdata(invstd),
-      weight === null ? null : fdata(weight), N, C, HW);
-    if (blocked) gx.markBlocked();
-    return [gx, ...(gw !== null ? [gw] : []), ...(gb !== null ? [gb] : [])];
+    const gr = residual !== null && residual.requiresGrad ? like(residual) : null;
+    // blocked only when g, x (and the output the mask is read from) still are; otherwise reading them turns all NCHW
+    const gbl = g.blockedData, xb = x.blockedData, yb = fuseRelu ? out.blockedData : null;
+    const blocked = gbl !== null && xb !== null && (!fuseRelu || yb !== null);
+    const kb = blocked ? x.backend.blocked! : x.backend;
+    const ggamma = gw === null ? null : fdata(gw), gbeta = gb === null ? null : fdata(gb);
+    const gamma = weight === null ? null : fdata(weight);
+    if (fuseRelu) {
+      kb.batchNormReluBackward(fdata(gx), gr === null ? null : fdata(gr), ggamma, gbeta, blocked ? gbl : fdata(g),
+        blocked ? yb! : fdata(out), blocked ? xb : fdata(x), fdata(mean), fdata(invstd), gamma, N, C, HW);
+    } else {
+      kb.batchNormBackward(fdata(gx), ggamma, gbeta, blocked ? gbl : fdata(g), blocked ? xb : fdata(x), fdata(mean),
+        fdata(invstd), gamma, N, C, HW);
+    }
+    if (blocked) {
+      gx.markBlocked();
+      gr?.markBlocked();
+    }
+    return [gx, ...(gw !== null ? [gw] : []), ...(gb !== null ? [gb] : []), ...(residual !== null ? [gr] : [])];
   });
 }
 

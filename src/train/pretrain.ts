@@ -23,7 +23,7 @@ import { augmentationGridPng, reconstructionMonitor } from '../eval/run-pictures
 import { comm as currentComm, type Comm } from '../dist/comm.js';
 import { DistributedDataParallel } from '../dist/ddp.js';
 import { allreduceMean } from '../dist/collectives.js';
-import { checkSameConfig, gatherSharded, realShardSize } from '../dist/run.js';
+import { checkSameConfig, gatherSharded, perRankBatch, realShardSize } from '../dist/run.js';
 import type { StepContext } from '../methods/method.js';
 import { formatProfile, profile, profilerEnabled } from '../tensor/profiler.js';
 
@@ -156,10 +156,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   const dist = opts.comm ?? currentComm();
   const lead = dist.rank === 0;
   checkSameConfig(cfg, dist, 'pretrain');
-  if (cfg.batchSize % dist.size !== 0) {
-    throw new Error(`[pretrain] batchSize ${cfg.batchSize} (the global batch) does not divide over ${dist.size} ranks`);
-  }
-  const rankBatch = cfg.batchSize / dist.size;
+  const rankBatch = perRankBatch(cfg.batchSize, dist, 'pretrain');
   const cb = lead ? opts.callbacks ?? {} : {};
   const log = lead ? cb.log ?? ((s: string) => { process.stdout.write(`${s}\n`); }) : () => undefined;
   if (lead) mkdirSync(cfg.out, { recursive: true });

@@ -396,6 +396,33 @@ describe('native layer kernels vs reference', native, () => {
     }
   });
 
+  test('fused batch norm + residual add + ReLU, forward and backward; with and without affine and residual', () => {
+    for (const [N, C, HW] of [[4, 3, 25], [2, 5, 1], [8, 16, 300], [0, 2, 3]] as [number, number, number][]) {
+      for (const [affine, withResidual] of [[true, true], [false, true], [true, false]] as [boolean, boolean][]) {
+        const n = N * C * HW;
+        const x = f32(n, () => rand() * 3 + 1); const gy = f32(n); const r = withResidual ? f32(n) : null;
+        const gamma = affine ? f32(C, () => 0.5 + rand()) : null; const beta = affine ? f32(C) : null;
+        const y1 = f32(n); const m1 = f32(C); const s1 = f32(C);
+        const y2 = new Float64Array(n); const m2 = new Float64Array(C); const s2 = new Float64Array(C);
+        nb.batchNormReluForward(y1, m1, s1, x, r, gamma, beta, N, C, HW, 1e-5);
+        rb.batchNormReluForward(y2, m2, s2, toF64(x), r && toF64(r), gamma && toF64(gamma), beta && toF64(beta), N, C, HW, 1e-5);
+        const tag = `bn+relu [${N},${C},${HW}] affine=${affine} residual=${withResidual}`;
+        if (n === 0) continue;
+        close(`${tag} out`, y1, y2, 1e-4, 1e-4); close(`${tag} mean`, m1, m2); close(`${tag} invstd`, s1, s2, 1e-4, 1e-4);
+        assert.ok(y1.some((v) => v === 0) && y1.some((v) => v > 0), `${tag}: the test needs both sides of the ReLU`);
+        const gx1 = f32(n); const gr1 = f32(n); const gg1 = f32(C); const gb1 = f32(C);
+        const gx2 = new Float64Array(n); const gr2 = new Float64Array(n); const gg2 = new Float64Array(C); const gb2 = new Float64Array(C);
+        // the mask comes from the native output for both, so a value rounded to 0 on one side cannot flip it
+        nb.batchNormReluBackward(gx1, withResidual ? gr1 : null, affine ? gg1 : null, affine ? gb1 : null, gy, y1, x, m1, s1, gamma, N, C, HW);
+        rb.batchNormReluBackward(gx2, withResidual ? gr2 : null, affine ? gg2 : null, affine ? gb2 : null, toF64(gy), toF64(y1), toF64(x),
+          toF64(m1), toF64(s1), gamma && toF64(gamma), N, C, HW);
+        close(`${tag} gx`, gx1, gx2, 1e-4, 1e-3);
+        if (withResidual) close(`${tag} gresidual`, gr1, gr2, 0, 0);
+        if (affine) { close(`${tag} ggamma`, gg1, gg2, 1e-4, 1e-4); close(`${tag} gbeta`, gb1, gb2, 1e-4, 1e-4); }
+      }
+    }
+  });
+
   test('layer norm forward and backward; with and without affine', () => {
     for (const [rows, D] of [[3, 8], [1, 1], [5, 1], [257, 192], [2000, 33], [0, 4]] as [number, number][]) {
       for (const affine of [true, false]) {

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mpiSkip, MPIRUN_FLAGS } from './mpi.js';
 import { readCheckpointJson } from '../../src/train/checkpoint.js';
+import { applyRankThreads, bindingAdvice, threadsPerRank } from '../../src/dist/launch.js';
+import { makeImageFolder, makeTinyRun } from '../eval/tiny-run.js';
 import { DEBIAN_FASHION_MNIST_DIR } from '../../src/data/datasets.js';
 
 const BIN = fileURLToPath(new URL('../../bin/selfsup.js', import.meta.url));
@@ -124,6 +126,46 @@ describe('launching data-parallel runs', () => {
     const tooMany = spawnSync(process.execPath, [BIN, ...tinyArgs('/nonexistent', 1), '--nproc', String(cores + 1)], { env: ENV, encoding: 'utf8' });
     assert.notEqual(tooMany.status, 0);
     assert.match(tooMany.stderr, new RegExp(`\\[pretrain\\] --nproc ${cores + 1} is more than the ${cores} cores of this machine`));
+  });
+
+  it('linear and finetune --nproc: no mpirun on PATH, or more ranks than cores, is an error saying what to do', { timeout: 60_000 }, () => {
+    const cores = availableParallelism();
+    for (const cmd of ['linear', 'finetune']) {
+      const noMpi = spawnSync(process.execPath, [BIN, cmd, '--checkpoint', '/nonexistent', '--nproc', '1'], { env: { ...ENV, PATH: '/nonexistent' }, encoding: 'utf8' });
+      assert.notEqual(noMpi.status, 0);
+      assert.match(noMpi.stderr, new RegExp(`\\[${cmd}\\] --nproc needs mpirun, which was not found on PATH: install the Debian packages libopenmpi-dev and openmpi-bin`));
+      const tooMany = spawnSync(process.execPath, [BIN, cmd, '--checkpoint', '/nonexistent', '--nproc', String(cores + 1)], { env: ENV, encoding: 'utf8' });
+      assert.notEqual(tooMany.status, 0);
+      assert.match(tooMany.stderr, new RegExp(`\\[${cmd}\\] --nproc ${cores + 1} is more than the ${cores} cores of this machine`));
+    }
+  });
+
+  it('linear with options that differ across ranks: every rank stops, naming the option (hash checked at start)', { skip: mpiSkip, timeout: 120_000 }, () => {
+    const root = mkdtempSync(join(tmpdir(), 'dist-linear-mismatch-'));
+    try {
+      const data = makeImageFolder(join(root, 'data'), { classes: ['a', 'b'], perClass: 2, size: 16 });
+      const run = makeTinyRun('simsiam', data, join(root, 'run'));
+      const args = (seed: number): string[] => [process.execPath, BIN, 'linear', '--checkpoint', run, '--epochs', '1', '--batch-size', '2', '--workers', '0', '--seed', String(seed)];
+      const r = spawnSync('mpirun', [...MPIRUN_FLAGS, '-np', '1', ...args(0), ':', '-np', '1', ...args(1)], { env: ENV, encoding: 'utf8', timeout: 100_000 });
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /\[linear\] the config differs across ranks \(checked by a hash at start\): rank 1 has seed=1 where rank 0 has 0/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("each rank of a job defaults to its share of the machine's cores; a binding to fewer cores is explained", () => {
+    const env: NodeJS.ProcessEnv = { OMPI_COMM_WORLD_LOCAL_SIZE: '2' };
+    applyRankThreads(env);
+    assert.equal(env.OMP_NUM_THREADS, String(threadsPerRank(2)));
+    const mine: NodeJS.ProcessEnv = { OMPI_COMM_WORLD_LOCAL_SIZE: '2', OMP_NUM_THREADS: '3' };
+    applyRankThreads(mine);
+    assert.equal(mine.OMP_NUM_THREADS, '3', 'OMP_NUM_THREADS wins');
+    const alone: NodeJS.ProcessEnv = {};
+    applyRankThreads(alone);
+    assert.equal(alone.OMP_NUM_THREADS, undefined, 'one process keeps the OpenMP default');
+    assert.equal(bindingAdvice(8, 16, 2), null);
+    assert.match(bindingAdvice(1, 16, 2)!, /each rank is bound to 1 core\(s\) but its share of this machine is 8 of 16: .*--map-by slot:PE=8 --bind-to core -x OMP_NUM_THREADS=8/);
   });
 
   it('a launch as one of several ranks without the Open MPI binding says which packages to install', { timeout: 60_000 }, () => {

@@ -2,6 +2,9 @@
 import { presetConfig, type MethodName, type PretrainConfig } from '../../src/train/config.js';
 import * as T from '../../src/tensor/index.js';
 import type { Tensor } from '../../src/tensor/index.js';
+import { join } from 'node:path';
+import type { LinearCommandOptions } from '../../src/cli/linear.js';
+import type { FinetuneCommandOptions } from '../../src/cli/finetune.js';
 
 /** 3 steps of the global batch 16 on Fashion-MNIST, no monitor, a log line per step. */
 export function tinyConfig(method: MethodName, out: string): PretrainConfig {
@@ -40,4 +43,28 @@ export function mocoShuffles(): Int32Array[] {
 export function gatheredToGlobal(i: number, ranks = 2): number {
   const perRank = MOCO_BATCH / ranks;
   return (i % perRank) * ranks + Math.floor(i / perRank);
+}
+
+/** The evaluation commands the 2-rank test runs: the LARC and the BN-headed linear recipes, and MAE fine-tuning. */
+export const EVAL_JOBS = [
+  { name: 'linear-simsiam', command: 'linear', method: 'simsiam' },
+  { name: 'linear-mae', command: 'linear', method: 'mae' },
+  { name: 'finetune-mae', command: 'finetune', method: 'mae' },
+] as const;
+export type EvalJob = (typeof EVAL_JOBS)[number];
+
+/**
+ * The options of one job on the tiny run root/<method>: 12 training images (6 per rank), a global batch of 4, 2 epochs
+ * (6 steps); 15 test images, which 2 ranks split 8 + 7 with one padded sample. Fine-tuning without Mixup and drop
+ * path, whose draws are per rank in the official code.
+ */
+export function linearJobArgs(job: EvalJob, root: string, data: string, out: string): LinearCommandOptions {
+  return { checkpoint: join(root, job.method), data, limit: 12, testLimit: null, workers: 0, seed: 0, out, epochs: 2, batchSize: 4 };
+}
+
+export function finetuneJobArgs(job: EvalJob, root: string, data: string, out: string): FinetuneCommandOptions {
+  return {
+    checkpoint: join(root, job.method), data, limit: 12, testLimit: null, workers: 0, seed: 0, out,
+    recipe: { epochs: 2, warmupEpochs: 1, batchSize: 4, mixup: 0, cutmix: 0, dropPath: 0 },
+  };
 }

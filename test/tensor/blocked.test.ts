@@ -117,6 +117,63 @@ test('batch norm kernels on the blocked layout equal the NCHW kernels (training,
   }
 });
 
+test('fused batch norm + residual add + ReLU on the blocked layout matches the NCHW kernels (where a blocked layout is in use)', { skip }, () => {
+  const L = activationBlock();
+  if (L === 0) {
+    assert.throws(() => nativeAddon().batchNormReluForward(new Float32Array(32), new Float32Array(32), new Float32Array(32),
+      new Float32Array(32), null, null, null, 1, 32, 1, 1e-5, true), /\[batchNormReluForward\] activations are flagged blocked/);
+    return;
+  }
+  const addon = nativeAddon();
+  const [N, C, H, W] = [4, 32, 3, 5];
+  const HW = H * W;
+  const size = N * C * HW;
+  const x = randomF32(size, 2), r = randomF32(size, 7), gy = randomF32(size, 3), gamma = randomF32(C, 4), beta = randomF32(C, 5);
+  const block = (a: Float32Array): Float32Array => toBlockedJs(a, N, C, HW, L);
+  for (const [affine, res] of [[true, true], [false, false]] as [boolean, boolean][]) {
+    const g = affine ? gamma : null, b = affine ? beta : null, rr = res ? r : null;
+    const [y1, m1, s1] = [new Float32Array(size), new Float32Array(C), new Float32Array(C)];
+    const [y2, m2, s2] = [new Float32Array(size), new Float32Array(C), new Float32Array(C)];
+    addon.batchNormReluForward(y1, m1, s1, x, rr, g, b, N, C, HW, 1e-5);
+    addon.batchNormReluForward(y2, m2, s2, block(x), rr && block(rr), g, b, N, C, HW, 1e-5, true);
+    assertClose(y2, block(y1), `forward affine=${affine} residual=${res}`, 1e-5, 1e-6);
+    assertClose(m2, m1, 'mean', 1e-6, 1e-7);
+    assertClose(s2, s1, 'invstd', 1e-6, 1e-7);
+    const [gx1, gx2, gr1, gr2] = [new Float32Array(size), new Float32Array(size), new Float32Array(size), new Float32Array(size)];
+    const [gg1, gg2, gb1, gb2] = [new Float32Array(C), new Float32Array(C), new Float32Array(C), new Float32Array(C)];
+    addon.batchNormReluBackward(gx1, res ? gr1 : null, affine ? gg1 : null, affine ? gb1 : null, gy, y1, x, m1, s1, g, N, C, HW);
+    addon.batchNormReluBackward(gx2, res ? gr2 : null, affine ? gg2 : null, affine ? gb2 : null, block(gy), block(y1), block(x),
+      m1, s1, g, N, C, HW, true);
+    assertClose(gx2, block(gx1), `backward affine=${affine} residual=${res}`, 1e-5, 1e-6);
+    if (res) assertClose(gr2, block(gr1), 'gresidual', 0, 0);
+    if (affine) {
+      assertClose(gg2, gg1, 'dgamma', 1e-5, 1e-6);
+      assertClose(gb2, gb1, 'dbeta', 1e-5, 1e-6);
+    }
+  }
+});
+
+test('conv -> fused batch norm + add + ReLU stays blocked and equals the composed ops, values and gradients', { skip }, () => {
+  const run = (fused: boolean): { outs: Float32Array[]; blocked: boolean } => T.tidy(() => {
+    const rng = new Rng(9);
+    const x = T.randn([2, 3, 6, 6], { rng, device: 'native' });
+    const w1 = T.randn([16, 3, 3, 3], { rng, device: 'native' }).requiresGrad_();
+    const w2 = T.randn([16, 3, 3, 3], { rng, device: 'native' }).requiresGrad_();
+    const gamma = T.randn([16], { rng, device: 'native' }).requiresGrad_();
+    const beta = T.randn([16], { rng, device: 'native' }).requiresGrad_();
+    const y = T.conv2d(x, w1, null, { padding: 1 });
+    const res = T.conv2d(x, w2, null, { padding: 1 });
+    const out = fused ? T.batchNormRelu(y, null, null, gamma, beta, res, { training: true })
+      : T.relu(T.add(T.batchNorm(y, null, null, gamma, beta, { training: true }), res));
+    const blocked = out.storage.blocked !== null;
+    T.mul(out, T.randn([2, 16, 6, 6], { rng: new Rng(4), device: 'native' })).sum().backward();
+    return { outs: [out, w1.grad!, w2.grad!, gamma.grad!, beta.grad!].map((t) => Float32Array.from(t.data)), blocked };
+  });
+  const fused = run(true), composed = run(false);
+  assert.equal(fused.blocked, activationBlock() > 0, `the fused output stays in ${nativeAddon().activationLayout()}`);
+  fused.outs.forEach((o, i) => assertClose(o, composed.outs[i]!, `fused vs composed ${i}`, 1e-4, 1e-5));
+});
+
 test('conv -> batch norm -> ReLU -> add stay blocked (where a blocked layout is in use), and reading any of them gives the NCHW values', { skip }, () => {
   const run = (blocked: boolean): { outs: Float32Array[]; flags: boolean[] } => {
     const old = setBlockedActivations(blocked);

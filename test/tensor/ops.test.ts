@@ -127,6 +127,35 @@ describe('normalization and softmax', () => {
     checkOp('batchNorm eval', (x, m, v, w, b) => T.batchNorm(x!, m!, v!, w!, b!, { training: false }),
       [f([2, 3, 2, 2]), f([3], { grad: false }), f([3], { gen: positive, grad: false }), f([3]), f([3])]);
   });
+  opTest('batchNormRelu (fused batch norm + residual add + ReLU)', () => {
+    checkOp('batchNormRelu train residual', (x, w, b, r) => T.batchNormRelu(x!, null, null, w!, b!, r!, { training: true }),
+      [f([4, 3, 3, 2]), f([3]), f([3]), f([4, 3, 3, 2])]);
+    checkOp('batchNormRelu train no affine no residual', (x) => T.batchNormRelu(x!, null, null, null, null, null, { training: true }),
+      [f([5, 4])]);
+    checkOp('batchNormRelu eval', (x, m, v, w, b, r) => T.batchNormRelu(x!, m!, v!, w!, b!, r!, { training: false }),
+      [f([2, 3, 2, 2]), f([3], { grad: false }), f([3], { gen: positive, grad: false }), f([3]), f([3]), f([2, 3, 2, 2])]);
+    // the fused op against its composition, float64 on the reference backend: values, running statistics, gradients
+    T.tidy(() => {
+      const rng = new T.Rng(5);
+      const opt = { dtype: 'float64' as const, device: 'reference' as const };
+      const x = T.randn([3, 4, 2, 3], { rng, ...opt });
+      const r = T.randn([3, 4, 2, 3], { rng, ...opt });
+      const w = T.randn([4], { rng, ...opt }), b = T.randn([4], { rng, ...opt });
+      const cot = T.randn([3, 4, 2, 3], { rng, ...opt });
+      const run = (fused: boolean): Float64Array[] => {
+        const [xi, ri, wi, bi] = [x, r, w, b].map((t) => T.clone(t).requiresGrad_()) as [Tensor, Tensor, Tensor, Tensor];
+        const rm = T.zeros([4], opt), rv = T.ones([4], opt);
+        const y = fused ? T.batchNormRelu(xi, rm, rv, wi, bi, ri, { training: true })
+          : T.relu(T.add(T.batchNorm(xi, rm, rv, wi, bi, { training: true }), ri));
+        T.mul(y, cot).sum().backward();
+        return [y, rm, rv, xi.grad!, ri.grad!, wi.grad!, bi.grad!].map((t) => Float64Array.from(t.data));
+      };
+      const fused = run(true), composed = run(false);
+      fused.forEach((a, i) => assertClose(a, composed[i]!, `batchNormRelu fused vs composed output ${i}`, 1e-12, 1e-12));
+    });
+    assert.throws(() => T.batchNormRelu(T.zeros([2, 3, 2]), null, null, null, null, T.zeros([2, 3, 3]), { training: true }),
+      /\[batchNormRelu\] residual \[2, 3, 3\] does not match input \[2, 3, 2\]/);
+  });
   opTest('layerNorm', () => {
     checkOp('layerNorm', (x, w, b) => T.layerNorm(x!, w!, b!), [f([4, 7]), f([7]), f([7])]);
     checkOp('layerNorm 3d no affine', (x) => T.layerNorm(x!, null, null, 1e-6), [f([2, 3, 5])]);

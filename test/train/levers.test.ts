@@ -8,9 +8,10 @@ import * as T from '../../src/tensor/index.js';
 import { METHOD_NAMES, buildMethod } from '../../src/methods/registry.js';
 import { trainStep } from '../../src/train/pretrain.js';
 import { SGD, AdamW, setFusedOptimizers } from '../../src/optim/index.js';
-import { nativeAvailable } from '../helpers.js';
+import { setFusedBatchNormRelu } from '../../src/nn/layers.js';
+import { benchConfig, benchOptimizer } from '../../bench/configs.js';
+import { assertClose, nativeAvailable } from '../helpers.js';
 import { tinyConfig } from '../eval/tiny-run.js';
-import { benchConfig } from '../../bench/configs.js';
 import { Module } from '../../src/nn/module.js';
 import { Attention } from '../../src/nn/transformer.js';
 
@@ -96,4 +97,38 @@ describe('fused kernels on the MAE bench config', { skip: nativeAvailable() ? fa
       assert.ok(worst <= 1e-4 * scale + 1e-9, `gradient ${k}: max difference ${worst} against a largest entry ${scale}`);
     });
   });
+});
+
+// The fused batch norm + residual add + ReLU kernel (BatchNorm2d.forwardRelu, SplitBatchNorm2d's) against the
+// composed ops, on the bench:train configs themselves (ResNet-18, SimSiam's heads, MoCo v2's SplitBatchNorm(8) and
+// queue) at batch 8 on 16x16 views (the test's time): the loss and every parameter after two steps agree within float32
+// rounding.
+describe('fused batch norm + ReLU on the bench configs', { skip: nativeAvailable() ? false : 'native addon not built' }, () => {
+  for (const name of ['simsiam', 'moco'] as const) {
+    test(`${name}: training steps with the fused kernel == the composed ops`, () => {
+      const cfg = { ...benchConfig(name, 8), imgSize: 16 };
+      if (name === 'moco') cfg.moco = { ...cfg.moco, K: 256 };
+      const run = (fused: boolean): { losses: number[]; params: Float32Array[] } => {
+        const old = setFusedBatchNormRelu(fused);
+        const model = buildMethod(cfg, new T.Rng(0));
+        const opt = benchOptimizer(name, model.parameters().filter((p) => p.requiresGrad));
+        const rng = new T.Rng(1);
+        const views = Array.from({ length: model.viewsPerSample }, () => T.keep(T.randn([8, 3, cfg.imgSize, cfg.imgSize], { rng })));
+        try {
+          model.train();
+          const losses = [0, 1].map(() => trainStep(model, opt, views, 0).loss);
+          return { losses, params: model.parameters().map((p) => Float32Array.from(p.data)) };
+        } finally {
+          setFusedBatchNormRelu(old);
+          for (const v of views) v.dispose();
+          opt.disposeState();
+          model.dispose();
+        }
+      };
+      const fused = run(true), composed = run(false);
+      fused.losses.forEach((l, i) => assert.ok(Math.abs(l - composed.losses[i]!) <= 1e-4 * Math.max(1, Math.abs(l)),
+        `${name}: loss of step ${i} ${l} (fused) vs ${composed.losses[i]} (composed)`));
+      fused.params.forEach((a, k) => assertClose(a, composed.params[k]!, `${name}: parameter ${k} after two steps`, 1e-4, 1e-5));
+    });
+  }
 });

@@ -59,6 +59,26 @@ export function batchNormBackward(gx: FloatArray, ggamma: FloatArray | null, gbe
   }
 }
 
+/** out = relu(bn(x) + residual): batch norm, then the residual add and the clamp, as the unfused ops do them. */
+export function batchNormReluForward(out: FloatArray, mean: FloatArray, invstd: FloatArray, x: FloatArray,
+  residual: FloatArray | null, gamma: FloatArray | null, beta: FloatArray | null, N: number, C: number, HW: number,
+  eps: number): void {
+  batchNormForward(out, mean, invstd, x, gamma, beta, N, C, HW, eps);
+  for (let k = 0; k < N * C * HW; k++) {
+    const v = out[k]! + (residual === null ? 0 : residual[k]!);
+    out[k] = v > 0 ? v : 0;
+  }
+}
+
+/** The relu gradient (gy where the output y > 0, else 0) is the residual's gradient and batch norm's incoming one. */
+export function batchNormReluBackward(gx: FloatArray, gresidual: FloatArray | null, ggamma: FloatArray | null,
+  gbeta: FloatArray | null, gy: FloatArray, y: FloatArray, x: FloatArray, mean: FloatArray, invstd: FloatArray,
+  gamma: FloatArray | null, N: number, C: number, HW: number): void {
+  const g = gresidual ?? new (gy.constructor as Float32ArrayConstructor | Float64ArrayConstructor)(gy.length);
+  for (let k = 0; k < N * C * HW; k++) g[k] = y[k]! > 0 ? gy[k]! : 0;
+  batchNormBackward(gx, ggamma, gbeta, g, x, mean, invstd, gamma, N, C, HW);
+}
+
 export function layerNormForward(out: FloatArray, mean: FloatArray, rstd: FloatArray, x: FloatArray,
   gamma: FloatArray | null, beta: FloatArray | null, rows: number, D: number, eps: number): void {
   for (let r = 0; r < rows; r++) {
