@@ -84,7 +84,7 @@ export function registerPretrain(program: Command): void {
   program
     .command('pretrain')
     .description(`self-supervised pretraining: ${METHOD_NAMES.join(', ')}`)
-    .option('--method <name>', METHOD_NAMES.map((n) => `${n}: ${METHODS[n].description}`).join('; '), 'simsiam')
+    .option('--method <name>', METHOD_NAMES.map((n) => `${n}: ${METHODS[n].description}`).join('; '), 'moco')
     .option('--preset <name>', 'recipe: quick (Fashion-MNIST, minutes), cifar, and the ImageNet ones (listed below)', 'quick')
     .option('--data <path>', "training images: 'fashion-mnist', an image folder (with train/ and test/ for kNN), CIFAR binaries, or a .tar.gz of those")
     .option('--test-data <path>', 'labelled held-out images for the kNN monitor (default: the test split of --data)')

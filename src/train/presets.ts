@@ -12,9 +12,11 @@ const QUICK_KNN = { bankSize: 5000, testSize: 1000 };
 
 export const PRESETS: Record<MethodName, Record<string, ConfigPatch>> = {
   moco: {
-    // narrow ResNet-18 (CIFAR stem) on 8192 Fashion-MNIST images; the CIFAR demo's settings with an MLP head
+    // the quick start: narrow ResNet-18 (CIFAR stem) on 20,480 Fashion-MNIST images at their native 28 px; the CIFAR
+    // demo's settings with an MLP head. Chosen by measurement (README, "Choosing the quick start"): at equal time 28 px
+    // beats 32 px (75.9% vs 73.6%), and MoCo beats SimSiam and MoCo v3 at this budget.
     quick: {
-      arch: 'resnet18-cifar', width: 0.25, imgSize: 32, augment: 'moco-v2-cifar', batchSize: 128, epochs: 4, limit: 8192,
+      arch: 'resnet18-cifar', width: 0.25, imgSize: 28, augment: 'moco-v2-cifar', batchSize: 128, epochs: 4, limit: 20480,
       optim: { name: 'sgd', lr: 0.06, scaleLr: false, weightDecay: 5e-4, schedule: 'cosine' },
       moco: { ...mocoCifarConfig(), K: 2048, mlp: true, bnSplits: 4 },
       knn: QUICK_KNN,
