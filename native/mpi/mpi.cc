@@ -1,9 +1,6 @@
 // The optional Open MPI binding (selfsup_mpi.node): collectives for data-parallel training.
-// MPI calls go through one communication thread, in submission order, so a nonblocking allreduce launched during
-// backward overlaps the JS thread's compute and all ranks still issue their collectives in the same order. A
-// blocking call made while nothing is queued or running there runs on the calling thread instead (MPI is
-// initialised MPI_THREAD_SERIALIZED, and the queue's lock orders the two threads' calls): the hand-off to the
-// thread and back costs ~0.1 ms, a third of a 1 MB allreduce on shared memory.
+// Every MPI call runs on one communication thread, in submission order, so a nonblocking allreduce launched
+// during backward overlaps the JS thread's compute and all ranks still issue their collectives in the same order.
 // Legend: n elements per rank, P ranks (world size).
 #include <dlfcn.h>
 #include <mpi.h>
@@ -53,24 +50,6 @@ class CommThread {
     std::unique_lock<std::mutex> lk(mu_);
     doneCv_.wait(lk, [&] { return job->done; });
   }
-  // Runs fn on this thread when the comm thread is idle with nothing queued (returns true), else returns false.
-  // While fn runs, the JS thread (the only submitter) cannot queue anything, so no MPI call can overlap it.
-  bool runInlineIfIdle(const std::function<void()>& fn) {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (!queue_.empty() || busy_) return false;
-      busy_ = true;
-    }
-    struct Release {
-      CommThread* t;
-      ~Release() {
-        std::lock_guard<std::mutex> lk(t->mu_);
-        t->busy_ = false;
-      }
-    } release{this};
-    fn();
-    return true;
-  }
   bool test(const std::shared_ptr<Job>& job) {
     std::lock_guard<std::mutex> lk(mu_);
     return job->done;
@@ -91,11 +70,10 @@ class CommThread {
       std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return stopping_ || (!queue_.empty() && !busy_); });
+        cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
         if (queue_.empty()) return;
         job = queue_.front();
         queue_.pop_front();
-        busy_ = true;
       }
       try {
         job->run();
@@ -105,7 +83,6 @@ class CommThread {
       {
         std::lock_guard<std::mutex> lk(mu_);
         job->done = true;
-        busy_ = false;
       }
       doneCv_.notify_all();
     }
@@ -115,8 +92,6 @@ class CommThread {
   std::condition_variable cv_, doneCv_;
   std::deque<std::shared_ptr<Job>> queue_;
   bool stopping_ = false;
-  // a job is running, on the comm thread or inline on the JS thread
-  bool busy_ = false;
 };
 
 CommThread gComm;
@@ -147,25 +122,8 @@ void requireInit(const Napi::Env& env, const char* op) {
   }
 }
 
-bool gInline = false;  // MPI_THREAD_SERIALIZED was provided: blocking calls may run on the JS thread
-
-// Runs fn (on this thread when the comm thread is idle, else on it, after what is queued) and waits; a failure
-// becomes a JS exception here.
+// Runs fn on the comm thread and waits; a failure there becomes a JS exception here.
 void runSync(const Napi::Env& env, std::function<void()> fn) {
-  if (gInline) {
-    std::string error;
-    bool ran = false;
-    try {
-      ran = gComm.runInlineIfIdle(fn);
-    } catch (const std::exception& e) {
-      ran = true;
-      error = e.what();
-    }
-    if (ran) {
-      if (!error.empty()) throw Napi::Error::New(env, error);
-      return;
-    }
-  }
   auto job = gComm.submit(std::move(fn));
   gComm.wait(job);
   if (!job->error.empty()) throw Napi::Error::New(env, job->error);
@@ -213,9 +171,8 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   std::string err;
   auto job = gComm.submit([&] {
     int provided = 0;
-    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
+    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
     gThreadLevel = provided;
-    gInline = provided >= MPI_THREAD_SERIALIZED && std::getenv("SELFSUP_MPI_NO_INLINE") == nullptr;
     check(MPI_Comm_rank(MPI_COMM_WORLD, &gRank), "MPI_Comm_rank");
     check(MPI_Comm_size(MPI_COMM_WORLD, &gSize), "MPI_Comm_size");
     MPI_Comm node;
@@ -238,10 +195,7 @@ Napi::Value Finalize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!gInitialized || gFinalized) return env.Undefined();
   if (!gPending.empty()) throw Napi::Error::New(env, "[mpi] finalize: " + std::to_string(gPending.size()) + " nonblocking operation(s) were never waited for");
-  // on the comm thread, which initialised MPI (the standard wants MPI_Finalize on that thread)
-  auto job = gComm.submit([] { check(MPI_Finalize(), "MPI_Finalize"); });
-  gComm.wait(job);
-  if (!job->error.empty()) throw Napi::Error::New(env, job->error);
+  runSync(env, [] { check(MPI_Finalize(), "MPI_Finalize"); });
   gFinalized = true;
   gComm.stop();
   return env.Undefined();
