@@ -215,7 +215,7 @@ for (const p of precisions) {
       gflop_per_step: +(r.flop / 1e9).toFixed(2), achieved_gflops: +gflops.toFixed(1),
       peak_gflops: +peak.toFixed(1), pct_of_peak: +(100 * gflops / peak).toFixed(1),
       peak_rss_mb: Math.round(r.peakRssMb),
-      flop_count: 'conv + matmul, 2 per multiply-add, forward + backward data + backward weights, as executed (MoCo key encoder forward included)',
+      flop_count: 'conv + matmul (with the Linear backward and fused attention products), 2 per multiply-add, forward + backward data + backward weights, as executed (MoCo key encoder forward included)',
     };
     if (t !== null) {
       const tv = batch / t.medianSec;

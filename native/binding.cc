@@ -317,6 +317,11 @@ void js_matmul(const Args& a) {
   if (B.size < bNeed) fail(a.k, "b has " + std::to_string(B.size) + " elements, expected at least " + std::to_string(bNeed));
   matmul_forward(out, A.as<float>(), B.as<float>(), a.f32opt(3, "bias", N), batch, M, N, K, transA, transB, aBS, bBS);
 }
+void js_linear_backward(const Args& a) {
+  const int64_t rows = a.size(6, "rows"), I = a.size(7, "I"), O = a.size(8, "O");
+  linear_backward(a.f32opt(0, "gx", rows * I), a.f32opt(1, "gw", O * I), a.f32opt(2, "gb", O), a.f32(3, "gy", rows * O),
+                  a.f32(4, "x", rows * I), a.f32(5, "w", O * I), rows, I, O);
+}
 
 // ---- optimizers (one call per parameter group) ----
 
@@ -502,6 +507,19 @@ void js_softmax_backward(const Args& a) {
   softmax_backward(a.f32(0, "gx", rows * D), a.f32(1, "gy", rows * D), a.f32(2, "y", rows * D), rows, D, a.flag(5));
 }
 
+// ---- attention ----
+
+void js_attention_forward(const Args& a) {
+  const int64_t B = a.size(3, "B"), N = a.size(4, "N"), H = a.size(5, "H"), hd = a.size(6, "hd");
+  attention_forward(a.f32(0, "out", B * N * H * hd), a.f32(1, "probs", B * H * N * N), a.f32(2, "qkv", 3 * B * N * H * hd),
+                    B, N, H, hd, a.number(7));
+}
+void js_attention_backward(const Args& a) {
+  const int64_t B = a.size(4, "B"), N = a.size(5, "N"), H = a.size(6, "H"), hd = a.size(7, "hd");
+  attention_backward(a.f32(0, "gqkv", 3 * B * N * H * hd), a.f32(1, "gout", B * N * H * hd),
+                     a.f32(2, "qkv", 3 * B * N * H * hd), a.f32(3, "probs", B * H * N * N), B, N, H, hd, a.number(8));
+}
+
 // ---- pool ----
 
 void js_maxpool2d(const Args& a) {
@@ -628,6 +646,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "indexSelect", js_index_select);
   add(env, exports, "indexAdd", js_index_add);
   add(env, exports, "matmul", js_matmul);
+  add(env, exports, "linearBackward", js_linear_backward);
   add(env, exports, "conv2d", js_conv2d);
   add(env, exports, "conv2dBackwardData", js_conv2d_backward_data);
   add(env, exports, "conv2dBackwardWeight", js_conv2d_backward_weight);
@@ -641,6 +660,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "layerNormBackward", js_layernorm_backward);
   add(env, exports, "softmax", js_softmax);
   add(env, exports, "softmaxBackward", js_softmax_backward);
+  add(env, exports, "attentionForward", js_attention_forward);
+  add(env, exports, "attentionBackward", js_attention_backward);
   add(env, exports, "maxPool2d", js_maxpool2d);
   add(env, exports, "maxPool2dBackward", js_maxpool2d_backward);
   add(env, exports, "avgPool2d", js_avgpool2d);

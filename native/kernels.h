@@ -58,6 +58,13 @@ void* low_scratch(int slot, int64_t elems);
 void matmul_forward(float* out, const float* a, const float* b, const float* bias, int64_t batch, int64_t M,
                     int64_t N, int64_t K, bool transA, bool transB, int64_t aBatchStride, int64_t bBatchStride);
 
+/**
+ * A Linear's backward (y = x w^T + b, x [rows, I], w [O, I]): gx = gy w, gw = gy^T x, gb = sum of gy over rows; a
+ * null output is skipped. In bf16 gy is converted once for both products.
+ */
+void linear_backward(float* gx, float* gw, float* gb, const float* gy, const float* x, const float* w, int64_t rows,
+                     int64_t I, int64_t O);
+
 // ---- conv.cc ----
 struct ConvParams {
   int64_t N, C, H, W, O, KH, KW, OH, OW, strideH, strideW, padH, padW, dilationH, dilationW, groups;
@@ -119,6 +126,14 @@ void layernorm_backward(float* gx, float* ggamma, float* gbeta, const float* gy,
 // ---- softmax.cc ----
 void softmax_forward(float* out, const float* x, int64_t rows, int64_t D, bool log);
 void softmax_backward(float* gx, const float* gy, const float* y, int64_t rows, int64_t D, bool log);
+
+// ---- attention.cc: fused multi-head self-attention over the qkv projection's output ----
+// qkv [B, N, 3, H, hd], out [B, N, H, hd], probs [B, H, N, N] = softmax(q k^T * scale) (saved for the backward).
+void attention_forward(float* out, float* probs, const float* qkv, int64_t B, int64_t N, int64_t H, int64_t hd,
+                       double scale);
+/** Overwrites gqkv [B, N, 3, H, hd] from gout [B, N, H, hd]. */
+void attention_backward(float* gqkv, const float* gout, const float* qkv, const float* probs, int64_t B, int64_t N,
+                        int64_t H, int64_t hd, double scale);
 
 // ---- pool.cc ----
 struct PoolParams {

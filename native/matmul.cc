@@ -1,5 +1,6 @@
 // Batched matmul over the oneDNN matmul primitive: transposes and batch broadcasts are expressed as strides,
-// so no operand is ever copied; the bias is fused.
+// so no operand is ever copied; the bias is fused. A Linear's backward (gx, gw, gb from one call) shares gy between
+// its two products.
 // In bf16 precision (autocast-style, on CPUs with native bf16 only: see precision.cc) a and b are reordered into bf16
 // scratch copies and the primitive multiplies in bf16 with an f32 accumulator and f32 output.
 //
@@ -66,31 +67,37 @@ MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M
 
 }  // namespace
 
-void matmul_forward(float* out, const float* a, const float* b, const float* bias, int64_t batch, int64_t M,
-                    int64_t N, int64_t K, bool transA, bool transB, int64_t aBatchStride, int64_t bBatchStride) {
-  const std::lock_guard<std::mutex> lock(onednn_mutex());
-  if (batch * M * N == 0) return;
-  if (K == 0) {  // an empty contraction: out = bias (or 0)
-    for (int64_t i = 0; i < batch * M; i++)
-      for (int64_t j = 0; j < N; j++) out[i * N + j] = bias ? bias[j] : 0.f;
-    return;
-  }
+namespace {
+
+MatmulEntry& matmul_entry(int64_t batch, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
+                          int64_t aBatchStride, int64_t bBatchStride, bool hasBias, int64_t& runBatch) {
   const int64_t batchA = aBatchStride == 0 ? 1 : batch, batchB = bBatchStride == 0 ? 1 : batch;
   // oneDNN broadcasts a batch of 1 only against a batch > 1 on the other side; when both broadcast,
   // compute one matrix and copy it.
-  const int64_t runBatch = (batchA == 1 && batchB == 1) ? 1 : batch;
+  runBatch = (batchA == 1 && batchB == 1) ? 1 : batch;
   const bool bf16 = compute_precision() == Precision::bf16;
-  MatmulEntry& e = matmulCache.get(
-      key("mm", batchA, batchB, runBatch, M, N, K, transA, transB, aBatchStride, bBatchStride, bias != nullptr, bf16),
-      [&] {
-        return make_matmul(batchA, batchB, runBatch, M, N, K, transA, transB, aBatchStride, bBatchStride, bias, bf16);
+  const int64_t rb = runBatch;
+  return matmulCache.get(
+      key("mm", batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16), [&] {
+        return make_matmul(batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16);
       });
-  if (bf16) {
-    e.aUser.set_data_handle(const_cast<float*>(a));
+}
+
+/**
+ * Runs a cached matmul. In bf16, a and b are converted into scratch slots 0 and 1 first, except a when aLowReady:
+ * slot 0 then already holds the bf16 copy of a (in the same physical layout; see linear_backward).
+ */
+void run_matmul(MatmulEntry& e, float* out, const float* a, const float* b, const float* bias, bool aLowReady = false) {
+  if (e.aElems > 0) {  // bf16
+    if (!aLowReady) {
+      e.aUser.set_data_handle(const_cast<float*>(a));
+      e.a.set_data_handle(low_scratch(0, e.aElems));
+      e.toA.execute(stream(), e.aUser, e.a);
+    } else {
+      e.a.set_data_handle(low_scratch(0, e.aElems));
+    }
     e.bUser.set_data_handle(const_cast<float*>(b));
-    e.a.set_data_handle(low_scratch(0, e.aElems));
     e.b.set_data_handle(low_scratch(1, e.bElems));
-    e.toA.execute(stream(), e.aUser, e.a);
     e.toB.execute(stream(), e.bUser, e.b);
   } else {
     e.a.set_data_handle(const_cast<float*>(a));
@@ -104,7 +111,43 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
   }
   e.prim.execute(stream(), args);
   stream().wait();
+}
+
+}  // namespace
+
+void matmul_forward(float* out, const float* a, const float* b, const float* bias, int64_t batch, int64_t M,
+                    int64_t N, int64_t K, bool transA, bool transB, int64_t aBatchStride, int64_t bBatchStride) {
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
+  if (batch * M * N == 0) return;
+  if (K == 0) {  // an empty contraction: out = bias (or 0)
+    for (int64_t i = 0; i < batch * M; i++)
+      for (int64_t j = 0; j < N; j++) out[i * N + j] = bias ? bias[j] : 0.f;
+    return;
+  }
+  int64_t runBatch = 0;
+  MatmulEntry& e = matmul_entry(batch, M, N, K, transA, transB, aBatchStride, bBatchStride, bias != nullptr, runBatch);
+  run_matmul(e, out, a, b, bias);
   for (int64_t i = runBatch; i < batch; i++) std::memcpy(out + i * M * N, out, size_t(M * N) * sizeof(float));
+}
+
+void linear_backward(float* gx, float* gw, float* gb, const float* gy, const float* x, const float* w, int64_t rows,
+                     int64_t I, int64_t O) {
+  if (gb) reduce(ReduceOp::sum, Buf{gb, O, DType::f32}, Buf{const_cast<float*>(gy), rows * O, DType::f32}, 1, rows, O);
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
+  if (I * O == 0) return;
+  if (rows == 0) {  // no rows: gw is an empty sum
+    if (gw) std::fill(gw, gw + O * I, 0.f);
+    return;
+  }
+  // gx [rows, I] = gy [rows, O] @ w [O, I]; gw [O, I] = gy^T @ x [rows, I]. In bf16 both read gy through one copy:
+  // gy as a row-major [rows, O] and gy^T as a column-major [O, rows] are the same bytes.
+  bool gyLow = false;
+  int64_t runBatch = 0;
+  if (gx) {
+    run_matmul(matmul_entry(1, rows, I, O, false, false, 0, 0, false, runBatch), gx, gy, w, nullptr);
+    gyLow = compute_precision() == Precision::bf16;
+  }
+  if (gw) run_matmul(matmul_entry(1, O, I, rows, true, false, 0, 0, false, runBatch), gw, gy, x, nullptr, gyLow);
 }
 
 double bench_matmul(int64_t M, int64_t N, int64_t K, int iters, bool bf16) {

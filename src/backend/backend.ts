@@ -133,6 +133,13 @@ export interface Backend {
     batch: number, M: number, N: number, K: number, transA: boolean, transB: boolean,
     aBatchStride: number, bBatchStride: number): void;
 
+  /**
+   * The backward of y = x w^T + b (x [rows, I], w [O, I], gy [rows, O]): gx = gy w, gw = gy^T x, gb = gy summed over
+   * rows, each overwritten; a null output is skipped.
+   */
+  linearBackward(gx: FloatArray | null, gw: FloatArray | null, gb: FloatArray | null, gy: FloatArray, x: FloatArray,
+    w: FloatArray, rows: number, I: number, O: number): void;
+
   // ---- convolution ----
   conv2d(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams): void;
   conv2dBackwardData(gx: FloatArray, gy: FloatArray, w: FloatArray, p: ConvParams): void;
@@ -172,6 +179,17 @@ export interface Backend {
   softmax(out: FloatArray, x: FloatArray, rows: number, D: number, log: boolean): void;
   /** gx from gy and the forward output y (softmax or log-softmax). */
   softmaxBackward(gx: FloatArray, gy: FloatArray, y: FloatArray, rows: number, D: number, log: boolean): void;
+
+  // ---- fused multi-head self-attention ----
+  /**
+   * out [B, N, H, hd] (heads merged) = softmax(q k^T * scale) v per (batch, head), with q, k, v read from the qkv
+   * projection's output [B, N, 3, H, hd] as is; probs [B, H, N, N] receives the softmax for the backward.
+   */
+  attentionForward(out: FloatArray, probs: FloatArray, qkv: FloatArray, B: number, N: number, H: number, hd: number,
+    scale: number): void;
+  /** Overwrites gqkv [B, N, 3, H, hd] from gout [B, N, H, hd], the forward's qkv and probs. */
+  attentionBackward(gqkv: FloatArray, gout: FloatArray, qkv: FloatArray, probs: FloatArray, B: number, N: number,
+    H: number, hd: number, scale: number): void;
 
   // ---- multi-tensor optimizer steps (optional: the optimizers fall back to their per-parameter loops) ----
   /** SGD over a group: b null means no momentum; first[t] = 1 when b[t] is new (it starts as the decayed gradient). */

@@ -44,6 +44,7 @@ export const KERNELS: readonly KernelSignature[] = [
   { name: 'indexAdd', cpp: 'index_add', args: ['out', 'idx', 'src', 'outer', 'dim', 'inner', 'n'] },
   // ---- matmul.cc
   { name: 'matmul', cpp: 'matmul_forward', args: ['out', 'a', 'b', 'bias', 'batch', 'M', 'N', 'K', 'transA', 'transB', 'aBatchStride', 'bBatchStride'] },
+  { name: 'linearBackward', cpp: 'linear_backward', args: ['gx', 'gw', 'gb', 'gy', 'x', 'w', 'rows', 'I', 'O'] },
   // ---- conv.cc (p: ConvParams)
   // the C++ kernels take the layout flags too; batch norm's binding picks the _blocked kernel instead
   { name: 'conv2d', cpp: 'conv2d_forward', args: ['out', 'x', 'w', 'bias', 'p'], flags: ['xBlocked', 'outMayBlock'],
@@ -64,6 +65,9 @@ export const KERNELS: readonly KernelSignature[] = [
   // ---- softmax.cc
   { name: 'softmax', cpp: 'softmax_forward', args: ['out', 'x', 'rows', 'D', 'log'] },
   { name: 'softmaxBackward', cpp: 'softmax_backward', args: ['gx', 'gy', 'y', 'rows', 'D', 'log'] },
+  // ---- attention.cc
+  { name: 'attentionForward', cpp: 'attention_forward', args: ['out', 'probs', 'qkv', 'B', 'N', 'H', 'hd', 'scale'] },
+  { name: 'attentionBackward', cpp: 'attention_backward', args: ['gqkv', 'gout', 'qkv', 'probs', 'B', 'N', 'H', 'hd', 'scale'] },
   // ---- optimizers (optional on a backend: the optimizers fall back to ops); lists of one tensor group, and the C++
   // kernels take the list length n after the lists
   { name: 'sgdStep', lists: true, cpp: 'sgd_step', args: ['w', 'g', 'b', 'first', 'lr', 'momentum', 'dampening', 'weightDecay', 'nesterov'],

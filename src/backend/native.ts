@@ -257,6 +257,8 @@ export const nativeBackend: Backend = {
   matmul: (out: FloatArray, a: FloatArray, b: FloatArray, bias: FloatArray | null, batch: number, M: number,
     N: number, K: number, transA: boolean, transB: boolean, aBatchStride: number, bBatchStride: number) =>
     nativeAddon().matmul(out, a, b, bias, batch, M, N, K, transA, transB, aBatchStride, bBatchStride),
+  linearBackward: (gx: FloatArray | null, gw: FloatArray | null, gb: FloatArray | null, gy: FloatArray, x: FloatArray,
+    w: FloatArray, rows: number, I: number, O: number) => nativeAddon().linearBackward(gx, gw, gb, gy, x, w, rows, I, O),
 
   conv2d: (out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams) => {
     nativeAddon().conv2d(out, x, w, bias, p);
@@ -294,6 +296,11 @@ export const nativeBackend: Backend = {
     nativeAddon().softmax(out, x, rows, D, log),
   softmaxBackward: (gx: FloatArray, gy: FloatArray, y: FloatArray, rows: number, D: number, log: boolean) =>
     nativeAddon().softmaxBackward(gx, gy, y, rows, D, log),
+
+  attentionForward: (out: FloatArray, probs: FloatArray, qkv: FloatArray, B: number, N: number, H: number, hd: number,
+    scale: number) => nativeAddon().attentionForward(out, probs, qkv, B, N, H, hd, scale),
+  attentionBackward: (gqkv: FloatArray, gout: FloatArray, qkv: FloatArray, probs: FloatArray, B: number, N: number,
+    H: number, hd: number, scale: number) => nativeAddon().attentionBackward(gqkv, gout, qkv, probs, B, N, H, hd, scale),
 
   maxPool2d: (out: FloatArray, indices: Int32Array, x: FloatArray, p: PoolParams) =>
     nativeAddon().maxPool2d(out, indices, x, p),

@@ -7,6 +7,7 @@ import * as matmul from './reference/matmul.js';
 import * as conv from './reference/conv.js';
 import * as norm from './reference/norm.js';
 import * as softmax from './reference/softmax.js';
+import * as attention from './reference/attention.js';
 import * as pool from './reference/pool.js';
 
 export function allocTyped(dtype: DType, size: number): TypedArray {
@@ -29,5 +30,6 @@ export const referenceBackend: Backend = {
   ...conv,
   ...norm,
   ...softmax,
+  ...attention,
   ...pool,
 };

@@ -50,24 +50,35 @@ export class Attention extends Module {
   get qkv(): Linear { return this.child('qkv'); }
   get proj(): Linear { return this.child('proj'); }
 
+  /**
+   * Whether forward runs the fused attention kernel (T.attention) where it applies (no attention dropout in
+   * training); false runs the composed ops (split heads, scaledDotProductAttention, merge), the fused one's oracle.
+   */
+  fused = true;
+
   forward(x: Tensor): Tensor {
     if (x.ndim !== 3 || x.shape[2] !== this.dim) {
       throw new Error(`[Attention] expected input [B, N, ${this.dim}], got [${x.shape.join(', ')}]`);
     }
     const [B, N, C] = x.shape as [number, number, number];
+    const qkvOut = this.qkv.forward(x); // [B, N, 3C]
+    const dropping = this.attnDrop > 0 && this.training;
+    const merged = this.fused && !dropping
+      ? T.attention(qkvOut, this.numHeads, this.scale) // [B, N, C]
+      : T.reshape(T.permute(this.attendComposed(qkvOut, dropping), [0, 2, 1, 3]), [B, N, C]); // [B, N, C]
+    return this.child<Dropout>('proj_drop').forward(this.proj.forward(merged));
+  }
+
+  /** The composed attention: qkv [B, N, 3C] -> per-head outputs [B, H, N, hd]. */
+  private attendComposed(qkvOut: Tensor, dropping: boolean): Tensor {
+    const [B, N] = qkvOut.shape as [number, number, number];
     const H = this.numHeads;
     const hd = this.headDim;
-    const qkv = T.permute(T.reshape(this.qkv.forward(x), [B, N, 3, H, hd]), [2, 0, 3, 1, 4]); // [3, B, H, N, hd]
+    const qkv = T.permute(T.reshape(qkvOut, [B, N, 3, H, hd]), [2, 0, 3, 1, 4]); // [3, B, H, N, hd]
     const [q, k, v] = [0, 1, 2].map((i) => T.reshape(T.slice(qkv, 0, i, i + 1), [B, H, N, hd])) as [Tensor, Tensor, Tensor];
-    let o: Tensor; // [B, H, N, hd]
-    if (this.attnDrop > 0 && this.training) {
-      const attn = T.softmax(T.mulScalar(T.matmul(q, k, { transB: true }), this.scale), -1); // [B, H, N, N]
-      o = T.matmul(T.dropout(attn, this.attnDrop, true, this.rng), v);
-    } else {
-      o = T.scaledDotProductAttention(q, k, v, { scale: this.scale });
-    }
-    const merged = T.reshape(T.permute(o, [0, 2, 1, 3]), [B, N, C]); // [B, N, C]
-    return this.child<Dropout>('proj_drop').forward(this.proj.forward(merged));
+    if (!dropping) return T.scaledDotProductAttention(q, k, v, { scale: this.scale }); // [B, H, N, hd]
+    const attn = T.softmax(T.mulScalar(T.matmul(q, k, { transB: true }), this.scale), -1); // [B, H, N, N]
+    return T.matmul(T.dropout(attn, this.attnDrop, true, this.rng), v); // [B, H, N, hd]
   }
 }
 

@@ -800,13 +800,13 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   x.backend.matmul(fdata(out), fdata(x), fdata(weight), bias === null ? null : fdata(bias), 1, rows, O, I, false, true, 0, 0);
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
   return record(out, 'linear', inputs, (g) => {
-    const g2 = reshape(g, [rows, O]);
-    const x2 = reshape(x, [rows, I]);
-    return [
-      x.requiresGrad ? reshape(matmul(g2, weight), x.shape) : null,
-      weight.requiresGrad ? matmul(g2, x2, { transA: true }) : null,
-      bias !== null && bias.requiresGrad ? sum(g2, 0) : null,
-    ];
+    // one kernel for the three gradients: in bf16 it converts g once for both products
+    const gx = x.requiresGrad ? like(x) : null;
+    const gw = weight.requiresGrad ? like(weight) : null;
+    const gb = bias !== null && bias.requiresGrad ? like(bias) : null;
+    x.backend.linearBackward(gx === null ? null : fdata(gx), gw === null ? null : fdata(gw), gb === null ? null : fdata(gb),
+      fdata(g), fdata(x), fdata(weight), rows, I, O);
+    return [gx, gw, gb];
   });
 }
 
@@ -1093,6 +1093,34 @@ export function softmax(x: Tensor, dim = -1): Tensor {
 
 export function logSoftmax(x: Tensor, dim = -1): Tensor {
   return alongLast(x, dim, 'logSoftmax', (t) => softmaxLast(t, true));
+}
+
+// ---------------------------------------------------------------- fused attention
+
+/**
+ * Multi-head self-attention on the qkv projection's output, fused: qkv [B, N, 3 * C] (timm's layout, read as
+ * [B, N, 3, H, C / H]) -> softmax(q k^T * scale) v with the heads merged, [B, N, C]. The same as splitting the heads,
+ * scaledDotProductAttention and merging them back (the composed version, kept as the oracle), without the permuted
+ * copies; no dropout on the attention weights.
+ */
+export function attention(qkv: Tensor, numHeads: number, scale: number): Tensor {
+  live('attention', qkv);
+  requireFloat('attention', qkv);
+  if (qkv.ndim !== 3) throw new Error(`[attention] expected qkv [B, N, 3 * C], got ${fmtShape(qkv.shape)}`);
+  const [B, N, C3] = qkv.shape as [number, number, number];
+  if (!Number.isInteger(numHeads) || numHeads < 1 || C3 % (3 * numHeads) !== 0) {
+    throw new Error(`[attention] last dim ${C3} of qkv ${fmtShape(qkv.shape)} is not 3 x ${numHeads} heads x head dim`);
+  }
+  const H = numHeads;
+  const hd = C3 / (3 * H);
+  const out = like(qkv, [B, N, H * hd]); // [B, N, C]
+  const probs = like(qkv, [B, H, N, N]); // saved for the backward
+  if (out.size > 0) qkv.backend.attentionForward(fdata(out), fdata(probs), fdata(qkv), B, N, H, hd, scale);
+  return record(out, 'attention', [qkv], (g) => {
+    const gqkv = like(qkv);
+    if (gqkv.size > 0) qkv.backend.attentionBackward(fdata(gqkv), fdata(g), fdata(qkv), fdata(probs), B, N, H, hd, scale);
+    return [gqkv];
+  });
 }
 
 function alongLast(x: Tensor, dim: number, op: string, f: (t: Tensor) => Tensor): Tensor {

@@ -66,11 +66,22 @@ function isTyped(v: unknown): v is ArrayBufferView {
   return ArrayBuffer.isView(v);
 }
 
-/** FLOP of one call: 2 per multiply-add of conv (any pass) and matmul; 0 for everything else. */
+/**
+ * FLOP of one call: 2 per multiply-add of conv (any pass), matmul, a Linear's backward products and the fused
+ * attention's products (q k^T and probs v forward; four products of the same size backward); 0 for everything else.
+ */
 function flopOf(kernel: string, args: readonly unknown[]): number {
   if (kernel === 'matmul') {
     const [batch, M, N, K] = args.slice(4, 8) as number[];
     return 2 * batch! * M! * N! * K!;
+  }
+  if (kernel === 'linearBackward') {
+    const [rows, I, O] = args.slice(6, 9) as number[];
+    return 2 * rows! * I! * O! * ((args[0] !== null ? 1 : 0) + (args[1] !== null ? 1 : 0));
+  }
+  if (kernel === 'attentionForward' || kernel === 'attentionBackward') {
+    const [B, N, H, hd] = args.slice(kernel === 'attentionForward' ? 3 : 4) as number[];
+    return (kernel === 'attentionForward' ? 4 : 8) * B! * H! * N! * N! * hd!;
   }
   if (kernel.startsWith('conv2d')) {
     const p = args.find(isConvParams);
@@ -202,7 +213,7 @@ export function formatProfile(rep: ProfileReport, title = 'profile', limit = 30)
   const head = ['op', 'fwd ms', 'bwd ms', 'opt ms', 'total ms', '% step', 'calls', 'GFLOP', 'GFLOP/s', 'MB', 'GB/s'];
   const w = [30, 9, 9, 8, 9, 7, 7, 8, 8, 9, 7];
   const line = '-'.repeat(w.reduce((a, b) => a + b + 1, 0));
-  const out: string[] = [`${title}: wall ${rep.wallMs.toFixed(1)} ms, cpu ${rep.cpuMs.toFixed(1)} ms, kernels ${rep.kernelMs.toFixed(1)} ms, ${(rep.flop / 1e9).toFixed(2)} GFLOP (conv + matmul, fwd + bwd) = ${(rep.flop / 1e6 / Math.max(rep.wallMs, 1e-9)).toFixed(1)} GFLOP/s over the step`, line,
+  const out: string[] = [`${title}: wall ${rep.wallMs.toFixed(1)} ms, cpu ${rep.cpuMs.toFixed(1)} ms, kernels ${rep.kernelMs.toFixed(1)} ms, ${(rep.flop / 1e9).toFixed(2)} GFLOP (conv + matmul + attention, fwd + bwd) = ${(rep.flop / 1e6 / Math.max(rep.wallMs, 1e-9)).toFixed(1)} GFLOP/s over the step`, line,
     head.map((h, i) => pad(h, w[i]!, i === 0)).join(' '), line];
   const fmt = (r: ProfileRow): string => {
     const t = total(r);

@@ -236,7 +236,7 @@ describe('native elementwise vs reference', native, () => {
   });
 
   test('reduce and argReduce over [outer, r, inner]', () => {
-    const cases = [[1, 1, 1], [3, 0, 2], [0, 4, 3], [5, 7, 1], [1, 100000, 1], [2, 300, 257], [64, 1000, 1], [3, 5, 40000], [1, 3, 1025]];
+    const cases = [[1, 1, 1], [3, 0, 2], [0, 4, 3], [5, 7, 1], [1, 100000, 1], [2, 300, 257], [64, 1000, 1], [3, 5, 40000], [1, 3, 1025], [1, 2176, 192], [1, 300, 512]];
     for (const [outer, r, inner] of cases as [number, number, number][]) {
       for (const dtype of ['float32', 'int32'] as const) {
         const x = make(dtype, outer * r * inner, () => (dtype === 'float32' ? rand() * 2 - 1 : randInt(-3, 3)));
@@ -458,6 +458,24 @@ describe('native layer kernels vs reference', native, () => {
         nb.softmaxBackward(g1, gy, y1, rows, D, log); rb.softmaxBackward(g2, toF64(gy), toF64(y1), rows, D, log);
         close(`softmax backward [${rows},${D}] log=${log}`, g1, g2, 1e-5, 1e-4);
       }
+    }
+  });
+
+  test('fused attention forward and backward: qkv [B, N, 3, H, hd] in, heads merged out', () => {
+    // ViT-Tiny's encoder (17 tokens, 3 heads of 64) and decoder (65 tokens, 4 heads of 32) shapes, and odd ones
+    for (const [B, N, H, hd, scale] of [[2, 17, 3, 64, 0.125], [1, 65, 4, 32, 32 ** -0.5], [3, 1, 1, 1, 1], [2, 7, 2, 5, 3], [0, 4, 2, 8, 1]] as [number, number, number, number, number][]) {
+      const C = H * hd;
+      const qkv = f32(3 * B * N * C, () => (rand() * 2 - 1) * 2); const gout = f32(B * N * C);
+      const o1 = f32(B * N * C); const p1 = f32(B * H * N * N);
+      const o2 = new Float64Array(B * N * C); const p2 = new Float64Array(B * H * N * N);
+      nb.attentionForward(o1, p1, qkv, B, N, H, hd, scale);
+      rb.attentionForward(o2, p2, toF64(qkv), B, N, H, hd, scale);
+      const tag = `attention [B${B} N${N} H${H} hd${hd}]`;
+      close(`${tag} out`, o1, o2, 1e-5, 1e-4); close(`${tag} probs`, p1, p2, 1e-6, 1e-4);
+      const g1 = f32(3 * B * N * C, () => 7); const g2 = new Float64Array(3 * B * N * C);
+      nb.attentionBackward(g1, gout, qkv, p1, B, N, H, hd, scale);
+      rb.attentionBackward(g2, toF64(gout), toF64(qkv), toF64(p1), B, N, H, hd, scale);
+      close(`${tag} gqkv`, g1, g2, 1e-4, 1e-4);
     }
   });
 

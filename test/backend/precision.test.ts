@@ -48,6 +48,42 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
     for (const t of [a, b, w, bias]) t.dispose();
   });
 
+  test('bf16 linear backward (one bf16 copy of gy for gx and gw) agrees with fp32 to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
+    const rng = new T.Rng(8);
+    const x = T.keep(T.randn([5, 13, 48], { rng, requiresGrad: true }));
+    const w = T.keep(T.randn([24, 48], { rng, requiresGrad: true }));
+    const bias = T.keep(T.randn([24], { rng, requiresGrad: true }));
+    const cot = T.keep(T.randn([5, 13, 24], { rng }));
+    const run = (): number[][] => {
+      T.tidy(() => T.sum(T.mul(T.linear(x, w, bias), cot)).backward());
+      const grads = [x, w, bias].map((t) => { const g = t.grad!.toArray(); t.grad!.dispose(); t.grad = null; return g; });
+      return grads;
+    };
+    const f32 = run();
+    setPrecision('bf16');
+    let low: number[][];
+    try {
+      low = run();
+    } finally {
+      setPrecision('fp32');
+    }
+    f32.forEach((ref, k) => {
+      let maxErr = 0, scale = 0, differs = false;
+      ref.forEach((v, i) => {
+        maxErr = Math.max(maxErr, Math.abs(v - low[k]![i]!));
+        scale = Math.max(scale, Math.abs(v));
+        if (v !== low[k]![i]) differs = true;
+      });
+      if (k === 2) {
+        assert.equal(maxErr, 0, 'the bias gradient is a sum of gy: no matmul, no bf16');
+      } else {
+        assert.ok(maxErr < 0.05 * Math.max(scale, 1), `gradient ${k}: max error ${maxErr} for values up to ${scale}`);
+        assert.ok(differs, `gradient ${k}: bf16 result is bitwise fp32's: the bf16 path did not run`);
+      }
+    });
+    for (const t of [x, w, bias, cot]) t.dispose();
+  });
+
   test('bf16 conv forward, backward-data and backward-weights agree with fp32 to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
     const rng = new T.Rng(8);
     const x = T.keep(T.randn([4, 16, 8, 8], { rng, requiresGrad: true }));

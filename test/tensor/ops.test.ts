@@ -4,7 +4,7 @@ import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.js';
 import type { Tensor } from '../../src/tensor/index.js';
-import { assertClose, checkOp, opTest, randomInts, type InputSpec } from '../helpers.js';
+import { assertClose, checkOp, nativeAvailable, opTest, randomInts, type InputSpec } from '../helpers.js';
 
 const f = (shape: number[], extra: Partial<InputSpec> = {}): InputSpec => ({ shape, ...extra });
 const positive: InputSpec['gen'] = (rng) => 0.5 + 2 * rng.uniform();
@@ -93,6 +93,9 @@ describe('linear algebra', () => {
   opTest('linear with fused bias', () => {
     checkOp('linear', (x, w, b) => T.linear(x!, w!, b!), [f([5, 6]), f([3, 6]), f([3])]);
     checkOp('linear 3d no bias', (x, w) => T.linear(x!, w!), [f([2, 3, 4]), f([7, 4])]);
+    checkOp('linear zero rows', (x, w, b) => T.linear(x!, w!, b!), [f([0, 4]), f([3, 4]), f([3])]);
+    checkOp('linear frozen input', (x, w, b) => T.linear(x!, w!, b!), [f([4, 5], { grad: false }), f([2, 5]), f([2])]);
+    checkOp('linear frozen weight', (x, w, b) => T.linear(x!, w!, b!), [f([3, 2, 5]), f([4, 5], { grad: false }), f([4], { grad: false })]);
   });
 });
 
@@ -162,6 +165,35 @@ describe('normalization and softmax', () => {
     checkOp('softmax dim0', (x) => T.softmax(x!, 0), [f([4, 3])]);
     checkOp('logSoftmax', (x) => T.logSoftmax(x!, 1), [f([2, 6, 3])]);
     checkOp('softmax large', (x) => T.softmax(x!), [f([2, 4], { gen: (r) => 50 + r.normal() })]);
+  });
+  opTest('fused attention', () => {
+    checkOp('attention 2 heads', (qkv) => T.attention(qkv!, 2, 0.35), [f([2, 5, 3 * 2 * 4])]);
+    checkOp('attention 1 head 1 token', (qkv) => T.attention(qkv!, 1, 0.5), [f([3, 1, 3 * 3])]);
+    checkOp('attention large scores', (qkv) => T.attention(qkv!, 3, 2), [f([1, 7, 3 * 3 * 2], { gen: (r) => 3 * r.normal() })]);
+    checkOp('attention zero-size', (qkv) => T.attention(qkv!, 2, 0.5), [f([0, 4, 3 * 2 * 2])]);
+  });
+  opTest('fused attention = split heads, scaledDotProductAttention, merge heads (the composed version)', () => {
+    for (const device of ['reference', 'native'] as const) {
+      if (device === 'native' && !nativeAvailable()) continue;
+      const [B, N, H, hd] = [3, 9, 2, 5];
+      const C = H * hd;
+      const qkv = T.randn([B, N, 3 * C], { rng: new T.Rng(3), device, requiresGrad: true });
+      const cot = T.randn([B, N, C], { rng: new T.Rng(4), device });
+      const fusedOut = T.attention(qkv, H, 0.4);
+      T.sum(T.mul(fusedOut, cot)).backward();
+      const fusedGrad = Float64Array.from(qkv.grad!.data);
+      qkv.grad = null;
+      const heads = T.permute(T.reshape(qkv, [B, N, 3, H, hd]), [2, 0, 3, 1, 4]); // [3, B, H, N, hd]
+      const [q, k, v] = [0, 1, 2].map((i) => T.reshape(T.slice(heads, 0, i, i + 1), [B, H, N, hd])) as [Tensor, Tensor, Tensor];
+      const composed = T.reshape(T.permute(T.scaledDotProductAttention(q, k, v, { scale: 0.4 }), [0, 2, 1, 3]), [B, N, C]);
+      T.sum(T.mul(composed, cot)).backward();
+      assertClose(fusedOut.data, composed.data, `attention ${device} out`, 1e-5, 1e-6);
+      assertClose(fusedGrad, qkv.grad!.data, `attention ${device} grad`, 1e-4, 1e-6);
+    }
+  });
+  opTest('attention rejects a qkv that does not split into heads', () => {
+    assert.throws(() => T.attention(T.zeros([2, 3, 10]), 2, 1), /^Error: \[attention\] last dim 10 of qkv \[2, 3, 10\] is not 3 x 2 heads/);
+    assert.throws(() => T.attention(T.zeros([3, 12]), 2, 1), /^Error: \[attention\] expected qkv \[B, N, 3 \* C\], got \[3, 12\]/);
   });
   opTest('crossEntropy: hard labels, smoothing, soft targets', () => {
     const labels = randomInts(6, 5);

@@ -33,9 +33,12 @@ describe('profiler', () => {
     assert.equal(row('conv2dBackwardWeight').flop, convFlop);
     assert.equal(row('conv2dBackwardWeight').forwardMs, 0);
     assert.ok(row('conv2dBackwardWeight').backwardMs > 0);
-    // forward x @ W^T, backward g @ W and g^T @ x: three matmuls of 2 * 2 * 5 * 64 FLOP each
-    assert.equal(row('matmul').calls, 3);
-    assert.equal(row('matmul').flop, 3 * 2 * 2 * 5 * 64);
+    // forward x @ W^T (matmul); backward g @ W and g^T @ x in one linearBackward call: 2 * 2 * 5 * 64 FLOP each
+    assert.equal(row('matmul').calls, 1);
+    assert.equal(row('matmul').flop, 2 * 2 * 5 * 64);
+    assert.equal(row('linearBackward').calls, 1);
+    assert.equal(row('linearBackward').flop, 2 * 2 * 2 * 5 * 64);
+    assert.equal(row('linearBackward').forwardMs, 0);
     assert.equal(row('unary.relu').calls, 1);
     assert.equal(row('unaryGrad.relu').forwardMs, 0);
     assert.equal(report.flop, 3 * convFlop + 3 * 2 * 2 * 5 * 64);
@@ -46,6 +49,16 @@ describe('profiler', () => {
     assert.match(table, /outside kernels/);
     for (const t of [x, w, lw]) t.dispose();
     opt.disposeState();
+  });
+
+  test('counts the fused attention products: 2 forward, 4 backward, of 2 B H N^2 hd FLOP each', () => {
+    const [B, N, H, hd] = [2, 5, 3, 4];
+    const qkv = T.randn([B, N, 3 * H * hd], { device: 'reference', rng: new T.Rng(4), requiresGrad: true });
+    const { report } = T.profile(() => T.tidy(() => T.sum(T.attention(qkv, H, 0.5)).backward()));
+    const per = 2 * B * H * N * N * hd;
+    assert.equal(report.rows.find((r) => r.name === 'attentionForward')?.flop, 2 * per);
+    assert.equal(report.rows.find((r) => r.name === 'attentionBackward')?.flop, 4 * per);
+    qkv.dispose();
   });
 
   test('records nothing outside a profile', () => {

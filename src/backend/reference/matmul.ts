@@ -22,3 +22,33 @@ export function matmul(out: FloatArray, a: FloatArray, b: FloatArray, bias: Floa
     }
   }
 }
+
+/** The backward of y = x w^T + b: gx = gy w, gw = gy^T x, gb = gy summed over rows (null outputs skipped). */
+export function linearBackward(gx: FloatArray | null, gw: FloatArray | null, gb: FloatArray | null, gy: FloatArray,
+  x: FloatArray, w: FloatArray, rows: number, I: number, O: number): void {
+  if (gx !== null) {
+    for (let r = 0; r < rows; r++) {
+      for (let i = 0; i < I; i++) {
+        let acc = 0;
+        for (let o = 0; o < O; o++) acc += gy[r * O + o]! * w[o * I + i]!;
+        gx[r * I + i] = acc;
+      }
+    }
+  }
+  if (gw !== null) {
+    for (let o = 0; o < O; o++) {
+      for (let i = 0; i < I; i++) {
+        let acc = 0;
+        for (let r = 0; r < rows; r++) acc += gy[r * O + o]! * x[r * I + i]!;
+        gw[o * I + i] = acc;
+      }
+    }
+  }
+  if (gb !== null) {
+    for (let o = 0; o < O; o++) {
+      let acc = 0;
+      for (let r = 0; r < rows; r++) acc += gy[r * O + o]!;
+      gb[o] = acc;
+    }
+  }
+}
