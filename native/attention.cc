@@ -113,6 +113,7 @@ void attention_forward(float* out, float* probs, const float* qkv, int64_t B, in
                        double scale) {
   if (B * N * H * hd == 0) return;
   const int64_t C = H * hd, stride = 3 * C, NP = round_up(N), hdP = round_up(hd);
+  const bool direct = hd == hdP;
   const float sc = float(scale);
   parallel_range(B * H, 2 * B * H * N * N * hd, [&](int64_t t0, int64_t t1) {
     thread_local Scratch scratch;
@@ -127,12 +128,14 @@ void attention_forward(float* out, float* probs, const float* qkv, int64_t B, in
       const float* v = q + 2 * C;
       float* p = probs + bh * N * N;  // [N, N]
       transpose_padded(kt, NP, k, N, hd, stride);
-      copy_padded(vp, hdP, v, N, hd, stride);
+      // with hd a multiple of V the rows of v and out are read and written in place; otherwise through padded copies
+      if (!direct) copy_padded(vp, hdP, v, N, hd, stride);
       gemm_small(sbuf, NP, q, stride, 1, kt, NP, N, NP, hd);  // q k^T
       for (int64_t i = 0; i < N; i++) {
         const float* si = sbuf + i * NP;
         float* pi = p + i * N;
         float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
         for (int64_t j = 0; j < N; j++) mx = std::max(mx, si[j] * sc);
         float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
@@ -145,8 +148,13 @@ void attention_forward(float* out, float* probs, const float* qkv, int64_t B, in
 #pragma omp simd
         for (int64_t j = 0; j < N; j++) pi[j] *= inv;
       }
-      gemm_small(obuf, hdP, p, N, 1, vp, hdP, N, hdP, N);  // probs v
-      copy_out(out + b * N * C + h * hd, C, obuf, hdP, N, hd);
+      float* o = out + b * N * C + h * hd;  // row i at o + i * C
+      if (direct) {
+        gemm_small(o, C, p, N, 1, v, stride, N, hd, N);  // probs v
+      } else {
+        gemm_small(obuf, hdP, p, N, 1, vp, hdP, N, hdP, N);
+        copy_out(o, C, obuf, hdP, N, hd);
+      }
     }
   });
 }
@@ -155,6 +163,7 @@ void attention_backward(float* gqkv, const float* gout, const float* qkv, const 
                         int64_t H, int64_t hd, double scale) {
   if (B * N * H * hd == 0) return;
   const int64_t C = H * hd, stride = 3 * C, NP = round_up(N), hdP = round_up(hd);
+  const bool direct = hd == hdP;
   const float sc = float(scale);
   parallel_range(B * H, 4 * B * H * N * N * hd, [&](int64_t t0, int64_t t1) {
     thread_local Scratch scratch;
@@ -174,9 +183,12 @@ void attention_backward(float* gqkv, const float* gout, const float* qkv, const 
       const float* p = probs + bh * N * N;
       const float* go = gout + b * N * C + h * hd;
       transpose_padded(vt, NP, v, N, hd, stride);
-      copy_padded(gop, hdP, go, N, hd, C);
-      copy_padded(kp, hdP, k, N, hd, stride);
-      copy_padded(qp, hdP, q, N, hd, stride);
+      // with hd a multiple of V the rows of gout, k, q and gqkv are read and written in place
+      if (!direct) {
+        copy_padded(gop, hdP, go, N, hd, C);
+        copy_padded(kp, hdP, k, N, hd, stride);
+        copy_padded(qp, hdP, q, N, hd, stride);
+      }
       gemm_small(dp, NP, go, C, 1, vt, NP, N, NP, hd);  // gout v^T
       // through the softmax: ds_ij = p_ij (dp_ij - sum_l p_il dp_il), times the scale of the scores
       for (int64_t i = 0; i < N; i++) {
@@ -189,12 +201,18 @@ void attention_backward(float* gqkv, const float* gout, const float* qkv, const 
 #pragma omp simd
         for (int64_t j = 0; j < N; j++) dsi[j] = pi[j] * (dpi[j] - dot) * sc;
       }
-      gemm_small(obuf, hdP, p, 1, N, gop, hdP, N, hdP, N);  // gv = probs^T gout
-      copy_out(gq + 2 * C, stride, obuf, hdP, N, hd);
-      gemm_small(obuf, hdP, ds, N, 1, kp, hdP, N, hdP, N);  // gq = ds k
-      copy_out(gq, stride, obuf, hdP, N, hd);
-      gemm_small(obuf, hdP, ds, 1, N, qp, hdP, N, hdP, N);  // gk = ds^T q
-      copy_out(gq + C, stride, obuf, hdP, N, hd);
+      if (direct) {
+        gemm_small(gq + 2 * C, stride, p, 1, N, go, C, N, hd, N);  // gv = probs^T gout
+        gemm_small(gq, stride, ds, N, 1, k, stride, N, hd, N);     // gq = ds k
+        gemm_small(gq + C, stride, ds, 1, N, q, stride, N, hd, N); // gk = ds^T q
+      } else {
+        gemm_small(obuf, hdP, p, 1, N, gop, hdP, N, hdP, N);
+        copy_out(gq + 2 * C, stride, obuf, hdP, N, hd);
+        gemm_small(obuf, hdP, ds, N, 1, kp, hdP, N, hdP, N);
+        copy_out(gq, stride, obuf, hdP, N, hd);
+        gemm_small(obuf, hdP, ds, 1, N, qp, hdP, N, hdP, N);
+        copy_out(gq + C, stride, obuf, hdP, N, hd);
+      }
     }
   });
 }
