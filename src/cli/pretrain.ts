@@ -29,12 +29,13 @@ export interface PretrainFlags {
   progress: boolean;
   nproc?: string;
   threads?: string;
+  bucketCapMb?: string;
   profile?: boolean;
   precision: string;
 }
 
 /** The flags that make the config (the others say how to run it). */
-export type ConfigFlags = Omit<PretrainFlags, 'precision' | 'profile' | 'nproc' | 'threads' | 'progress'> & { progress?: boolean };
+export type ConfigFlags = Omit<PretrainFlags, 'precision' | 'profile' | 'nproc' | 'threads' | 'bucketCapMb' | 'progress'> & { progress?: boolean };
 
 /**
  * The config a command line describes: preset <- file <- named flags <- --set overrides. With --resume the base is
@@ -103,6 +104,7 @@ export function registerPretrain(program: Command): void {
     .option('--precision <p>', 'fp32, or bf16: conv and matmul multiply in bf16 with fp32 master weights, like torch.autocast (CPUs with AVX512-BF16 or AMX only)', 'fp32')
     .option('--nproc <n>', 'data parallel on this machine: launch n ranks with mpirun (see docs/distributed.md for several machines)')
     .option('--threads <n>', 'with --nproc: compute threads per rank (default: cores / n)')
+    .option('--bucket-cap-mb <mb>', "data parallel: gradient allreduce bucket size, PyTorch's bucket_cap_mb (default: 25, or an eighth of the model's gradients when smaller)")
     .addHelpText('after', `\nPresets: ${METHOD_NAMES.map((n) => `${n}: ${presetNames(n).join(', ')}`).join('; ')}`)
     .action(async (f: PretrainFlags, cmd: Command) => {
       const launch = { nproc: f.nproc !== undefined ? Number(f.nproc) : undefined, threads: f.threads !== undefined ? Number(f.threads) : undefined };
@@ -129,8 +131,14 @@ async function runPretrain(f: PretrainFlags, lead: boolean, methodGiven: boolean
   }) : null;
   let barEpoch = -1;
   try {
+    let bucketCapMb: number | undefined;
+    if (f.bucketCapMb !== undefined) {
+      bucketCapMb = Number(f.bucketCapMb);
+      if (!(bucketCapMb > 0)) throw new Error(`[pretrain] --bucket-cap-mb must be a positive number, got '${f.bucketCapMb}'`);
+    }
     const res = await pretrain(cfg, {
       resume: f.resume === true,
+      bucketCapMb,
       callbacks: {
         log: (s) => { if (bar !== null && barEpoch >= 0) bar.stop(); process.stdout.write(`${s}\n`); barEpoch = -1; },
         onStep: ({ epoch, step, iters, loss, lr, imgPerSec, metrics }) => {

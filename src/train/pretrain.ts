@@ -145,6 +145,8 @@ export interface PretrainOptions {
   summaries?: boolean;
   /** the data-parallel group (default: the one initDistributed() joined, else a single process) */
   comm?: Comm;
+  /** gradient bucket capacity in MB (PyTorch's bucket_cap_mb; default: defaultBucketCapMb in dist/ddp.ts) */
+  bucketCapMb?: number;
 }
 
 /** TensorBoard tags of the step metrics trainStep returns. */
@@ -206,7 +208,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   }
   if (lead) writeFileAtomic(join(cfg.out, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
   // after any resume, so every rank continues from rank 0's weights exactly; MoCo's queue is the same on every rank
-  const ddp = dist.size > 1 ? new DistributedDataParallel(model, dist, { skipBuffer: (n) => model.checkpointExtras.includes(n) }) : null;
+  const ddp = dist.size > 1 ? new DistributedDataParallel(model, dist, { skipBuffer: (n) => model.checkpointExtras.includes(n), bucketCapMb: opts.bucketCapMb }) : null;
   const summaries = lead && opts.summaries !== false;
   const tb: ScalarLogger = summaryWriter(summaries ? join(cfg.out, 'tb') : null);
   if (state.step > 0) tb.addSessionStart(state.step);

@@ -20,7 +20,8 @@ if (method === 'moco') {
   model.distribute(comm);
   model.train();
   const { opt } = buildOptimizer(cfg, model);
-  const ddp = new DistributedDataParallel(model, comm, { skipBuffer: (n) => n === 'queue' || n === 'queue_ptr' });
+  // a 5 KB cap: many buckets, so the test covers their order and overlap
+  const ddp = new DistributedDataParallel(model, comm, { skipBuffer: (n) => n === 'queue' || n === 'queue_ptr', bucketCapMb: 0.005 });
   // rank r: rows r, r + P, ... of the global batch (DistributedSampler's interleaving)
   const perRank = MOCO_BATCH / comm.size;
   const rows = T.tensor(Array.from({ length: perRank }, (_, i) => comm.rank + i * comm.size), [perRank], { dtype: 'int32' });
@@ -35,5 +36,5 @@ if (method === 'moco') {
     writeFileSync(join(out, 'losses.json'), JSON.stringify(losses));
   }
 } else {
-  await pretrain(tinyConfig(method, out), { callbacks: { log: () => undefined } });
+  await pretrain(tinyConfig(method, out), { callbacks: { log: () => undefined }, bucketCapMb: 0.005 });
 }
