@@ -10,7 +10,7 @@ import type { Comm, PendingReduce } from './comm.js';
 
 export interface DdpOptions {
   /** bucket capacity in MB (PyTorch's bucket_cap_mb); default: defaultBucketCapMb(the model's gradient MB) */
-  bucketCapMb?: number;
+  bucketCapMb?: number | undefined;
   /** the first bucket's capacity in MB, small so communication starts early in backward (PyTorch: 1 MB) */
   firstBucketCapMb?: number;
   /** re-broadcast buffers from rank 0 before each forward (PyTorch's broadcast_buffers) */

@@ -146,7 +146,7 @@ export interface PretrainOptions {
   /** the data-parallel group (default: the one initDistributed() joined, else a single process) */
   comm?: Comm;
   /** gradient bucket capacity in MB (PyTorch's bucket_cap_mb; default: defaultBucketCapMb in dist/ddp.ts) */
-  bucketCapMb?: number;
+  bucketCapMb?: number | undefined;
 }
 
 /** TensorBoard tags of the step metrics trainStep returns. */
