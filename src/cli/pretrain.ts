@@ -113,8 +113,17 @@ export function registerPretrain(program: Command): void {
     });
 }
 
+/** --bucket-cap-mb: a positive number of MB, or undefined for DDP's default. */
+export function parseBucketCapMb(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const mb = Number(v);
+  if (!(mb > 0)) throw new Error(`[pretrain] --bucket-cap-mb must be a positive number of MB, got '${v}'`);
+  return mb;
+}
+
 /** One rank's run of `selfsup pretrain` (the only one without data parallelism). */
 async function runPretrain(f: PretrainFlags, lead: boolean, methodGiven: boolean): Promise<void> {
+  const bucketCapMb = parseBucketCapMb(f.bucketCapMb);
   if (f.profile === true) enableProfiler();
   if (f.precision !== 'fp32') {
     if (f.precision !== 'bf16') throw new Error(`[pretrain] --precision must be fp32 or bf16, got '${f.precision}'`);
@@ -131,11 +140,6 @@ async function runPretrain(f: PretrainFlags, lead: boolean, methodGiven: boolean
   }) : null;
   let barEpoch = -1;
   try {
-    let bucketCapMb: number | undefined;
-    if (f.bucketCapMb !== undefined) {
-      bucketCapMb = Number(f.bucketCapMb);
-      if (!(bucketCapMb > 0)) throw new Error(`[pretrain] --bucket-cap-mb must be a positive number, got '${f.bucketCapMb}'`);
-    }
     const res = await pretrain(cfg, {
       resume: f.resume === true,
       bucketCapMb,

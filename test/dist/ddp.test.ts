@@ -5,6 +5,7 @@ import { DistributedDataParallel, defaultBucketCapMb } from '../../src/dist/ddp.
 import { initDistributed } from '../../src/dist/comm.js';
 import { Linear, Sequential } from '../../src/nn/layers.js';
 import * as T from '../../src/tensor/index.js';
+import { parseBucketCapMb } from '../../src/cli/pretrain.js';
 
 const MB = 1024 * 1024;
 
@@ -43,5 +44,9 @@ describe('DistributedDataParallel buckets', () => {
 
   it('refuses a cap that is not positive', () => {
     assert.throws(() => new DistributedDataParallel(fourLayers(), initDistributed({ force: 'local' }), { bucketCapMb: 0 }), /\[ddp\] bucketCapMb must be positive, got 0/);
+    assert.throws(() => parseBucketCapMb('x'), /\[pretrain\] --bucket-cap-mb must be a positive number of MB, got 'x'/);
+    assert.throws(() => parseBucketCapMb('-2'), /got '-2'/);
+    assert.equal(parseBucketCapMb('2.5'), 2.5);
+    assert.equal(parseBucketCapMb(undefined), undefined);
   });
 });
