@@ -11,7 +11,10 @@ export const CIFAR_STD = [0.2023, 0.1994, 0.201] as const;
 export interface PresetOptions {
   /** output side in pixels (224 for ImageNet presets, 32 for CIFAR ones) */
   size?: number;
-  /** MoCo v3's --crop-min (default 0.08) */
+  /**
+   * RandomResizedCrop's lower scale bound: MoCo v3's --crop-min (default 0.08); for moco-v1, moco-v2 and simsiam it
+   * replaces their fixed 0.2 (small, centred objects such as Fashion-MNIST's keep more of their shape)
+   */
   cropMin?: number;
 }
 
@@ -40,9 +43,9 @@ function compose(transforms: TransformSpec[]): TransformSpec {
 }
 
 /** moco/main_moco.py without --aug-plus. */
-export function mocoV1Augmentation(v: Variant): ViewsSpec {
+export function mocoV1Augmentation(v: Variant, cropMin = 0.2): ViewsSpec {
   const t = compose([
-    { name: 'RandomResizedCrop', size: v.size, scale: [0.2, 1.0] },
+    { name: 'RandomResizedCrop', size: v.size, scale: [cropMin, 1.0] },
     { name: 'RandomGrayscale', p: 0.2 },
     { name: 'ColorJitter', brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.4 },
     { name: 'RandomHorizontalFlip' },
@@ -67,9 +70,9 @@ export function mocoCifarDemoAugmentation(v: Variant): ViewsSpec {
 }
 
 /** moco/main_moco.py --aug-plus; SimSiam's main_simsiam.py uses the same list. */
-export function mocoV2Augmentation(v: Variant): ViewsSpec {
+export function mocoV2Augmentation(v: Variant, cropMin = 0.2): ViewsSpec {
   const t = compose([
-    { name: 'RandomResizedCrop', size: v.size, scale: [0.2, 1.0] },
+    { name: 'RandomResizedCrop', size: v.size, scale: [cropMin, 1.0] },
     { name: 'RandomApply', transforms: [{ name: 'ColorJitter', brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 }], p: 0.8 },
     { name: 'RandomGrayscale', p: 0.2 },
     ...blurIf(v, 0.5),
@@ -148,10 +151,10 @@ export function maeFinetuneAugmentation(v: Variant): ViewsSpec {
 }
 
 const BUILDERS = {
-  'moco-v1': (v: Variant) => mocoV1Augmentation(v),
-  'moco-v2': (v: Variant) => mocoV2Augmentation(v),
+  'moco-v1': (v: Variant, o: PresetOptions) => mocoV1Augmentation(v, o.cropMin),
+  'moco-v2': (v: Variant, o: PresetOptions) => mocoV2Augmentation(v, o.cropMin),
   'moco-demo': (v: Variant) => mocoCifarDemoAugmentation(v),
-  simsiam: (v: Variant) => mocoV2Augmentation(v),
+  simsiam: (v: Variant, o: PresetOptions) => mocoV2Augmentation(v, o.cropMin),
   'moco-v3': (v: Variant, o: PresetOptions) => mocoV3Augmentation(v, o.cropMin),
   mae: (v: Variant) => maeAugmentation(v),
   'lincls-train': (v: Variant) => linclsTrainAugmentation(v),
@@ -162,6 +165,8 @@ const BUILDERS = {
 } as const;
 
 export type PresetBase = keyof typeof BUILDERS;
+/** The presets whose RandomResizedCrop lower bound cropMin sets. */
+const CROP_MIN_PRESETS: readonly string[] = ['moco-v1', 'moco-v2', 'simsiam', 'moco-v3'];
 export const PRESET_NAMES: readonly string[] = Object.keys(BUILDERS).flatMap((k) => [k, `${k}-cifar`]);
 
 /** A preset by name: 'moco-v2', 'moco-v3', 'mae', 'lincls-val', ... and each with a '-cifar' suffix. */
@@ -169,7 +174,9 @@ export function preset(name: string, options: PresetOptions = {}): ViewsSpec {
   const cifar = name.endsWith('-cifar');
   const base = cifar ? name.slice(0, -'-cifar'.length) : name;
   if (!(base in BUILDERS)) throw new Error(`[preset] unknown preset '${name}'; known: ${PRESET_NAMES.join(', ')}`);
-  if (options.cropMin !== undefined && base !== 'moco-v3') throw new Error(`[preset] cropMin applies to the moco-v3 augmentation only, not '${name}'`);
+  if (options.cropMin !== undefined && !CROP_MIN_PRESETS.includes(base)) {
+    throw new Error(`[preset] cropMin applies to the ${CROP_MIN_PRESETS.join(', ')} augmentations only, not '${name}'`);
+  }
   const variant = { ...(cifar ? CIFAR : IMAGENET) };
   if (options.size !== undefined) variant.size = options.size;
   return BUILDERS[base as PresetBase](variant, options);

@@ -31,8 +31,8 @@ export interface TrainConfig {
   /** input side in pixels */
   imgSize: number;
   /**
-   * RandomResizedCrop's minimum scale for the moco-v3 augmentation (--crop-min: 0.08 by default, 0.2 in CONFIG.md's
-   * ResNet-50 runs); null keeps the preset's own. The other augmentations have fixed scales and refuse a value.
+   * RandomResizedCrop's minimum scale: moco-v3's --crop-min (0.08 by default, 0.2 in CONFIG.md's ResNet-50 runs), or
+   * moco-v1/moco-v2/simsiam's fixed 0.2; null keeps the preset's own. The other augmentations refuse a value.
    */
   cropMin: number | null;
   /**

@@ -147,6 +147,21 @@ test('every preset builds and yields normalized CHW views of the right size', ()
   assert.throws(() => preset('byol'), /\[preset\] unknown preset 'byol'/);
 });
 
+test('cropMin sets the RandomResizedCrop lower bound of moco-v1, moco-v2, simsiam and moco-v3, and the others refuse it', () => {
+  const cropScale = (name: string, cropMin?: number): readonly number[] | undefined => {
+    const first = preset(name, { size: 16, ...(cropMin !== undefined ? { cropMin } : {}) }).views[0]!;
+    const crop = first.name === 'Compose' ? first.transforms.find((t) => t.name === 'RandomResizedCrop') : undefined;
+    return crop?.name === 'RandomResizedCrop' ? crop.scale : undefined;
+  };
+  for (const [name, own] of [['moco-v1', 0.2], ['moco-v2-cifar', 0.2], ['simsiam', 0.2], ['moco-v3-cifar', 0.08]] as const) {
+    assert.deepEqual(cropScale(name), [own, 1], `${name} keeps its own scale`);
+    assert.deepEqual(cropScale(name, 0.5), [0.5, 1], name);
+  }
+  for (const name of ['mae', 'moco-demo-cifar', 'lincls-train']) {
+    assert.throws(() => preset(name, { cropMin: 0.5 }), new RegExp(`\\[preset\\] cropMin applies to the moco-v1, moco-v2, simsiam, moco-v3 augmentations only, not '${name}'`));
+  }
+});
+
 test('transform errors name the transform', () => {
   const img = rgbImage(new Uint8Array(12), 2, 2);
   const t = buildTransform({ name: 'Compose', transforms: [{ name: 'ToTensor' }, { name: 'RandomHorizontalFlip' }] });
