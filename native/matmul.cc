@@ -24,6 +24,7 @@ namespace {
 struct MatmulEntry {
   dnnl::matmul prim;
   memory a, b, bias, out;
+  memory mulDst;  // with a binary_mul post-op: out = (a b) * mulDst elementwise, mulDst [M, N] like out
   // bf16 only: the f32 operands as given (a, b above are then their bf16 copies) and the reorders between them
   memory aUser, bUser;
   dnnl::reorder toA, toB;
@@ -32,7 +33,8 @@ struct MatmulEntry {
 PrimitiveCache<MatmulEntry> matmulCache;
 
 MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M, int64_t N, int64_t K, bool transA,
-                        bool transB, int64_t aBatchStride, int64_t bBatchStride, bool hasBias, bool bf16) {
+                        bool transB, int64_t aBatchStride, int64_t bBatchStride, bool hasBias, bool bf16,
+                        bool mulDst = false) {
   const memory::desc aMd({batchA, M, K}, dt::f32,
                          memory::dims{batchA > 1 ? aBatchStride : M * K, transA ? 1 : K, transA ? M : 1});
   const memory::desc bMd({batchB, K, N}, dt::f32,
@@ -40,11 +42,18 @@ MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M
   const memory::desc outMd({batch, M, N}, dt::f32, tag::abc);
   const memory::desc biasMd = hasBias ? memory::desc({1, 1, N}, dt::f32, tag::abc) : memory::desc();
   MatmulEntry e;
+  dnnl::primitive_attr attr;
+  if (mulDst) {
+    dnnl::post_ops po;
+    po.append_binary(dnnl::algorithm::binary_mul, outMd);
+    attr.set_post_ops(po);
+    e.mulDst = memory(outMd, engine(), nullptr);
+  }
   if (bf16) {
     // the copies keep the operands' transposition (a K-major copy of a K-major operand is a straight conversion)
     const memory::desc aLow({batchA, M, K}, dt::bf16, transA ? tag::acb : tag::abc);
     const memory::desc bLow({batchB, K, N}, dt::bf16, transB ? tag::acb : tag::abc);
-    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aLow, bLow, biasMd, outMd), engine());
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aLow, bLow, biasMd, outMd), attr, engine());
     e.prim = dnnl::matmul(pd);
     e.aUser = memory(aMd, engine(), nullptr);
     e.bUser = memory(bMd, engine(), nullptr);
@@ -55,7 +64,7 @@ MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M
     e.aElems = batchA * M * K;
     e.bElems = batchB * K * N;
   } else {
-    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aMd, bMd, biasMd, outMd), engine());
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aMd, bMd, biasMd, outMd), attr, engine());
     e.prim = dnnl::matmul(pd);
     e.a = memory(aMd, engine(), nullptr);
     e.b = memory(bMd, engine(), nullptr);
@@ -70,7 +79,8 @@ MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M
 namespace {
 
 MatmulEntry& matmul_entry(int64_t batch, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
-                          int64_t aBatchStride, int64_t bBatchStride, bool hasBias, int64_t& runBatch) {
+                          int64_t aBatchStride, int64_t bBatchStride, bool hasBias, int64_t& runBatch,
+                          bool mulDst = false) {
   const int64_t batchA = aBatchStride == 0 ? 1 : batch, batchB = bBatchStride == 0 ? 1 : batch;
   // oneDNN broadcasts a batch of 1 only against a batch > 1 on the other side; when both broadcast,
   // compute one matrix and copy it.
@@ -78,16 +88,19 @@ MatmulEntry& matmul_entry(int64_t batch, int64_t M, int64_t N, int64_t K, bool t
   const bool bf16 = compute_precision() == Precision::bf16;
   const int64_t rb = runBatch;
   return matmulCache.get(
-      key("mm", batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16), [&] {
-        return make_matmul(batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16);
+      key("mm", batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16, mulDst), [&] {
+        return make_matmul(batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16,
+                           mulDst);
       });
 }
 
 /**
  * Runs a cached matmul. In bf16, a and b are converted into scratch slots 0 and 1 first, except a when aLowReady:
- * slot 0 then already holds the bf16 copy of a (in the same physical layout; see linear_backward).
+ * slot 0 then already holds the bf16 copy of a (in the same physical layout; see linear_backward). mulDst: the
+ * entry's binary_mul post-op operand.
  */
-void run_matmul(MatmulEntry& e, float* out, const float* a, const float* b, const float* bias, bool aLowReady = false) {
+void run_matmul(MatmulEntry& e, float* out, const float* a, const float* b, const float* bias, bool aLowReady = false,
+                const float* mulDst = nullptr) {
   if (e.aElems > 0) {  // bf16
     if (!aLowReady) {
       e.aUser.set_data_handle(const_cast<float*>(a));
@@ -108,6 +121,10 @@ void run_matmul(MatmulEntry& e, float* out, const float* a, const float* b, cons
   if (bias) {
     e.bias.set_data_handle(const_cast<float*>(bias));
     args.emplace(DNNL_ARG_BIAS, e.bias);
+  }
+  if (mulDst) {
+    e.mulDst.set_data_handle(const_cast<float*>(mulDst));
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, e.mulDst);
   }
   e.prim.execute(stream(), args);
   stream().wait();
@@ -130,8 +147,11 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
   for (int64_t i = runBatch; i < batch; i++) std::memcpy(out + i * M * N, out, size_t(M * N) * sizeof(float));
 }
 
-void linear_backward(float* gx, float* gw, float* gb, const float* gy, const float* x, const float* w, int64_t rows,
-                     int64_t I, int64_t O) {
+namespace {
+
+/** linear_backward and linear_backward_scaled: gx = (gy w) * gxScale when gxScale is given (a fused post-op). */
+void linear_backward_impl(float* gx, float* gw, float* gb, const float* gxScale, const float* gy, const float* x,
+                          const float* w, int64_t rows, int64_t I, int64_t O) {
   if (gb) reduce(ReduceOp::sum, Buf{gb, O, DType::f32}, Buf{const_cast<float*>(gy), rows * O, DType::f32}, 1, rows, O);
   const std::lock_guard<std::mutex> lock(onednn_mutex());
   if (I * O == 0) return;
@@ -144,10 +164,55 @@ void linear_backward(float* gx, float* gw, float* gb, const float* gy, const flo
   bool gyLow = false;
   int64_t runBatch = 0;
   if (gx) {
-    run_matmul(matmul_entry(1, rows, I, O, false, false, 0, 0, false, runBatch), gx, gy, w, nullptr);
+    run_matmul(matmul_entry(1, rows, I, O, false, false, 0, 0, false, runBatch, gxScale != nullptr), gx, gy, w, nullptr,
+               false, gxScale);
     gyLow = compute_precision() == Precision::bf16;
   }
   if (gw) run_matmul(matmul_entry(1, O, I, rows, true, false, 0, 0, false, runBatch), gw, gy, x, nullptr, gyLow);
+}
+
+constexpr float kSqrt1_2 = 0.70710678118654752f, kInvSqrt2Pi = 0.39894228040143268f;
+
+/**
+ * In place over pre-activations v: out = gelu(v) = v Phi(v) and v <- gelu'(v) = Phi(v) + v phi(v), exact-erf GELU.
+ * erf by Abramowitz-Stegun 7.1.26 (|error| <= 1.5e-7, the approximation oneDNN's gelu_erf uses); its exp(-z^2) is
+ * phi's exp(-v^2/2), so one exp serves both. The tail term is computed directly, so Phi(v) for v << 0 keeps its
+ * relative accuracy instead of cancelling in 1 - erf.
+ */
+void gelu_with_derivative(float* out, float* v, int64_t n) {
+  parallel_range(n, n * 16, [&](int64_t b, int64_t e) {
+#pragma omp simd
+    for (int64_t i = b; i < e; i++) {
+      const float x = v[i];
+      const float z = std::fabs(x) * kSqrt1_2;
+      const float t = 1.f / (1.f + 0.3275911f * z);
+      const float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+      const float g = fast_exp(-0.5f * x * x);  // exp(-z^2)
+      const float tail = 0.5f * poly * g;         // Phi(-|x|)
+      const float phi = x < 0.f ? tail : 1.f - tail;
+      out[i] = x * phi;
+      v[i] = phi + x * kInvSqrt2Pi * g;
+    }
+  });
+}
+
+}  // namespace
+
+void linear_backward(float* gx, float* gw, float* gb, const float* gy, const float* x, const float* w, int64_t rows,
+                     int64_t I, int64_t O) {
+  linear_backward_impl(gx, gw, gb, nullptr, gy, x, w, rows, I, O);
+}
+
+void linear_backward_scaled(float* gx, float* gw, float* gb, const float* gxScale, const float* gy, const float* x,
+                            const float* w, int64_t rows, int64_t I, int64_t O) {
+  linear_backward_impl(gx, gw, gb, gxScale, gy, x, w, rows, I, O);
+}
+
+void linear_gelu_forward(float* out, float* deriv, const float* x, const float* w, const float* bias, int64_t rows,
+                         int64_t I, int64_t O) {
+  if (rows * O == 0) return;
+  matmul_forward(deriv, x, w, bias, 1, rows, O, I, false, true, 0, 0);  // the pre-activation, bias fused
+  gelu_with_derivative(out, deriv, rows * O);
 }
 
 double bench_matmul(int64_t M, int64_t N, int64_t K, int iters, bool bf16) {
