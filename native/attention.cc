@@ -22,26 +22,6 @@ namespace selfsup {
 
 namespace {
 
-/** exp(x) in float, vectorisable: 2^n * p(r) with r = x - n ln2, |r| <= ln2/2 (Cephes' expf polynomial, ~1 ulp). */
-inline float fast_exp(float x) {
-  x = std::min(std::max(x, -87.33654f), 88.72283f);
-  const float n = std::nearbyint(x * 1.44269504088896341f);
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits;
-  std::memcpy(&bits, &p, 4);
-  bits += int32_t(n) << 23;
-  float y;
-  std::memcpy(&y, &bits, 4);
-  return y;
-}
-
 // 16 floats in GCC/Clang vector extensions: one zmm with AVX-512, two ymm with AVX2, four xmm elsewhere; the
 // compiler picks the instructions for the ISA it targets, so nothing here assumes one.
 typedef float v16 __attribute__((vector_size(64)));

@@ -322,6 +322,19 @@ void js_linear_backward(const Args& a) {
   linear_backward(a.f32opt(0, "gx", rows * I), a.f32opt(1, "gw", O * I), a.f32opt(2, "gb", O), a.f32(3, "gy", rows * O),
                   a.f32(4, "x", rows * I), a.f32(5, "w", O * I), rows, I, O);
 }
+void js_linear_backward_scaled(const Args& a) {
+  const int64_t rows = a.size(7, "rows"), I = a.size(8, "I"), O = a.size(9, "O");
+  float* gx = a.f32opt(0, "gx", rows * I);
+  const float* gxScale = a.f32opt(3, "gxScale", rows * I);
+  if (gx && !gxScale) fail(a.k, "gxScale is null but gx is requested");
+  linear_backward_scaled(gx, a.f32opt(1, "gw", O * I), a.f32opt(2, "gb", O), gxScale, a.f32(4, "gy", rows * O),
+                         a.f32(5, "x", rows * I), a.f32(6, "w", O * I), rows, I, O);
+}
+void js_linear_gelu(const Args& a) {
+  const int64_t rows = a.size(5, "rows"), I = a.size(6, "I"), O = a.size(7, "O");
+  linear_gelu_forward(a.f32(0, "out", rows * O), a.f32(1, "deriv", rows * O), a.f32(2, "x", rows * I),
+                      a.f32(3, "w", O * I), a.f32opt(4, "bias", O), rows, I, O);
+}
 
 // ---- optimizers (one call per parameter group) ----
 
@@ -647,6 +660,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "indexAdd", js_index_add);
   add(env, exports, "matmul", js_matmul);
   add(env, exports, "linearBackward", js_linear_backward);
+  add(env, exports, "linearBackwardScaled", js_linear_backward_scaled);
+  add(env, exports, "linearGelu", js_linear_gelu);
   add(env, exports, "conv2d", js_conv2d);
   add(env, exports, "conv2dBackwardData", js_conv2d_backward_data);
   add(env, exports, "conv2dBackwardWeight", js_conv2d_backward_weight);

@@ -64,6 +64,18 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
  */
 void linear_backward(float* gx, float* gw, float* gb, const float* gy, const float* x, const float* w, int64_t rows,
                      int64_t I, int64_t O);
+/**
+ * linear_backward with gx scaled elementwise: gx = (gy w) * gxScale [rows, I], the product fused into the matmul as
+ * a post-op (a fused MLP's fc2 backward, gxScale = GELU's derivative saved by linear_gelu_forward).
+ */
+void linear_backward_scaled(float* gx, float* gw, float* gb, const float* gxScale, const float* gy, const float* x,
+                            const float* w, int64_t rows, int64_t I, int64_t O);
+/**
+ * Linear + exact-erf GELU: out [rows, O] = gelu(x w^T + bias), deriv [rows, O] = gelu'(x w^T + bias) saved for the
+ * backward (which then needs no erf and no pre-activation).
+ */
+void linear_gelu_forward(float* out, float* deriv, const float* x, const float* w, const float* bias, int64_t rows,
+                         int64_t I, int64_t O);
 
 // ---- conv.cc ----
 struct ConvParams {

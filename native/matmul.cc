@@ -13,6 +13,10 @@
 
 #include "kernels.h"
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 namespace selfsup {
 
 using dnnl::memory;
@@ -24,6 +28,7 @@ namespace {
 struct MatmulEntry {
   dnnl::matmul prim;
   memory a, b, bias, out;
+  memory mulDst;  // with a binary_mul post-op: out = (a b) * mulDst elementwise, mulDst [M, N] like out
   // bf16 only: the f32 operands as given (a, b above are then their bf16 copies) and the reorders between them
   memory aUser, bUser;
   dnnl::reorder toA, toB;
@@ -32,7 +37,8 @@ struct MatmulEntry {
 PrimitiveCache<MatmulEntry> matmulCache;
 
 MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M, int64_t N, int64_t K, bool transA,
-                        bool transB, int64_t aBatchStride, int64_t bBatchStride, bool hasBias, bool bf16) {
+                        bool transB, int64_t aBatchStride, int64_t bBatchStride, bool hasBias, bool bf16,
+                        bool mulDst = false) {
   const memory::desc aMd({batchA, M, K}, dt::f32,
                          memory::dims{batchA > 1 ? aBatchStride : M * K, transA ? 1 : K, transA ? M : 1});
   const memory::desc bMd({batchB, K, N}, dt::f32,
@@ -40,11 +46,18 @@ MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M
   const memory::desc outMd({batch, M, N}, dt::f32, tag::abc);
   const memory::desc biasMd = hasBias ? memory::desc({1, 1, N}, dt::f32, tag::abc) : memory::desc();
   MatmulEntry e;
+  dnnl::primitive_attr attr;
+  if (mulDst) {
+    dnnl::post_ops po;
+    po.append_binary(dnnl::algorithm::binary_mul, outMd);
+    attr.set_post_ops(po);
+    e.mulDst = memory(outMd, engine(), nullptr);
+  }
   if (bf16) {
     // the copies keep the operands' transposition (a K-major copy of a K-major operand is a straight conversion)
     const memory::desc aLow({batchA, M, K}, dt::bf16, transA ? tag::acb : tag::abc);
     const memory::desc bLow({batchB, K, N}, dt::bf16, transB ? tag::acb : tag::abc);
-    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aLow, bLow, biasMd, outMd), engine());
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aLow, bLow, biasMd, outMd), attr, engine());
     e.prim = dnnl::matmul(pd);
     e.aUser = memory(aMd, engine(), nullptr);
     e.bUser = memory(bMd, engine(), nullptr);
@@ -55,7 +68,7 @@ MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M
     e.aElems = batchA * M * K;
     e.bElems = batchB * K * N;
   } else {
-    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aMd, bMd, biasMd, outMd), engine());
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aMd, bMd, biasMd, outMd), attr, engine());
     e.prim = dnnl::matmul(pd);
     e.a = memory(aMd, engine(), nullptr);
     e.b = memory(bMd, engine(), nullptr);
@@ -70,7 +83,8 @@ MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M
 namespace {
 
 MatmulEntry& matmul_entry(int64_t batch, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
-                          int64_t aBatchStride, int64_t bBatchStride, bool hasBias, int64_t& runBatch) {
+                          int64_t aBatchStride, int64_t bBatchStride, bool hasBias, int64_t& runBatch,
+                          bool mulDst = false) {
   const int64_t batchA = aBatchStride == 0 ? 1 : batch, batchB = bBatchStride == 0 ? 1 : batch;
   // oneDNN broadcasts a batch of 1 only against a batch > 1 on the other side; when both broadcast,
   // compute one matrix and copy it.
@@ -78,16 +92,19 @@ MatmulEntry& matmul_entry(int64_t batch, int64_t M, int64_t N, int64_t K, bool t
   const bool bf16 = compute_precision() == Precision::bf16;
   const int64_t rb = runBatch;
   return matmulCache.get(
-      key("mm", batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16), [&] {
-        return make_matmul(batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16);
+      key("mm", batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16, mulDst), [&] {
+        return make_matmul(batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16,
+                           mulDst);
       });
 }
 
 /**
  * Runs a cached matmul. In bf16, a and b are converted into scratch slots 0 and 1 first, except a when aLowReady:
- * slot 0 then already holds the bf16 copy of a (in the same physical layout; see linear_backward).
+ * slot 0 then already holds the bf16 copy of a (in the same physical layout; see linear_backward). mulDst: the
+ * entry's binary_mul post-op operand.
  */
-void run_matmul(MatmulEntry& e, float* out, const float* a, const float* b, const float* bias, bool aLowReady = false) {
+void run_matmul(MatmulEntry& e, float* out, const float* a, const float* b, const float* bias, bool aLowReady = false,
+                const float* mulDst = nullptr) {
   if (e.aElems > 0) {  // bf16
     if (!aLowReady) {
       e.aUser.set_data_handle(const_cast<float*>(a));
@@ -108,6 +125,10 @@ void run_matmul(MatmulEntry& e, float* out, const float* a, const float* b, cons
   if (bias) {
     e.bias.set_data_handle(const_cast<float*>(bias));
     args.emplace(DNNL_ARG_BIAS, e.bias);
+  }
+  if (mulDst) {
+    e.mulDst.set_data_handle(const_cast<float*>(mulDst));
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, e.mulDst);
   }
   e.prim.execute(stream(), args);
   stream().wait();
@@ -130,8 +151,11 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
   for (int64_t i = runBatch; i < batch; i++) std::memcpy(out + i * M * N, out, size_t(M * N) * sizeof(float));
 }
 
-void linear_backward(float* gx, float* gw, float* gb, const float* gy, const float* x, const float* w, int64_t rows,
-                     int64_t I, int64_t O) {
+namespace {
+
+/** linear_backward and linear_backward_scaled: gx = (gy w) * gxScale when gxScale is given (a fused post-op). */
+void linear_backward_impl(float* gx, float* gw, float* gb, const float* gxScale, const float* gy, const float* x,
+                          const float* w, int64_t rows, int64_t I, int64_t O) {
   if (gb) reduce(ReduceOp::sum, Buf{gb, O, DType::f32}, Buf{const_cast<float*>(gy), rows * O, DType::f32}, 1, rows, O);
   const std::lock_guard<std::mutex> lock(onednn_mutex());
   if (I * O == 0) return;
@@ -144,10 +168,110 @@ void linear_backward(float* gx, float* gw, float* gb, const float* gy, const flo
   bool gyLow = false;
   int64_t runBatch = 0;
   if (gx) {
-    run_matmul(matmul_entry(1, rows, I, O, false, false, 0, 0, false, runBatch), gx, gy, w, nullptr);
+    run_matmul(matmul_entry(1, rows, I, O, false, false, 0, 0, false, runBatch, gxScale != nullptr), gx, gy, w, nullptr,
+               false, gxScale);
     gyLow = compute_precision() == Precision::bf16;
   }
   if (gw) run_matmul(matmul_entry(1, O, I, rows, true, false, 0, 0, false, runBatch), gw, gy, x, nullptr, gyLow);
+}
+
+constexpr float kSqrt1_2 = 0.70710678118654752f, kInvSqrt2Pi = 0.39894228040143268f;
+
+/** gelu(x) = x Phi(x) into out, gelu'(x) = Phi(x) + x phi(x) into deriv, for one x (the vector loop's tail). */
+inline void gelu_and_derivative(float x, float& out, float& deriv) {
+  const float t = 1.f / (1.f + 0.3275911f * std::fabs(x) * kSqrt1_2);
+  const float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+  const float g = fast_exp(-0.5f * x * x);  // exp(-z^2), z = |x| / sqrt(2)
+  const float tail = 0.5f * poly * g;       // Phi(-|x|)
+  const float phi = x < 0.f ? tail : 1.f - tail;
+  out = x * phi;
+  deriv = phi + x * kInvSqrt2Pi * g;
+}
+
+// 16 floats in GCC/Clang vector extensions (one zmm with AVX-512, two ymm with AVX2, four xmm elsewhere): the pass
+// below is written once and the compiler lowers it for the ISA it targets.
+typedef float vf16 __attribute__((vector_size(64)));
+typedef int32_t vi16 __attribute__((vector_size(64)));
+constexpr int64_t kLanes = 16;
+
+/** fast_exp (common.h) on 16 lanes; rounding to nearest by the 1.5 * 2^23 trick, exact for |x log2 e| < 2^22. */
+inline vf16 exp16(vf16 x) {
+  x = x < -87.33654f ? vf16{} - 87.33654f : x;
+  x = x > 88.72283f ? vf16{} + 88.72283f : x;
+  const vf16 n = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;
+  const vf16 r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  vf16 p = vf16{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  return reinterpret_cast<vf16>(reinterpret_cast<vi16>(p) + (__builtin_convertvector(n, vi16) << 23));
+}
+
+/** Stores 16 floats at a 64-byte aligned p, bypassing the cache where the ISA can (the data is not read again soon). */
+inline void stream16(float* p, vf16 v) {
+#if defined(__AVX512F__)
+  _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
+#elif defined(__AVX__)
+  _mm256_stream_ps(p, reinterpret_cast<const __m256*>(&v)[0]);
+  _mm256_stream_ps(p + 8, reinterpret_cast<const __m256*>(&v)[1]);
+#else
+  std::memcpy(p, &v, sizeof v);
+#endif
+}
+
+/**
+ * In place over pre-activations v: out = gelu(v) = v Phi(v) and v <- gelu'(v) = Phi(v) + v phi(v), exact-erf GELU.
+ * erf by Abramowitz-Stegun 7.1.26 (|error| <= 1.5e-7, the approximation oneDNN's gelu_erf uses); its exp(-z^2) is
+ * phi's exp(-v^2/2), so one exp serves both. The tail term is computed directly, so Phi(v) for v << 0 keeps its
+ * relative accuracy instead of cancelling in 1 - erf. Both outputs go around the cache (streaming stores): they are
+ * as large as the pre-activation, the derivative is read only in the backward, and write-allocating them would read
+ * them from memory first.
+ */
+void gelu_with_derivative(float* out, float* v, int64_t n) {
+  parallel_range(n, n * 16, [&](int64_t b, int64_t e) {
+    int64_t i = b;
+    // scalar up to a 64-byte boundary of v; the vector loop needs out aligned the same way (it is, for tensors)
+    while (i < e && (reinterpret_cast<uintptr_t>(v + i) & 63) != 0) { gelu_and_derivative(v[i], out[i], v[i]); i++; }
+    if ((reinterpret_cast<uintptr_t>(out + i) & 63) == 0) {
+      for (; i + kLanes <= e; i += kLanes) {
+        const vf16 x = *reinterpret_cast<const vf16*>(v + i);
+        const vf16 ax = x < 0.f ? -x : x;
+        const vf16 t = 1.f / (1.f + 0.3275911f * kSqrt1_2 * ax);
+        const vf16 poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+        const vf16 g = exp16(-0.5f * x * x);
+        const vf16 tail = 0.5f * poly * g;
+        const vf16 phi = x < 0.f ? tail : 1.f - tail;
+        stream16(out + i, x * phi);
+        stream16(v + i, phi + x * kInvSqrt2Pi * g);
+      }
+#if defined(__AVX__)
+      _mm_sfence();  // the streaming stores are visible to every thread before the pass returns
+#endif
+    }
+    for (; i < e; i++) gelu_and_derivative(v[i], out[i], v[i]);
+  });
+}
+
+}  // namespace
+
+void linear_backward(float* gx, float* gw, float* gb, const float* gy, const float* x, const float* w, int64_t rows,
+                     int64_t I, int64_t O) {
+  linear_backward_impl(gx, gw, gb, nullptr, gy, x, w, rows, I, O);
+}
+
+void linear_backward_scaled(float* gx, float* gw, float* gb, const float* gxScale, const float* gy, const float* x,
+                            const float* w, int64_t rows, int64_t I, int64_t O) {
+  linear_backward_impl(gx, gw, gb, gxScale, gy, x, w, rows, I, O);
+}
+
+void linear_gelu_forward(float* out, float* deriv, const float* x, const float* w, const float* bias, int64_t rows,
+                         int64_t I, int64_t O) {
+  if (rows * O == 0) return;
+  matmul_forward(deriv, x, w, bias, 1, rows, O, I, false, true, 0, 0);  // the pre-activation, bias fused
+  gelu_with_derivative(out, deriv, rows * O);
 }
 
 double bench_matmul(int64_t M, int64_t N, int64_t K, int iters, bool bf16) {

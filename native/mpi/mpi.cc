@@ -144,6 +144,20 @@ Elem elemOf(const Napi::Env& env, const Napi::TypedArray& a, const char* op) {
   }
 }
 
+// Argument i as a typed array: checked, with its data pointer and sizes (the JS buffer stays referenced by the caller).
+struct Buf {
+  Napi::TypedArray array;
+  char* data;
+  int64_t elems;
+  int64_t bytes;
+};
+
+Buf typedArg(const Napi::CallbackInfo& info, size_t i, const char* op, const char* expected = "a typed array") {
+  if (!info[i].IsTypedArray()) throw Napi::TypeError::New(info.Env(), std::string("[mpi] ") + op + ": expected " + expected);
+  auto a = info[i].As<Napi::TypedArray>();
+  return {a, static_cast<char*>(a.ArrayBuffer().Data()) + a.ByteOffset(), int64_t(a.ElementLength()), int64_t(a.ByteLength())};
+}
+
 MPI_Op opOf(const Napi::Env& env, const std::string& name) {
   if (name == "sum") return MPI_SUM;
   if (name == "max") return MPI_MAX;
@@ -223,12 +237,11 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 Napi::Value Allreduce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   requireInit(env, "allreduce");
-  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "[mpi] allreduce: expected a typed array");
-  auto a = info[0].As<Napi::TypedArray>();
-  Elem e = elemOf(env, a, "allreduce");
+  Buf a = typedArg(info, 0, "allreduce");
+  Elem e = elemOf(env, a.array, "allreduce");
   MPI_Op op = opOf(env, info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "sum");
-  char* p = static_cast<char*>(a.ArrayBuffer().Data()) + a.ByteOffset();
-  int64_t n = int64_t(a.ElementLength());
+  char* p = a.data;
+  int64_t n = a.elems;
   if (n == 0) return env.Undefined();
   runSync(env, [=] { allreduceChunked(p, n, e, op); });
   return env.Undefined();
@@ -238,22 +251,27 @@ Napi::Value Allreduce(const Napi::CallbackInfo& info) {
 Napi::Value Iallreduce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   requireInit(env, "iallreduce");
-  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "[mpi] iallreduce: expected a typed array");
-  auto a = info[0].As<Napi::TypedArray>();
-  Elem e = elemOf(env, a, "iallreduce");
-  char* p = static_cast<char*>(a.ArrayBuffer().Data()) + a.ByteOffset();
-  int64_t n = int64_t(a.ElementLength());
+  Buf a = typedArg(info, 0, "iallreduce");
+  Elem e = elemOf(env, a.array, "iallreduce");
+  char* p = a.data;
+  int64_t n = a.elems;
   auto job = gComm.submit([=] { if (n > 0) allreduceChunked(p, n, e, MPI_SUM); });
   uint32_t h = gNextHandle++;
   gPending.emplace(h, Pending{job, Napi::Persistent(info[0])});
   return Napi::Number::New(env, h);
 }
 
-Napi::Value Wait(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+// Argument 0 as the handle of a nonblocking job still pending.
+std::unordered_map<uint32_t, Pending>::iterator pendingArg(const Napi::CallbackInfo& info, const char* op) {
   uint32_t h = info[0].As<Napi::Number>().Uint32Value();
   auto it = gPending.find(h);
-  if (it == gPending.end()) throw Napi::Error::New(env, "[mpi] wait: unknown or already completed handle " + std::to_string(h));
+  if (it == gPending.end()) throw Napi::Error::New(info.Env(), std::string("[mpi] ") + op + ": unknown or already completed handle " + std::to_string(h));
+  return it;
+}
+
+Napi::Value Wait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto it = pendingArg(info, "wait");
   auto job = it->second.job;
   gComm.wait(job);
   gPending.erase(it);
@@ -263,9 +281,7 @@ Napi::Value Wait(const Napi::CallbackInfo& info) {
 
 Napi::Value Test(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  uint32_t h = info[0].As<Napi::Number>().Uint32Value();
-  auto it = gPending.find(h);
-  if (it == gPending.end()) throw Napi::Error::New(env, "[mpi] test: unknown or already completed handle " + std::to_string(h));
+  auto it = pendingArg(info, "test");
   return Napi::Boolean::New(env, gComm.test(it->second.job));
 }
 
@@ -273,19 +289,18 @@ Napi::Value Test(const Napi::CallbackInfo& info) {
 Napi::Value Allgather(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   requireInit(env, "allgather");
-  if (!info[0].IsTypedArray() || !info[1].IsTypedArray()) throw Napi::TypeError::New(env, "[mpi] allgather: expected (send, recv) typed arrays");
-  auto s = info[0].As<Napi::TypedArray>();
-  auto r = info[1].As<Napi::TypedArray>();
-  if (s.TypedArrayType() != r.TypedArrayType()) throw Napi::TypeError::New(env, "[mpi] allgather: send and recv must have the same element type");
-  Elem e = elemOf(env, s, "allgather");
-  int64_t n = int64_t(s.ElementLength());
-  if (int64_t(r.ElementLength()) != n * gSize) {
-    throw Napi::RangeError::New(env, "[mpi] allgather: recv holds " + std::to_string(r.ElementLength()) + " elements, expected " +
+  Buf s = typedArg(info, 0, "allgather", "(send, recv) typed arrays");
+  Buf r = typedArg(info, 1, "allgather", "(send, recv) typed arrays");
+  if (s.array.TypedArrayType() != r.array.TypedArrayType()) throw Napi::TypeError::New(env, "[mpi] allgather: send and recv must have the same element type");
+  Elem e = elemOf(env, s.array, "allgather");
+  int64_t n = s.elems;
+  if (r.elems != n * gSize) {
+    throw Napi::RangeError::New(env, "[mpi] allgather: recv holds " + std::to_string(r.elems) + " elements, expected " +
                                          std::to_string(n) + " x " + std::to_string(gSize) + " ranks");
   }
   if (n > INT32_MAX) throw Napi::RangeError::New(env, "[mpi] allgather: more than 2^31 elements per rank");
-  char* sp = static_cast<char*>(s.ArrayBuffer().Data()) + s.ByteOffset();
-  char* rp = static_cast<char*>(r.ArrayBuffer().Data()) + r.ByteOffset();
+  char* sp = s.data;
+  char* rp = r.data;
   runSync(env, [=] { check(MPI_Allgather(sp, int(n), e.type, rp, int(n), e.type, MPI_COMM_WORLD), "MPI_Allgather"); });
   return env.Undefined();
 }
@@ -294,12 +309,11 @@ Napi::Value Allgather(const Napi::CallbackInfo& info) {
 Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   requireInit(env, "broadcast");
-  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "[mpi] broadcast: expected a typed array");
-  auto a = info[0].As<Napi::TypedArray>();
+  Buf a = typedArg(info, 0, "broadcast");
   int root = info.Length() > 1 ? info[1].As<Napi::Number>().Int32Value() : 0;
   if (root < 0 || root >= gSize) throw Napi::RangeError::New(env, "[mpi] broadcast: root " + std::to_string(root) + " is not a rank of " + std::to_string(gSize));
-  char* p = static_cast<char*>(a.ArrayBuffer().Data()) + a.ByteOffset();
-  int64_t bytes = int64_t(a.ByteLength());
+  char* p = a.data;
+  int64_t bytes = a.bytes;
   runSync(env, [=] {
     for (int64_t off = 0; off < bytes; off += gChunkElems * 4) {
       const int64_t count = std::min(gChunkElems * 4, bytes - off);

@@ -139,6 +139,15 @@ export interface Backend {
    */
   linearBackward(gx: FloatArray | null, gw: FloatArray | null, gb: FloatArray | null, gy: FloatArray, x: FloatArray,
     w: FloatArray, rows: number, I: number, O: number): void;
+  /**
+   * Linear + exact-erf GELU (x [rows, I], w [O, I], bias [O] or null): out [rows, O] = gelu(x w^T + bias) and deriv
+   * [rows, O] = gelu'(x w^T + bias), the derivative saved for the backward.
+   */
+  linearGelu(out: FloatArray, deriv: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, rows: number,
+    I: number, O: number): void;
+  /** linearBackward with gx scaled elementwise: gx = (gy w) * gxScale, gxScale [rows, I] (null only when gx is). */
+  linearBackwardScaled(gx: FloatArray | null, gw: FloatArray | null, gb: FloatArray | null, gxScale: FloatArray | null,
+    gy: FloatArray, x: FloatArray, w: FloatArray, rows: number, I: number, O: number): void;
 
   // ---- convolution ----
   conv2d(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams): void;

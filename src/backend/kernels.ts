@@ -45,6 +45,9 @@ export const KERNELS: readonly KernelSignature[] = [
   // ---- matmul.cc
   { name: 'matmul', cpp: 'matmul_forward', args: ['out', 'a', 'b', 'bias', 'batch', 'M', 'N', 'K', 'transA', 'transB', 'aBatchStride', 'bBatchStride'] },
   { name: 'linearBackward', cpp: 'linear_backward', args: ['gx', 'gw', 'gb', 'gy', 'x', 'w', 'rows', 'I', 'O'] },
+  // fused transformer MLP (T.mlp): fc1 + exact GELU saving GELU's derivative; fc2's backward scales gx by it
+  { name: 'linearGelu', cpp: 'linear_gelu_forward', args: ['out', 'deriv', 'x', 'w', 'bias', 'rows', 'I', 'O'] },
+  { name: 'linearBackwardScaled', cpp: 'linear_backward_scaled', args: ['gx', 'gw', 'gb', 'gxScale', 'gy', 'x', 'w', 'rows', 'I', 'O'] },
   // ---- conv.cc (p: ConvParams)
   // the C++ kernels take the layout flags too; batch norm's binding picks the _blocked kernel instead
   { name: 'conv2d', cpp: 'conv2d_forward', args: ['out', 'x', 'w', 'bias', 'p'], flags: ['xBlocked', 'outMayBlock'],

@@ -259,6 +259,11 @@ export const nativeBackend: Backend = {
     nativeAddon().matmul(out, a, b, bias, batch, M, N, K, transA, transB, aBatchStride, bBatchStride),
   linearBackward: (gx: FloatArray | null, gw: FloatArray | null, gb: FloatArray | null, gy: FloatArray, x: FloatArray,
     w: FloatArray, rows: number, I: number, O: number) => nativeAddon().linearBackward(gx, gw, gb, gy, x, w, rows, I, O),
+  linearGelu: (out: FloatArray, deriv: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, rows: number,
+    I: number, O: number) => nativeAddon().linearGelu(out, deriv, x, w, bias, rows, I, O),
+  linearBackwardScaled: (gx: FloatArray | null, gw: FloatArray | null, gb: FloatArray | null, gxScale: FloatArray | null,
+    gy: FloatArray, x: FloatArray, w: FloatArray, rows: number, I: number, O: number) =>
+    nativeAddon().linearBackwardScaled(gx, gw, gb, gxScale, gy, x, w, rows, I, O),
 
   conv2d: (out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams) => {
     nativeAddon().conv2d(out, x, w, bias, p);

@@ -5,6 +5,19 @@ import { globalRng } from '../tensor/index.js';
 import { Module, type Factory } from './module.js';
 import { Dropout, DropPath, GELU, LayerNorm, Linear } from './layers.js';
 
+// SELFSUP_FUSED_MLP=0 runs every Mlp through the composed ops (A/B benchmarks, bisecting)
+let fusedMlp = process.env.SELFSUP_FUSED_MLP !== '0';
+
+/**
+ * Turns the fused MLP kernel (T.mlp: fc1 + GELU saving GELU's derivative, fc2's backward scaled by it) on or off
+ * (off: linear, gelu, linear; tests compare the two paths); returns the old setting.
+ */
+export function setFusedMlp(on: boolean): boolean {
+  const old = fusedMlp;
+  fusedMlp = on;
+  return old;
+}
+
 /** fc1 -> GELU -> dropout -> fc2 -> dropout (timm's Mlp). */
 export class Mlp extends Module {
   constructor(inFeatures: number, hiddenFeatures: number, outFeatures = inFeatures, drop = 0, f: Factory = {}) {
@@ -18,6 +31,10 @@ export class Mlp extends Module {
   get fc2(): Linear { return this.child('fc2'); }
   get drop(): Dropout { return this.child('drop'); }
   forward(x: Tensor): Tensor {
+    // the fused kernel has no dropout between GELU and fc2: it runs when that dropout is the identity
+    if (fusedMlp && (this.drop.p === 0 || !this.drop.training)) {
+      return this.drop.forward(T.mlp(x, this.fc1.weight, this.fc1.bias, this.fc2.weight, this.fc2.bias)); // [.., out]
+    }
     const h = this.drop.forward(T.gelu(this.fc1.forward(x))); // [.., hidden]
     return this.drop.forward(this.fc2.forward(h)); // [.., out]
   }

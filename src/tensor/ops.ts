@@ -782,19 +782,25 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 }
 
 /** y = x @ W^T + b over the last dim of x, with the bias fused into the matmul. W is [out, in]. */
-export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  live('linear', x, weight, bias);
-  sameDevice('linear', x, weight);
-  sameDtype('linear', x, weight);
-  requireFloat('linear', x);
-  if (weight.ndim !== 2) throw new Error(`[linear] weight must be 2-D [out, in], got ${fmtShape(weight.shape)}`);
+/** Checks a Linear's operands (x [.., I], weight [O, I], bias [O] or null) for op `op`; returns [O, I]. */
+function linearShape(op: string, x: Tensor, weight: Tensor, bias: Tensor | null, what = 'weight'): [number, number] {
+  live(op, x, weight, bias);
+  sameDevice(op, x, weight);
+  sameDtype(op, x, weight);
+  requireFloat(op, x);
+  if (weight.ndim !== 2) throw new Error(`[${op}] ${what} must be 2-D [out, in], got ${fmtShape(weight.shape)}`);
   const [O, I] = weight.shape as [number, number];
   if (x.ndim < 1 || x.shape[x.ndim - 1] !== I) {
-    throw new Error(`[linear] input ${fmtShape(x.shape)} does not end in ${I} (weight ${fmtShape(weight.shape)})`);
+    throw new Error(`[${op}] input ${fmtShape(x.shape)} does not end in ${I} (${what} ${fmtShape(weight.shape)})`);
   }
   if (bias !== null && (bias.ndim !== 1 || bias.shape[0] !== O)) {
-    throw new Error(`[linear] bias ${fmtShape(bias.shape)} does not match weight ${fmtShape(weight.shape)}`);
+    throw new Error(`[${op}] bias ${fmtShape(bias.shape)} does not match ${what} ${fmtShape(weight.shape)}`);
   }
+  return [O, I];
+}
+
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  const [O, I] = linearShape('linear', x, weight, bias);
   const rows = x.size / I;
   const out = like(x, [...x.shape.slice(0, -1), O]);
   x.backend.matmul(fdata(out), fdata(x), fdata(weight), bias === null ? null : fdata(bias), 1, rows, O, I, false, true, 0, 0);
@@ -807,6 +813,50 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
     x.backend.linearBackward(gx === null ? null : fdata(gx), gw === null ? null : fdata(gw), gb === null ? null : fdata(gb),
       fdata(g), fdata(x), fdata(weight), rows, I, O);
     return [gx, gw, gb];
+  });
+}
+
+/**
+ * A transformer MLP, fc2(gelu(fc1(x))) with the exact erf GELU (timm's Mlp without dropout), fused: fc1's kernel
+ * applies GELU and saves GELU's derivative instead of the pre-activation, and fc2's backward multiplies its input
+ * gradient by that derivative inside the matmul, so neither the GELU backward pass nor fc2's unscaled input gradient
+ * ever goes through memory. linear -> gelu -> linear is the composed version (and the oracle in the tests).
+ */
+export function mlp(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Weight: Tensor, fc2Bias: Tensor | null): Tensor {
+  const [Hd, I] = linearShape('mlp', x, fc1Weight, fc1Bias, 'fc1 weight');
+  sameDevice('mlp', x, fc2Weight);
+  sameDtype('mlp', x, fc2Weight);
+  if (fc2Weight.ndim !== 2 || fc2Weight.shape[1] !== Hd) {
+    throw new Error(`[mlp] fc2 weight ${fmtShape(fc2Weight.shape)} does not take fc1's ${Hd} outputs (fc1 weight ${fmtShape(fc1Weight.shape)})`);
+  }
+  const O = fc2Weight.shape[0]!;
+  if (fc2Bias !== null && (fc2Bias.ndim !== 1 || fc2Bias.shape[0] !== O)) {
+    throw new Error(`[mlp] bias ${fmtShape(fc2Bias.shape)} does not match fc2 weight ${fmtShape(fc2Weight.shape)}`);
+  }
+  live('mlp', fc2Weight, fc2Bias);
+  const rows = x.size / I;
+  const lead = x.shape.slice(0, -1);
+  const hidden = like(x, [...lead, Hd]); // [.., Hd] gelu(fc1(x))
+  const deriv = like(x, [...lead, Hd]); // [.., Hd] gelu'(fc1(x)), saved for the backward
+  const out = like(x, [...lead, O]); // [.., O]
+  const b = x.backend;
+  b.linearGelu(fdata(hidden), fdata(deriv), fdata(x), fdata(fc1Weight), fc1Bias === null ? null : fdata(fc1Bias), rows, I, Hd);
+  b.matmul(fdata(out), fdata(hidden), fdata(fc2Weight), fc2Bias === null ? null : fdata(fc2Bias), 1, rows, O, Hd, false, true, 0, 0);
+  const inputs = [x, fc1Weight, ...(fc1Bias !== null ? [fc1Bias] : []), fc2Weight, ...(fc2Bias !== null ? [fc2Bias] : [])];
+  return record(out, 'mlp', inputs, (g) => {
+    const grad = (t: Tensor | null): Tensor | null => (t !== null && t.requiresGrad ? like(t) : null);
+    const [gw1, gb1, gw2, gb2] = [fc1Weight, fc1Bias, fc2Weight, fc2Bias].map(grad) as (Tensor | null)[];
+    const gx = x.requiresGrad ? like(x) : null;
+    const opt = (t: Tensor | null): FloatArray | null => (t === null ? null : fdata(t));
+    // gpre [.., Hd]: the gradient of fc1's pre-activation, (g fc2Weight) * gelu'
+    const gpre = gx !== null || gw1 !== null || gb1 !== null ? like(x, [...lead, Hd]) : null;
+    b.linearBackwardScaled(opt(gpre), opt(gw2!), opt(gb2!), gpre === null ? null : fdata(deriv), fdata(g), fdata(hidden),
+      fdata(fc2Weight), rows, Hd, O);
+    if (gpre !== null) {
+      b.linearBackward(opt(gx), opt(gw1!), opt(gb1!), fdata(gpre), fdata(x), fdata(fc1Weight), rows, I, Hd);
+      gpre.dispose();
+    }
+    return [gx, gw1!, ...(fc1Bias !== null ? [gb1!] : []), gw2!, ...(fc2Bias !== null ? [gb2!] : [])];
   });
 }
 

@@ -67,7 +67,7 @@ function isTyped(v: unknown): v is ArrayBufferView {
 }
 
 /**
- * FLOP of one call: 2 per multiply-add of conv (any pass), matmul, a Linear's backward products and the fused
+ * FLOP of one call: 2 per multiply-add of conv (any pass), matmul (linearGelu's too), a Linear's backward products and the fused
  * attention's products (q k^T and probs v forward; four products of the same size backward); 0 for everything else.
  */
 function flopOf(kernel: string, args: readonly unknown[]): number {
@@ -75,9 +75,13 @@ function flopOf(kernel: string, args: readonly unknown[]): number {
     const [batch, M, N, K] = args.slice(4, 8) as number[];
     return 2 * batch! * M! * N! * K!;
   }
-  if (kernel === 'linearBackward') {
-    const [rows, I, O] = args.slice(6, 9) as number[];
+  if (kernel === 'linearBackward' || kernel === 'linearBackwardScaled') {
+    const [rows, I, O] = args.slice(kernel === 'linearBackward' ? 6 : 7) as number[];
     return 2 * rows! * I! * O! * ((args[0] !== null ? 1 : 0) + (args[1] !== null ? 1 : 0));
+  }
+  if (kernel === 'linearGelu') {
+    const [rows, I, O] = args.slice(5, 8) as number[];
+    return 2 * rows! * I! * O!;
   }
   if (kernel === 'attentionForward' || kernel === 'attentionBackward') {
     const [B, N, H, hd] = args.slice(kernel === 'attentionForward' ? 3 : 4) as number[];

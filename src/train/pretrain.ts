@@ -303,6 +303,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
       // the epoch's training is committed before the monitor runs, so a failure there loses nothing
       if (lead) saveCheckpoint(cfg.out, model, opt, state, cfg);
       cb.onCheckpoint?.({ epoch: epoch + 1, step: state.step });
+      const trainSeconds = (performance.now() - te) / 1000;
       let k: KnnSummary | null = null;
       if (knn !== null && (epoch + 1 === cfg.epochs || (cfg.knn.every > 0 && (epoch + 1) % cfg.knn.every === 0))) {
         k = { epoch: epoch + 1, ...(await knn(model)) };
@@ -310,7 +311,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
         if (lead) saveCheckpoint(cfg.out, model, opt, state, cfg);
       }
       const seconds = (performance.now() - te) / 1000;
-      if (lead) appendFileSync(logPath, `${JSON.stringify({ event: 'epoch', epoch: epoch + 1, loss: meanLoss, seconds, ...(k ? { knnTop1: k.top1, knnTop5: k.top5, ...(k.testLoss !== undefined ? { testLoss: k.testLoss } : {}) } : {}) })}\n`);
+      if (lead) appendFileSync(logPath, `${JSON.stringify({ event: 'epoch', epoch: epoch + 1, loss: meanLoss, seconds, trainSeconds, ...(k ? { knnTop1: k.top1, knnTop5: k.top5, ...(k.testLoss !== undefined ? { testLoss: k.testLoss } : {}) } : {}) })}\n`);
       tb.addScalars({ 'train/epoch_loss': meanLoss, 'knn/top1': k?.top1, 'knn/top5': k?.top5, 'test/mae_loss': k?.testLoss }, state.step);
       await logReconstruction(epoch + 1, state.step);
       cb.onEpoch?.({ epoch: epoch + 1, loss: meanLoss, knn: k, seconds });

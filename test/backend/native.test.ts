@@ -479,6 +479,30 @@ describe('native layer kernels vs reference', native, () => {
     }
   });
 
+  test('fused Linear + GELU forward and the scaled Linear backward (a fused MLP\'s kernels)', () => {
+    // ViT-Tiny's encoder and decoder fc1 rows/widths (cut to a few rows), odd sizes, one row, zero rows
+    for (const [rows, I, O] of [[37, 192, 768], [29, 128, 512], [7, 5, 3], [1, 1, 1], [0, 4, 6]] as [number, number, number][]) {
+      // spread wide enough to reach GELU's tails (|v| up to ~8) where 1 - erf would cancel
+      const x = f32(rows * I, () => (rand() * 2 - 1) * 3); const w = f32(O * I, () => (rand() * 2 - 1) / Math.sqrt(Math.max(I, 1)) * 4);
+      const bias = f32(O);
+      const o1 = f32(rows * O); const d1 = f32(rows * O); const o2 = new Float64Array(rows * O); const d2 = new Float64Array(rows * O);
+      nb.linearGelu(o1, d1, x, w, bias, rows, I, O);
+      rb.linearGelu(o2, d2, toF64(x), toF64(w), toF64(bias), rows, I, O);
+      const tag = `linearGelu [${rows}, ${I}] -> ${O}`;
+      close(`${tag} out`, o1, o2, 1e-5, 1e-4); close(`${tag} deriv`, d1, d2, 1e-5, 1e-4);
+      // the backward of a Linear [rows, O] -> [rows, I'] reading that output, its gx scaled by deriv
+      const I2 = O, O2 = Math.max(1, I >> 1);
+      const w2 = f32(O2 * I2); const gy = f32(rows * O2);
+      const gx1 = f32(rows * I2, () => 7); const gw1 = f32(O2 * I2, () => 7); const gb1 = f32(O2, () => 7);
+      const gx2 = new Float64Array(rows * I2); const gw2 = new Float64Array(O2 * I2); const gb2 = new Float64Array(O2);
+      nb.linearBackwardScaled(gx1, gw1, gb1, d1, gy, o1, w2, rows, I2, O2);
+      rb.linearBackwardScaled(gx2, gw2, gb2, toF64(d1), toF64(gy), toF64(o1), toF64(w2), rows, I2, O2);
+      close(`${tag} scaled backward gx`, gx1, gx2, 1e-4, 1e-4); close(`${tag} scaled backward gw`, gw1, gw2, 1e-4, 1e-4);
+      close(`${tag} scaled backward gb`, gb1, gb2, 1e-4, 1e-4);
+    }
+    assert.throws(() => nb.linearBackwardScaled(f32(6), null, null, null, f32(6), f32(6), f32(1), 6, 1, 1), /gxScale is null but gx is requested/);
+  });
+
   test('max and avg pooling, forward and backward, with padding and count_include_pad', () => {
     const cases: PoolParams[] = [
       poolParams(2, 3, 8, 8, 2, 2, 0, true), poolParams(2, 3, 7, 9, 3, 2, 1, true), poolParams(2, 3, 7, 9, 3, 2, 1, false),

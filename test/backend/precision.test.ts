@@ -9,6 +9,30 @@ import { getPrecision, nativeAddon, nativeAvailable, setPrecision } from '../../
 const native = nativeAvailable();
 const bf16 = native && nativeAddon().info().nativeBf16;
 
+/** run() once in fp32, then once in bf16 (restoring fp32 even if it throws). */
+function fp32AndBf16<R>(run: () => R): { f32: R; low: R } {
+  const f32 = run();
+  const old = setPrecision('bf16');
+  assert.equal(old, 'fp32');
+  assert.equal(getPrecision(), 'bf16');
+  try {
+    return { f32, low: run() };
+  } finally {
+    setPrecision('fp32');
+  }
+}
+
+/** The largest |ref - low|, the largest |ref|, and whether any value differs at all. */
+function deviation(ref: readonly number[], low: readonly number[]): { maxErr: number; scale: number; differs: boolean } {
+  let maxErr = 0, scale = 0, differs = false;
+  ref.forEach((v, i) => {
+    maxErr = Math.max(maxErr, Math.abs(v - low[i]!));
+    scale = Math.max(scale, Math.abs(v));
+    if (v !== low[i]) differs = true;
+  });
+  return { maxErr, scale, differs };
+}
+
 describe('precision', { skip: native ? false : 'native addon not built' }, () => {
   test('rejects an unknown precision by name', () => {
     assert.throws(() => setPrecision('fp16' as never), /\[precision\] expected 'fp32' or 'bf16', got 'fp16'/);
@@ -24,23 +48,9 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
       T.matmul(a, b).toArray(), T.matmul(a, w, { transB: true }).toArray(), T.linear(a, w, bias).toArray(),
       T.matmul(b, a, { transA: true, transB: true }).toArray(),
     ]);
-    const f32 = run();
-    const old = setPrecision('bf16');
-    assert.equal(old, 'fp32');
-    assert.equal(getPrecision(), 'bf16');
-    let low: number[][];
-    try {
-      low = run();
-    } finally {
-      setPrecision('fp32');
-    }
+    const { f32, low } = fp32AndBf16(run);
     f32.forEach((ref, k) => {
-      let maxErr = 0, scale = 0, differs = false;
-      ref.forEach((v, i) => {
-        maxErr = Math.max(maxErr, Math.abs(v - low[k]![i]!));
-        scale = Math.max(scale, Math.abs(v));
-        if (v !== low[k]![i]) differs = true;
-      });
+      const { maxErr, scale, differs } = deviation(ref, low[k]!);
       // bf16 keeps 8 bits of mantissa: inputs rounded by up to 2^-9 relative, sums of 64 terms of size ~1
       assert.ok(maxErr < 0.05 * Math.max(scale, 1), `case ${k}: max error ${maxErr} for values up to ${scale}`);
       assert.ok(differs, `case ${k}: bf16 result is bitwise fp32's: the bf16 path did not run`);
@@ -59,21 +69,9 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
       const grads = [x, w, bias].map((t) => { const g = t.grad!.toArray(); t.grad!.dispose(); t.grad = null; return g; });
       return grads;
     };
-    const f32 = run();
-    setPrecision('bf16');
-    let low: number[][];
-    try {
-      low = run();
-    } finally {
-      setPrecision('fp32');
-    }
+    const { f32, low } = fp32AndBf16(run);
     f32.forEach((ref, k) => {
-      let maxErr = 0, scale = 0, differs = false;
-      ref.forEach((v, i) => {
-        maxErr = Math.max(maxErr, Math.abs(v - low[k]![i]!));
-        scale = Math.max(scale, Math.abs(v));
-        if (v !== low[k]![i]) differs = true;
-      });
+      const { maxErr, scale, differs } = deviation(ref, low[k]!);
       if (k === 2) {
         assert.equal(maxErr, 0, 'the bias gradient is a sum of gy: no matmul, no bf16');
       } else {
@@ -100,21 +98,9 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
       for (const t of [x, w, b]) { t.grad!.dispose(); t.grad = null; }
       return r;
     };
-    const f32 = run();
-    setPrecision('bf16');
-    let low: number[][];
-    try {
-      low = run();
-    } finally {
-      setPrecision('fp32');
-    }
+    const { f32, low } = fp32AndBf16(run);
     ['y', 'gx', 'gw', 'gb'].forEach((name, k) => {
-      let maxErr = 0, scale = 0, differs = false;
-      f32[k]!.forEach((v, i) => {
-        maxErr = Math.max(maxErr, Math.abs(v - low[k]![i]!));
-        scale = Math.max(scale, Math.abs(v));
-        if (v !== low[k]![i]) differs = true;
-      });
+      const { maxErr, scale, differs } = deviation(f32[k]!, low[k]!);
       assert.ok(maxErr < 0.03 * scale, `${name}: max error ${maxErr} for values up to ${scale}`);
       // the bias gradient is a plain f32 sum of gy in both precisions
       if (name !== 'gb') assert.ok(differs, `${name}: bf16 result is bitwise fp32's: the bf16 path did not run`);

@@ -191,6 +191,40 @@ describe('normalization and softmax', () => {
       assertClose(fusedGrad, qkv.grad!.data, `attention ${device} grad`, 1e-4, 1e-6);
     }
   });
+  opTest('fused MLP (fc1 + GELU + fc2)', () => {
+    checkOp('mlp', (x, w1, b1, w2, b2) => T.mlp(x!, w1!, b1!, w2!, b2!), [f([2, 3, 4]), f([6, 4]), f([6]), f([5, 6]), f([5])]);
+    checkOp('mlp no biases', (x, w1, w2) => T.mlp(x!, w1!, null, w2!, null), [f([7, 3]), f([5, 3]), f([2, 5])]);
+    checkOp('mlp large pre-activations', (x, w1, b1, w2, b2) => T.mlp(x!, w1!, b1!, w2!, b2!),
+      [f([3, 4], { gen: (r) => 3 * r.normal() }), f([9, 4]), f([9]), f([4, 9]), f([4])]);
+    checkOp('mlp zero-size', (x, w1, b1, w2, b2) => T.mlp(x!, w1!, b1!, w2!, b2!), [f([0, 4]), f([6, 4]), f([6]), f([3, 6]), f([3])]);
+  });
+  opTest('fused MLP = linear, gelu, linear (the composed version)', () => {
+    for (const device of ['reference', 'native'] as const) {
+      if (device === 'native' && !nativeAvailable()) continue;
+      const rng = new T.Rng(5);
+      // pre-activations spread over [-6, 6] so both GELU tails are exercised
+      const x = T.mulScalar(T.randn([3, 33, 20], { rng, device }), 2).detach();
+      x.requiresGrad = true;
+      const params = [[40, 20], [40], [17, 40], [17]].map((s) => T.randn(s, { rng, device, requiresGrad: true }));
+      const [w1, b1, w2, b2] = params as [Tensor, Tensor, Tensor, Tensor];
+      const cot = T.randn([3, 33, 17], { rng, device });
+      const all = [x, ...params];
+      const run = (fused: boolean): { out: Float64Array; grads: Float64Array[] } => {
+        for (const t of all) t.grad = null;
+        const out = fused ? T.mlp(x, w1, b1, w2, b2) : T.linear(T.gelu(T.linear(x, w1, b1)), w2, b2);
+        T.sum(T.mul(out, cot)).backward();
+        return { out: Float64Array.from(out.data), grads: all.map((t) => Float64Array.from(t.grad!.data)) };
+      };
+      const fused = run(true), composed = run(false);
+      assertClose(fused.out, composed.out, `mlp ${device} out`, 1e-5, 1e-5);
+      fused.grads.forEach((g, k) => assertClose(g, composed.grads[k]!, `mlp ${device} grad of input ${k}`, 1e-4, 1e-5));
+    }
+  });
+  opTest('mlp rejects weights that do not chain', () => {
+    assert.throws(() => T.mlp(T.zeros([2, 4]), T.zeros([6, 4]), null, T.zeros([3, 5]), null), /^Error: \[mlp\] fc2 weight \[3, 5\] does not take fc1's 6 outputs/);
+    assert.throws(() => T.mlp(T.zeros([2, 3]), T.zeros([6, 4]), null, T.zeros([3, 6]), null), /^Error: \[mlp\] input \[2, 3\] does not end in 4 \(fc1 weight \[6, 4\]\)/);
+    assert.throws(() => T.mlp(T.zeros([2, 4]), T.zeros([6, 4]), null, T.zeros([3, 6]), T.zeros([4])), /^Error: \[mlp\] bias \[4\] does not match fc2 weight \[3, 6\]/);
+  });
   opTest('attention rejects a qkv that does not split into heads', () => {
     assert.throws(() => T.attention(T.zeros([2, 3, 10]), 2, 1), /^Error: \[attention\] last dim 10 of qkv \[2, 3, 10\] is not 3 x 2 heads/);
     assert.throws(() => T.attention(T.zeros([3, 12]), 2, 1), /^Error: \[attention\] expected qkv \[B, N, 3 \* C\], got \[3, 12\]/);

@@ -37,6 +37,8 @@ test('MAE pretraining writes scalars, images and the config to tb/ (and the same
   assert.equal(scalars.get('train/img_per_sec')!.length, 4);
   const epochs = log.filter((l) => l.event === 'epoch');
   assert.deepEqual(scalars.get('train/epoch_loss'), epochs.map((l, i) => [2 * (i + 1), Math.fround(l.loss as number)]));
+  // an epoch's seconds include its kNN pass; trainSeconds stop before it (bench:budget sums them)
+  for (const l of epochs) assert.ok((l.trainSeconds as number) > 0 && (l.trainSeconds as number) < (l.seconds as number), JSON.stringify(l));
   // kNN before training (step 0) and after each epoch, with MAE's held-out loss
   const before = log.find((l) => l.event === 'knn')!;
   assert.deepEqual(scalars.get('knn/top1'), [[0, Math.fround(before.top1 as number)], ...epochs.map((l, i) => [2 * (i + 1), Math.fround(l.knnTop1 as number)])]);

@@ -1,5 +1,6 @@
 // Reference batched matmul with transposed operands read in place and a fused bias.
 import type { FloatArray } from '../backend.js';
+import { erf } from './elementwise.js';
 
 export function matmul(out: FloatArray, a: FloatArray, b: FloatArray, bias: FloatArray | null,
   batch: number, M: number, N: number, K: number, transA: boolean, transB: boolean,
@@ -51,4 +52,24 @@ export function linearBackward(gx: FloatArray | null, gw: FloatArray | null, gb:
       gb[o] = acc;
     }
   }
+}
+
+/** Linear + exact GELU: out = gelu(x w^T + bias), deriv = gelu'(x w^T + bias) (GELU's derivative, saved for the backward). */
+export function linearGelu(out: FloatArray, deriv: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null,
+  rows: number, I: number, O: number): void {
+  matmul(deriv, x, w, bias, 1, rows, O, I, false, true, 0, 0);
+  for (let i = 0; i < rows * O; i++) {
+    const v = deriv[i]!;
+    const cdf = 0.5 * (1 + erf(v * Math.SQRT1_2));
+    out[i] = v * cdf;
+    deriv[i] = cdf + v * Math.exp(-0.5 * v * v) / Math.sqrt(2 * Math.PI);
+  }
+}
+
+/** linearBackward with gx scaled elementwise by gxScale [rows, I]. */
+export function linearBackwardScaled(gx: FloatArray | null, gw: FloatArray | null, gb: FloatArray | null,
+  gxScale: FloatArray | null, gy: FloatArray, x: FloatArray, w: FloatArray, rows: number, I: number, O: number): void {
+  if (gx !== null && gxScale === null) throw new Error('[linearBackwardScaled] gxScale is null but gx is requested');
+  linearBackward(gx, gw, gb, gy, x, w, rows, I, O);
+  if (gx !== null) for (let i = 0; i < rows * I; i++) gx[i] = gx[i]! * gxScale![i]!;
 }
