@@ -13,7 +13,8 @@ export function tinyConfig(method: MethodName, out: string): PretrainConfig {
     ...c, out, epochs: 1, arch: method === 'mae' ? 'vit-d32-depth1-heads2-patch4' : c.arch, batchSize: 16, limit: 48, workers: 0, width: 0.125, ckptEverySteps: 0, logEvery: 1,
     knn: { ...c.knn, disabled: true },
     optim: { ...c.optim, warmupEpochs: 0 },
-    moco: { ...c.moco, K: 64, bnSplits: 1 },
+    // the MLP head the MoCo equivalence test was validated with, whatever head the quick preset picks
+    moco: { ...c.moco, K: 64, bnSplits: 1, mlp: true },
     simsiam: { ...c.simsiam, dim: 32, predDim: 8 },
     mae: { ...c.mae, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2 },
     mocov3: { ...c.mocov3, dim: 16, mlpDim: 32 },
