@@ -49,18 +49,24 @@ dnnl::stream& stream();
  */
 std::mutex& onednn_mutex();
 
-/** exp(x) in float, vectorisable: 2^n * p(r) with r = x - n ln2, |r| <= ln2/2 (Cephes' expf polynomial, ~1 ulp). */
-inline float fast_exp(float x) {
-  x = std::min(std::max(x, -87.33654f), 88.72283f);
-  const float n = std::nearbyint(x * 1.44269504088896341f);
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
+/** Cephes' expf polynomial: e^r for |r| <= ln2/2 (~1 ulp), on a float or on a GCC vector of floats. */
+template <class V>
+inline V exp_poly(V r) {
+  V p = V{} + 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  return p * r * r + r + 1.0f;
+}
+
+/** exp(x) in float, vectorisable: 2^n * p(r) with r = x - n ln2, |r| <= ln2/2. */
+inline float fast_exp(float x) {
+  x = std::min(std::max(x, -87.33654f), 88.72283f);
+  const float n = std::nearbyint(x * 1.44269504088896341f);
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  const float p = exp_poly(r);
   int32_t bits;
   std::memcpy(&bits, &p, 4);
   bits += int32_t(n) << 23;

@@ -200,13 +200,7 @@ inline vf16 exp16(vf16 x) {
   x = x > 88.72283f ? vf16{} + 88.72283f : x;
   const vf16 n = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;
   const vf16 r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  vf16 p = vf16{} + 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  const vf16 p = exp_poly(r);
   return reinterpret_cast<vf16>(reinterpret_cast<vi16>(p) + (__builtin_convertvector(n, vi16) << 23));
 }
 

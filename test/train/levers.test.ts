@@ -15,6 +15,43 @@ import { tinyConfig } from '../eval/tiny-run.js';
 import { Module } from '../../src/nn/module.js';
 import { Attention, Mlp, setFusedMlp } from '../../src/nn/transformer.js';
 
+/** One training step's loss within 1e-6 and every parameter gradient within 1e-4 of its largest entry (float32 rounding). */
+function assertSameStep(fused: { loss: number; grads: Float32Array[] }, composed: { loss: number; grads: Float32Array[] }): void {
+  assert.ok(Math.abs(fused.loss - composed.loss) <= 1e-6 * Math.abs(composed.loss), `loss ${fused.loss} vs ${composed.loss}`);
+  assert.equal(fused.grads.length, composed.grads.length);
+  fused.grads.forEach((g, k) => {
+    const ref = composed.grads[k]!;
+    const scale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    let worst = 0;
+    g.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - ref[i]!)); });
+    assert.ok(worst <= 1e-4 * scale + 1e-9, `gradient ${k}: max difference ${worst} against a largest entry ${scale}`);
+  });
+}
+
+/**
+ * One training step of the MAE bench config at batch 8 (weights from seed 0, images from seed 1): its loss and every
+ * parameter gradient. configure switches a lever on the built model before the step.
+ */
+function maeBenchStep(configure: (model: Module) => void): { loss: number; grads: Float32Array[] } {
+  const cfg = benchConfig('mae', 8);
+  const model = buildMethod(cfg, new T.Rng(0));
+  assert.ok(model instanceof Module);
+  configure(model);
+  const views = [T.keep(T.randn([cfg.batchSize, 3, cfg.imgSize, cfg.imgSize], { rng: new T.Rng(1) }))];
+  try {
+    model.train();
+    const loss = T.tidy(() => {
+      const { loss: l } = model.trainingStep(views);
+      l.backward();
+      return l.item();
+    });
+    return { loss, grads: model.parameters().filter((p) => p.requiresGrad).map((p) => Float32Array.from(p.grad!.data)) };
+  } finally {
+    views[0]!.dispose();
+    model.dispose();
+  }
+}
+
 describe('training-step levers', { skip: nativeAvailable() ? false : 'native addon not built' }, () => {
   for (const name of METHOD_NAMES) {
     test(`${name}: trainStep with the levers == the plain step`, () => {
@@ -65,37 +102,14 @@ describe('training-step levers', { skip: nativeAvailable() ? false : 'native add
 // the loss and every parameter gradient of one step agree within float32 rounding.
 describe('fused kernels on the MAE bench config', { skip: nativeAvailable() ? false : 'native addon not built' }, () => {
   test('fused attention == split heads, scaledDotProductAttention, merge heads: loss and gradients', () => {
-    const cfg = benchConfig('mae', 8);
-    const run = (fused: boolean): { loss: number; grads: Float32Array[] } => {
-      const model = buildMethod(cfg, new T.Rng(0));
-      assert.ok(model instanceof Module);
+    const run = (fused: boolean): { loss: number; grads: Float32Array[] } => maeBenchStep((model) => {
       let attentions = 0;
       for (const m of model.modules()) if (m instanceof Attention) { m.fused = fused; attentions++; }
       assert.equal(attentions, 12 + 4, 'the encoder and decoder blocks');
-      const views = [T.keep(T.randn([cfg.batchSize, 3, cfg.imgSize, cfg.imgSize], { rng: new T.Rng(1) }))];
-      try {
-        model.train();
-        const loss = T.tidy(() => {
-          const { loss: l } = model.trainingStep(views);
-          l.backward();
-          return l.item();
-        });
-        return { loss, grads: model.parameters().filter((p) => p.requiresGrad).map((p) => Float32Array.from(p.grad!.data)) };
-      } finally {
-        views[0]!.dispose();
-        model.dispose();
-      }
-    };
+    });
     const fused = run(true);
     const composed = run(false);
-    assert.ok(Math.abs(fused.loss - composed.loss) <= 1e-6 * Math.abs(composed.loss), `loss ${fused.loss} vs ${composed.loss}`);
-    fused.grads.forEach((g, k) => {
-      const ref = composed.grads[k]!;
-      const scale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-      let worst = 0;
-      g.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - ref[i]!)); });
-      assert.ok(worst <= 1e-4 * scale + 1e-9, `gradient ${k}: max difference ${worst} against a largest entry ${scale}`);
-    });
+    assertSameStep(fused, composed);
   });
 });
 
@@ -105,37 +119,19 @@ describe('fused kernels on the MAE bench config', { skip: nativeAvailable() ? fa
 // a near-zero gradient into +-lr).
 describe('fused MLP on the MAE bench config', { skip: nativeAvailable() ? false : 'native addon not built' }, () => {
   test('fused MLP == linear, gelu, linear: loss and gradients', () => {
-    const cfg = benchConfig('mae', 8);
     const run = (fused: boolean): { loss: number; grads: Float32Array[] } => {
       const old = setFusedMlp(fused);
-      const model = buildMethod(cfg, new T.Rng(0));
-      assert.ok(model instanceof Module);
-      assert.equal([...model.modules()].filter((m) => m instanceof Mlp).length, 12 + 4, 'the encoder and decoder blocks');
-      const views = [T.keep(T.randn([cfg.batchSize, 3, cfg.imgSize, cfg.imgSize], { rng: new T.Rng(1) }))];
       try {
-        model.train();
-        const loss = T.tidy(() => {
-          const { loss: l } = model.trainingStep(views);
-          l.backward();
-          return l.item();
+        return maeBenchStep((model) => {
+          assert.equal([...model.modules()].filter((m) => m instanceof Mlp).length, 12 + 4, 'the encoder and decoder blocks');
         });
-        return { loss, grads: model.parameters().filter((p) => p.requiresGrad).map((p) => Float32Array.from(p.grad!.data)) };
       } finally {
         setFusedMlp(old);
-        views[0]!.dispose();
-        model.dispose();
       }
     };
     const fused = run(true);
     const composed = run(false);
-    assert.ok(Math.abs(fused.loss - composed.loss) <= 1e-6 * Math.abs(composed.loss), `loss ${fused.loss} vs ${composed.loss}`);
-    fused.grads.forEach((g, k) => {
-      const ref = composed.grads[k]!;
-      const scale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-      let worst = 0;
-      g.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - ref[i]!)); });
-      assert.ok(worst <= 1e-4 * scale + 1e-9, `gradient ${k}: max difference ${worst} against a largest entry ${scale}`);
-    });
+    assertSameStep(fused, composed);
   });
 });
 
