@@ -55,27 +55,28 @@ interface LogLine { event: string; [k: string]: unknown }
 const jsonLines = (text: string): LogLine[] => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
 const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 
-function oursArgs(epochs: number, runOut: string, extra: string[]): string[] {
+/** The command line of each side; `images` (the calibration's few steps) replaces --limit. */
+function oursArgs(epochs: number, runOut: string, extra: string[], images = limit): string[] {
   return [BIN, 'pretrain', '--method', method, '--preset', 'cifar', '--data', data!, '--epochs', String(epochs), '--batch-size', String(batch),
     '--set', `width=${width}`, '--out', runOut, '--no-progress', ...(lr !== undefined ? ['--lr', lr] : []),
-    ...(limit > 0 ? ['--limit', String(limit)] : []), ...extra];
+    ...(images > 0 ? ['--limit', String(images)] : []), ...extra];
 }
-function torchArgs(epochs: number, extra: string[]): string[] {
+function torchArgs(epochs: number, extra: string[], images = limit): string[] {
   return [join(ROOT, 'reference', 'budget_torch.py'), '--method', method, '--data', data!, '--epochs', String(epochs), '--batch-size', String(batch),
-    '--width', String(width), ...(lr !== undefined ? ['--lr', lr] : []), ...(limit > 0 ? ['--limit', String(limit)] : []), ...extra];
+    '--width', String(width), ...(lr !== undefined ? ['--lr', lr] : []), ...(images > 0 ? ['--limit', String(images)] : []), ...extra];
 }
 
 function calibrateOurs(): number {
   const runOut = join(out, 'calibrate-ours');
   rmSync(runOut, { recursive: true, force: true });
-  execFileSync(process.execPath, oursArgs(1, runOut, ['--limit', String(batch * (3 + calSteps)), '--set', 'knn.disabled=true', '--set', 'logEvery=1']), { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(process.execPath, oursArgs(1, runOut, ['--set', 'knn.disabled=true', '--set', 'logEvery=1'], batch * (3 + calSteps)), { stdio: ['ignore', 'ignore', 'inherit'] });
   const steps = jsonLines(readFileSync(join(runOut, 'log.jsonl'), 'utf8')).filter((l) => l.event === 'step').map((l) => Number(l.imgPerSec));
   rmSync(runOut, { recursive: true, force: true });
   return median(steps.slice(3));
 }
 
 function calibrateTorch(): number {
-  const text = execFileSync(PYTHON, torchArgs(1, ['--calibrate', String(calSteps), '--limit', String(batch * (4 + calSteps))]), { encoding: 'utf8', env: torchEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+  const text = execFileSync(PYTHON, torchArgs(1, ['--calibrate', String(calSteps)], batch * (4 + calSteps)), { encoding: 'utf8', env: torchEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
   return Number(jsonLines(text).find((l) => l.event === 'calibrate')!.img_per_sec);
 }
 
