@@ -71,6 +71,12 @@ struct Args {
   }
   float* f32(int i, const char* name, int64_t expected) const { return typed(i, name, DType::f32, expected).as<float>(); }
   float* f32opt(int i, const char* name, int64_t expected) const { return isNull(i) ? nullptr : f32(i, name, expected); }
+  /** bf16 storage: a Uint8Array of 2 bytes per value, 2-byte aligned. */
+  uint16_t* bf16(int i, const char* name, int64_t expected) const {
+    const Buf b = typed(i, name, DType::u8, 2 * expected);
+    if (reinterpret_cast<uintptr_t>(b.data) % 2 != 0) fail(k, std::string(name) + " is not 2-byte aligned (bf16 storage)");
+    return b.as<uint16_t>();
+  }
   int32_t* i32(int i, const char* name, int64_t expected) const {
     return typed(i, name, DType::i32, expected).as<int32_t>();
   }
@@ -404,6 +410,19 @@ void js_ema_update(const Args& a) {
   const auto q = f32_list(a, 1, "sources", n);
   ema_update(k, const_list(q), n, a.number(2));
 }
+void js_mlp_forward_bf16(const Args& a) {
+  const int64_t rows = a.size(8, "rows"), I = a.size(9, "I"), Hd = a.size(10, "Hd"), O = a.size(11, "O");
+  mlp_forward_bf16(a.f32(0, "out", rows * O), a.bf16(1, "hidden", rows * Hd), a.bf16(2, "deriv", rows * Hd),
+                   a.f32(3, "x", rows * I), a.f32(4, "w1", Hd * I), a.f32opt(5, "b1", Hd), a.f32(6, "w2", O * Hd),
+                   a.f32opt(7, "b2", O), rows, I, Hd, O);
+}
+void js_mlp_backward_bf16(const Args& a) {
+  const int64_t rows = a.size(11, "rows"), I = a.size(12, "I"), Hd = a.size(13, "Hd"), O = a.size(14, "O");
+  mlp_backward_bf16(a.f32opt(0, "gx", rows * I), a.f32opt(1, "gw1", Hd * I), a.f32opt(2, "gb1", Hd),
+                    a.f32opt(3, "gw2", O * Hd), a.f32opt(4, "gb2", O), a.f32(5, "gy", rows * O),
+                    a.bf16(6, "hidden", rows * Hd), a.bf16(7, "deriv", rows * Hd), a.f32(8, "x", rows * I),
+                    a.f32(9, "w1", Hd * I), a.f32(10, "w2", O * Hd), rows, I, Hd, O);
+}
 
 // ---- conv ----
 
@@ -662,6 +681,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "linearBackward", js_linear_backward);
   add(env, exports, "linearBackwardScaled", js_linear_backward_scaled);
   add(env, exports, "linearGelu", js_linear_gelu);
+  add(env, exports, "mlpForwardBf16", js_mlp_forward_bf16);
+  add(env, exports, "mlpBackwardBf16", js_mlp_backward_bf16);
   add(env, exports, "conv2d", js_conv2d);
   add(env, exports, "conv2dBackwardData", js_conv2d_backward_data);
   add(env, exports, "conv2dBackwardWeight", js_conv2d_backward_weight);

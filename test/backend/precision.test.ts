@@ -82,6 +82,46 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
     for (const t of [x, w, bias, cot]) t.dispose();
   });
 
+  test('bf16 fused MLP (hidden and GELU\'s derivative kept in bf16) agrees with the fp32 MLP to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
+    // rows 3 * 7 = 21 and Hd 40: the 16-lane conversion loops end in a scalar tail; one case without biases
+    for (const withBias of [true, false]) {
+      const rng = new T.Rng(withBias ? 9 : 10);
+      const x = T.keep(T.randn([3, 7, 24], { rng, requiresGrad: true }));
+      const w1 = T.keep(T.randn([40, 24], { rng, requiresGrad: true }));
+      const b1 = withBias ? T.keep(T.randn([40], { rng, requiresGrad: true })) : null;
+      const w2 = T.keep(T.mulScalar(T.randn([12, 40], { rng }), 0.3));
+      w2.requiresGrad = true;
+      const b2 = withBias ? T.keep(T.randn([12], { rng, requiresGrad: true })) : null;
+      const cot = T.keep(T.randn([3, 7, 12], { rng }));
+      const params = [x, w1, b1, w2, b2].filter((t): t is T.Tensor => t !== null);
+      const kernels: string[][] = [];
+      const run = (): number[][] => {
+        T.enableProfiler();
+        const { result: y, report } = T.profile(() => T.tidy(() => {
+          const out = T.mlp(x, w1, b1, w2, b2);
+          T.sum(T.mul(out, cot)).backward();
+          return out.toArray();
+        }));
+        kernels.push(report.rows.map((r) => r.name).filter((n) => /^(mlp|linear)/.test(n)).sort());
+        return [y, ...params.map((t) => { const g = t.grad!.toArray(); t.grad!.dispose(); t.grad = null; return g; })];
+      };
+      const { f32, low } = fp32AndBf16(run);
+      assert.deepEqual(kernels, [['linearBackward', 'linearBackwardScaled', 'linearGelu'], ['mlpBackwardBf16', 'mlpForwardBf16']]);
+      const names = ['y', ...(withBias ? ['gx', 'gw1', 'gb1', 'gw2', 'gb2'] : ['gx', 'gw1', 'gw2'])];
+      names.forEach((name, k) => {
+        const { maxErr, scale, differs } = deviation(f32[k]!, low[k]!);
+        if (name === 'gb2') {
+          assert.equal(maxErr, 0, 'gb2 is a sum of gy: no matmul, no bf16');
+          return;
+        }
+        // two products in a row, each rounding its inputs to 8 bits of mantissa (sums of 24-40 terms of size ~1)
+        assert.ok(maxErr < 0.05 * Math.max(scale, 1), `${name} (bias ${withBias}): max error ${maxErr} for values up to ${scale}`);
+        assert.ok(differs, `${name}: bf16 result is bitwise fp32's: the bf16 path did not run`);
+      });
+      for (const t of [...params, cot]) t.dispose();
+    }
+  });
+
   test('bf16 conv forward, backward-data and backward-weights agree with fp32 to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
     const rng = new T.Rng(8);
     const x = T.keep(T.randn([4, 16, 8, 8], { rng, requiresGrad: true }));
