@@ -115,7 +115,7 @@ function wrapObject(obj: Record<string, unknown>, prefix: string): void {
   wrapped.add(obj);
   for (const key of Object.keys(obj)) {
     const f = obj[key];
-    if (typeof f !== 'function' || key === 'supports' || key === 'enabled') continue;
+    if (typeof f !== 'function' || key === 'supports' || key === 'enabled' || key === 'bf16Compute') continue;
     const kernel = `${prefix}${key}`;
     const inner = f as (...a: unknown[]) => unknown;
     obj[key] = function profiled(...args: unknown[]): unknown {
