@@ -584,6 +584,16 @@ Napi::Value js_conv_layout(const Args& a) {
   return Napi::String::New(a.env(), conv_layout());
 }
 
+/** convBf16Backward(): which conv backward passes run in bf16 under bf16 precision; with "auto" or "bf16", sets it. */
+Napi::Value js_conv_bf16_backward(const Args& a) {
+  if (!a.isNull(0)) {
+    const std::string mode = a.str(0, "mode");
+    if (mode != "auto" && mode != "bf16") fail(a.k, "mode must be 'auto' or 'bf16', got '" + mode + "'");
+    conv_set_bf16_backward(mode);
+  }
+  return Napi::String::New(a.env(), conv_bf16_backward());
+}
+
 /** benchPrimitive("matmul", {M, N, K}, iters) or benchPrimitive("conv_fwd"|"conv_bwd_data"|"conv_bwd_weights", params, iters, layout). */
 Napi::Value js_bench_primitive(const Args& a) {
   const std::string kind = a.str(0, "kind");
@@ -703,6 +713,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "avgPool2d", js_avgpool2d);
   add(env, exports, "avgPool2dBackward", js_avgpool2d_backward);
   add(env, exports, "convLayout", js_conv_layout);
+  add(env, exports, "convBf16Backward", js_conv_bf16_backward);
   add(env, exports, "activationLayout", js_activation_layout);
   add(env, exports, "benchPrimitive", js_bench_primitive);
   add(env, exports, "info", js_info);

@@ -51,6 +51,14 @@ void set_compute_precision(Precision p);
 std::string cpu_isa_name();
 /** Whether the CPU (as oneDNN may use it, ONEDNN_MAX_CPU_ISA included) computes bf16 natively. */
 bool cpu_has_native_bf16();
+/** Sets the precision for one kernel call's scope (a bf16 call running one pass in f32), restoring it after. */
+struct ScopedPrecision {
+  explicit ScopedPrecision(Precision p);
+  ~ScopedPrecision();
+  ScopedPrecision(const ScopedPrecision&) = delete;
+  ScopedPrecision& operator=(const ScopedPrecision&) = delete;
+  Precision old;
+};
 /** A reusable scratch buffer of at least `elems` bf16 values; slot picks one of a few independent buffers. */
 void* low_scratch(int slot, int64_t elems);
 
@@ -108,6 +116,12 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
                             bool gyBlocked = false, bool xBlocked = false);
 /** In place: an [N, C, H, W] float buffer from NCHW to the activation block layout (toBlocked) or back. */
 void relayout_blocked(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bool toBlocked);
+/**
+ * bf16 precision only: "auto" runs a backward pass in f32 where oneDNN's bf16 kernel for that shape is the slower one
+ * (conv.cc has the rule and its measurements); "bf16" runs every pass in bf16.
+ */
+void conv_set_bf16_backward(const std::string& mode);
+std::string conv_bf16_backward();
 /** "plain" runs conv on NCHW/OIHW directly; "blocked" lets oneDNN pick its layouts and reorders around them. */
 void conv_set_layout(const std::string& layout);
 std::string conv_layout();

@@ -64,6 +64,11 @@ export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocke
   memoryStats(): NativeMemoryStats;
   /** Returns every idle cached block to the OS. */
   trimCache(): void;
+  /**
+   * Gets (and with an argument, sets) which conv backward passes run in bf16 under bf16 precision: 'auto' (default)
+   * runs a pass in f32 where oneDNN's bf16 kernel for that shape is the slower one (native/conv.cc), 'bf16' none.
+   */
+  convBf16Backward(mode?: 'auto' | 'bf16' | null): 'auto' | 'bf16';
   /** Gets (and with an argument, sets) how conv lays out data for oneDNN. */
   convLayout(layout?: ConvLayout | null): ConvLayout;
   /** The layout blocked activations use now: oneDNN's preferred channel block in 'blocked' conv layout, else plain. */

@@ -122,15 +122,17 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
     }
   });
 
-  test('bf16 conv forward, backward-data and backward-weights agree with fp32 to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
+  /** A strided conv's output, gx, gw, gb for one fixed input, in fp32 and in bf16 under the given backward mode. */
+  function convRun(mode: 'auto' | 'bf16', shape: { N: number; C: number; H: number; O: number }): { f32: number[][]; low: number[][] } {
     const rng = new T.Rng(8);
-    const x = T.keep(T.randn([4, 16, 8, 8], { rng, requiresGrad: true }));
-    const w = T.keep(T.randn([32, 16, 3, 3], { rng, requiresGrad: true }));
-    const b = T.keep(T.randn([32], { rng, requiresGrad: true }));
-    const cot = T.keep(T.randn([4, 32, 4, 4], { rng }));
+    const { N, C, H, O } = shape;
+    const x = T.keep(T.randn([N, C, H, H], { rng, requiresGrad: true }));
+    const w = T.keep(T.randn([O, C, 3, 3], { rng, requiresGrad: true }));
+    const b = T.keep(T.randn([O], { rng, requiresGrad: true }));
+    const cot = T.keep(T.randn([N, O, H / 2, H / 2], { rng }));
     const run = (): number[][] => {
       const out = T.tidy(() => {
-        const y = T.conv2d(x, w, b, { stride: 2, padding: 1 }); // [4, 32, 4, 4]
+        const y = T.conv2d(x, w, b, { stride: 2, padding: 1 }); // [N, O, H/2, H/2]
         T.sum(T.mul(y, cot)).backward();
         return y.toArray();
       });
@@ -138,14 +140,38 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
       for (const t of [x, w, b]) { t.grad!.dispose(); t.grad = null; }
       return r;
     };
-    const { f32, low } = fp32AndBf16(run);
+    const old = nativeAddon().convBf16Backward();
+    nativeAddon().convBf16Backward(mode);
+    try {
+      return fp32AndBf16(run);
+    } finally {
+      nativeAddon().convBf16Backward(old);
+      for (const t of [x, w, b, cot]) t.dispose();
+    }
+  }
+
+  test('bf16 conv forward, backward-data and backward-weights agree with fp32 to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
+    const { f32, low } = convRun('bf16', { N: 4, C: 16, H: 8, O: 32 });
     ['y', 'gx', 'gw', 'gb'].forEach((name, k) => {
       const { maxErr, scale, differs } = deviation(f32[k]!, low[k]!);
       assert.ok(maxErr < 0.03 * scale, `${name}: max error ${maxErr} for values up to ${scale}`);
       // the bias gradient is a plain f32 sum of gy in both precisions
       if (name !== 'gb') assert.ok(differs, `${name}: bf16 result is bitwise fp32's: the bf16 path did not run`);
     });
-    for (const t of [x, w, b, cot]) t.dispose();
+  });
+
+  test('bf16 conv in "auto" runs the backward of a few-pixel strided conv in f32, and the forward in bf16', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
+    assert.equal(nativeAddon().convBf16Backward(), 'auto');
+    assert.throws(() => nativeAddon().convBf16Backward('fp16' as never), /mode must be 'auto' or 'bf16', got 'fp16'/);
+    // 8x8 -> 4x4 with stride 2: 16 output pixels, both backward passes on the f32 side of the rule
+    const { f32, low } = convRun('auto', { N: 4, C: 16, H: 8, O: 32 });
+    const y = deviation(f32[0]!, low[0]!);
+    assert.ok(y.differs && y.maxErr < 0.03 * y.scale, `y: bf16 forward expected (max error ${y.maxErr})`);
+    assert.deepEqual(low.slice(1, 3), f32.slice(1, 3), 'gx and gw: the f32 backward kernels, bit for bit');
+    // 32x32 -> 16x16: 256 output pixels, backward-weights stays bf16
+    const big = convRun('auto', { N: 2, C: 16, H: 32, O: 16 });
+    const gw = deviation(big.f32[2]!, big.low[2]!);
+    assert.ok(gw.differs && gw.maxErr < 0.03 * gw.scale, `gw: bf16 backward-weights expected (max error ${gw.maxErr})`);
   });
 
   test('refuses bf16 without native bf16, saying why', () => {
