@@ -411,10 +411,10 @@ void js_ema_update(const Args& a) {
   ema_update(k, const_list(q), n, a.number(2));
 }
 void js_mlp_forward_bf16(const Args& a) {
-  const int64_t rows = a.size(8, "rows"), I = a.size(9, "I"), Hd = a.size(10, "Hd"), O = a.size(11, "O");
+  const int64_t rows = a.size(9, "rows"), I = a.size(10, "I"), Hd = a.size(11, "Hd"), O = a.size(12, "O");
   mlp_forward_bf16(a.f32(0, "out", rows * O), a.bf16(1, "hidden", rows * Hd), a.bf16(2, "deriv", rows * Hd),
-                   a.f32(3, "x", rows * I), a.f32(4, "w1", Hd * I), a.f32opt(5, "b1", Hd), a.f32(6, "w2", O * Hd),
-                   a.f32opt(7, "b2", O), rows, I, Hd, O);
+                   a.f32(3, "x", rows * I), a.f32opt(4, "residual", rows * O), a.f32(5, "w1", Hd * I),
+                   a.f32opt(6, "b1", Hd), a.f32(7, "w2", O * Hd), a.f32opt(8, "b2", O), rows, I, Hd, O);
 }
 void js_mlp_backward_bf16(const Args& a) {
   const int64_t rows = a.size(11, "rows"), I = a.size(12, "I"), Hd = a.size(13, "Hd"), O = a.size(14, "O");

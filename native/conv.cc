@@ -224,9 +224,10 @@ std::string conv_key(const char* kind, const ConvParams& p, bool hasBias, int la
 // f32 one. Its bf16 backward kernels are the non-brgemm AMX ones (brgemm convolutions have no backward in 2.6), weak
 // on outputs of few pixels and on strided convs; the forward (brgemm) wins everywhere. Measured on the ResNet-18 CIFAR
 // convs at batch 128 (Sapphire Rapids, 2 threads, AMX; ms bf16 vs f32, each pass alone): backward-weights 512->512
-// 3x3 at 4x4 101.7 vs 77.2, 256->512 3x3/2 89.5 vs 45.1, 1x1/2 14.3 vs 4.0 and 8.5 vs 5.2, against 19.5 vs 62.6 at
-// 64->64 32x32; backward-data 256->512 3x3/2 55.1 vs 33.0, 128->256 3x3/2 33.8 vs 25.9, 1x1/2 8.0 vs 4.1. "bf16" keeps
-// every pass in bf16.
+// 3x3 at 4x4 101.7 vs 77.2, 256->512 3x3/2 89.5 vs 45.1, 128->256 3x3/2 30.8 vs 28.6, 1x1/2 14.3 vs 4.0 and 8.5 vs
+// 5.2, ViT-Tiny/4's patch embedding (3->192 4x4/4 to 8x8) 34-39 vs 5-19, against 19.5 vs 62.6 at 64->64 32x32;
+// backward-data 256->512 3x3/2 55.1 vs 33.0, 128->256 3x3/2 33.8 vs 25.9, 1x1/2 8.0 vs 4.1. "bf16" keeps every pass in
+// bf16.
 std::string& bf16_backward_mode() {
   static std::string mode = "auto";
   return mode;
@@ -237,7 +238,7 @@ Precision backward_precision(const ConvParams& p, Pass pass) {
   if (now != Precision::bf16 || bf16_backward_mode() == "bf16") return now;
   const int64_t pixels = p.OH * p.OW;
   const bool strided = p.strideH > 1 || p.strideW > 1;
-  const bool f32 = pass == Pass::bwdWeights ? pixels <= 16 || (strided && p.KH * p.KW == 1)
+  const bool f32 = pass == Pass::bwdWeights ? pixels <= 16 || (strided && (p.KH * p.KW == 1 || pixels <= 64))
                                             : strided && pixels <= 64;
   return f32 ? Precision::f32 : now;
 }

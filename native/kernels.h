@@ -88,11 +88,13 @@ void linear_gelu_forward(float* out, float* deriv, const float* x, const float* 
 /**
  * The fused transformer MLP in bf16 precision (out = fc2(gelu(fc1(x))), like mlp's linearGelu + matmul): hidden =
  * gelu(x w1^T + b1) and deriv = gelu'(..) [rows, Hd] are kept in bf16 storage (uint16 bf16 bit patterns), as autocast
- * keeps the bf16 output of fc1, so they take half the memory and fc2 reads hidden without a conversion. Needs bf16
- * precision and non-empty sizes.
+ * keeps the bf16 output of fc1, so they take half the memory and fc2 reads hidden without a conversion. residual
+ * [rows, O] (nullable) is added to out inside fc2's matmul (a transformer block's skip connection), so the MLP's own
+ * output never exists apart from the sum. Needs bf16 precision and non-empty sizes.
  */
-void mlp_forward_bf16(float* out, uint16_t* hidden, uint16_t* deriv, const float* x, const float* w1, const float* b1,
-                      const float* w2, const float* b2, int64_t rows, int64_t I, int64_t Hd, int64_t O);
+void mlp_forward_bf16(float* out, uint16_t* hidden, uint16_t* deriv, const float* x, const float* residual,
+                      const float* w1, const float* b1, const float* w2, const float* b2, int64_t rows, int64_t I,
+                      int64_t Hd, int64_t O);
 /**
  * Its backward: gpre = (gy w2) * deriv in bf16 (scratch), then gx = gpre w1, gw1 = gpre^T x, gb1 = sum of gpre,
  * gw2 = gy^T hidden, gb2 = sum of gy; a null output is skipped.

@@ -36,9 +36,10 @@ struct MatmulEntry {
 };
 PrimitiveCache<MatmulEntry> matmulCache;
 
-/** bf16 only: which of out and the binary_mul post-op operand are bf16 buffers (else f32). */
+/** bf16 only: which of out and the binary_mul post-op operand are bf16 buffers (else f32); addDst: the post-op is a
+ * binary_add of an f32 [M, N] operand instead (a residual added to the product). */
 struct LowIO {
-  bool out = false, mulDst = false;
+  bool out = false, mulDst = false, addDst = false;
 };
 
 MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M, int64_t N, int64_t K, bool transA,
@@ -55,7 +56,7 @@ MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M
   if (mulDst) {
     const memory::desc mulMd({batch, M, N}, low.mulDst ? dt::bf16 : dt::f32, tag::abc);
     dnnl::post_ops po;
-    po.append_binary(dnnl::algorithm::binary_mul, mulMd);
+    po.append_binary(low.addDst ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul, mulMd);
     attr.set_post_ops(po);
     e.mulDst = memory(mulMd, engine(), nullptr);
   }
@@ -99,7 +100,7 @@ MatmulEntry& matmul_entry(int64_t batch, int64_t M, int64_t N, int64_t K, bool t
   const int64_t rb = runBatch;
   return matmulCache.get(
       key("mm", batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16, mulDst,
-          low.out, low.mulDst),
+          low.out, low.mulDst, low.addDst),
       [&] {
         return make_matmul(batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16,
                            mulDst, low);
@@ -354,8 +355,9 @@ void linear_gelu_forward(float* out, float* deriv, const float* x, const float* 
   gelu_with_derivative(out, deriv, rows * O);
 }
 
-void mlp_forward_bf16(float* out, uint16_t* hidden, uint16_t* deriv, const float* x, const float* w1, const float* b1,
-                      const float* w2, const float* b2, int64_t rows, int64_t I, int64_t Hd, int64_t O) {
+void mlp_forward_bf16(float* out, uint16_t* hidden, uint16_t* deriv, const float* x, const float* residual,
+                      const float* w1, const float* b1, const float* w2, const float* b2, int64_t rows, int64_t I,
+                      int64_t Hd, int64_t O) {
   if (compute_precision() != Precision::bf16) fail("mlp_forward_bf16", "needs bf16 precision (setPrecision('bf16'))");
   if (rows * I * Hd * O == 0) fail("mlp_forward_bf16", "empty sizes go through the fp32 kernels");
   const std::lock_guard<std::mutex> lock(onednn_mutex());
@@ -364,8 +366,10 @@ void mlp_forward_bf16(float* out, uint16_t* hidden, uint16_t* deriv, const float
   float* pre = static_cast<float*>(low_scratch(3, 2 * rows * Hd));
   run_matmul(matmul_entry(1, rows, Hd, I, false, true, 0, 0, b1 != nullptr, runBatch), pre, x, w1, b1);
   gelu_with_derivative_bf16(hidden, deriv, pre, rows * Hd);
-  // out [rows, O] = hidden w2^T + b2, hidden read as it is
-  run_matmul(matmul_entry(1, rows, O, Hd, false, true, 0, 0, b2 != nullptr, runBatch), out, nullptr, w2, b2, hidden);
+  // out [rows, O] = hidden w2^T + b2 (+ residual, a post-op), hidden read as it is
+  run_matmul(matmul_entry(1, rows, O, Hd, false, true, 0, 0, b2 != nullptr, runBatch, residual != nullptr,
+                          LowIO{false, false, true}),
+             out, nullptr, w2, b2, hidden, residual);
 }
 
 void mlp_backward_bf16(float* gx, float* gw1, float* gb1, float* gw2, float* gb2, const float* gy,

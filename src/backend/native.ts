@@ -270,9 +270,10 @@ export const nativeBackend: Backend = {
     gy: FloatArray, x: FloatArray, w: FloatArray, rows: number, I: number, O: number) =>
     nativeAddon().linearBackwardScaled(gx, gw, gb, gxScale, gy, x, w, rows, I, O),
 
-  mlpForwardBf16: (out: Float32Array, hidden: Uint8Array, deriv: Uint8Array, x: Float32Array, w1: Float32Array,
-    b1: Float32Array | null, w2: Float32Array, b2: Float32Array | null, rows: number, I: number, Hd: number, O: number) =>
-    nativeAddon().mlpForwardBf16!(out, hidden, deriv, x, w1, b1, w2, b2, rows, I, Hd, O),
+  mlpForwardBf16: (out: Float32Array, hidden: Uint8Array, deriv: Uint8Array, x: Float32Array,
+    residual: Float32Array | null, w1: Float32Array, b1: Float32Array | null, w2: Float32Array, b2: Float32Array | null,
+    rows: number, I: number, Hd: number, O: number) =>
+    nativeAddon().mlpForwardBf16!(out, hidden, deriv, x, residual, w1, b1, w2, b2, rows, I, Hd, O),
   mlpBackwardBf16: (gx: Float32Array | null, gw1: Float32Array | null, gb1: Float32Array | null,
     gw2: Float32Array | null, gb2: Float32Array | null, gy: Float32Array, hidden: Uint8Array, deriv: Uint8Array,
     x: Float32Array, w1: Float32Array, w2: Float32Array, rows: number, I: number, Hd: number, O: number) =>

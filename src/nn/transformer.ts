@@ -30,13 +30,15 @@ export class Mlp extends Module {
   get fc1(): Linear { return this.child('fc1'); }
   get fc2(): Linear { return this.child('fc2'); }
   get drop(): Dropout { return this.child('drop'); }
-  forward(x: Tensor): Tensor {
+  /** mlp(x), or residual + mlp(x) when a residual is given (fused into fc2 where the fused kernel runs). */
+  forward(x: Tensor, residual: Tensor | null = null): Tensor {
     // the fused kernel has no dropout between GELU and fc2: it runs when that dropout is the identity
     if (fusedMlp && (this.drop.p === 0 || !this.drop.training)) {
-      return this.drop.forward(T.mlp(x, this.fc1.weight, this.fc1.bias, this.fc2.weight, this.fc2.bias)); // [.., out]
+      return T.mlp(x, this.fc1.weight, this.fc1.bias, this.fc2.weight, this.fc2.bias, residual); // [.., out]
     }
     const h = this.drop.forward(T.gelu(this.fc1.forward(x))); // [.., hidden]
-    return this.drop.forward(this.fc2.forward(h)); // [.., out]
+    const y = this.drop.forward(this.fc2.forward(h)); // [.., out]
+    return residual === null ? y : T.add(residual, y);
   }
 }
 
@@ -128,6 +130,8 @@ export class Block extends Module {
   get mlp(): Mlp { return this.child('mlp'); }
   forward(x: Tensor): Tensor {
     const h = T.add(x, this.dropPath.forward(this.attn.forward(this.norm1.forward(x)))); // [B, N, D]
+    // without stochastic depth the skip connection goes into the MLP, which may fuse it
+    if (this.dropPath.p === 0 || !this.dropPath.training) return this.mlp.forward(this.norm2.forward(h), h); // [B, N, D]
     return T.add(h, this.dropPath.forward(this.mlp.forward(this.norm2.forward(h)))); // [B, N, D]
   }
 }

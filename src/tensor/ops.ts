@@ -821,8 +821,11 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
  * applies GELU and saves GELU's derivative instead of the pre-activation, and fc2's backward multiplies its input
  * gradient by that derivative inside the matmul, so neither the GELU backward pass nor fc2's unscaled input gradient
  * ever goes through memory. linear -> gelu -> linear is the composed version (and the oracle in the tests).
+ * With a residual (a transformer block's skip connection, shaped like the output) it returns residual + mlp(x); in
+ * bf16 precision the sum happens inside fc2's matmul, so the MLP's own output never takes memory.
  */
-export function mlp(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Weight: Tensor, fc2Bias: Tensor | null): Tensor {
+export function mlp(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Weight: Tensor, fc2Bias: Tensor | null,
+  residual: Tensor | null = null): Tensor {
   const [Hd, I] = linearShape('mlp', x, fc1Weight, fc1Bias, 'fc1 weight');
   sameDevice('mlp', x, fc2Weight);
   sameDtype('mlp', x, fc2Weight);
@@ -833,13 +836,21 @@ export function mlp(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Wei
   if (fc2Bias !== null && (fc2Bias.ndim !== 1 || fc2Bias.shape[0] !== O)) {
     throw new Error(`[mlp] bias ${fmtShape(fc2Bias.shape)} does not match fc2 weight ${fmtShape(fc2Weight.shape)}`);
   }
-  live('mlp', fc2Weight, fc2Bias);
+  live('mlp', fc2Weight, fc2Bias, residual);
   const rows = x.size / I;
   const lead = x.shape.slice(0, -1);
+  if (residual !== null) {
+    sameDevice('mlp', x, residual);
+    sameDtype('mlp', x, residual);
+    if (!sameShape(residual.shape, [...lead, O])) {
+      throw new Error(`[mlp] residual ${fmtShape(residual.shape)} does not match the output ${fmtShape([...lead, O])}`);
+    }
+  }
   const b = x.backend;
   if (b.bf16Compute?.() === true && b.mlpForwardBf16 !== undefined && rows * I * Hd * O > 0) {
-    return mlpBf16(x, fc1Weight, fc1Bias, fc2Weight, fc2Bias, rows, I, Hd, O);
+    return mlpBf16(x, fc1Weight, fc1Bias, fc2Weight, fc2Bias, residual, rows, I, Hd, O);
   }
+  if (residual !== null) return add(residual, mlp(x, fc1Weight, fc1Bias, fc2Weight, fc2Bias));
   const hidden = like(x, [...lead, Hd]); // [.., Hd] gelu(fc1(x))
   const deriv = like(x, [...lead, Hd]); // [.., Hd] gelu'(fc1(x)), saved for the backward
   const out = like(x, [...lead, O]); // [.., O]
@@ -868,23 +879,26 @@ export function mlp(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Wei
  * the memory of the f32 pair; the kernels read and write them directly, so fc2 needs no conversion of its input.
  */
 function mlpBf16(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Weight: Tensor, fc2Bias: Tensor | null,
-  rows: number, I: number, Hd: number, O: number): Tensor {
+  residual: Tensor | null, rows: number, I: number, Hd: number, O: number): Tensor {
   const b = x.backend;
   const f32 = (t: Tensor): Float32Array => fdata(t) as Float32Array;
   const opt = (t: Tensor | null): Float32Array | null => (t === null ? null : f32(t));
   const hidden = like(x, [rows, Hd * 2], 'uint8'); // [rows, Hd] bf16: gelu(fc1(x))
   const deriv = like(x, [rows, Hd * 2], 'uint8'); // [rows, Hd] bf16: gelu'(fc1(x)), saved for the backward
   const out = like(x, [...x.shape.slice(0, -1), O]); // [.., O]
-  b.mlpForwardBf16!(f32(out), hidden.data as Uint8Array, deriv.data as Uint8Array, f32(x), f32(fc1Weight), opt(fc1Bias),
-    f32(fc2Weight), opt(fc2Bias), rows, I, Hd, O);
-  const inputs = [x, fc1Weight, ...(fc1Bias !== null ? [fc1Bias] : []), fc2Weight, ...(fc2Bias !== null ? [fc2Bias] : [])];
+  b.mlpForwardBf16!(f32(out), hidden.data as Uint8Array, deriv.data as Uint8Array, f32(x), opt(residual), f32(fc1Weight),
+    opt(fc1Bias), f32(fc2Weight), opt(fc2Bias), rows, I, Hd, O);
+  const inputs = [x, fc1Weight, ...(fc1Bias !== null ? [fc1Bias] : []), fc2Weight, ...(fc2Bias !== null ? [fc2Bias] : []),
+    ...(residual !== null ? [residual] : [])];
   return record(out, 'mlp', inputs, (g) => {
     const grad = (t: Tensor | null): Tensor | null => (t !== null && t.requiresGrad ? like(t) : null);
     const [gw1, gb1, gw2, gb2] = [fc1Weight, fc1Bias, fc2Weight, fc2Bias].map(grad) as (Tensor | null)[];
     const gx = grad(x);
     b.mlpBackwardBf16!(opt(gx), opt(gw1!), opt(gb1!), opt(gw2!), opt(gb2!), f32(g), hidden.data as Uint8Array,
       deriv.data as Uint8Array, f32(x), f32(fc1Weight), f32(fc2Weight), rows, I, Hd, O);
-    return [gx, gw1!, ...(fc1Bias !== null ? [gb1!] : []), gw2!, ...(fc2Bias !== null ? [gb2!] : [])];
+    // the residual's gradient is g itself
+    return [gx, gw1!, ...(fc1Bias !== null ? [gb1!] : []), gw2!, ...(fc2Bias !== null ? [gb2!] : []),
+      ...(residual !== null ? [residual.requiresGrad ? g : null] : [])];
   });
 }
 

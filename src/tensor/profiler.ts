@@ -84,7 +84,7 @@ function flopOf(kernel: string, args: readonly unknown[]): number {
     return 2 * rows! * I! * O!;
   }
   if (kernel === 'mlpForwardBf16') {
-    const [rows, I, Hd, O] = args.slice(8, 12) as number[];
+    const [rows, I, Hd, O] = args.slice(9, 13) as number[];
     return 2 * rows! * Hd! * (I! + O!);
   }
   if (kernel === 'mlpBackwardBf16') {

@@ -83,7 +83,8 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
   });
 
   test('bf16 fused MLP (hidden and GELU\'s derivative kept in bf16) agrees with the fp32 MLP to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
-    // rows 3 * 7 = 21 and Hd 40: the 16-lane conversion loops end in a scalar tail; one case without biases
+    // rows 3 * 7 = 21 and Hd 40: the 16-lane conversion loops end in a scalar tail; one case without biases and with
+    // the residual (a block's skip connection) added inside fc2
     for (const withBias of [true, false]) {
       const rng = new T.Rng(withBias ? 9 : 10);
       const x = T.keep(T.randn([3, 7, 24], { rng, requiresGrad: true }));
@@ -93,12 +94,13 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
       w2.requiresGrad = true;
       const b2 = withBias ? T.keep(T.randn([12], { rng, requiresGrad: true })) : null;
       const cot = T.keep(T.randn([3, 7, 12], { rng }));
-      const params = [x, w1, b1, w2, b2].filter((t): t is T.Tensor => t !== null);
+      const residual = withBias ? null : T.keep(T.randn([3, 7, 12], { rng, requiresGrad: true }));
+      const params = [x, w1, b1, w2, b2, residual].filter((t): t is T.Tensor => t !== null);
       const kernels: string[][] = [];
       const run = (): number[][] => {
         T.enableProfiler();
         const { result: y, report } = T.profile(() => T.tidy(() => {
-          const out = T.mlp(x, w1, b1, w2, b2);
+          const out = T.mlp(x, w1, b1, w2, b2, residual);
           T.sum(T.mul(out, cot)).backward();
           return out.toArray();
         }));
@@ -107,11 +109,11 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
       };
       const { f32, low } = fp32AndBf16(run);
       assert.deepEqual(kernels, [['linearBackward', 'linearBackwardScaled', 'linearGelu'], ['mlpBackwardBf16', 'mlpForwardBf16']]);
-      const names = ['y', ...(withBias ? ['gx', 'gw1', 'gb1', 'gw2', 'gb2'] : ['gx', 'gw1', 'gw2'])];
+      const names = ['y', ...(withBias ? ['gx', 'gw1', 'gb1', 'gw2', 'gb2'] : ['gx', 'gw1', 'gw2', 'gresidual'])];
       names.forEach((name, k) => {
         const { maxErr, scale, differs } = deviation(f32[k]!, low[k]!);
-        if (name === 'gb2') {
-          assert.equal(maxErr, 0, 'gb2 is a sum of gy: no matmul, no bf16');
+        if (name === 'gb2' || name === 'gresidual') {
+          assert.equal(maxErr, 0, `${name} is a sum of gy or gy itself: no matmul, no bf16`);
           return;
         }
         // two products in a row, each rounding its inputs to 8 bits of mantissa (sums of 24-40 terms of size ~1)
