@@ -410,6 +410,11 @@ void js_ema_update(const Args& a) {
   const auto q = f32_list(a, 1, "sources", n);
   ema_update(k, const_list(q), n, a.number(2));
 }
+void js_linear_add(const Args& a) {
+  const int64_t rows = a.size(5, "rows"), I = a.size(6, "I"), O = a.size(7, "O");
+  linear_add_forward(a.f32(0, "out", rows * O), a.f32(1, "x", rows * I), a.f32(2, "residual", rows * O),
+                     a.f32(3, "w", O * I), a.f32opt(4, "bias", O), rows, I, O);
+}
 void js_mlp_forward_bf16(const Args& a) {
   const int64_t rows = a.size(9, "rows"), I = a.size(10, "I"), Hd = a.size(11, "Hd"), O = a.size(12, "O");
   mlp_forward_bf16(a.f32(0, "out", rows * O), a.bf16(1, "hidden", rows * Hd), a.bf16(2, "deriv", rows * Hd),
@@ -691,6 +696,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "linearBackward", js_linear_backward);
   add(env, exports, "linearBackwardScaled", js_linear_backward_scaled);
   add(env, exports, "linearGelu", js_linear_gelu);
+  add(env, exports, "linearAdd", js_linear_add);
   add(env, exports, "mlpForwardBf16", js_mlp_forward_bf16);
   add(env, exports, "mlpBackwardBf16", js_mlp_backward_bf16);
   add(env, exports, "conv2d", js_conv2d);

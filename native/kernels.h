@@ -86,6 +86,12 @@ void linear_gelu_forward(float* out, float* deriv, const float* x, const float* 
                          int64_t I, int64_t O);
 
 /**
+ * A Linear plus a residual (a transformer block's attention projection and skip connection): out [rows, O] = x w^T +
+ * bias + residual, the sum a post-op of the matmul, so the projection's own output never exists apart from the sum.
+ */
+void linear_add_forward(float* out, const float* x, const float* residual, const float* w, const float* bias,
+                        int64_t rows, int64_t I, int64_t O);
+/**
  * The fused transformer MLP in bf16 precision (out = fc2(gelu(fc1(x))), like mlp's linearGelu + matmul): hidden =
  * gelu(x w1^T + b1) and deriv = gelu'(..) [rows, Hd] are kept in bf16 storage (uint16 bf16 bit patterns), as autocast
  * keeps the bf16 output of fc1, so they take half the memory and fc2 reads hidden without a conversion. residual

@@ -355,6 +355,16 @@ void linear_gelu_forward(float* out, float* deriv, const float* x, const float* 
   gelu_with_derivative(out, deriv, rows * O);
 }
 
+void linear_add_forward(float* out, const float* x, const float* residual, const float* w, const float* bias,
+                        int64_t rows, int64_t I, int64_t O) {
+  if (rows * O == 0) return;
+  if (I == 0) fail("linear_add_forward", "an empty contraction goes through the unfused ops");
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
+  int64_t runBatch = 0;
+  run_matmul(matmul_entry(1, rows, O, I, false, true, 0, 0, bias != nullptr, runBatch, true, LowIO{false, false, true}),
+             out, x, w, bias, nullptr, residual);
+}
+
 void mlp_forward_bf16(float* out, uint16_t* hidden, uint16_t* deriv, const float* x, const float* residual,
                       const float* w1, const float* b1, const float* w2, const float* b2, int64_t rows, int64_t I,
                       int64_t Hd, int64_t O) {

@@ -149,6 +149,12 @@ export interface Backend {
   linearBackwardScaled(gx: FloatArray | null, gw: FloatArray | null, gb: FloatArray | null, gxScale: FloatArray | null,
     gy: FloatArray, x: FloatArray, w: FloatArray, rows: number, I: number, O: number): void;
   /**
+   * Optional (native; T.linear uses it in bf16 precision): out [rows, O] = x w^T + bias + residual, the residual added
+   * inside the matmul (a transformer block's attention projection and skip connection).
+   */
+  linearAdd?(out: Float32Array, x: Float32Array, residual: Float32Array, w: Float32Array, bias: Float32Array | null,
+    rows: number, I: number, O: number): void;
+  /**
    * Optional (native, bf16 precision only: see bf16Compute): the fused MLP out = fc2(gelu(fc1(x))) (x [rows, I], w1
    * [Hd, I], w2 [O, Hd]) keeping hidden = gelu(..) and deriv = gelu'(..) [rows, Hd] in bf16 storage, 2 bytes per
    * value in a Uint8Array, as autocast keeps fc1's bf16 output: half the memory, and fc2 reads hidden unconverted.

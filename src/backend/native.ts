@@ -270,6 +270,8 @@ export const nativeBackend: Backend = {
     gy: FloatArray, x: FloatArray, w: FloatArray, rows: number, I: number, O: number) =>
     nativeAddon().linearBackwardScaled(gx, gw, gb, gxScale, gy, x, w, rows, I, O),
 
+  linearAdd: (out: Float32Array, x: Float32Array, residual: Float32Array, w: Float32Array, bias: Float32Array | null,
+    rows: number, I: number, O: number) => nativeAddon().linearAdd!(out, x, residual, w, bias, rows, I, O),
   mlpForwardBf16: (out: Float32Array, hidden: Uint8Array, deriv: Uint8Array, x: Float32Array,
     residual: Float32Array | null, w1: Float32Array, b1: Float32Array | null, w2: Float32Array, b2: Float32Array | null,
     rows: number, I: number, Hd: number, O: number) =>

@@ -799,12 +799,33 @@ function linearShape(op: string, x: Tensor, weight: Tensor, bias: Tensor | null,
   return [O, I];
 }
 
-export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+/**
+ * With a residual (shaped like the output) it returns residual + linear(x): in bf16 precision the sum happens inside
+ * the matmul (a transformer block's attention projection and skip connection), so the projection's own output never
+ * takes memory; elsewhere it is add(residual, linear(x)).
+ */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, residual: Tensor | null = null): Tensor {
   const [O, I] = linearShape('linear', x, weight, bias);
   const rows = x.size / I;
-  const out = like(x, [...x.shape.slice(0, -1), O]);
-  x.backend.matmul(fdata(out), fdata(x), fdata(weight), bias === null ? null : fdata(bias), 1, rows, O, I, false, true, 0, 0);
-  const inputs = bias === null ? [x, weight] : [x, weight, bias];
+  const outShape = [...x.shape.slice(0, -1), O];
+  if (residual !== null) {
+    live('linear', residual);
+    sameDevice('linear', x, residual);
+    sameDtype('linear', x, residual);
+    if (!sameShape(residual.shape, outShape)) {
+      throw new Error(`[linear] residual ${fmtShape(residual.shape)} does not match the output ${fmtShape(outShape)}`);
+    }
+    const b = x.backend;
+    if (!(b.bf16Compute?.() === true && b.linearAdd !== undefined && rows * O * I > 0)) return add(residual, linear(x, weight, bias));
+  }
+  const out = like(x, outShape);
+  if (residual !== null) {
+    x.backend.linearAdd!(fdata(out) as Float32Array, fdata(x) as Float32Array, fdata(residual) as Float32Array,
+      fdata(weight) as Float32Array, bias === null ? null : fdata(bias) as Float32Array, rows, I, O);
+  } else {
+    x.backend.matmul(fdata(out), fdata(x), fdata(weight), bias === null ? null : fdata(bias), 1, rows, O, I, false, true, 0, 0);
+  }
+  const inputs = [x, weight, ...(bias !== null ? [bias] : []), ...(residual !== null ? [residual] : [])];
   return record(out, 'linear', inputs, (g) => {
     // one kernel for the three gradients: in bf16 it converts g once for both products
     const gx = x.requiresGrad ? like(x) : null;
@@ -812,7 +833,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
     const gb = bias !== null && bias.requiresGrad ? like(bias) : null;
     x.backend.linearBackward(gx === null ? null : fdata(gx), gw === null ? null : fdata(gw), gb === null ? null : fdata(gb),
       fdata(g), fdata(x), fdata(weight), rows, I, O);
-    return [gx, gw, gb];
+    // the residual's gradient is g itself
+    return [gx, gw, ...(bias !== null ? [gb] : []), ...(residual !== null ? [residual.requiresGrad ? g : null] : [])];
   });
 }
 

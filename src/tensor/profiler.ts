@@ -67,7 +67,7 @@ function isTyped(v: unknown): v is ArrayBufferView {
 }
 
 /**
- * FLOP of one call: 2 per multiply-add of conv (any pass), matmul (linearGelu's too), a Linear's backward products, the bf16
+ * FLOP of one call: 2 per multiply-add of conv (any pass), matmul (linearGelu's and linearAdd's too), a Linear's backward products, the bf16
  * MLP's products and the fused attention's products (q k^T and probs v forward; four products of the same size backward); 0 for everything else.
  */
 function flopOf(kernel: string, args: readonly unknown[]): number {
@@ -78,6 +78,10 @@ function flopOf(kernel: string, args: readonly unknown[]): number {
   if (kernel === 'linearBackward' || kernel === 'linearBackwardScaled') {
     const [rows, I, O] = args.slice(kernel === 'linearBackward' ? 6 : 7) as number[];
     return 2 * rows! * I! * O! * ((args[0] !== null ? 1 : 0) + (args[1] !== null ? 1 : 0));
+  }
+  if (kernel === 'linearAdd') {
+    const [rows, I, O] = args.slice(5, 8) as number[];
+    return 2 * rows! * I! * O!;
   }
   if (kernel === 'linearGelu') {
     const [rows, I, O] = args.slice(5, 8) as number[];

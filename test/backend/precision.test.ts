@@ -58,6 +58,38 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
     for (const t of [a, b, w, bias]) t.dispose();
   });
 
+  test('bf16 linear with a residual (the sum inside the matmul) agrees with fp32 to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
+    const rng = new T.Rng(11);
+    const x = T.keep(T.randn([5, 13, 48], { rng, requiresGrad: true }));
+    const w = T.keep(T.randn([24, 48], { rng, requiresGrad: true }));
+    const bias = T.keep(T.randn([24], { rng, requiresGrad: true }));
+    const residual = T.keep(T.randn([5, 13, 24], { rng, requiresGrad: true }));
+    const cot = T.keep(T.randn([5, 13, 24], { rng }));
+    const kernels: string[][] = [];
+    const run = (): number[][] => {
+      T.enableProfiler();
+      const { result: y, report } = T.profile(() => T.tidy(() => {
+        const out = T.linear(x, w, bias, residual);
+        T.sum(T.mul(out, cot)).backward();
+        return out.toArray();
+      }));
+      kernels.push(report.rows.map((r) => r.name).filter((n) => /^(matmul|linear|binary)/.test(n)).sort());
+      return [y, ...[x, w, bias, residual].map((t) => { const g = t.grad!.toArray(); t.grad!.dispose(); t.grad = null; return g; })];
+    };
+    const { f32, low } = fp32AndBf16(run);
+    assert.deepEqual(kernels.map((k) => k.filter((n) => n !== 'binary.mul')), [['binary.add', 'linearBackward', 'matmul'], ['linearAdd', 'linearBackward']]);
+    ['y', 'gx', 'gw', 'gb', 'gresidual'].forEach((name, k) => {
+      const { maxErr, scale, differs } = deviation(f32[k]!, low[k]!);
+      if (name === 'gb' || name === 'gresidual') {
+        assert.equal(maxErr, 0, `${name} is a sum of gy or gy itself: no matmul, no bf16`);
+        return;
+      }
+      assert.ok(maxErr < 0.05 * Math.max(scale, 1), `${name}: max error ${maxErr} for values up to ${scale}`);
+      assert.ok(differs, `${name}: bf16 result is bitwise fp32's: the bf16 path did not run`);
+    });
+    for (const t of [x, w, bias, residual, cot]) t.dispose();
+  });
+
   test('bf16 linear backward (one bf16 copy of gy for gx and gw) agrees with fp32 to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
     const rng = new T.Rng(8);
     const x = T.keep(T.randn([5, 13, 48], { rng, requiresGrad: true }));
