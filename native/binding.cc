@@ -565,6 +565,32 @@ Napi::Value js_conv_layout(const Args& a) {
   return Napi::String::New(a.env(), conv_layout());
 }
 
+/** convWeightsAlgo(): how f32 conv backward-weights runs; convWeightsAlgo("auto"|"direct"|"gemm") sets it. */
+Napi::Value js_conv_weights_algo(const Args& a) {
+  if (!a.isNull(0)) {
+    const std::string algo = a.str(0, "algo");
+    if (algo != "auto" && algo != "direct" && algo != "gemm")
+      fail(a.k, "algo must be 'auto', 'direct' or 'gemm', got '" + algo + "'");
+    conv_set_weights_algo(algo);
+  }
+  return Napi::String::New(a.env(), conv_weights_algo());
+}
+/** convWeightsUsesGemm(params): whether conv2dBackwardWeight takes the GEMM path for these params now. */
+Napi::Value js_conv_weights_uses_gemm(const Args& a) { return Napi::Boolean::New(a.env(), conv_weights_uses_gemm(a.conv(0))); }
+
+/** convDataAlgo(): how conv backward-data runs; convDataAlgo("auto"|"direct"|"forward") sets it. */
+Napi::Value js_conv_data_algo(const Args& a) {
+  if (!a.isNull(0)) {
+    const std::string algo = a.str(0, "algo");
+    if (algo != "auto" && algo != "direct" && algo != "forward")
+      fail(a.k, "algo must be 'auto', 'direct' or 'forward', got '" + algo + "'");
+    conv_set_data_algo(algo);
+  }
+  return Napi::String::New(a.env(), conv_data_algo());
+}
+/** convDataUsesForward(params): whether conv2dBackwardData takes the forward-convolution route for these params now. */
+Napi::Value js_conv_data_uses_forward(const Args& a) { return Napi::Boolean::New(a.env(), conv_data_uses_forward(a.conv(0))); }
+
 /** benchPrimitive("matmul", {M, N, K}, iters) or benchPrimitive("conv_fwd"|"conv_bwd_data"|"conv_bwd_weights", params, iters, layout). */
 Napi::Value js_bench_primitive(const Args& a) {
   const std::string kind = a.str(0, "kind");
@@ -682,6 +708,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "avgPool2d", js_avgpool2d);
   add(env, exports, "avgPool2dBackward", js_avgpool2d_backward);
   add(env, exports, "convLayout", js_conv_layout);
+  add(env, exports, "convWeightsAlgo", js_conv_weights_algo);
+  add(env, exports, "convWeightsUsesGemm", js_conv_weights_uses_gemm);
+  add(env, exports, "convDataAlgo", js_conv_data_algo);
+  add(env, exports, "convDataUsesForward", js_conv_data_uses_forward);
   add(env, exports, "activationLayout", js_activation_layout);
   add(env, exports, "benchPrimitive", js_bench_primitive);
   add(env, exports, "info", js_info);

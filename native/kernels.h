@@ -92,6 +92,22 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
                             bool gyBlocked = false, bool xBlocked = false);
 /** In place: an [N, C, H, W] float buffer from NCHW to the activation block layout (toBlocked) or back. */
 void relayout_blocked(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bool toBlocked);
+/**
+ * How conv backward-weights runs in f32: "direct" (oneDNN's convolution kernel), "gemm" (im2col + one oneDNN matmul
+ * per batch chunk) or "auto" (a fixed shape rule picks; the default). Not timed at run time: a run is reproducible.
+ */
+void conv_set_weights_algo(const std::string& algo);
+std::string conv_weights_algo();
+/** Whether conv2d_backward_weight takes the GEMM path for p under the current algo and precision. */
+bool conv_weights_uses_gemm(const ConvParams& p);
+/**
+ * How conv backward-data runs: "direct" (oneDNN's backward-data kernel), "forward" (at stride 1: oneDNN's forward
+ * kernel over the transposed, flipped weights) or "auto" (a fixed shape rule picks; the default).
+ */
+void conv_set_data_algo(const std::string& algo);
+std::string conv_data_algo();
+/** Whether conv2d_backward_data takes the forward-convolution route for p under the current algo and precision. */
+bool conv_data_uses_forward(const ConvParams& p);
 /** "plain" runs conv on NCHW/OIHW directly; "blocked" lets oneDNN pick its layouts and reorders around them. */
 void conv_set_layout(const std::string& layout);
 std::string conv_layout();

@@ -12,6 +12,10 @@ import type {
 export interface NativeMemoryStats { liveBytes: number; cachedBytes: number; liveBlocks: number; cachedBlocks: number }
 
 export type ConvLayout = 'plain' | 'blocked';
+/** How f32 conv backward-weights runs: oneDNN's convolution kernel, im2col + matmul, or a fixed shape rule. */
+export type ConvWeightsAlgo = 'auto' | 'direct' | 'gemm';
+/** How conv backward-data runs: oneDNN's backward-data kernel, its forward kernel (stride 1), or a fixed shape rule. */
+export type ConvDataAlgo = 'auto' | 'direct' | 'forward';
 /** What conv and matmul multiply in: fp32, or bf16 with f32 accumulation and f32 tensors (like torch.autocast). */
 export type Precision = 'fp32' | 'bf16';
 /** The layout activations are kept in between layers: the channel block oneDNN's conv prefers on this CPU, or none. */
@@ -66,6 +70,20 @@ export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocke
   trimCache(): void;
   /** Gets (and with an argument, sets) how conv lays out data for oneDNN. */
   convLayout(layout?: ConvLayout | null): ConvLayout;
+  /**
+   * Gets (and with an argument, sets) how f32 conv backward-weights runs: oneDNN's direct kernel, im2col + one matmul
+   * per batch chunk, or 'auto' (a fixed shape rule picks; no run-time timing, so runs are reproducible).
+   */
+  convWeightsAlgo(algo?: ConvWeightsAlgo | null): ConvWeightsAlgo;
+  /** Whether conv2dBackwardWeight takes the GEMM path for p under the current algo and precision. */
+  convWeightsUsesGemm(p: ConvParams): boolean;
+  /**
+   * Gets (and with an argument, sets) how conv backward-data runs: oneDNN's backward-data kernel, or (stride 1) its
+   * forward kernel over the transposed, flipped weights, or 'auto' (a fixed shape rule picks).
+   */
+  convDataAlgo(algo?: ConvDataAlgo | null): ConvDataAlgo;
+  /** Whether conv2dBackwardData takes the forward-convolution route for p under the current algo and precision. */
+  convDataUsesForward(p: ConvParams): boolean;
   /** The layout blocked activations use now: oneDNN's preferred channel block in 'blocked' conv layout, else plain. */
   activationLayout(): ActivationLayout;
   /** Seconds per iteration of the bare oneDNN primitive, on buffers oneDNN allocates in its preferred layout. */

@@ -11,6 +11,7 @@ import { SGD, AdamW, setFusedOptimizers } from '../../src/optim/index.js';
 import { setFusedBatchNormRelu } from '../../src/nn/layers.js';
 import { benchConfig, benchOptimizer } from '../../bench/configs.js';
 import { assertClose, nativeAvailable } from '../helpers.js';
+import { nativeAddon } from '../../src/backend/native.js';
 import { tinyConfig } from '../eval/tiny-run.js';
 import { Module } from '../../src/nn/module.js';
 import { Attention, Mlp, setFusedMlp } from '../../src/nn/transformer.js';
@@ -165,6 +166,41 @@ describe('fused batch norm + ReLU on the bench configs', { skip: nativeAvailable
       fused.losses.forEach((l, i) => assert.ok(Math.abs(l - composed.losses[i]!) <= 1e-4 * Math.max(1, Math.abs(l)),
         `${name}: loss of step ${i} ${l} (fused) vs ${composed.losses[i]} (composed)`));
       fused.params.forEach((a, k) => assertClose(a, composed.params[k]!, `${name}: parameter ${k} after two steps`, 1e-4, 1e-5));
+    });
+  }
+});
+
+// The conv backward algorithms (backward-weights as im2col + matmul, stride-1 backward-data as a forward conv over
+// flipped weights) forced on for every conv they apply to, against oneDNN's backward kernels everywhere: SimSiam and
+// MoCo v2 bench configs at batch 8 on 16x16 views, loss and every parameter after two steps within float32 rounding.
+describe('conv backward algorithms on the bench configs', { skip: nativeAvailable() ? false : 'native addon not built' }, () => {
+  for (const name of ['simsiam', 'moco'] as const) {
+    test(`${name}: training steps with gemm backward-weights and forward-route backward-data == oneDNN's backward kernels`, () => {
+      const addon = nativeAddon();
+      const cfg = { ...benchConfig(name, 8), imgSize: 16 };
+      if (name === 'moco') cfg.moco = { ...cfg.moco, K: 256 };
+      const run = (alternative: boolean): { losses: number[]; params: Float32Array[] } => {
+        const saved = [addon.convWeightsAlgo(alternative ? 'gemm' : 'direct'), addon.convDataAlgo(alternative ? 'forward' : 'direct')];
+        const model = buildMethod(cfg, new T.Rng(0));
+        const opt = benchOptimizer(name, model.parameters().filter((p) => p.requiresGrad));
+        const rng = new T.Rng(1);
+        const views = Array.from({ length: model.viewsPerSample }, () => T.keep(T.randn([8, 3, cfg.imgSize, cfg.imgSize], { rng })));
+        try {
+          model.train();
+          const losses = [0, 1].map(() => trainStep(model, opt, views, 0).loss);
+          return { losses, params: model.parameters().map((p) => Float32Array.from(p.data)) };
+        } finally {
+          addon.convWeightsAlgo('auto');
+          addon.convDataAlgo('auto');
+          for (const v of views) v.dispose();
+          opt.disposeState();
+          model.dispose();
+        }
+      };
+      const alt = run(true), direct = run(false);
+      alt.losses.forEach((l, i) => assert.ok(Math.abs(l - direct.losses[i]!) <= 1e-4 * Math.max(1, Math.abs(l)),
+        `${name}: loss of step ${i} ${l} (gemm / forward route) vs ${direct.losses[i]} (oneDNN backward kernels)`));
+      alt.params.forEach((a, k) => assertClose(a, direct.params[k]!, `${name}: parameter ${k} after two steps`, 1e-4, 1e-5));
     });
   }
 });
