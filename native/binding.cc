@@ -71,6 +71,12 @@ struct Args {
   }
   float* f32(int i, const char* name, int64_t expected) const { return typed(i, name, DType::f32, expected).as<float>(); }
   float* f32opt(int i, const char* name, int64_t expected) const { return isNull(i) ? nullptr : f32(i, name, expected); }
+  /** bf16 storage: a Uint8Array of 2 bytes per value, 2-byte aligned. */
+  uint16_t* bf16(int i, const char* name, int64_t expected) const {
+    const Buf b = typed(i, name, DType::u8, 2 * expected);
+    if (reinterpret_cast<uintptr_t>(b.data) % 2 != 0) fail(k, std::string(name) + " is not 2-byte aligned (bf16 storage)");
+    return b.as<uint16_t>();
+  }
   int32_t* i32(int i, const char* name, int64_t expected) const {
     return typed(i, name, DType::i32, expected).as<int32_t>();
   }
@@ -404,6 +410,19 @@ void js_ema_update(const Args& a) {
   const auto q = f32_list(a, 1, "sources", n);
   ema_update(k, const_list(q), n, a.number(2));
 }
+void js_mlp_forward_bf16(const Args& a) {
+  const int64_t rows = a.size(8, "rows"), I = a.size(9, "I"), Hd = a.size(10, "Hd"), O = a.size(11, "O");
+  mlp_forward_bf16(a.f32(0, "out", rows * O), a.bf16(1, "hidden", rows * Hd), a.bf16(2, "deriv", rows * Hd),
+                   a.f32(3, "x", rows * I), a.f32(4, "w1", Hd * I), a.f32opt(5, "b1", Hd), a.f32(6, "w2", O * Hd),
+                   a.f32opt(7, "b2", O), rows, I, Hd, O);
+}
+void js_mlp_backward_bf16(const Args& a) {
+  const int64_t rows = a.size(11, "rows"), I = a.size(12, "I"), Hd = a.size(13, "Hd"), O = a.size(14, "O");
+  mlp_backward_bf16(a.f32opt(0, "gx", rows * I), a.f32opt(1, "gw1", Hd * I), a.f32opt(2, "gb1", Hd),
+                    a.f32opt(3, "gw2", O * Hd), a.f32opt(4, "gb2", O), a.f32(5, "gy", rows * O),
+                    a.bf16(6, "hidden", rows * Hd), a.bf16(7, "deriv", rows * Hd), a.f32(8, "x", rows * I),
+                    a.f32(9, "w1", Hd * I), a.f32(10, "w2", O * Hd), rows, I, Hd, O);
+}
 
 // ---- conv ----
 
@@ -565,31 +584,15 @@ Napi::Value js_conv_layout(const Args& a) {
   return Napi::String::New(a.env(), conv_layout());
 }
 
-/** convWeightsAlgo(): how f32 conv backward-weights runs; convWeightsAlgo("auto"|"direct"|"gemm") sets it. */
-Napi::Value js_conv_weights_algo(const Args& a) {
+/** convBf16Backward(): which conv backward passes run in bf16 under bf16 precision; with "auto" or "bf16", sets it. */
+Napi::Value js_conv_bf16_backward(const Args& a) {
   if (!a.isNull(0)) {
-    const std::string algo = a.str(0, "algo");
-    if (algo != "auto" && algo != "direct" && algo != "gemm")
-      fail(a.k, "algo must be 'auto', 'direct' or 'gemm', got '" + algo + "'");
-    conv_set_weights_algo(algo);
+    const std::string mode = a.str(0, "mode");
+    if (mode != "auto" && mode != "bf16") fail(a.k, "mode must be 'auto' or 'bf16', got '" + mode + "'");
+    conv_set_bf16_backward(mode);
   }
-  return Napi::String::New(a.env(), conv_weights_algo());
+  return Napi::String::New(a.env(), conv_bf16_backward());
 }
-/** convWeightsUsesGemm(params): whether conv2dBackwardWeight takes the GEMM path for these params now. */
-Napi::Value js_conv_weights_uses_gemm(const Args& a) { return Napi::Boolean::New(a.env(), conv_weights_uses_gemm(a.conv(0))); }
-
-/** convDataAlgo(): how conv backward-data runs; convDataAlgo("auto"|"direct"|"forward") sets it. */
-Napi::Value js_conv_data_algo(const Args& a) {
-  if (!a.isNull(0)) {
-    const std::string algo = a.str(0, "algo");
-    if (algo != "auto" && algo != "direct" && algo != "forward")
-      fail(a.k, "algo must be 'auto', 'direct' or 'forward', got '" + algo + "'");
-    conv_set_data_algo(algo);
-  }
-  return Napi::String::New(a.env(), conv_data_algo());
-}
-/** convDataUsesForward(params): whether conv2dBackwardData takes the forward-convolution route for these params now. */
-Napi::Value js_conv_data_uses_forward(const Args& a) { return Napi::Boolean::New(a.env(), conv_data_uses_forward(a.conv(0))); }
 
 /** benchPrimitive("matmul", {M, N, K}, iters) or benchPrimitive("conv_fwd"|"conv_bwd_data"|"conv_bwd_weights", params, iters, layout). */
 Napi::Value js_bench_primitive(const Args& a) {
@@ -688,6 +691,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "linearBackward", js_linear_backward);
   add(env, exports, "linearBackwardScaled", js_linear_backward_scaled);
   add(env, exports, "linearGelu", js_linear_gelu);
+  add(env, exports, "mlpForwardBf16", js_mlp_forward_bf16);
+  add(env, exports, "mlpBackwardBf16", js_mlp_backward_bf16);
   add(env, exports, "conv2d", js_conv2d);
   add(env, exports, "conv2dBackwardData", js_conv2d_backward_data);
   add(env, exports, "conv2dBackwardWeight", js_conv2d_backward_weight);
@@ -708,10 +713,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "avgPool2d", js_avgpool2d);
   add(env, exports, "avgPool2dBackward", js_avgpool2d_backward);
   add(env, exports, "convLayout", js_conv_layout);
-  add(env, exports, "convWeightsAlgo", js_conv_weights_algo);
-  add(env, exports, "convWeightsUsesGemm", js_conv_weights_uses_gemm);
-  add(env, exports, "convDataAlgo", js_conv_data_algo);
-  add(env, exports, "convDataUsesForward", js_conv_data_uses_forward);
+  add(env, exports, "convBf16Backward", js_conv_bf16_backward);
   add(env, exports, "activationLayout", js_activation_layout);
   add(env, exports, "benchPrimitive", js_bench_primitive);
   add(env, exports, "info", js_info);

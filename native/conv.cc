@@ -61,16 +61,16 @@ Geom geom(const ConvParams& p) {
 }
 
 /**
- * Scratch for the primitive-layout twins of user buffers, one growing buffer per slot (src, weights, dst; the GEMM
- * backward-weights path adds a 4th for its columns). Calls run one at a time, so every cached primitive shares them:
- * memory stays at a few buffers of the largest shape instead of several activation-sized buffers per cached conv shape.
+ * Scratch for the primitive-layout twins of user buffers, one growing buffer per slot (src, weights, dst).
+ * Calls run one at a time, so every cached primitive shares them: memory stays at 3 buffers of the largest
+ * shape instead of several activation-sized buffers per cached conv shape.
  */
 void* scratch(int slot, size_t bytes) {
   struct Slot {
     void* ptr = nullptr;
     size_t bytes = 0;
   };
-  static Slot slots[4];
+  static Slot slots[3];
   Slot& s = slots[slot];
   if (s.bytes < bytes) {
     std::free(s.ptr);
@@ -214,198 +214,41 @@ PrimitiveCache<FwdEntry> fwdCache;
 PrimitiveCache<BwdDataEntry> bwdDataCache;
 PrimitiveCache<BwdWeightsEntry> bwdWeightsCache;
 
-// ---- backward-weights as im2col + GEMM ----
-// gw^T [C*KH*KW, O] = cols [C*KH*KW, N*OH*OW] @ gy [N*OH*OW, O], summed over chunks of the batch so cols stays within
-// kColsBudget; then one reorder to OIHW. Row (c, kh, kw) of cols holds, for every output pixel (n, oh, ow), the input
-// value under that kernel tap (0 in the padding): Caffe's im2col over NCHW, the batch side by side. The long side of
-// the product is C*KH*KW and the contraction is N*OH*OW: that orientation ran oneDNN's f32 matmul near its square-size
-// speed here, where [O, rows] @ [rows, C*KH*KW] ran at half of it. oneDNN's direct backward-weights kernel runs far
-// below matmul speed on small images with many channels and on strided convs; the GEMM has one long contraction.
-
-constexpr int64_t kColsBudget = int64_t(8) << 20;  // floats of cols per chunk (32 MB)
-
-std::string& weights_algo() {
-  static std::string algo = "auto";
-  return algo;
-}
-
-/**
- * The shape rule for "auto" (deterministic, no run-time timing): the GEMM where measured faster than oneDNN's
- * direct kernel on the ResNet-18 CIFAR shapes at batch 128 (bench/conv.ts). f32 only, groups 1.
- */
-bool gemm_weights_pays(const ConvParams& p) {
-  return p.OH * p.OW <= 64 || p.strideH > 1 || p.strideW > 1;
-}
-
-bool use_gemm_weights(const ConvParams& p) {
-  if (compute_precision() != Precision::f32 || p.groups != 1) return false;
-  const std::string& a = weights_algo();
-  return a == "gemm" || (a == "auto" && gemm_weights_pays(p));
-}
-
-/** Rows [k0, k1) of cols [C*KH*KW, images*OH*OW] from `images` NCHW images at x. */
-void im2col_rows(float* cols, const float* x, const ConvParams& p, int64_t images, int64_t k0, int64_t k1) {
-  const int64_t S = p.OH * p.OW, rows = images * S, taps = p.KH * p.KW;
-  for (int64_t k = k0; k < k1; k++) {
-    const int64_t c = k / taps, kh = k % taps / p.KW, kw = k % p.KW;
-    // the output columns whose input column lies inside the image: [owLo, owHi)
-    const int64_t off = kw * p.dilationW - p.padW;
-    const int64_t owLo = std::min(p.OW, off >= 0 ? 0 : (-off + p.strideW - 1) / p.strideW);
-    const int64_t owHi = std::max(owLo, std::min(p.OW, off >= p.W ? 0 : (p.W - 1 - off) / p.strideW + 1));
-    float* dst = cols + k * rows;
-    for (int64_t n = 0; n < images; n++) {
-      const float* plane = x + (n * p.C + c) * p.H * p.W;
-      for (int64_t oh = 0; oh < p.OH; oh++, dst += p.OW) {
-        const int64_t ih = oh * p.strideH - p.padH + kh * p.dilationH;
-        if (ih < 0 || ih >= p.H) {
-          std::memset(dst, 0, size_t(p.OW) * sizeof(float));
-          continue;
-        }
-        const float* src = plane + ih * p.W + off;
-        for (int64_t ow = 0; ow < owLo; ow++) dst[ow] = 0.f;
-        if (p.strideW == 1) {
-          std::memcpy(dst + owLo, src + owLo, size_t(owHi - owLo) * sizeof(float));
-        } else {
-          for (int64_t ow = owLo; ow < owHi; ow++) dst[ow] = src[ow * p.strideW];
-        }
-        for (int64_t ow = owHi; ow < p.OW; ow++) dst[ow] = 0.f;
-      }
-    }
-  }
-  (void)rows;
-}
-
-/**
- * The primitives of one batch-chunk size: gy to NHWC ([rows, O] row-major), x (when blocked) to NCHW, and the matmul
- * that sets or accumulates gw^T.
- */
-struct GemmChunk {
-  int64_t images = 0;
-  dnnl::reorder gyToNhwc, xToNchw;
-  memory gyUser, gyNhwc, xUser, xNchw;
-  dnnl::matmul set, accumulate;
-  memory cols, gyMat, gwT;
-};
-struct GemmWeightsEntry {
-  GemmChunk full, tail;  // tail.images == 0 when the chunks divide the batch
-  dnnl::reorder gwToUser;
-  memory gwT, gwUser;
-};
-PrimitiveCache<GemmWeightsEntry> gemmWeightsCache;
-
-GemmChunk make_gemm_chunk(const ConvParams& p, int64_t images, bool gyBlocked, bool xBlocked) {
-  GemmChunk c;
-  c.images = images;
-  const int64_t rows = images * p.OH * p.OW, K2 = p.C * p.KH * p.KW;
-  const int64_t b = activation_block();
-  const memory::dims gyDims{images, p.O, p.OH, p.OW}, xDims{images, p.C, p.H, p.W};
-  c.gyUser = memory(memory::desc(gyDims, dt::f32, gyBlocked ? block_tag(b) : tag::nchw), engine(), nullptr);
-  c.gyNhwc = memory(memory::desc(gyDims, dt::f32, tag::nhwc), engine(), nullptr);
-  c.gyToNhwc = dnnl::reorder(c.gyUser, c.gyNhwc);
-  if (xBlocked) {
-    c.xUser = memory(memory::desc(xDims, dt::f32, block_tag(b)), engine(), nullptr);
-    c.xNchw = memory(memory::desc(xDims, dt::f32, tag::nchw), engine(), nullptr);
-    c.xToNchw = dnnl::reorder(c.xUser, c.xNchw);
-  }
-  const memory::desc colsMd({K2, rows}, dt::f32, tag::ab), gyMd({rows, p.O}, dt::f32, tag::ab);
-  const memory::desc gwTMd({K2, p.O}, dt::f32, tag::ab);
-  c.set = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(colsMd, gyMd, gwTMd), engine()));
-  dnnl::post_ops sum;
-  sum.append_sum(1.f);
-  dnnl::primitive_attr attr;
-  attr.set_post_ops(sum);
-  c.accumulate = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(colsMd, gyMd, gwTMd), attr, engine()));
-  c.cols = memory(colsMd, engine(), nullptr);
-  c.gyMat = memory(gyMd, engine(), nullptr);
-  c.gwT = memory(gwTMd, engine(), nullptr);
-  return c;
-}
-
-/** gb [O] += column sums of gy [rows, O]. */
-void add_column_sums(float* gb, const float* gy, int64_t rows, int64_t O) {
-  parallel_range(O, rows * O, [&](int64_t o0, int64_t o1) {
-    for (int64_t r = 0; r < rows; r++) {
-      const float* row = gy + r * O;
-      for (int64_t o = o0; o < o1; o++) gb[o] += row[o];
-    }
-  });
-}
-
-void gemm_backward_weight(float* gw, float* gb, const float* gy, const float* x, const ConvParams& p, bool gyBlocked,
-                          bool xBlocked) {
-  const int64_t S = p.OH * p.OW, K2 = p.C * p.KH * p.KW;
-  // equal chunks of whole images, as few as the budget allows
-  const int64_t chunks = std::min(p.N, std::max(int64_t(1), (p.N * S * K2 + kColsBudget - 1) / kColsBudget));
-  const int64_t images = (p.N + chunks - 1) / chunks, tailImages = p.N % images;
-  GemmWeightsEntry& e = gemmWeightsCache.get(
-      key("gemm_weights", p.N, p.C, p.H, p.W, p.O, p.KH, p.KW, p.OH, p.OW, p.strideH, p.strideW, p.padH, p.padW,
-          p.dilationH, p.dilationW, gyBlocked, xBlocked, activation_block()),
-      [&] {
-        GemmWeightsEntry e;
-        e.full = make_gemm_chunk(p, images, gyBlocked, xBlocked);
-        if (tailImages > 0) e.tail = make_gemm_chunk(p, tailImages, gyBlocked, xBlocked);
-        // gw^T [C*KH*KW, O] is gw [O, C, KH, KW] with strides (1, KH*KW*O, KW*O, O)
-        const memory::dims wDims{p.O, p.C, p.KH, p.KW};
-        e.gwT = memory(memory::desc(wDims, dt::f32, memory::dims{1, p.KH * p.KW * p.O, p.KW * p.O, p.O}), engine(),
-                       nullptr);
-        e.gwUser = memory(memory::desc(wDims, dt::f32, tag::oihw), engine(), nullptr);
-        e.gwToUser = dnnl::reorder(e.gwT, e.gwUser);
-        return e;
-      });
-  float* gwT = static_cast<float*>(scratch(1, size_t(K2 * p.O) * sizeof(float)));
-  if (gb) std::memset(gb, 0, size_t(p.O) * sizeof(float));
-  for (int64_t n0 = 0; n0 < p.N; n0 += images) {
-    GemmChunk& c = p.N - n0 >= images ? e.full : e.tail;
-    const int64_t rows = c.images * S;
-    float* gyNhwc = static_cast<float*>(scratch(2, size_t(rows * p.O) * sizeof(float)));
-    c.gyUser.set_data_handle(const_cast<float*>(gy + n0 * p.O * S));
-    c.gyNhwc.set_data_handle(gyNhwc);
-    c.gyToNhwc.execute(stream(), c.gyUser, c.gyNhwc);
-    const float* xChunk = x + n0 * p.C * p.H * p.W;
-    if (xBlocked) {
-      float* xNchw = static_cast<float*>(scratch(0, size_t(c.images * p.C * p.H * p.W) * sizeof(float)));
-      c.xUser.set_data_handle(const_cast<float*>(xChunk));
-      c.xNchw.set_data_handle(xNchw);
-      c.xToNchw.execute(stream(), c.xUser, c.xNchw);
-      xChunk = xNchw;
-    }
-    stream().wait();
-    float* cols = static_cast<float*>(scratch(3, size_t(rows * K2) * sizeof(float)));
-    parallel_range(K2, rows * K2, [&](int64_t k0, int64_t k1) { im2col_rows(cols, xChunk, p, c.images, k0, k1); });
-    if (gb) add_column_sums(gb, gyNhwc, rows, p.O);
-    c.cols.set_data_handle(cols);
-    c.gyMat.set_data_handle(gyNhwc);
-    c.gwT.set_data_handle(gwT);
-    (n0 == 0 ? c.set : c.accumulate)
-        .execute(stream(), {{DNNL_ARG_SRC, c.cols}, {DNNL_ARG_WEIGHTS, c.gyMat}, {DNNL_ARG_DST, c.gwT}});
-  }
-  e.gwT.set_data_handle(gwT);
-  e.gwUser.set_data_handle(gw);
-  e.gwToUser.execute(stream(), e.gwT, e.gwUser);
-  stream().wait();
-}
-
-}  // namespace
-
-void conv_set_weights_algo(const std::string& algo) {
-  const std::lock_guard<std::mutex> lock(onednn_mutex());
-  weights_algo() = algo;
-}
-std::string conv_weights_algo() { return weights_algo(); }
-bool conv_weights_uses_gemm(const ConvParams& p) {
-  const std::lock_guard<std::mutex> lock(onednn_mutex());
-  return use_gemm_weights(p);
-}
-
-namespace {
-
 std::string conv_key(const char* kind, const ConvParams& p, bool hasBias, int layouts) {
   return key(kind, p.N, p.C, p.H, p.W, p.O, p.KH, p.KW, p.OH, p.OW, p.strideH, p.strideW, p.padH, p.padW,
              p.dilationH, p.dilationW, p.groups, hasBias, layouts, int(compute_precision())) +
          layout_mode();
 }
 
+// bf16 precision, "auto" (the default): a backward pass runs in f32 where oneDNN 2.6's bf16 kernel for it loses to the
+// f32 one. Its bf16 backward kernels are the non-brgemm AMX ones (brgemm convolutions have no backward in 2.6), weak
+// on outputs of few pixels and on strided convs; the forward (brgemm) wins everywhere. Measured on the ResNet-18 CIFAR
+// convs at batch 128 (Sapphire Rapids, 2 threads, AMX; ms bf16 vs f32, each pass alone): backward-weights 512->512
+// 3x3 at 4x4 101.7 vs 77.2, 256->512 3x3/2 89.5 vs 45.1, 1x1/2 14.3 vs 4.0 and 8.5 vs 5.2, against 19.5 vs 62.6 at
+// 64->64 32x32; backward-data 256->512 3x3/2 55.1 vs 33.0, 128->256 3x3/2 33.8 vs 25.9, 1x1/2 8.0 vs 4.1. "bf16" keeps
+// every pass in bf16.
+std::string& bf16_backward_mode() {
+  static std::string mode = "auto";
+  return mode;
+}
+/** The precision a backward pass of conv p runs in now. */
+Precision backward_precision(const ConvParams& p, Pass pass) {
+  const Precision now = compute_precision();
+  if (now != Precision::bf16 || bf16_backward_mode() == "bf16") return now;
+  const int64_t pixels = p.OH * p.OW;
+  const bool strided = p.strideH > 1 || p.strideW > 1;
+  const bool f32 = pass == Pass::bwdWeights ? pixels <= 16 || (strided && p.KH * p.KW == 1)
+                                            : strided && pixels <= 64;
+  return f32 ? Precision::f32 : now;
+}
+
 }  // namespace
+
+void conv_set_bf16_backward(const std::string& mode) {
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
+  bf16_backward_mode() = mode;
+}
+std::string conv_bf16_backward() { return bf16_backward_mode(); }
 
 void conv_set_layout(const std::string& layout) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
@@ -433,11 +276,9 @@ std::string activation_layout() {
   return b == 0 ? "plain" : "nChw" + std::to_string(b) + "c";
 }
 
-namespace {
-
-/** conv2d_forward with the oneDNN lock held. */
-bool forward_locked(float* out, const float* x, const float* w, const float* bias, const ConvParams& p, bool xBlocked,
+bool conv2d_forward(float* out, const float* x, const float* w, const float* bias, const ConvParams& p, bool xBlocked,
                     bool outMayBlock) {
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
   check_blocked("conv2d", "x", xBlocked, p.C);
   if (p.N * p.O * p.OH * p.OW == 0) return false;
   const bool blocked = layout_mode() == "blocked";
@@ -470,81 +311,16 @@ bool forward_locked(float* out, const float* x, const float* w, const float* bia
   return e.dstBlocked;
 }
 
-// ---- backward-data as a forward convolution ----
-// At stride 1, gx = conv(gy, w') with w' [C, O, KH, KW] = w [O, C, KH, KW] transposed and flipped in both spatial
-// axes, padding d (K - 1) - pad and the same dilation: oneDNN's forward kernel is its best-tuned one.
-
-std::string& data_algo() {
-  static std::string algo = "auto";
-  return algo;
-}
-
-bool data_as_forward_fits(const ConvParams& p) {
-  return p.groups == 1 && p.strideH == 1 && p.strideW == 1 && p.padH <= p.dilationH * (p.KH - 1) &&
-         p.padW <= p.dilationW * (p.KW - 1);
-}
-
-/** The shape rule for "auto": measured faster than oneDNN's backward-data kernel (bench/conv.ts). */
-bool data_as_forward_pays(const ConvParams& p) { return compute_precision() == Precision::f32 && p.KH * p.KW > 1; }
-
-bool use_data_as_forward(const ConvParams& p) {
-  if (!data_as_forward_fits(p)) return false;
-  const std::string& a = data_algo();
-  return a == "forward" || (a == "auto" && data_as_forward_pays(p));
-}
-
-bool data_as_forward(float* gx, const float* gy, const float* w, const ConvParams& p, bool gyBlocked,
-                     bool gxMayBlock) {
-  const int64_t taps = p.KH * p.KW;
-  float* wf = static_cast<float*>(scratch(3, size_t(p.O * p.C * taps) * sizeof(float)));  // [C, O, KH, KW]
-  parallel_range(p.C, p.C * p.O * taps, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; c++)
-      for (int64_t o = 0; o < p.O; o++) {
-        const float* src = w + (o * p.C + c) * taps;
-        float* dst = wf + (c * p.O + o) * taps;
-        for (int64_t t = 0; t < taps; t++) dst[t] = src[taps - 1 - t];
-      }
-  });
-  ConvParams q = p;
-  q.C = p.O;
-  q.O = p.C;
-  q.H = p.OH;
-  q.W = p.OW;
-  q.OH = p.H;
-  q.OW = p.W;
-  q.padH = p.dilationH * (p.KH - 1) - p.padH;
-  q.padW = p.dilationW * (p.KW - 1) - p.padW;
-  return forward_locked(gx, gy, wf, nullptr, q, gyBlocked, gxMayBlock);
-}
-
-}  // namespace
-
-void conv_set_data_algo(const std::string& algo) {
-  const std::lock_guard<std::mutex> lock(onednn_mutex());
-  data_algo() = algo;
-}
-std::string conv_data_algo() { return data_algo(); }
-bool conv_data_uses_forward(const ConvParams& p) {
-  const std::lock_guard<std::mutex> lock(onednn_mutex());
-  return use_data_as_forward(p);
-}
-
-bool conv2d_forward(float* out, const float* x, const float* w, const float* bias, const ConvParams& p, bool xBlocked,
-                    bool outMayBlock) {
-  const std::lock_guard<std::mutex> lock(onednn_mutex());
-  return forward_locked(out, x, w, bias, p, xBlocked, outMayBlock);
-}
-
 bool conv2d_backward_data(float* gx, const float* gy, const float* w, const ConvParams& p, bool gyBlocked,
                           bool gxMayBlock) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
+  const ScopedPrecision pass(backward_precision(p, Pass::bwdData));
   check_blocked("conv2d_backward_data", "gy", gyBlocked, p.O);
   if (p.N * p.C * p.H * p.W == 0) return false;
   if (p.O * p.OH * p.OW == 0 || p.KH * p.KW == 0) {
     std::memset(gx, 0, size_t(p.N * p.C * p.H * p.W) * sizeof(float));
     return false;
   }
-  if (use_data_as_forward(p)) return data_as_forward(gx, gy, w, p, gyBlocked, gxMayBlock);
   const bool blocked = layout_mode() == "blocked";
   gxMayBlock = gxMayBlock && blocked && activation_block() > 0 && p.C % activation_block() == 0;
   BwdDataEntry& e = bwdDataCache.get(conv_key("bwd_data", p, false, gyBlocked + 2 * gxMayBlock), [&] {
@@ -572,6 +348,7 @@ bool conv2d_backward_data(float* gx, const float* gy, const float* w, const Conv
 void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* x, const ConvParams& p, bool gyBlocked,
                             bool xBlocked) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
+  const ScopedPrecision pass(backward_precision(p, Pass::bwdWeights));
   check_blocked("conv2d_backward_weight", "gy", gyBlocked, p.O);
   check_blocked("conv2d_backward_weight", "x", xBlocked, p.C);
   const int64_t wSize = p.O * (p.groups ? p.C / p.groups : 0) * p.KH * p.KW;
@@ -579,10 +356,6 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
   if (p.N * p.OH * p.OW == 0) {
     std::memset(gw, 0, size_t(wSize) * sizeof(float));
     if (gb) std::memset(gb, 0, size_t(p.O) * sizeof(float));
-    return;
-  }
-  if (use_gemm_weights(p)) {
-    gemm_backward_weight(gw, gb, gy, x, p, gyBlocked, xBlocked);
     return;
   }
   const bool blocked = layout_mode() == "blocked";

@@ -51,6 +51,14 @@ void set_compute_precision(Precision p);
 std::string cpu_isa_name();
 /** Whether the CPU (as oneDNN may use it, ONEDNN_MAX_CPU_ISA included) computes bf16 natively. */
 bool cpu_has_native_bf16();
+/** Sets the precision for one kernel call's scope (a bf16 call running one pass in f32), restoring it after. */
+struct ScopedPrecision {
+  explicit ScopedPrecision(Precision p);
+  ~ScopedPrecision();
+  ScopedPrecision(const ScopedPrecision&) = delete;
+  ScopedPrecision& operator=(const ScopedPrecision&) = delete;
+  Precision old;
+};
 /** A reusable scratch buffer of at least `elems` bf16 values; slot picks one of a few independent buffers. */
 void* low_scratch(int slot, int64_t elems);
 
@@ -77,6 +85,22 @@ void linear_backward_scaled(float* gx, float* gw, float* gb, const float* gxScal
 void linear_gelu_forward(float* out, float* deriv, const float* x, const float* w, const float* bias, int64_t rows,
                          int64_t I, int64_t O);
 
+/**
+ * The fused transformer MLP in bf16 precision (out = fc2(gelu(fc1(x))), like mlp's linearGelu + matmul): hidden =
+ * gelu(x w1^T + b1) and deriv = gelu'(..) [rows, Hd] are kept in bf16 storage (uint16 bf16 bit patterns), as autocast
+ * keeps the bf16 output of fc1, so they take half the memory and fc2 reads hidden without a conversion. Needs bf16
+ * precision and non-empty sizes.
+ */
+void mlp_forward_bf16(float* out, uint16_t* hidden, uint16_t* deriv, const float* x, const float* w1, const float* b1,
+                      const float* w2, const float* b2, int64_t rows, int64_t I, int64_t Hd, int64_t O);
+/**
+ * Its backward: gpre = (gy w2) * deriv in bf16 (scratch), then gx = gpre w1, gw1 = gpre^T x, gb1 = sum of gpre,
+ * gw2 = gy^T hidden, gb2 = sum of gy; a null output is skipped.
+ */
+void mlp_backward_bf16(float* gx, float* gw1, float* gb1, float* gw2, float* gb2, const float* gy,
+                       const uint16_t* hidden, const uint16_t* deriv, const float* x, const float* w1,
+                       const float* w2, int64_t rows, int64_t I, int64_t Hd, int64_t O);
+
 // ---- conv.cc ----
 struct ConvParams {
   int64_t N, C, H, W, O, KH, KW, OH, OW, strideH, strideW, padH, padW, dilationH, dilationW, groups;
@@ -93,21 +117,11 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
 /** In place: an [N, C, H, W] float buffer from NCHW to the activation block layout (toBlocked) or back. */
 void relayout_blocked(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bool toBlocked);
 /**
- * How conv backward-weights runs in f32: "direct" (oneDNN's convolution kernel), "gemm" (im2col + one oneDNN matmul
- * per batch chunk) or "auto" (a fixed shape rule picks; the default). Not timed at run time: a run is reproducible.
+ * bf16 precision only: "auto" runs a backward pass in f32 where oneDNN's bf16 kernel for that shape is the slower one
+ * (conv.cc has the rule and its measurements); "bf16" runs every pass in bf16.
  */
-void conv_set_weights_algo(const std::string& algo);
-std::string conv_weights_algo();
-/** Whether conv2d_backward_weight takes the GEMM path for p under the current algo and precision. */
-bool conv_weights_uses_gemm(const ConvParams& p);
-/**
- * How conv backward-data runs: "direct" (oneDNN's backward-data kernel), "forward" (at stride 1: oneDNN's forward
- * kernel over the transposed, flipped weights) or "auto" (a fixed shape rule picks; the default).
- */
-void conv_set_data_algo(const std::string& algo);
-std::string conv_data_algo();
-/** Whether conv2d_backward_data takes the forward-convolution route for p under the current algo and precision. */
-bool conv_data_uses_forward(const ConvParams& p);
+void conv_set_bf16_backward(const std::string& mode);
+std::string conv_bf16_backward();
 /** "plain" runs conv on NCHW/OIHW directly; "blocked" lets oneDNN pick its layouts and reorders around them. */
 void conv_set_layout(const std::string& layout);
 std::string conv_layout();

@@ -44,7 +44,7 @@ type Flagged = 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeight' | 'batch
  * The addon's exports: the Backend kernels with the same argument order, plus memory and benchmark helpers. Conv and
  * batch norm take trailing "blocked" flags (absent: NCHW), as BlockedKernels describes.
  */
-export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocked' | Flagged> {
+export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocked' | 'bf16Compute' | Flagged> {
   conv2d(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams, xBlocked?: boolean,
     outMayBlock?: boolean): boolean;
   conv2dBackwardData(gx: FloatArray, gy: FloatArray, w: FloatArray, p: ConvParams, gyBlocked?: boolean,
@@ -68,6 +68,11 @@ export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocke
   memoryStats(): NativeMemoryStats;
   /** Returns every idle cached block to the OS. */
   trimCache(): void;
+  /**
+   * Gets (and with an argument, sets) which conv backward passes run in bf16 under bf16 precision: 'auto' (default)
+   * runs a pass in f32 where oneDNN's bf16 kernel for that shape is the slower one (native/conv.cc), 'bf16' none.
+   */
+  convBf16Backward(mode?: 'auto' | 'bf16' | null): 'auto' | 'bf16';
   /** Gets (and with an argument, sets) how conv lays out data for oneDNN. */
   convLayout(layout?: ConvLayout | null): ConvLayout;
   /**
@@ -282,6 +287,15 @@ export const nativeBackend: Backend = {
   linearBackwardScaled: (gx: FloatArray | null, gw: FloatArray | null, gb: FloatArray | null, gxScale: FloatArray | null,
     gy: FloatArray, x: FloatArray, w: FloatArray, rows: number, I: number, O: number) =>
     nativeAddon().linearBackwardScaled(gx, gw, gb, gxScale, gy, x, w, rows, I, O),
+
+  mlpForwardBf16: (out: Float32Array, hidden: Uint8Array, deriv: Uint8Array, x: Float32Array, w1: Float32Array,
+    b1: Float32Array | null, w2: Float32Array, b2: Float32Array | null, rows: number, I: number, Hd: number, O: number) =>
+    nativeAddon().mlpForwardBf16!(out, hidden, deriv, x, w1, b1, w2, b2, rows, I, Hd, O),
+  mlpBackwardBf16: (gx: Float32Array | null, gw1: Float32Array | null, gb1: Float32Array | null,
+    gw2: Float32Array | null, gb2: Float32Array | null, gy: Float32Array, hidden: Uint8Array, deriv: Uint8Array,
+    x: Float32Array, w1: Float32Array, w2: Float32Array, rows: number, I: number, Hd: number, O: number) =>
+    nativeAddon().mlpBackwardBf16!(gx, gw1, gb1, gw2, gb2, gy, hidden, deriv, x, w1, w2, rows, I, Hd, O),
+  bf16Compute: () => getPrecision() === 'bf16',
 
   conv2d: (out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams) => {
     nativeAddon().conv2d(out, x, w, bias, p);

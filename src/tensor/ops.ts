@@ -836,10 +836,13 @@ export function mlp(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Wei
   live('mlp', fc2Weight, fc2Bias);
   const rows = x.size / I;
   const lead = x.shape.slice(0, -1);
+  const b = x.backend;
+  if (b.bf16Compute?.() === true && b.mlpForwardBf16 !== undefined && rows * I * Hd * O > 0) {
+    return mlpBf16(x, fc1Weight, fc1Bias, fc2Weight, fc2Bias, rows, I, Hd, O);
+  }
   const hidden = like(x, [...lead, Hd]); // [.., Hd] gelu(fc1(x))
   const deriv = like(x, [...lead, Hd]); // [.., Hd] gelu'(fc1(x)), saved for the backward
   const out = like(x, [...lead, O]); // [.., O]
-  const b = x.backend;
   b.linearGelu(fdata(hidden), fdata(deriv), fdata(x), fdata(fc1Weight), fc1Bias === null ? null : fdata(fc1Bias), rows, I, Hd);
   b.matmul(fdata(out), fdata(hidden), fdata(fc2Weight), fc2Bias === null ? null : fdata(fc2Bias), 1, rows, O, Hd, false, true, 0, 0);
   const inputs = [x, fc1Weight, ...(fc1Bias !== null ? [fc1Bias] : []), fc2Weight, ...(fc2Bias !== null ? [fc2Bias] : [])];
@@ -856,6 +859,31 @@ export function mlp(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Wei
       b.linearBackward(opt(gx), opt(gw1!), opt(gb1!), fdata(gpre), fdata(x), fdata(fc1Weight), rows, I, Hd);
       gpre.dispose();
     }
+    return [gx, gw1!, ...(fc1Bias !== null ? [gb1!] : []), gw2!, ...(fc2Bias !== null ? [gb2!] : [])];
+  });
+}
+
+/**
+ * mlp in bf16 precision: hidden and GELU's derivative live in bf16 storage (uint8 tensors of 2 bytes per value), half
+ * the memory of the f32 pair; the kernels read and write them directly, so fc2 needs no conversion of its input.
+ */
+function mlpBf16(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Weight: Tensor, fc2Bias: Tensor | null,
+  rows: number, I: number, Hd: number, O: number): Tensor {
+  const b = x.backend;
+  const f32 = (t: Tensor): Float32Array => fdata(t) as Float32Array;
+  const opt = (t: Tensor | null): Float32Array | null => (t === null ? null : f32(t));
+  const hidden = like(x, [rows, Hd * 2], 'uint8'); // [rows, Hd] bf16: gelu(fc1(x))
+  const deriv = like(x, [rows, Hd * 2], 'uint8'); // [rows, Hd] bf16: gelu'(fc1(x)), saved for the backward
+  const out = like(x, [...x.shape.slice(0, -1), O]); // [.., O]
+  b.mlpForwardBf16!(f32(out), hidden.data as Uint8Array, deriv.data as Uint8Array, f32(x), f32(fc1Weight), opt(fc1Bias),
+    f32(fc2Weight), opt(fc2Bias), rows, I, Hd, O);
+  const inputs = [x, fc1Weight, ...(fc1Bias !== null ? [fc1Bias] : []), fc2Weight, ...(fc2Bias !== null ? [fc2Bias] : [])];
+  return record(out, 'mlp', inputs, (g) => {
+    const grad = (t: Tensor | null): Tensor | null => (t !== null && t.requiresGrad ? like(t) : null);
+    const [gw1, gb1, gw2, gb2] = [fc1Weight, fc1Bias, fc2Weight, fc2Bias].map(grad) as (Tensor | null)[];
+    const gx = grad(x);
+    b.mlpBackwardBf16!(opt(gx), opt(gw1!), opt(gb1!), opt(gw2!), opt(gb2!), f32(g), hidden.data as Uint8Array,
+      deriv.data as Uint8Array, f32(x), f32(fc1Weight), f32(fc2Weight), rows, I, Hd, O);
     return [gx, gw1!, ...(fc1Bias !== null ? [gb1!] : []), gw2!, ...(fc2Bias !== null ? [gb2!] : [])];
   });
 }
