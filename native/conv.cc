@@ -178,10 +178,16 @@ Mds prim_mds(const Geom& g, bool blocked, Types t = {}) {
 }
 
 using Alg = dnnl::algorithm;
-/** The oneDNN algorithm a pass asks for now (see the header): direct for bf16 passes and in "direct" mode. */
-Alg conv_alg() {
+/**
+ * The oneDNN algorithm a pass of conv p asks for now (see the header): direct for bf16 passes and in "direct" mode.
+ * "auto" keeps convs with fewer than 16 input channels (a network's first layer, RGB in) direct: convolution_auto
+ * takes Winograd for ResNet's 3 -> 64 3x3 stem, and there it ran 11x slower forward and 3x slower backward-weights
+ * than direct (6.9 vs 75.8 ms, 11.6 vs 35.9 ms at batch 128, 32x32; bench/conv.ts).
+ */
+Alg conv_alg(const ConvParams& p) {
   if (compute_precision() != Precision::f32 || algo_mode() == "direct") return Alg::convolution_direct;
-  return algo_mode() == "winograd" ? Alg::convolution_winograd : Alg::convolution_auto;
+  if (algo_mode() == "winograd") return Alg::convolution_winograd;
+  return p.C >= 16 ? Alg::convolution_auto : Alg::convolution_direct;
 }
 /** make(alg), or make(direct) where oneDNN has no kernel for alg (Winograd asked for a shape or ISA it lacks). */
 template <class Make>
@@ -290,7 +296,7 @@ std::string conv_impl(int kind, const ConvParams& p) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
   const Geom g = geom(p);
   const bool blocked = layout_mode() == "blocked";
-  const Alg alg = conv_alg();
+  const Alg alg = conv_alg(p);
   if (kind == 0) return with_alg(alg, [&](Alg a) { return fwd_pd(g, blocked, false, {}, a); }).impl_info_str();
   if (kind == 1) return with_alg(alg, [&](Alg a) { return bwd_data_pd(g, blocked, a); }).impl_info_str();
   return with_alg(alg, [&](Alg a) { return bwd_weights_pd(g, blocked, false, a); }).impl_info_str();
@@ -325,7 +331,7 @@ bool conv2d_forward(float* out, const float* x, const float* w, const float* bia
   outMayBlock = outMayBlock && blocked && activation_block() > 0 && p.O % activation_block() == 0;
   FwdEntry& e = fwdCache.get(conv_key("fwd", p, bias, xBlocked + 2 * outMayBlock), [&] {
     const Geom g = geom(p);
-    const auto pd = with_alg(conv_alg(), [&](Alg a) { return fwd_pd(g, blocked, bias, types_of(Pass::fwd), a); });
+    const auto pd = with_alg(conv_alg(p), [&](Alg a) { return fwd_pd(g, blocked, bias, types_of(Pass::fwd), a); });
     FwdEntry e;
     e.dstBlocked = outMayBlock && prefers_blocked(pd.dst_desc(), g.dst);
     const Mds u = user_mds(g, xBlocked, e.dstBlocked);
@@ -365,7 +371,7 @@ bool conv2d_backward_data(float* gx, const float* gy, const float* w, const Conv
   gxMayBlock = gxMayBlock && blocked && activation_block() > 0 && p.C % activation_block() == 0;
   BwdDataEntry& e = bwdDataCache.get(conv_key("bwd_data", p, false, gyBlocked + 2 * gxMayBlock), [&] {
     const Geom g = geom(p);
-    const auto pd = with_alg(conv_alg(), [&](Alg a) { return bwd_data_pd(g, blocked, a); });
+    const auto pd = with_alg(conv_alg(p), [&](Alg a) { return bwd_data_pd(g, blocked, a); });
     BwdDataEntry e;
     e.diffSrcBlocked = gxMayBlock && prefers_blocked(pd.diff_src_desc(), g.src);
     const Mds u = user_mds(g, e.diffSrcBlocked, gyBlocked);
@@ -402,7 +408,7 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
   BwdWeightsEntry& e = bwdWeightsCache.get(conv_key("bwd_weights", p, gb, xBlocked + 2 * gyBlocked), [&] {
     const Geom g = geom(p);
     const Mds u = user_mds(g, xBlocked, gyBlocked);
-    const auto pd = with_alg(conv_alg(), [&](Alg a) { return bwd_weights_pd(g, blocked, gb, a); });
+    const auto pd = with_alg(conv_alg(p), [&](Alg a) { return bwd_weights_pd(g, blocked, gb, a); });
     BwdWeightsEntry e;
     e.prim = convolution_backward_weights(pd);
     e.src = make_port(u.src, pd.src_desc(), true, 0);
