@@ -599,6 +599,24 @@ Napi::Value js_conv_bf16_backward(const Args& a) {
   return Napi::String::New(a.env(), conv_bf16_backward());
 }
 
+/** convAlgo(): the oneDNN algorithm of f32 conv passes; convAlgo("auto"|"direct"|"winograd") sets it. */
+Napi::Value js_conv_algo(const Args& a) {
+  if (!a.isNull(0)) {
+    const std::string algo = a.str(0, "algo");
+    if (algo != "auto" && algo != "direct" && algo != "winograd")
+      fail(a.k, "algo must be 'auto', 'direct' or 'winograd', got '" + algo + "'");
+    conv_set_algo(algo);
+  }
+  return Napi::String::New(a.env(), conv_algo());
+}
+/** convImpl(kind, params): the oneDNN implementation that pass of a conv with these params runs now. */
+Napi::Value js_conv_impl(const Args& a) {
+  const std::string kind = a.str(0, "kind");
+  const int k = kind == "conv_fwd" ? 0 : kind == "conv_bwd_data" ? 1 : kind == "conv_bwd_weights" ? 2 : -1;
+  if (k < 0) fail(a.k, "unknown kind '" + kind + "'");
+  return Napi::String::New(a.env(), conv_impl(k, a.conv(1)));
+}
+
 /** benchPrimitive("matmul", {M, N, K}, iters) or benchPrimitive("conv_fwd"|"conv_bwd_data"|"conv_bwd_weights", params, iters, layout). */
 Napi::Value js_bench_primitive(const Args& a) {
   const std::string kind = a.str(0, "kind");
@@ -719,6 +737,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "avgPool2d", js_avgpool2d);
   add(env, exports, "avgPool2dBackward", js_avgpool2d_backward);
   add(env, exports, "convLayout", js_conv_layout);
+  add(env, exports, "convAlgo", js_conv_algo);
+  add(env, exports, "convImpl", js_conv_impl);
   add(env, exports, "convBf16Backward", js_conv_bf16_backward);
   add(env, exports, "activationLayout", js_activation_layout);
   add(env, exports, "benchPrimitive", js_bench_primitive);

@@ -130,6 +130,15 @@ void relayout_blocked(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bo
  */
 void conv_set_bf16_backward(const std::string& mode);
 std::string conv_bf16_backward();
+/**
+ * The oneDNN algorithm of conv passes that run in f32: "auto" (convolution_auto: Winograd where oneDNN's fixed shape
+ * heuristic expects it faster and the ISA has it, else direct; the default), "direct", or "winograd" (wherever
+ * oneDNN implements it, else direct).
+ */
+void conv_set_algo(const std::string& algo);
+std::string conv_algo();
+/** The oneDNN implementation a pass (0 forward, 1 backward-data, 2 backward-weights) of p runs now. */
+std::string conv_impl(int kind, const ConvParams& p);
 /** "plain" runs conv on NCHW/OIHW directly; "blocked" lets oneDNN pick its layouts and reorders around them. */
 void conv_set_layout(const std::string& layout);
 std::string conv_layout();

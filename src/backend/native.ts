@@ -12,6 +12,14 @@ import type {
 export interface NativeMemoryStats { liveBytes: number; cachedBytes: number; liveBlocks: number; cachedBlocks: number }
 
 export type ConvLayout = 'plain' | 'blocked';
+/** SELFSUP_CONV_ALGO values: the oneDNN algorithm conv passes that run in f32 ask for. */
+export const CONV_ALGOS = {
+  auto: "oneDNN's convolution_auto: its Winograd F(4x4, 3x3) kernels (AVX-512) for the 3x3 stride-1 shapes its fixed " +
+    'heuristic expects faster, direct kernels elsewhere (default)',
+  direct: "oneDNN's direct kernels only",
+  winograd: 'Winograd wherever oneDNN implements it, direct elsewhere',
+} as const;
+export type ConvAlgo = keyof typeof CONV_ALGOS;
 /** What conv and matmul multiply in: fp32, or bf16 with f32 accumulation and f32 tensors (like torch.autocast). */
 export type Precision = 'fp32' | 'bf16';
 /** The layout activations are kept in between layers: the channel block oneDNN's conv prefers on this CPU, or none. */
@@ -71,6 +79,13 @@ export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocke
   convBf16Backward(mode?: 'auto' | 'bf16' | null): 'auto' | 'bf16';
   /** Gets (and with an argument, sets) how conv lays out data for oneDNN. */
   convLayout(layout?: ConvLayout | null): ConvLayout;
+  /**
+   * Gets (and with an argument, sets) the oneDNN algorithm conv passes that run in f32 ask for (CONV_ALGOS). The
+   * choice is by shape and ISA, never by timing: a run's numbers repeat.
+   */
+  convAlgo(algo?: ConvAlgo | null): ConvAlgo;
+  /** The oneDNN implementation a pass of a conv with params p runs now, e.g. 'jit_wino_4x3:avx512_core'. */
+  convImpl(kind: Exclude<BenchKind, 'matmul'>, p: ConvParams): string;
   /** The layout blocked activations use now: oneDNN's preferred channel block in 'blocked' conv layout, else plain. */
   activationLayout(): ActivationLayout;
   /** Seconds per iteration of the bare oneDNN primitive, on buffers oneDNN allocates in its preferred layout. */
@@ -104,6 +119,9 @@ export const LAYOUT_MODES = {
 } as const;
 export type LayoutMode = keyof typeof LAYOUT_MODES;
 
+/** The environment's choices for the native engine: SELFSUP_LAYOUT and SELFSUP_CONV_ALGO. */
+export interface NativeEnv { layout: LayoutMode; convAlgo: ConvAlgo }
+
 /** ONEDNN_MAX_CPU_ISA (and its older name DNNL_MAX_CPU_ISA) values oneDNN 2.6 accepts. */
 const ISA_VALUES = ['SSE41', 'AVX', 'AVX2', 'AVX2_VNNI', 'AVX512_MIC', 'AVX512_MIC_4OPS', 'AVX512_CORE',
   'AVX512_CORE_VNNI', 'AVX512_CORE_BF16', 'AVX512_CORE_AMX', 'ALL'] as const;
@@ -112,7 +130,7 @@ const ISA_VALUES = ['SSE41', 'AVX', 'AVX2', 'AVX2_VNNI', 'AVX512_MIC', 'AVX512_M
  * Checks the environment variables that steer the native engine. oneDNN ignores an ISA name it does not know, so
  * a typo would silently run at full ISA; here it is an error naming the variable and the accepted values.
  */
-export function checkNativeEnv(env: NodeJS.ProcessEnv = process.env): { layout: LayoutMode } {
+export function checkNativeEnv(env: NodeJS.ProcessEnv = process.env): NativeEnv {
   for (const name of ['ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA']) {
     const v = env[name];
     if (v !== undefined && v !== '' && !(ISA_VALUES as readonly string[]).includes(v.toUpperCase())) {
@@ -125,7 +143,12 @@ export function checkNativeEnv(env: NodeJS.ProcessEnv = process.env): { layout: 
     throw new NativeConfigError(`[native] SELFSUP_LAYOUT='${layout}' is not a layout mode; accepted values: ` +
       Object.entries(LAYOUT_MODES).map(([k, v]) => `${k} (${v})`).join('; '));
   }
-  return { layout: layout as LayoutMode };
+  const convAlgo = env.SELFSUP_CONV_ALGO ?? 'auto';
+  if (!Object.hasOwn(CONV_ALGOS, convAlgo)) {
+    throw new NativeConfigError(`[native] SELFSUP_CONV_ALGO='${convAlgo}' is not a conv algorithm; accepted values: ` +
+      Object.entries(CONV_ALGOS).map(([k, v]) => `${k} (${v})`).join('; '));
+  }
+  return { layout: layout as LayoutMode, convAlgo: convAlgo as ConvAlgo };
 }
 
 let addon: NativeAddon | null = null;
@@ -157,10 +180,11 @@ export function nativeAddon(): NativeAddon {
   return addon;
 }
 
-/** Applies SELFSUP_LAYOUT on first use (after checking the environment). */
+/** Applies SELFSUP_LAYOUT and SELFSUP_CONV_ALGO on first use (after checking the environment). */
 function configure(a: NativeAddon): void {
-  const { layout } = checkNativeEnv();
+  const { layout, convAlgo } = checkNativeEnv();
   a.convLayout(layout === 'plain' ? 'plain' : 'blocked');
+  a.convAlgo(convAlgo);
   blockedActivations = layout === 'auto';
   configured = true;
 }
