@@ -71,6 +71,12 @@ struct Args {
   }
   float* f32(int i, const char* name, int64_t expected) const { return typed(i, name, DType::f32, expected).as<float>(); }
   float* f32opt(int i, const char* name, int64_t expected) const { return isNull(i) ? nullptr : f32(i, name, expected); }
+  /** bf16 storage: a Uint8Array of 2 bytes per value, 2-byte aligned. */
+  uint16_t* bf16(int i, const char* name, int64_t expected) const {
+    const Buf b = typed(i, name, DType::u8, 2 * expected);
+    if (reinterpret_cast<uintptr_t>(b.data) % 2 != 0) fail(k, std::string(name) + " is not 2-byte aligned (bf16 storage)");
+    return b.as<uint16_t>();
+  }
   int32_t* i32(int i, const char* name, int64_t expected) const {
     return typed(i, name, DType::i32, expected).as<int32_t>();
   }
@@ -404,6 +410,24 @@ void js_ema_update(const Args& a) {
   const auto q = f32_list(a, 1, "sources", n);
   ema_update(k, const_list(q), n, a.number(2));
 }
+void js_linear_add(const Args& a) {
+  const int64_t rows = a.size(5, "rows"), I = a.size(6, "I"), O = a.size(7, "O");
+  linear_add_forward(a.f32(0, "out", rows * O), a.f32(1, "x", rows * I), a.f32(2, "residual", rows * O),
+                     a.f32(3, "w", O * I), a.f32opt(4, "bias", O), rows, I, O);
+}
+void js_mlp_forward_bf16(const Args& a) {
+  const int64_t rows = a.size(9, "rows"), I = a.size(10, "I"), Hd = a.size(11, "Hd"), O = a.size(12, "O");
+  mlp_forward_bf16(a.f32(0, "out", rows * O), a.bf16(1, "hidden", rows * Hd), a.bf16(2, "deriv", rows * Hd),
+                   a.f32(3, "x", rows * I), a.f32opt(4, "residual", rows * O), a.f32(5, "w1", Hd * I),
+                   a.f32opt(6, "b1", Hd), a.f32(7, "w2", O * Hd), a.f32opt(8, "b2", O), rows, I, Hd, O);
+}
+void js_mlp_backward_bf16(const Args& a) {
+  const int64_t rows = a.size(11, "rows"), I = a.size(12, "I"), Hd = a.size(13, "Hd"), O = a.size(14, "O");
+  mlp_backward_bf16(a.f32opt(0, "gx", rows * I), a.f32opt(1, "gw1", Hd * I), a.f32opt(2, "gb1", Hd),
+                    a.f32opt(3, "gw2", O * Hd), a.f32opt(4, "gb2", O), a.f32(5, "gy", rows * O),
+                    a.bf16(6, "hidden", rows * Hd), a.bf16(7, "deriv", rows * Hd), a.f32(8, "x", rows * I),
+                    a.f32(9, "w1", Hd * I), a.f32(10, "w2", O * Hd), rows, I, Hd, O);
+}
 
 // ---- conv ----
 
@@ -565,6 +589,34 @@ Napi::Value js_conv_layout(const Args& a) {
   return Napi::String::New(a.env(), conv_layout());
 }
 
+/** convBf16Backward(): which conv backward passes run in bf16 under bf16 precision; with "auto" or "bf16", sets it. */
+Napi::Value js_conv_bf16_backward(const Args& a) {
+  if (!a.isNull(0)) {
+    const std::string mode = a.str(0, "mode");
+    if (mode != "auto" && mode != "bf16") fail(a.k, "mode must be 'auto' or 'bf16', got '" + mode + "'");
+    conv_set_bf16_backward(mode);
+  }
+  return Napi::String::New(a.env(), conv_bf16_backward());
+}
+
+/** convAlgo(): the oneDNN algorithm of f32 conv passes; convAlgo("auto"|"direct"|"winograd") sets it. */
+Napi::Value js_conv_algo(const Args& a) {
+  if (!a.isNull(0)) {
+    const std::string algo = a.str(0, "algo");
+    if (algo != "auto" && algo != "direct" && algo != "winograd")
+      fail(a.k, "algo must be 'auto', 'direct' or 'winograd', got '" + algo + "'");
+    conv_set_algo(algo);
+  }
+  return Napi::String::New(a.env(), conv_algo());
+}
+/** convImpl(kind, params): the oneDNN implementation that pass of a conv with these params runs now. */
+Napi::Value js_conv_impl(const Args& a) {
+  const std::string kind = a.str(0, "kind");
+  const int k = kind == "conv_fwd" ? 0 : kind == "conv_bwd_data" ? 1 : kind == "conv_bwd_weights" ? 2 : -1;
+  if (k < 0) fail(a.k, "unknown kind '" + kind + "'");
+  return Napi::String::New(a.env(), conv_impl(k, a.conv(1)));
+}
+
 /** benchPrimitive("matmul", {M, N, K}, iters) or benchPrimitive("conv_fwd"|"conv_bwd_data"|"conv_bwd_weights", params, iters, layout). */
 Napi::Value js_bench_primitive(const Args& a) {
   const std::string kind = a.str(0, "kind");
@@ -662,6 +714,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "linearBackward", js_linear_backward);
   add(env, exports, "linearBackwardScaled", js_linear_backward_scaled);
   add(env, exports, "linearGelu", js_linear_gelu);
+  add(env, exports, "linearAdd", js_linear_add);
+  add(env, exports, "mlpForwardBf16", js_mlp_forward_bf16);
+  add(env, exports, "mlpBackwardBf16", js_mlp_backward_bf16);
   add(env, exports, "conv2d", js_conv2d);
   add(env, exports, "conv2dBackwardData", js_conv2d_backward_data);
   add(env, exports, "conv2dBackwardWeight", js_conv2d_backward_weight);
@@ -682,6 +737,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "avgPool2d", js_avgpool2d);
   add(env, exports, "avgPool2dBackward", js_avgpool2d_backward);
   add(env, exports, "convLayout", js_conv_layout);
+  add(env, exports, "convAlgo", js_conv_algo);
+  add(env, exports, "convImpl", js_conv_impl);
+  add(env, exports, "convBf16Backward", js_conv_bf16_backward);
   add(env, exports, "activationLayout", js_activation_layout);
   add(env, exports, "benchPrimitive", js_bench_primitive);
   add(env, exports, "info", js_info);

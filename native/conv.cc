@@ -5,6 +5,11 @@
 // the edges. In "plain" mode the primitive runs on NCHW buffers directly. In bf16 precision (precision.cc) each pass
 // reads its two inputs as bf16 copies (the same reorders convert them) and writes its f32 output directly. Weights are re-reordered every call: the
 // optimizer updates them in place.
+// Algorithm (conv_set_algo): a pass that runs in f32 asks oneDNN, in "auto" mode (the default), for convolution_auto,
+// which takes its Winograd F(4x4, 3x3) kernels (AVX-512 only) for the 3x3 stride-1 shapes its own fixed heuristic
+// expects to beat the direct kernels (large enough batch and channels), and the direct kernels elsewhere: a choice by
+// shape and ISA, never by timing, so a run's numbers repeat. "direct" never uses Winograd; "winograd" asks for it
+// wherever oneDNN implements it (tests). bf16 passes always run direct (oneDNN 2.6 has no bf16 Winograd).
 //
 // Legend: N batch, C input channels, H W input size, O output channels, KH KW kernel size, OH OW output size,
 //   G groups; x [N, C, H, W], w [O, C/G, KH, KW] (oneDNN: [G, O/G, C/G, KH, KW] when G > 1), bias [O], y [N, O, OH, OW].
@@ -31,6 +36,10 @@ namespace {
 // side sets "plain" when SELFSUP_LAYOUT=plain.
 std::string& layout_mode() {
   static std::string mode = "blocked";
+  return mode;
+}
+std::string& algo_mode() {
+  static std::string mode = "auto";
   return mode;
 }
 
@@ -168,30 +177,53 @@ Mds prim_mds(const Geom& g, bool blocked, Types t = {}) {
           memory::desc(g.bias, dt::f32, tag::x), memory::desc(g.dst, t.dst, tag::any)};
 }
 
-convolution_forward::primitive_desc fwd_pd(const Geom& g, bool blocked, bool hasBias, Types t = {}) {
+using Alg = dnnl::algorithm;
+/**
+ * The oneDNN algorithm a pass of conv p asks for now (see the header): direct for bf16 passes and in "direct" mode.
+ * "auto" keeps convs with fewer than 16 input channels (a network's first layer, RGB in) direct: convolution_auto
+ * takes Winograd for ResNet's 3 -> 64 3x3 stem, and there it ran 11x slower forward and 3x slower backward-weights
+ * than direct (6.9 vs 75.8 ms, 11.6 vs 35.9 ms at batch 128, 32x32; bench/conv.ts).
+ */
+Alg conv_alg(const ConvParams& p) {
+  if (compute_precision() != Precision::f32 || algo_mode() == "direct") return Alg::convolution_direct;
+  if (algo_mode() == "winograd") return Alg::convolution_winograd;
+  return p.C >= 16 ? Alg::convolution_auto : Alg::convolution_direct;
+}
+/** make(alg), or make(direct) where oneDNN has no kernel for alg (Winograd asked for a shape or ISA it lacks). */
+template <class Make>
+auto with_alg(Alg alg, Make make) -> decltype(make(alg)) {
+  if (alg != Alg::convolution_winograd) return make(alg);
+  try {
+    return make(alg);
+  } catch (const dnnl::error&) {
+    return make(Alg::convolution_direct);
+  }
+}
+
+convolution_forward::primitive_desc fwd_pd(const Geom& g, bool blocked, bool hasBias, Types t = {},
+                                           Alg alg = Alg::convolution_direct) {
   const Mds m = prim_mds(g, blocked, t);
-  const auto d = hasBias ? convolution_forward::desc(dnnl::prop_kind::forward_training,
-                                                     dnnl::algorithm::convolution_direct, m.src, m.wei, m.bias, m.dst,
-                                                     g.strides, g.dilates, g.padL, g.padR)
-                         : convolution_forward::desc(dnnl::prop_kind::forward_training,
-                                                     dnnl::algorithm::convolution_direct, m.src, m.wei, m.dst,
+  const auto d = hasBias ? convolution_forward::desc(dnnl::prop_kind::forward_training, alg, m.src, m.wei, m.bias,
+                                                     m.dst, g.strides, g.dilates, g.padL, g.padR)
+                         : convolution_forward::desc(dnnl::prop_kind::forward_training, alg, m.src, m.wei, m.dst,
                                                      g.strides, g.dilates, g.padL, g.padR);
   return convolution_forward::primitive_desc(d, engine());
 }
-convolution_backward_data::primitive_desc bwd_data_pd(const Geom& g, bool blocked) {
+convolution_backward_data::primitive_desc bwd_data_pd(const Geom& g, bool blocked, Alg alg = Alg::convolution_direct) {
   const Types t = types_of(Pass::bwdData);
   const Mds m = prim_mds(g, blocked, t);
-  const convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, m.src, m.wei, m.dst, g.strides,
-                                          g.dilates, g.padL, g.padR);
-  return convolution_backward_data::primitive_desc(d, engine(), fwd_pd(g, blocked, false, types_of(Pass::fwd)));
+  const convolution_backward_data::desc d(alg, m.src, m.wei, m.dst, g.strides, g.dilates, g.padL, g.padR);
+  return convolution_backward_data::primitive_desc(d, engine(), fwd_pd(g, blocked, false, types_of(Pass::fwd), alg));
 }
-convolution_backward_weights::primitive_desc bwd_weights_pd(const Geom& g, bool blocked, bool hasBias) {
+convolution_backward_weights::primitive_desc bwd_weights_pd(const Geom& g, bool blocked, bool hasBias,
+                                                            Alg alg = Alg::convolution_direct) {
   const Mds m = prim_mds(g, blocked, types_of(Pass::bwdWeights));
-  const auto d = hasBias ? convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, m.src, m.wei,
-                                                              m.bias, m.dst, g.strides, g.dilates, g.padL, g.padR)
-                         : convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, m.src, m.wei, m.dst,
-                                                              g.strides, g.dilates, g.padL, g.padR);
-  return convolution_backward_weights::primitive_desc(d, engine(), fwd_pd(g, blocked, hasBias, types_of(Pass::fwd)));
+  const auto d = hasBias ? convolution_backward_weights::desc(alg, m.src, m.wei, m.bias, m.dst, g.strides, g.dilates,
+                                                              g.padL, g.padR)
+                         : convolution_backward_weights::desc(alg, m.src, m.wei, m.dst, g.strides, g.dilates, g.padL,
+                                                              g.padR);
+  return convolution_backward_weights::primitive_desc(d, engine(),
+                                                      fwd_pd(g, blocked, hasBias, types_of(Pass::fwd), alg));
 }
 
 struct FwdEntry {
@@ -217,16 +249,59 @@ PrimitiveCache<BwdWeightsEntry> bwdWeightsCache;
 std::string conv_key(const char* kind, const ConvParams& p, bool hasBias, int layouts) {
   return key(kind, p.N, p.C, p.H, p.W, p.O, p.KH, p.KW, p.OH, p.OW, p.strideH, p.strideW, p.padH, p.padW,
              p.dilationH, p.dilationW, p.groups, hasBias, layouts, int(compute_precision())) +
-         layout_mode();
+         layout_mode() + "," + algo_mode();
+}
+
+// bf16 precision, "auto" (the default): a backward pass runs in f32 where oneDNN 2.6's bf16 kernel for it loses to the
+// f32 one. Its bf16 backward kernels are the non-brgemm AMX ones (brgemm convolutions have no backward in 2.6), weak
+// on outputs of few pixels and on strided convs; the forward (brgemm) wins everywhere. Measured on the ResNet-18 CIFAR
+// convs at batch 128 (Sapphire Rapids, 2 threads, AMX; ms bf16 vs f32, each pass alone): backward-weights 512->512
+// 3x3 at 4x4 101.7 vs 77.2, 256->512 3x3/2 89.5 vs 45.1, 128->256 3x3/2 30.8 vs 28.6, 1x1/2 14.3 vs 4.0 and 8.5 vs
+// 5.2, ViT-Tiny/4's patch embedding (3->192 4x4/4 to 8x8) 34-39 vs 5-19, against 19.5 vs 62.6 at 64->64 32x32;
+// backward-data 256->512 3x3/2 55.1 vs 33.0, 128->256 3x3/2 33.8 vs 25.9, 1x1/2 8.0 vs 4.1. "bf16" keeps every pass in
+// bf16.
+std::string& bf16_backward_mode() {
+  static std::string mode = "auto";
+  return mode;
+}
+/** The precision a backward pass of conv p runs in now. */
+Precision backward_precision(const ConvParams& p, Pass pass) {
+  const Precision now = compute_precision();
+  if (now != Precision::bf16 || bf16_backward_mode() == "bf16") return now;
+  const int64_t pixels = p.OH * p.OW;
+  const bool strided = p.strideH > 1 || p.strideW > 1;
+  const bool f32 = pass == Pass::bwdWeights ? pixels <= 16 || (strided && (p.KH * p.KW == 1 || pixels <= 64))
+                                            : strided && pixels <= 64;
+  return f32 ? Precision::f32 : now;
 }
 
 }  // namespace
+
+void conv_set_bf16_backward(const std::string& mode) {
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
+  bf16_backward_mode() = mode;
+}
+std::string conv_bf16_backward() { return bf16_backward_mode(); }
 
 void conv_set_layout(const std::string& layout) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
   layout_mode() = layout;
 }
 std::string conv_layout() { return layout_mode(); }
+void conv_set_algo(const std::string& algo) {
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
+  algo_mode() = algo;
+}
+std::string conv_algo() { return algo_mode(); }
+std::string conv_impl(int kind, const ConvParams& p) {
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
+  const Geom g = geom(p);
+  const bool blocked = layout_mode() == "blocked";
+  const Alg alg = conv_alg(p);
+  if (kind == 0) return with_alg(alg, [&](Alg a) { return fwd_pd(g, blocked, false, {}, a); }).impl_info_str();
+  if (kind == 1) return with_alg(alg, [&](Alg a) { return bwd_data_pd(g, blocked, a); }).impl_info_str();
+  return with_alg(alg, [&](Alg a) { return bwd_weights_pd(g, blocked, false, a); }).impl_info_str();
+}
 
 int64_t preferred_block() {
   // What oneDNN's forward conv picks for a typical mid-network activation (64 -> 64 channels, 3x3, 14x14, batch 8)
@@ -257,7 +332,7 @@ bool conv2d_forward(float* out, const float* x, const float* w, const float* bia
   outMayBlock = outMayBlock && blocked && activation_block() > 0 && p.O % activation_block() == 0;
   FwdEntry& e = fwdCache.get(conv_key("fwd", p, bias, xBlocked + 2 * outMayBlock), [&] {
     const Geom g = geom(p);
-    const auto pd = fwd_pd(g, blocked, bias, types_of(Pass::fwd));
+    const auto pd = with_alg(conv_alg(p), [&](Alg a) { return fwd_pd(g, blocked, bias, types_of(Pass::fwd), a); });
     FwdEntry e;
     e.dstBlocked = outMayBlock && prefers_blocked(pd.dst_desc(), g.dst);
     const Mds u = user_mds(g, xBlocked, e.dstBlocked);
@@ -286,6 +361,7 @@ bool conv2d_forward(float* out, const float* x, const float* w, const float* bia
 bool conv2d_backward_data(float* gx, const float* gy, const float* w, const ConvParams& p, bool gyBlocked,
                           bool gxMayBlock) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
+  const ScopedPrecision pass(backward_precision(p, Pass::bwdData));
   check_blocked("conv2d_backward_data", "gy", gyBlocked, p.O);
   if (p.N * p.C * p.H * p.W == 0) return false;
   if (p.O * p.OH * p.OW == 0 || p.KH * p.KW == 0) {
@@ -296,7 +372,7 @@ bool conv2d_backward_data(float* gx, const float* gy, const float* w, const Conv
   gxMayBlock = gxMayBlock && blocked && activation_block() > 0 && p.C % activation_block() == 0;
   BwdDataEntry& e = bwdDataCache.get(conv_key("bwd_data", p, false, gyBlocked + 2 * gxMayBlock), [&] {
     const Geom g = geom(p);
-    const auto pd = bwd_data_pd(g, blocked);
+    const auto pd = with_alg(conv_alg(p), [&](Alg a) { return bwd_data_pd(g, blocked, a); });
     BwdDataEntry e;
     e.diffSrcBlocked = gxMayBlock && prefers_blocked(pd.diff_src_desc(), g.src);
     const Mds u = user_mds(g, e.diffSrcBlocked, gyBlocked);
@@ -319,6 +395,7 @@ bool conv2d_backward_data(float* gx, const float* gy, const float* w, const Conv
 void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* x, const ConvParams& p, bool gyBlocked,
                             bool xBlocked) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
+  const ScopedPrecision pass(backward_precision(p, Pass::bwdWeights));
   check_blocked("conv2d_backward_weight", "gy", gyBlocked, p.O);
   check_blocked("conv2d_backward_weight", "x", xBlocked, p.C);
   const int64_t wSize = p.O * (p.groups ? p.C / p.groups : 0) * p.KH * p.KW;
@@ -332,7 +409,7 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
   BwdWeightsEntry& e = bwdWeightsCache.get(conv_key("bwd_weights", p, gb, xBlocked + 2 * gyBlocked), [&] {
     const Geom g = geom(p);
     const Mds u = user_mds(g, xBlocked, gyBlocked);
-    const auto pd = bwd_weights_pd(g, blocked, gb);
+    const auto pd = with_alg(conv_alg(p), [&](Alg a) { return bwd_weights_pd(g, blocked, gb, a); });
     BwdWeightsEntry e;
     e.prim = convolution_backward_weights(pd);
     e.src = make_port(u.src, pd.src_desc(), true, 0);

@@ -51,6 +51,14 @@ void set_compute_precision(Precision p);
 std::string cpu_isa_name();
 /** Whether the CPU (as oneDNN may use it, ONEDNN_MAX_CPU_ISA included) computes bf16 natively. */
 bool cpu_has_native_bf16();
+/** Sets the precision for one kernel call's scope (a bf16 call running one pass in f32), restoring it after. */
+struct ScopedPrecision {
+  explicit ScopedPrecision(Precision p);
+  ~ScopedPrecision();
+  ScopedPrecision(const ScopedPrecision&) = delete;
+  ScopedPrecision& operator=(const ScopedPrecision&) = delete;
+  Precision old;
+};
 /** A reusable scratch buffer of at least `elems` bf16 values; slot picks one of a few independent buffers. */
 void* low_scratch(int slot, int64_t elems);
 
@@ -77,6 +85,30 @@ void linear_backward_scaled(float* gx, float* gw, float* gb, const float* gxScal
 void linear_gelu_forward(float* out, float* deriv, const float* x, const float* w, const float* bias, int64_t rows,
                          int64_t I, int64_t O);
 
+/**
+ * A Linear plus a residual (a transformer block's attention projection and skip connection): out [rows, O] = x w^T +
+ * bias + residual, the sum a post-op of the matmul, so the projection's own output never exists apart from the sum.
+ */
+void linear_add_forward(float* out, const float* x, const float* residual, const float* w, const float* bias,
+                        int64_t rows, int64_t I, int64_t O);
+/**
+ * The fused transformer MLP in bf16 precision (out = fc2(gelu(fc1(x))), like mlp's linearGelu + matmul): hidden =
+ * gelu(x w1^T + b1) and deriv = gelu'(..) [rows, Hd] are kept in bf16 storage (uint16 bf16 bit patterns), as autocast
+ * keeps the bf16 output of fc1, so they take half the memory and fc2 reads hidden without a conversion. residual
+ * [rows, O] (nullable) is added to out inside fc2's matmul (a transformer block's skip connection), so the MLP's own
+ * output never exists apart from the sum. Needs bf16 precision and non-empty sizes.
+ */
+void mlp_forward_bf16(float* out, uint16_t* hidden, uint16_t* deriv, const float* x, const float* residual,
+                      const float* w1, const float* b1, const float* w2, const float* b2, int64_t rows, int64_t I,
+                      int64_t Hd, int64_t O);
+/**
+ * Its backward: gpre = (gy w2) * deriv in bf16 (scratch), then gx = gpre w1, gw1 = gpre^T x, gb1 = sum of gpre,
+ * gw2 = gy^T hidden, gb2 = sum of gy; a null output is skipped.
+ */
+void mlp_backward_bf16(float* gx, float* gw1, float* gb1, float* gw2, float* gb2, const float* gy,
+                       const uint16_t* hidden, const uint16_t* deriv, const float* x, const float* w1,
+                       const float* w2, int64_t rows, int64_t I, int64_t Hd, int64_t O);
+
 // ---- conv.cc ----
 struct ConvParams {
   int64_t N, C, H, W, O, KH, KW, OH, OW, strideH, strideW, padH, padW, dilationH, dilationW, groups;
@@ -92,6 +124,21 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
                             bool gyBlocked = false, bool xBlocked = false);
 /** In place: an [N, C, H, W] float buffer from NCHW to the activation block layout (toBlocked) or back. */
 void relayout_blocked(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bool toBlocked);
+/**
+ * bf16 precision only: "auto" runs a backward pass in f32 where oneDNN's bf16 kernel for that shape is the slower one
+ * (conv.cc has the rule and its measurements); "bf16" runs every pass in bf16.
+ */
+void conv_set_bf16_backward(const std::string& mode);
+std::string conv_bf16_backward();
+/**
+ * The oneDNN algorithm of conv passes that run in f32: "auto" (convolution_auto: Winograd where oneDNN's fixed shape
+ * heuristic expects it faster and the ISA has it, else direct; the default), "direct", or "winograd" (wherever
+ * oneDNN implements it, else direct).
+ */
+void conv_set_algo(const std::string& algo);
+std::string conv_algo();
+/** The oneDNN implementation a pass (0 forward, 1 backward-data, 2 backward-weights) of p runs now. */
+std::string conv_impl(int kind, const ConvParams& p);
 /** "plain" runs conv on NCHW/OIHW directly; "blocked" lets oneDNN pick its layouts and reorders around them. */
 void conv_set_layout(const std::string& layout);
 std::string conv_layout();

@@ -36,22 +36,29 @@ struct MatmulEntry {
 };
 PrimitiveCache<MatmulEntry> matmulCache;
 
+/** bf16 only: which of out and the binary_mul post-op operand are bf16 buffers (else f32); addDst: the post-op is a
+ * binary_add of an f32 [M, N] operand instead (a residual added to the product). */
+struct LowIO {
+  bool out = false, mulDst = false, addDst = false;
+};
+
 MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M, int64_t N, int64_t K, bool transA,
                         bool transB, int64_t aBatchStride, int64_t bBatchStride, bool hasBias, bool bf16,
-                        bool mulDst = false) {
+                        bool mulDst = false, LowIO low = {}) {
   const memory::desc aMd({batchA, M, K}, dt::f32,
                          memory::dims{batchA > 1 ? aBatchStride : M * K, transA ? 1 : K, transA ? M : 1});
   const memory::desc bMd({batchB, K, N}, dt::f32,
                          memory::dims{batchB > 1 ? bBatchStride : K * N, transB ? 1 : N, transB ? K : 1});
-  const memory::desc outMd({batch, M, N}, dt::f32, tag::abc);
+  const memory::desc outMd({batch, M, N}, low.out ? dt::bf16 : dt::f32, tag::abc);
   const memory::desc biasMd = hasBias ? memory::desc({1, 1, N}, dt::f32, tag::abc) : memory::desc();
   MatmulEntry e;
   dnnl::primitive_attr attr;
   if (mulDst) {
+    const memory::desc mulMd({batch, M, N}, low.mulDst ? dt::bf16 : dt::f32, tag::abc);
     dnnl::post_ops po;
-    po.append_binary(dnnl::algorithm::binary_mul, outMd);
+    po.append_binary(low.addDst ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul, mulMd);
     attr.set_post_ops(po);
-    e.mulDst = memory(outMd, engine(), nullptr);
+    e.mulDst = memory(mulMd, engine(), nullptr);
   }
   if (bf16) {
     // the copies keep the operands' transposition (a K-major copy of a K-major operand is a straight conversion)
@@ -84,7 +91,7 @@ namespace {
 
 MatmulEntry& matmul_entry(int64_t batch, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
                           int64_t aBatchStride, int64_t bBatchStride, bool hasBias, int64_t& runBatch,
-                          bool mulDst = false) {
+                          bool mulDst = false, LowIO low = {}) {
   const int64_t batchA = aBatchStride == 0 ? 1 : batch, batchB = bBatchStride == 0 ? 1 : batch;
   // oneDNN broadcasts a batch of 1 only against a batch > 1 on the other side; when both broadcast,
   // compute one matrix and copy it.
@@ -92,30 +99,36 @@ MatmulEntry& matmul_entry(int64_t batch, int64_t M, int64_t N, int64_t K, bool t
   const bool bf16 = compute_precision() == Precision::bf16;
   const int64_t rb = runBatch;
   return matmulCache.get(
-      key("mm", batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16, mulDst), [&] {
+      key("mm", batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16, mulDst,
+          low.out, low.mulDst, low.addDst),
+      [&] {
         return make_matmul(batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16,
-                           mulDst);
+                           mulDst, low);
       });
 }
 
 /**
- * Runs a cached matmul. In bf16, a and b are converted into scratch slots 0 and 1 first, except a when aLowReady:
- * slot 0 then already holds the bf16 copy of a (in the same physical layout; see linear_backward). mulDst: the
- * entry's binary_mul post-op operand.
+ * Runs a cached matmul. In bf16, a and b are converted into scratch slots 0 and 1 first, except an operand whose
+ * bf16 copy is given (aLow, bLow: in the entry's physical layout; see linear_backward and mlp_*_bf16). mulDst: the
+ * entry's binary_mul post-op operand; out and mulDst are bf16 buffers where the entry was made with LowIO saying so.
  */
-void run_matmul(MatmulEntry& e, float* out, const float* a, const float* b, const float* bias, bool aLowReady = false,
-                const float* mulDst = nullptr) {
+void run_matmul(MatmulEntry& e, void* out, const float* a, const float* b, const float* bias,
+                const void* aLow = nullptr, const void* mulDst = nullptr, const void* bLow = nullptr) {
   if (e.aElems > 0) {  // bf16
-    if (!aLowReady) {
+    if (aLow == nullptr) {
       e.aUser.set_data_handle(const_cast<float*>(a));
       e.a.set_data_handle(low_scratch(0, e.aElems));
       e.toA.execute(stream(), e.aUser, e.a);
     } else {
-      e.a.set_data_handle(low_scratch(0, e.aElems));
+      e.a.set_data_handle(const_cast<void*>(aLow));
     }
-    e.bUser.set_data_handle(const_cast<float*>(b));
-    e.b.set_data_handle(low_scratch(1, e.bElems));
-    e.toB.execute(stream(), e.bUser, e.b);
+    if (bLow == nullptr) {
+      e.bUser.set_data_handle(const_cast<float*>(b));
+      e.b.set_data_handle(low_scratch(1, e.bElems));
+      e.toB.execute(stream(), e.bUser, e.b);
+    } else {
+      e.b.set_data_handle(const_cast<void*>(bLow));
+    }
   } else {
     e.a.set_data_handle(const_cast<float*>(a));
     e.b.set_data_handle(const_cast<float*>(b));
@@ -127,7 +140,7 @@ void run_matmul(MatmulEntry& e, float* out, const float* a, const float* b, cons
     args.emplace(DNNL_ARG_BIAS, e.bias);
   }
   if (mulDst) {
-    e.mulDst.set_data_handle(const_cast<float*>(mulDst));
+    e.mulDst.set_data_handle(const_cast<void*>(mulDst));
     args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, e.mulDst);
   }
   e.prim.execute(stream(), args);
@@ -169,10 +182,12 @@ void linear_backward_impl(float* gx, float* gw, float* gb, const float* gxScale,
   int64_t runBatch = 0;
   if (gx) {
     run_matmul(matmul_entry(1, rows, I, O, false, false, 0, 0, false, runBatch, gxScale != nullptr), gx, gy, w, nullptr,
-               false, gxScale);
+               nullptr, gxScale);
     gyLow = compute_precision() == Precision::bf16;
   }
-  if (gw) run_matmul(matmul_entry(1, O, I, rows, true, false, 0, 0, false, runBatch), gw, gy, x, nullptr, gyLow);
+  if (gw)
+    run_matmul(matmul_entry(1, O, I, rows, true, false, 0, 0, false, runBatch), gw, gy, x, nullptr,
+               gyLow ? low_scratch(0, rows * O) : nullptr);
 }
 
 constexpr float kSqrt1_2 = 0.70710678118654752f, kInvSqrt2Pi = 0.39894228040143268f;
@@ -204,6 +219,18 @@ inline vf16 exp16(vf16 x) {
   return reinterpret_cast<vf16>(reinterpret_cast<vi16>(p) + (__builtin_convertvector(n, vi16) << 23));
 }
 
+/** gelu_and_derivative on 16 lanes: y = gelu(x), d = gelu'(x). */
+inline void gelu16(vf16 x, vf16& y, vf16& d) {
+  const vf16 ax = x < 0.f ? -x : x;
+  const vf16 t = 1.f / (1.f + 0.3275911f * kSqrt1_2 * ax);
+  const vf16 poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+  const vf16 g = exp16(-0.5f * x * x);
+  const vf16 tail = 0.5f * poly * g;
+  const vf16 phi = x < 0.f ? tail : 1.f - tail;
+  y = x * phi;
+  d = phi + x * kInvSqrt2Pi * g;
+}
+
 /** Stores 16 floats at a 64-byte aligned p, bypassing the cache where the ISA can (the data is not read again soon). */
 inline void stream16(float* p, vf16 v) {
 #if defined(__AVX512F__)
@@ -231,15 +258,10 @@ void gelu_with_derivative(float* out, float* v, int64_t n) {
     while (i < e && (reinterpret_cast<uintptr_t>(v + i) & 63) != 0) { gelu_and_derivative(v[i], out[i], v[i]); i++; }
     if ((reinterpret_cast<uintptr_t>(out + i) & 63) == 0) {
       for (; i + kLanes <= e; i += kLanes) {
-        const vf16 x = *reinterpret_cast<const vf16*>(v + i);
-        const vf16 ax = x < 0.f ? -x : x;
-        const vf16 t = 1.f / (1.f + 0.3275911f * kSqrt1_2 * ax);
-        const vf16 poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-        const vf16 g = exp16(-0.5f * x * x);
-        const vf16 tail = 0.5f * poly * g;
-        const vf16 phi = x < 0.f ? tail : 1.f - tail;
-        stream16(out + i, x * phi);
-        stream16(v + i, phi + x * kInvSqrt2Pi * g);
+        vf16 y, d;
+        gelu16(*reinterpret_cast<const vf16*>(v + i), y, d);
+        stream16(out + i, y);
+        stream16(v + i, d);
       }
 #if defined(__AVX__)
       _mm_sfence();  // the streaming stores are visible to every thread before the pass returns
@@ -247,6 +269,71 @@ void gelu_with_derivative(float* out, float* v, int64_t n) {
     }
     for (; i < e; i++) gelu_and_derivative(v[i], out[i], v[i]);
   });
+}
+
+// ---- bf16 storage: the upper 16 bits of the f32 pattern, rounded to nearest even (as oneDNN's reorders round) ----
+typedef uint32_t vu16 __attribute__((vector_size(64)));
+typedef uint16_t vh16 __attribute__((vector_size(32)));
+
+inline uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40u);  // NaN stays a (quiet) NaN
+  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+inline vh16 to_bf16(vf16 v) {
+  const vu16 u = reinterpret_cast<vu16>(v);
+  const vu16 r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const vu16 q = (u >> 16) | 0x40u;
+  return __builtin_convertvector((u & 0x7fffffffu) > 0x7f800000u ? q : r, vh16);
+}
+inline float from_bf16(uint16_t h) {
+  const uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+/** gelu_with_derivative writing bf16: out = gelu(v), deriv = gelu'(v), v [n] f32 pre-activations left as they are. */
+void gelu_with_derivative_bf16(uint16_t* out, uint16_t* deriv, const float* v, int64_t n) {
+  parallel_range(n, n * 16, [&](int64_t b, int64_t e) {
+    int64_t i = b;
+    for (; i + kLanes <= e; i += kLanes) {
+      vf16 x, y, d;
+      std::memcpy(&x, v + i, sizeof x);
+      gelu16(x, y, d);
+      const vh16 yh = to_bf16(y), dh = to_bf16(d);
+      std::memcpy(out + i, &yh, sizeof yh);
+      std::memcpy(deriv + i, &dh, sizeof dh);
+    }
+    for (; i < e; i++) {
+      float y, d;
+      gelu_and_derivative(v[i], y, d);
+      out[i] = to_bf16(y);
+      deriv[i] = to_bf16(d);
+    }
+  });
+}
+
+/** gb [cols] = column sums of a row-major bf16 [rows, cols], accumulated in double (one partial per thread). */
+void column_sums_bf16(float* gb, const uint16_t* src, int64_t rows, int64_t cols) {
+  const int nt = rows * cols >= kParallelThreshold ? omp_get_max_threads() : 1;
+  std::vector<double> part(size_t(nt) * size_t(cols), 0.0);
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    double* acc = part.data() + t * cols;
+    for (int64_t r = rows * t / n; r < rows * (t + 1) / n; r++) {
+      const uint16_t* row = src + r * cols;
+#pragma omp simd
+      for (int64_t c = 0; c < cols; c++) acc[c] += double(from_bf16(row[c]));
+    }
+  }
+  for (int64_t c = 0; c < cols; c++) {
+    double v = 0;
+    for (int t = 0; t < nt; t++) v += part[size_t(t) * size_t(cols) + size_t(c)];
+    gb[c] = float(v);
+  }
 }
 
 }  // namespace
@@ -266,6 +353,58 @@ void linear_gelu_forward(float* out, float* deriv, const float* x, const float* 
   if (rows * O == 0) return;
   matmul_forward(deriv, x, w, bias, 1, rows, O, I, false, true, 0, 0);  // the pre-activation, bias fused
   gelu_with_derivative(out, deriv, rows * O);
+}
+
+void linear_add_forward(float* out, const float* x, const float* residual, const float* w, const float* bias,
+                        int64_t rows, int64_t I, int64_t O) {
+  if (rows * O == 0) return;
+  if (I == 0) fail("linear_add_forward", "an empty contraction goes through the unfused ops");
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
+  int64_t runBatch = 0;
+  run_matmul(matmul_entry(1, rows, O, I, false, true, 0, 0, bias != nullptr, runBatch, true, LowIO{false, false, true}),
+             out, x, w, bias, nullptr, residual);
+}
+
+void mlp_forward_bf16(float* out, uint16_t* hidden, uint16_t* deriv, const float* x, const float* residual,
+                      const float* w1, const float* b1, const float* w2, const float* b2, int64_t rows, int64_t I,
+                      int64_t Hd, int64_t O) {
+  if (compute_precision() != Precision::bf16) fail("mlp_forward_bf16", "needs bf16 precision (setPrecision('bf16'))");
+  if (rows * I * Hd * O == 0) fail("mlp_forward_bf16", "empty sizes go through the fp32 kernels");
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
+  int64_t runBatch = 0;
+  // pre [rows, Hd] f32 = x w1^T + b1, in scratch: only gelu and gelu' of it are kept, both in bf16
+  float* pre = static_cast<float*>(low_scratch(3, 2 * rows * Hd));
+  run_matmul(matmul_entry(1, rows, Hd, I, false, true, 0, 0, b1 != nullptr, runBatch), pre, x, w1, b1);
+  gelu_with_derivative_bf16(hidden, deriv, pre, rows * Hd);
+  // out [rows, O] = hidden w2^T + b2 (+ residual, a post-op), hidden read as it is
+  run_matmul(matmul_entry(1, rows, O, Hd, false, true, 0, 0, b2 != nullptr, runBatch, residual != nullptr,
+                          LowIO{false, false, true}),
+             out, nullptr, w2, b2, hidden, residual);
+}
+
+void mlp_backward_bf16(float* gx, float* gw1, float* gb1, float* gw2, float* gb2, const float* gy,
+                       const uint16_t* hidden, const uint16_t* deriv, const float* x, const float* w1,
+                       const float* w2, int64_t rows, int64_t I, int64_t Hd, int64_t O) {
+  if (compute_precision() != Precision::bf16) fail("mlp_backward_bf16", "needs bf16 precision (setPrecision('bf16'))");
+  if (rows * I * Hd * O == 0) fail("mlp_backward_bf16", "empty sizes go through the fp32 kernels");
+  if (gb2) reduce(ReduceOp::sum, Buf{gb2, O, DType::f32}, Buf{const_cast<float*>(gy), rows * O, DType::f32}, 1, rows, O);
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
+  int64_t runBatch = 0;
+  const bool needPre = gx || gw1 || gb1;
+  // gpre [rows, Hd] bf16 (scratch slot 2) = (gy w2) * gelu'; gy's bf16 copy lands in slot 0 and serves gw2 too
+  uint16_t* gpre = needPre ? static_cast<uint16_t*>(low_scratch(2, rows * Hd)) : nullptr;
+  if (needPre)
+    run_matmul(matmul_entry(1, rows, Hd, O, false, false, 0, 0, false, runBatch, true, LowIO{true, true}), gpre, gy,
+               w2, nullptr, nullptr, deriv);
+  // gw2 [O, Hd] = gy^T hidden
+  if (gw2)
+    run_matmul(matmul_entry(1, O, Hd, rows, true, false, 0, 0, false, runBatch), gw2, gy, nullptr, nullptr,
+               needPre ? low_scratch(0, rows * O) : nullptr, nullptr, hidden);
+  if (!needPre) return;
+  if (gb1) column_sums_bf16(gb1, gpre, rows, Hd);
+  // gx [rows, I] = gpre w1; gw1 [Hd, I] = gpre^T x
+  if (gx) run_matmul(matmul_entry(1, rows, I, Hd, false, false, 0, 0, false, runBatch), gx, nullptr, w1, nullptr, gpre);
+  if (gw1) run_matmul(matmul_entry(1, Hd, I, rows, true, false, 0, 0, false, runBatch), gw1, nullptr, x, nullptr, gpre);
 }
 
 double bench_matmul(int64_t M, int64_t N, int64_t K, int iters, bool bf16) {

@@ -55,6 +55,12 @@ void set_compute_precision(Precision p) {
   precision = p;
 }
 
+ScopedPrecision::ScopedPrecision(Precision p) : old(precision) {
+  if (p == Precision::bf16 && !cpu_has_native_bf16()) fail("precision", "internal: bf16 scoped on a CPU without native bf16");
+  precision = p;
+}
+ScopedPrecision::~ScopedPrecision() { precision = old; }
+
 void* low_scratch(int slot, int64_t elems) {
   Scratch& s = scratch[slot];
   if (s.elems < elems) {

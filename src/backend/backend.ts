@@ -148,6 +148,27 @@ export interface Backend {
   /** linearBackward with gx scaled elementwise: gx = (gy w) * gxScale, gxScale [rows, I] (null only when gx is). */
   linearBackwardScaled(gx: FloatArray | null, gw: FloatArray | null, gb: FloatArray | null, gxScale: FloatArray | null,
     gy: FloatArray, x: FloatArray, w: FloatArray, rows: number, I: number, O: number): void;
+  /**
+   * Optional (native; T.linear uses it in bf16 precision): out [rows, O] = x w^T + bias + residual, the residual added
+   * inside the matmul (a transformer block's attention projection and skip connection).
+   */
+  linearAdd?(out: Float32Array, x: Float32Array, residual: Float32Array, w: Float32Array, bias: Float32Array | null,
+    rows: number, I: number, O: number): void;
+  /**
+   * Optional (native, bf16 precision only: see bf16Compute): the fused MLP out = fc2(gelu(fc1(x))) (x [rows, I], w1
+   * [Hd, I], w2 [O, Hd]) keeping hidden = gelu(..) and deriv = gelu'(..) [rows, Hd] in bf16 storage, 2 bytes per
+   * value in a Uint8Array, as autocast keeps fc1's bf16 output: half the memory, and fc2 reads hidden unconverted.
+   * residual [rows, O] (or null) is added to out inside fc2's matmul.
+   */
+  mlpForwardBf16?(out: Float32Array, hidden: Uint8Array, deriv: Uint8Array, x: Float32Array, residual: Float32Array | null,
+    w1: Float32Array, b1: Float32Array | null, w2: Float32Array, b2: Float32Array | null, rows: number, I: number,
+    Hd: number, O: number): void;
+  /** Its backward, every output overwritten, a null one skipped. */
+  mlpBackwardBf16?(gx: Float32Array | null, gw1: Float32Array | null, gb1: Float32Array | null, gw2: Float32Array | null,
+    gb2: Float32Array | null, gy: Float32Array, hidden: Uint8Array, deriv: Uint8Array, x: Float32Array, w1: Float32Array,
+    w2: Float32Array, rows: number, I: number, Hd: number, O: number): void;
+  /** Native only: whether conv and matmul multiply in bf16 now (setPrecision('bf16')); absent means never. */
+  readonly bf16Compute?: () => boolean;
 
   // ---- convolution ----
   conv2d(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams): void;

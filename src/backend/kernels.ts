@@ -48,6 +48,12 @@ export const KERNELS: readonly KernelSignature[] = [
   // fused transformer MLP (T.mlp): fc1 + exact GELU saving GELU's derivative; fc2's backward scales gx by it
   { name: 'linearGelu', cpp: 'linear_gelu_forward', args: ['out', 'deriv', 'x', 'w', 'bias', 'rows', 'I', 'O'] },
   { name: 'linearBackwardScaled', cpp: 'linear_backward_scaled', args: ['gx', 'gw', 'gb', 'gxScale', 'gy', 'x', 'w', 'rows', 'I', 'O'] },
+  // a Linear plus a residual, the sum fused into the matmul (optional on a backend; used in bf16 precision)
+  { name: 'linearAdd', cpp: 'linear_add_forward', args: ['out', 'x', 'residual', 'w', 'bias', 'rows', 'I', 'O'] },
+  // the same MLP in bf16 precision (optional on a backend): hidden and deriv in bf16 storage (Uint8Array, 2 bytes each)
+  { name: 'mlpForwardBf16', cpp: 'mlp_forward_bf16', args: ['out', 'hidden', 'deriv', 'x', 'residual', 'w1', 'b1', 'w2', 'b2', 'rows', 'I', 'Hd', 'O'] },
+  { name: 'mlpBackwardBf16', cpp: 'mlp_backward_bf16',
+    args: ['gx', 'gw1', 'gb1', 'gw2', 'gb2', 'gy', 'hidden', 'deriv', 'x', 'w1', 'w2', 'rows', 'I', 'Hd', 'O'] },
   // ---- conv.cc (p: ConvParams)
   // the C++ kernels take the layout flags too; batch norm's binding picks the _blocked kernel instead
   { name: 'conv2d', cpp: 'conv2d_forward', args: ['out', 'x', 'w', 'bias', 'p'], flags: ['xBlocked', 'outMayBlock'],

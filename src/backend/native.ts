@@ -12,6 +12,14 @@ import type {
 export interface NativeMemoryStats { liveBytes: number; cachedBytes: number; liveBlocks: number; cachedBlocks: number }
 
 export type ConvLayout = 'plain' | 'blocked';
+/** SELFSUP_CONV_ALGO values: the oneDNN algorithm conv passes that run in f32 ask for. */
+export const CONV_ALGOS = {
+  auto: "oneDNN's convolution_auto: its Winograd F(4x4, 3x3) kernels (AVX-512) for the 3x3 stride-1 shapes its fixed " +
+    'heuristic expects faster, direct kernels elsewhere (default)',
+  direct: "oneDNN's direct kernels only",
+  winograd: 'Winograd wherever oneDNN implements it, direct elsewhere',
+} as const;
+export type ConvAlgo = keyof typeof CONV_ALGOS;
 /** What conv and matmul multiply in: fp32, or bf16 with f32 accumulation and f32 tensors (like torch.autocast). */
 export type Precision = 'fp32' | 'bf16';
 /** The layout activations are kept in between layers: the channel block oneDNN's conv prefers on this CPU, or none. */
@@ -40,7 +48,7 @@ type Flagged = 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeight' | 'batch
  * The addon's exports: the Backend kernels with the same argument order, plus memory and benchmark helpers. Conv and
  * batch norm take trailing "blocked" flags (absent: NCHW), as BlockedKernels describes.
  */
-export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocked' | Flagged> {
+export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocked' | 'bf16Compute' | Flagged> {
   conv2d(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams, xBlocked?: boolean,
     outMayBlock?: boolean): boolean;
   conv2dBackwardData(gx: FloatArray, gy: FloatArray, w: FloatArray, p: ConvParams, gyBlocked?: boolean,
@@ -64,8 +72,20 @@ export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocke
   memoryStats(): NativeMemoryStats;
   /** Returns every idle cached block to the OS. */
   trimCache(): void;
+  /**
+   * Gets (and with an argument, sets) which conv backward passes run in bf16 under bf16 precision: 'auto' (default)
+   * runs a pass in f32 where oneDNN's bf16 kernel for that shape is the slower one (native/conv.cc), 'bf16' none.
+   */
+  convBf16Backward(mode?: 'auto' | 'bf16' | null): 'auto' | 'bf16';
   /** Gets (and with an argument, sets) how conv lays out data for oneDNN. */
   convLayout(layout?: ConvLayout | null): ConvLayout;
+  /**
+   * Gets (and with an argument, sets) the oneDNN algorithm conv passes that run in f32 ask for (CONV_ALGOS). The
+   * choice is by shape and ISA, never by timing: a run's numbers repeat.
+   */
+  convAlgo(algo?: ConvAlgo | null): ConvAlgo;
+  /** The oneDNN implementation a pass of a conv with params p runs now, e.g. 'jit_wino_4x3:avx512_core'. */
+  convImpl(kind: Exclude<BenchKind, 'matmul'>, p: ConvParams): string;
   /** The layout blocked activations use now: oneDNN's preferred channel block in 'blocked' conv layout, else plain. */
   activationLayout(): ActivationLayout;
   /** Seconds per iteration of the bare oneDNN primitive, on buffers oneDNN allocates in its preferred layout. */
@@ -99,6 +119,9 @@ export const LAYOUT_MODES = {
 } as const;
 export type LayoutMode = keyof typeof LAYOUT_MODES;
 
+/** The environment's choices for the native engine: SELFSUP_LAYOUT and SELFSUP_CONV_ALGO. */
+export interface NativeEnv { layout: LayoutMode; convAlgo: ConvAlgo }
+
 /** ONEDNN_MAX_CPU_ISA (and its older name DNNL_MAX_CPU_ISA) values oneDNN 2.6 accepts. */
 const ISA_VALUES = ['SSE41', 'AVX', 'AVX2', 'AVX2_VNNI', 'AVX512_MIC', 'AVX512_MIC_4OPS', 'AVX512_CORE',
   'AVX512_CORE_VNNI', 'AVX512_CORE_BF16', 'AVX512_CORE_AMX', 'ALL'] as const;
@@ -107,7 +130,7 @@ const ISA_VALUES = ['SSE41', 'AVX', 'AVX2', 'AVX2_VNNI', 'AVX512_MIC', 'AVX512_M
  * Checks the environment variables that steer the native engine. oneDNN ignores an ISA name it does not know, so
  * a typo would silently run at full ISA; here it is an error naming the variable and the accepted values.
  */
-export function checkNativeEnv(env: NodeJS.ProcessEnv = process.env): { layout: LayoutMode } {
+export function checkNativeEnv(env: NodeJS.ProcessEnv = process.env): NativeEnv {
   for (const name of ['ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA']) {
     const v = env[name];
     if (v !== undefined && v !== '' && !(ISA_VALUES as readonly string[]).includes(v.toUpperCase())) {
@@ -120,7 +143,12 @@ export function checkNativeEnv(env: NodeJS.ProcessEnv = process.env): { layout: 
     throw new NativeConfigError(`[native] SELFSUP_LAYOUT='${layout}' is not a layout mode; accepted values: ` +
       Object.entries(LAYOUT_MODES).map(([k, v]) => `${k} (${v})`).join('; '));
   }
-  return { layout: layout as LayoutMode };
+  const convAlgo = env.SELFSUP_CONV_ALGO ?? 'auto';
+  if (!Object.hasOwn(CONV_ALGOS, convAlgo)) {
+    throw new NativeConfigError(`[native] SELFSUP_CONV_ALGO='${convAlgo}' is not a conv algorithm; accepted values: ` +
+      Object.entries(CONV_ALGOS).map(([k, v]) => `${k} (${v})`).join('; '));
+  }
+  return { layout: layout as LayoutMode, convAlgo: convAlgo as ConvAlgo };
 }
 
 let addon: NativeAddon | null = null;
@@ -152,10 +180,11 @@ export function nativeAddon(): NativeAddon {
   return addon;
 }
 
-/** Applies SELFSUP_LAYOUT on first use (after checking the environment). */
+/** Applies SELFSUP_LAYOUT and SELFSUP_CONV_ALGO on first use (after checking the environment). */
 function configure(a: NativeAddon): void {
-  const { layout } = checkNativeEnv();
+  const { layout, convAlgo } = checkNativeEnv();
   a.convLayout(layout === 'plain' ? 'plain' : 'blocked');
+  a.convAlgo(convAlgo);
   blockedActivations = layout === 'auto';
   configured = true;
 }
@@ -264,6 +293,18 @@ export const nativeBackend: Backend = {
   linearBackwardScaled: (gx: FloatArray | null, gw: FloatArray | null, gb: FloatArray | null, gxScale: FloatArray | null,
     gy: FloatArray, x: FloatArray, w: FloatArray, rows: number, I: number, O: number) =>
     nativeAddon().linearBackwardScaled(gx, gw, gb, gxScale, gy, x, w, rows, I, O),
+
+  linearAdd: (out: Float32Array, x: Float32Array, residual: Float32Array, w: Float32Array, bias: Float32Array | null,
+    rows: number, I: number, O: number) => nativeAddon().linearAdd!(out, x, residual, w, bias, rows, I, O),
+  mlpForwardBf16: (out: Float32Array, hidden: Uint8Array, deriv: Uint8Array, x: Float32Array,
+    residual: Float32Array | null, w1: Float32Array, b1: Float32Array | null, w2: Float32Array, b2: Float32Array | null,
+    rows: number, I: number, Hd: number, O: number) =>
+    nativeAddon().mlpForwardBf16!(out, hidden, deriv, x, residual, w1, b1, w2, b2, rows, I, Hd, O),
+  mlpBackwardBf16: (gx: Float32Array | null, gw1: Float32Array | null, gb1: Float32Array | null,
+    gw2: Float32Array | null, gb2: Float32Array | null, gy: Float32Array, hidden: Uint8Array, deriv: Uint8Array,
+    x: Float32Array, w1: Float32Array, w2: Float32Array, rows: number, I: number, Hd: number, O: number) =>
+    nativeAddon().mlpBackwardBf16!(gx, gw1, gb1, gw2, gb2, gy, hidden, deriv, x, w1, w2, rows, I, Hd, O),
+  bf16Compute: () => getPrecision() === 'bf16',
 
   conv2d: (out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams) => {
     nativeAddon().conv2d(out, x, w, bias, p);

@@ -30,13 +30,15 @@ export class Mlp extends Module {
   get fc1(): Linear { return this.child('fc1'); }
   get fc2(): Linear { return this.child('fc2'); }
   get drop(): Dropout { return this.child('drop'); }
-  forward(x: Tensor): Tensor {
+  /** mlp(x), or residual + mlp(x) when a residual is given (fused into fc2 where the fused kernel runs). */
+  forward(x: Tensor, residual: Tensor | null = null): Tensor {
     // the fused kernel has no dropout between GELU and fc2: it runs when that dropout is the identity
     if (fusedMlp && (this.drop.p === 0 || !this.drop.training)) {
-      return this.drop.forward(T.mlp(x, this.fc1.weight, this.fc1.bias, this.fc2.weight, this.fc2.bias)); // [.., out]
+      return T.mlp(x, this.fc1.weight, this.fc1.bias, this.fc2.weight, this.fc2.bias, residual); // [.., out]
     }
     const h = this.drop.forward(T.gelu(this.fc1.forward(x))); // [.., hidden]
-    return this.drop.forward(this.fc2.forward(h)); // [.., out]
+    const y = this.drop.forward(this.fc2.forward(h)); // [.., out]
+    return residual === null ? y : T.add(residual, y);
   }
 }
 
@@ -73,7 +75,8 @@ export class Attention extends Module {
    */
   fused = true;
 
-  forward(x: Tensor): Tensor {
+  /** attention(x), or residual + attention(x) when a residual is given (fused into proj where bf16 allows). */
+  forward(x: Tensor, residual: Tensor | null = null): Tensor {
     if (x.ndim !== 3 || x.shape[2] !== this.dim) {
       throw new Error(`[Attention] expected input [B, N, ${this.dim}], got [${x.shape.join(', ')}]`);
     }
@@ -83,7 +86,12 @@ export class Attention extends Module {
     const merged = this.fused && !dropping
       ? T.attention(qkvOut, this.numHeads, this.scale) // [B, N, C]
       : T.reshape(T.permute(this.attendComposed(qkvOut, dropping), [0, 2, 1, 3]), [B, N, C]); // [B, N, C]
-    return this.child<Dropout>('proj_drop').forward(this.proj.forward(merged));
+    const projDrop = this.child<Dropout>('proj_drop');
+    if (residual !== null && (projDrop.p === 0 || !projDrop.training)) {
+      return T.linear(merged, this.proj.weight, this.proj.bias, residual); // [B, N, C]
+    }
+    const y = projDrop.forward(this.proj.forward(merged)); // [B, N, C]
+    return residual === null ? y : T.add(residual, y);
   }
 
   /** The composed attention: qkv [B, N, 3C] -> per-head outputs [B, H, N, hd]. */
@@ -127,6 +135,11 @@ export class Block extends Module {
   get norm2(): LayerNorm { return this.child('norm2'); }
   get mlp(): Mlp { return this.child('mlp'); }
   forward(x: Tensor): Tensor {
+    // without stochastic depth the skip connections go into proj and the MLP, which may fuse them
+    if (this.dropPath.p === 0 || !this.dropPath.training) {
+      const h = this.attn.forward(this.norm1.forward(x), x); // [B, N, D]
+      return this.mlp.forward(this.norm2.forward(h), h); // [B, N, D]
+    }
     const h = T.add(x, this.dropPath.forward(this.attn.forward(this.norm1.forward(x)))); // [B, N, D]
     return T.add(h, this.dropPath.forward(this.mlp.forward(this.norm2.forward(h)))); // [B, N, D]
   }

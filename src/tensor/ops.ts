@@ -799,12 +799,33 @@ function linearShape(op: string, x: Tensor, weight: Tensor, bias: Tensor | null,
   return [O, I];
 }
 
-export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+/**
+ * With a residual (shaped like the output) it returns residual + linear(x): in bf16 precision the sum happens inside
+ * the matmul (a transformer block's attention projection and skip connection), so the projection's own output never
+ * takes memory; elsewhere it is add(residual, linear(x)).
+ */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, residual: Tensor | null = null): Tensor {
   const [O, I] = linearShape('linear', x, weight, bias);
   const rows = x.size / I;
-  const out = like(x, [...x.shape.slice(0, -1), O]);
-  x.backend.matmul(fdata(out), fdata(x), fdata(weight), bias === null ? null : fdata(bias), 1, rows, O, I, false, true, 0, 0);
-  const inputs = bias === null ? [x, weight] : [x, weight, bias];
+  const outShape = [...x.shape.slice(0, -1), O];
+  if (residual !== null) {
+    live('linear', residual);
+    sameDevice('linear', x, residual);
+    sameDtype('linear', x, residual);
+    if (!sameShape(residual.shape, outShape)) {
+      throw new Error(`[linear] residual ${fmtShape(residual.shape)} does not match the output ${fmtShape(outShape)}`);
+    }
+    const b = x.backend;
+    if (!(b.bf16Compute?.() === true && b.linearAdd !== undefined && rows * O * I > 0)) return add(residual, linear(x, weight, bias));
+  }
+  const out = like(x, outShape);
+  if (residual !== null) {
+    x.backend.linearAdd!(fdata(out) as Float32Array, fdata(x) as Float32Array, fdata(residual) as Float32Array,
+      fdata(weight) as Float32Array, bias === null ? null : fdata(bias) as Float32Array, rows, I, O);
+  } else {
+    x.backend.matmul(fdata(out), fdata(x), fdata(weight), bias === null ? null : fdata(bias), 1, rows, O, I, false, true, 0, 0);
+  }
+  const inputs = [x, weight, ...(bias !== null ? [bias] : []), ...(residual !== null ? [residual] : [])];
   return record(out, 'linear', inputs, (g) => {
     // one kernel for the three gradients: in bf16 it converts g once for both products
     const gx = x.requiresGrad ? like(x) : null;
@@ -812,7 +833,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
     const gb = bias !== null && bias.requiresGrad ? like(bias) : null;
     x.backend.linearBackward(gx === null ? null : fdata(gx), gw === null ? null : fdata(gw), gb === null ? null : fdata(gb),
       fdata(g), fdata(x), fdata(weight), rows, I, O);
-    return [gx, gw, gb];
+    // the residual's gradient is g itself
+    return [gx, gw, ...(bias !== null ? [gb] : []), ...(residual !== null ? [residual.requiresGrad ? g : null] : [])];
   });
 }
 
@@ -821,8 +843,11 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
  * applies GELU and saves GELU's derivative instead of the pre-activation, and fc2's backward multiplies its input
  * gradient by that derivative inside the matmul, so neither the GELU backward pass nor fc2's unscaled input gradient
  * ever goes through memory. linear -> gelu -> linear is the composed version (and the oracle in the tests).
+ * With a residual (a transformer block's skip connection, shaped like the output) it returns residual + mlp(x); in
+ * bf16 precision the sum happens inside fc2's matmul, so the MLP's own output never takes memory.
  */
-export function mlp(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Weight: Tensor, fc2Bias: Tensor | null): Tensor {
+export function mlp(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Weight: Tensor, fc2Bias: Tensor | null,
+  residual: Tensor | null = null): Tensor {
   const [Hd, I] = linearShape('mlp', x, fc1Weight, fc1Bias, 'fc1 weight');
   sameDevice('mlp', x, fc2Weight);
   sameDtype('mlp', x, fc2Weight);
@@ -833,13 +858,24 @@ export function mlp(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Wei
   if (fc2Bias !== null && (fc2Bias.ndim !== 1 || fc2Bias.shape[0] !== O)) {
     throw new Error(`[mlp] bias ${fmtShape(fc2Bias.shape)} does not match fc2 weight ${fmtShape(fc2Weight.shape)}`);
   }
-  live('mlp', fc2Weight, fc2Bias);
+  live('mlp', fc2Weight, fc2Bias, residual);
   const rows = x.size / I;
   const lead = x.shape.slice(0, -1);
+  if (residual !== null) {
+    sameDevice('mlp', x, residual);
+    sameDtype('mlp', x, residual);
+    if (!sameShape(residual.shape, [...lead, O])) {
+      throw new Error(`[mlp] residual ${fmtShape(residual.shape)} does not match the output ${fmtShape([...lead, O])}`);
+    }
+  }
+  const b = x.backend;
+  if (b.bf16Compute?.() === true && b.mlpForwardBf16 !== undefined && rows * I * Hd * O > 0) {
+    return mlpBf16(x, fc1Weight, fc1Bias, fc2Weight, fc2Bias, residual, rows, I, Hd, O);
+  }
+  if (residual !== null) return add(residual, mlp(x, fc1Weight, fc1Bias, fc2Weight, fc2Bias));
   const hidden = like(x, [...lead, Hd]); // [.., Hd] gelu(fc1(x))
   const deriv = like(x, [...lead, Hd]); // [.., Hd] gelu'(fc1(x)), saved for the backward
   const out = like(x, [...lead, O]); // [.., O]
-  const b = x.backend;
   b.linearGelu(fdata(hidden), fdata(deriv), fdata(x), fdata(fc1Weight), fc1Bias === null ? null : fdata(fc1Bias), rows, I, Hd);
   b.matmul(fdata(out), fdata(hidden), fdata(fc2Weight), fc2Bias === null ? null : fdata(fc2Bias), 1, rows, O, Hd, false, true, 0, 0);
   const inputs = [x, fc1Weight, ...(fc1Bias !== null ? [fc1Bias] : []), fc2Weight, ...(fc2Bias !== null ? [fc2Bias] : [])];
@@ -857,6 +893,34 @@ export function mlp(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Wei
       gpre.dispose();
     }
     return [gx, gw1!, ...(fc1Bias !== null ? [gb1!] : []), gw2!, ...(fc2Bias !== null ? [gb2!] : [])];
+  });
+}
+
+/**
+ * mlp in bf16 precision: hidden and GELU's derivative live in bf16 storage (uint8 tensors of 2 bytes per value), half
+ * the memory of the f32 pair; the kernels read and write them directly, so fc2 needs no conversion of its input.
+ */
+function mlpBf16(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Weight: Tensor, fc2Bias: Tensor | null,
+  residual: Tensor | null, rows: number, I: number, Hd: number, O: number): Tensor {
+  const b = x.backend;
+  const f32 = (t: Tensor): Float32Array => fdata(t) as Float32Array;
+  const opt = (t: Tensor | null): Float32Array | null => (t === null ? null : f32(t));
+  const hidden = like(x, [rows, Hd * 2], 'uint8'); // [rows, Hd] bf16: gelu(fc1(x))
+  const deriv = like(x, [rows, Hd * 2], 'uint8'); // [rows, Hd] bf16: gelu'(fc1(x)), saved for the backward
+  const out = like(x, [...x.shape.slice(0, -1), O]); // [.., O]
+  b.mlpForwardBf16!(f32(out), hidden.data as Uint8Array, deriv.data as Uint8Array, f32(x), opt(residual), f32(fc1Weight),
+    opt(fc1Bias), f32(fc2Weight), opt(fc2Bias), rows, I, Hd, O);
+  const inputs = [x, fc1Weight, ...(fc1Bias !== null ? [fc1Bias] : []), fc2Weight, ...(fc2Bias !== null ? [fc2Bias] : []),
+    ...(residual !== null ? [residual] : [])];
+  return record(out, 'mlp', inputs, (g) => {
+    const grad = (t: Tensor | null): Tensor | null => (t !== null && t.requiresGrad ? like(t) : null);
+    const [gw1, gb1, gw2, gb2] = [fc1Weight, fc1Bias, fc2Weight, fc2Bias].map(grad) as (Tensor | null)[];
+    const gx = grad(x);
+    b.mlpBackwardBf16!(opt(gx), opt(gw1!), opt(gb1!), opt(gw2!), opt(gb2!), f32(g), hidden.data as Uint8Array,
+      deriv.data as Uint8Array, f32(x), f32(fc1Weight), f32(fc2Weight), rows, I, Hd, O);
+    // the residual's gradient is g itself
+    return [gx, gw1!, ...(fc1Bias !== null ? [gb1!] : []), gw2!, ...(fc2Bias !== null ? [gb2!] : []),
+      ...(residual !== null ? [residual.requiresGrad ? g : null] : [])];
   });
 }
 

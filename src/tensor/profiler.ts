@@ -67,8 +67,8 @@ function isTyped(v: unknown): v is ArrayBufferView {
 }
 
 /**
- * FLOP of one call: 2 per multiply-add of conv (any pass), matmul (linearGelu's too), a Linear's backward products and the fused
- * attention's products (q k^T and probs v forward; four products of the same size backward); 0 for everything else.
+ * FLOP of one call: 2 per multiply-add of conv (any pass), matmul (linearGelu's and linearAdd's too), a Linear's backward products, the bf16
+ * MLP's products and the fused attention's products (q k^T and probs v forward; four products of the same size backward); 0 for everything else.
  */
 function flopOf(kernel: string, args: readonly unknown[]): number {
   if (kernel === 'matmul') {
@@ -79,9 +79,23 @@ function flopOf(kernel: string, args: readonly unknown[]): number {
     const [rows, I, O] = args.slice(kernel === 'linearBackward' ? 6 : 7) as number[];
     return 2 * rows! * I! * O! * ((args[0] !== null ? 1 : 0) + (args[1] !== null ? 1 : 0));
   }
+  if (kernel === 'linearAdd') {
+    const [rows, I, O] = args.slice(5, 8) as number[];
+    return 2 * rows! * I! * O!;
+  }
   if (kernel === 'linearGelu') {
     const [rows, I, O] = args.slice(5, 8) as number[];
     return 2 * rows! * I! * O!;
+  }
+  if (kernel === 'mlpForwardBf16') {
+    const [rows, I, Hd, O] = args.slice(9, 13) as number[];
+    return 2 * rows! * Hd! * (I! + O!);
+  }
+  if (kernel === 'mlpBackwardBf16') {
+    // gpre = (gy w2) * gelu' when any fc1 gradient is wanted, gw2, then fc1's gx and gw1
+    const [rows, I, Hd, O] = args.slice(11, 15) as number[];
+    const fc1 = args[0] !== null || args[1] !== null || args[2] !== null;
+    return 2 * rows! * Hd! * (O! * ((fc1 ? 1 : 0) + (args[3] !== null ? 1 : 0)) + I! * ((args[0] !== null ? 1 : 0) + (args[1] !== null ? 1 : 0)));
   }
   if (kernel === 'attentionForward' || kernel === 'attentionBackward') {
     const [B, N, H, hd] = args.slice(kernel === 'attentionForward' ? 3 : 4) as number[];
@@ -105,7 +119,7 @@ function wrapObject(obj: Record<string, unknown>, prefix: string): void {
   wrapped.add(obj);
   for (const key of Object.keys(obj)) {
     const f = obj[key];
-    if (typeof f !== 'function' || key === 'supports' || key === 'enabled') continue;
+    if (typeof f !== 'function' || key === 'supports' || key === 'enabled' || key === 'bf16Compute') continue;
     const kernel = `${prefix}${key}`;
     const inner = f as (...a: unknown[]) => unknown;
     obj[key] = function profiled(...args: unknown[]): unknown {

@@ -367,6 +367,72 @@ describe('native layer kernels vs reference', native, () => {
     });
   }
 
+  // oneDNN's Winograd kernels (SELFSUP_CONV_ALGO, convAlgo): forced on ('winograd', wherever oneDNN implements it) and
+  // as 'auto' picks them, against the reference on every case above plus 3x3 stride-1 shapes Winograd takes, in both
+  // layouts and, where a blocked layout is in use, on blocked inputs and outputs as they pass between layers.
+  // Winograd F(4x4, 3x3) rounds differently from a direct sum (transforms with coefficients up to 8): 1e-4 of the
+  // largest entry, float32 rounding for these sums.
+  for (const layout of ['blocked', 'plain'] as const) {
+    test(`conv2d with Winograd ('winograd' and 'auto' algorithms, ${layout} layout)`, () => {
+      const addon = nativeAddon();
+      const saved = [addon.convLayout(), addon.convAlgo()] as const;
+      addon.convLayout(layout);
+      const L = addon.info().preferredBlock;
+      const scale = (a: ArrayLike<number>): number => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      const wino = [convParams({ N: 2, C: 16, H: 6, W: 6, O: 32, KH: 3, KW: 3, padH: 1, padW: 1 }),
+        convParams({ N: 3, C: 32, H: 9, W: 7, O: 16, KH: 3, KW: 3, padH: 1, padW: 1 }),
+        convParams({ N: 2, C: 32, H: 4, W: 4, O: 32, KH: 3, KW: 3, padH: 1, padW: 1 }),
+        convParams({ N: 2, C: 16, H: 10, W: 10, O: 16, KH: 3, KW: 3 })];
+      let winoRan = 0;
+      try {
+        for (const algo of ['winograd', 'auto'] as const) {
+          addon.convAlgo(algo);
+          for (const p of [...convCases, ...wino]) {
+            const xs = p.N * p.C * p.H * p.W; const ws = p.O * (p.C / p.groups) * p.KH * p.KW; const ys = p.N * p.O * p.OH * p.OW;
+            const x = f32(xs); const w = f32(ws); const bias = f32(p.O); const gy = f32(ys);
+            const tag = `${algo} conv ${JSON.stringify(p)}`;
+            if (p.N > 0) winoRan += ['conv_fwd', 'conv_bwd_data', 'conv_bwd_weights'].filter((k) => /wino/.test(addon.convImpl(k as 'conv_fwd', p))).length;
+            const y1 = f32(ys); const y2 = new Float64Array(ys);
+            nb.conv2d(y1, x, w, bias, p); rb.conv2d(y2, toF64(x), toF64(w), toF64(bias), p);
+            close(`${tag} forward`, y1, y2, 1e-4 * scale(y2), 1e-4);
+            const gx1 = f32(xs, () => 9); const gx2 = new Float64Array(xs);
+            nb.conv2dBackwardData(gx1, gy, w, p); rb.conv2dBackwardData(gx2, toF64(gy), toF64(w), p);
+            close(`${tag} backward data`, gx1, gx2, 1e-4 * scale(gx2), 1e-4);
+            const gw1 = f32(ws, () => 9); const gb1 = f32(p.O, () => 9); const gw2 = new Float64Array(ws); const gb2 = new Float64Array(p.O);
+            nb.conv2dBackwardWeight(gw1, gb1, gy, x, p); rb.conv2dBackwardWeight(gw2, gb2, toF64(gy), toF64(x), p);
+            close(`${tag} backward weight`, gw1, gw2, 1e-4 * scale(gw2), 1e-4);
+            close(`${tag} backward bias`, gb1, gb2, 1e-4, 1e-4);
+            if (layout === 'blocked' && L > 0 && p.C % L === 0 && p.O % L === 0 && p.groups === 1 && p.N > 0) {
+              // blocked in, blocked out (as between layers): the same values once read back as NCHW
+              const blocked = (a: Float32Array, C: number, H: number, W: number): Float32Array => {
+                const c = f32(a.length); c.set(a); addon.relayout(c, p.N, C, H, W, true); return c;
+              };
+              const xb = blocked(x, p.C, p.H, p.W), gyb = blocked(gy, p.O, p.OH, p.OW);
+              const y3 = f32(ys);
+              if (addon.conv2d(y3, xb, w, bias, p, true, true)) addon.relayout(y3, p.N, p.O, p.OH, p.OW, false);
+              close(`${tag} forward, blocked`, y3, y2, 1e-4 * scale(y2), 1e-4);
+              const gx3 = f32(xs, () => 9);
+              if (addon.conv2dBackwardData(gx3, gyb, w, p, true, true)) addon.relayout(gx3, p.N, p.C, p.H, p.W, false);
+              close(`${tag} backward data, blocked`, gx3, gx2, 1e-4 * scale(gx2), 1e-4);
+              const gw3 = f32(ws, () => 9);
+              addon.conv2dBackwardWeight(gw3, null, gyb, xb, p, true, true);
+              close(`${tag} backward weight, blocked`, gw3, gw2, 1e-4 * scale(gw2), 1e-4);
+            }
+          }
+        }
+        // where oneDNN has Winograd kernels (AVX-512), 'winograd' ran them; elsewhere (AVX2) every pass fell back to direct
+        const isa = addon.info().isa;
+        if (/^AVX512_CORE/.test(isa) && layout === 'blocked') assert.ok(winoRan > 0, `no Winograd kernel ran on ${isa}`);
+        if (!/^AVX512/.test(isa)) assert.equal(winoRan, 0, `a Winograd kernel ran on ${isa}`);
+        addon.convAlgo('direct');
+        assert.doesNotMatch(addon.convImpl('conv_fwd', wino[0]!), /wino/, "'direct' ran Winograd");
+        assert.throws(() => addon.convAlgo('fast' as 'auto'), /\[convAlgo\] algo must be 'auto', 'direct' or 'winograd', got 'fast'/);
+      } finally {
+        addon.convLayout(saved[0]); addon.convAlgo(saved[1]);
+      }
+    });
+  }
+
   test('batch norm forward (training), inference, backward; with and without affine', () => {
     for (const [N, C, HW] of [[4, 3, 25], [1, 1, 1], [2, 5, 1], [8, 16, 300], [0, 2, 3]] as [number, number, number][]) {
       for (const affine of [true, false]) {

@@ -58,6 +58,38 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
     for (const t of [a, b, w, bias]) t.dispose();
   });
 
+  test('bf16 linear with a residual (the sum inside the matmul) agrees with fp32 to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
+    const rng = new T.Rng(11);
+    const x = T.keep(T.randn([5, 13, 48], { rng, requiresGrad: true }));
+    const w = T.keep(T.randn([24, 48], { rng, requiresGrad: true }));
+    const bias = T.keep(T.randn([24], { rng, requiresGrad: true }));
+    const residual = T.keep(T.randn([5, 13, 24], { rng, requiresGrad: true }));
+    const cot = T.keep(T.randn([5, 13, 24], { rng }));
+    const kernels: string[][] = [];
+    const run = (): number[][] => {
+      T.enableProfiler();
+      const { result: y, report } = T.profile(() => T.tidy(() => {
+        const out = T.linear(x, w, bias, residual);
+        T.sum(T.mul(out, cot)).backward();
+        return out.toArray();
+      }));
+      kernels.push(report.rows.map((r) => r.name).filter((n) => /^(matmul|linear|binary)/.test(n)).sort());
+      return [y, ...[x, w, bias, residual].map((t) => { const g = t.grad!.toArray(); t.grad!.dispose(); t.grad = null; return g; })];
+    };
+    const { f32, low } = fp32AndBf16(run);
+    assert.deepEqual(kernels.map((k) => k.filter((n) => n !== 'binary.mul')), [['binary.add', 'linearBackward', 'matmul'], ['linearAdd', 'linearBackward']]);
+    ['y', 'gx', 'gw', 'gb', 'gresidual'].forEach((name, k) => {
+      const { maxErr, scale, differs } = deviation(f32[k]!, low[k]!);
+      if (name === 'gb' || name === 'gresidual') {
+        assert.equal(maxErr, 0, `${name} is a sum of gy or gy itself: no matmul, no bf16`);
+        return;
+      }
+      assert.ok(maxErr < 0.05 * Math.max(scale, 1), `${name}: max error ${maxErr} for values up to ${scale}`);
+      assert.ok(differs, `${name}: bf16 result is bitwise fp32's: the bf16 path did not run`);
+    });
+    for (const t of [x, w, bias, residual, cot]) t.dispose();
+  });
+
   test('bf16 linear backward (one bf16 copy of gy for gx and gw) agrees with fp32 to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
     const rng = new T.Rng(8);
     const x = T.keep(T.randn([5, 13, 48], { rng, requiresGrad: true }));
@@ -82,15 +114,59 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
     for (const t of [x, w, bias, cot]) t.dispose();
   });
 
-  test('bf16 conv forward, backward-data and backward-weights agree with fp32 to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
+  test('bf16 fused MLP (hidden and GELU\'s derivative kept in bf16) agrees with the fp32 MLP to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
+    // rows 3 * 7 = 21 and Hd 40: the 16-lane conversion loops end in a scalar tail; one case without biases and with
+    // the residual (a block's skip connection) added inside fc2
+    for (const withBias of [true, false]) {
+      const rng = new T.Rng(withBias ? 9 : 10);
+      const x = T.keep(T.randn([3, 7, 24], { rng, requiresGrad: true }));
+      const w1 = T.keep(T.randn([40, 24], { rng, requiresGrad: true }));
+      const b1 = withBias ? T.keep(T.randn([40], { rng, requiresGrad: true })) : null;
+      const w2 = T.keep(T.mulScalar(T.randn([12, 40], { rng }), 0.3));
+      w2.requiresGrad = true;
+      const b2 = withBias ? T.keep(T.randn([12], { rng, requiresGrad: true })) : null;
+      const cot = T.keep(T.randn([3, 7, 12], { rng }));
+      const residual = withBias ? null : T.keep(T.randn([3, 7, 12], { rng, requiresGrad: true }));
+      const params = [x, w1, b1, w2, b2, residual].filter((t): t is T.Tensor => t !== null);
+      const kernels: string[][] = [];
+      const run = (): number[][] => {
+        T.enableProfiler();
+        const { result: y, report } = T.profile(() => T.tidy(() => {
+          const out = T.mlp(x, w1, b1, w2, b2, residual);
+          T.sum(T.mul(out, cot)).backward();
+          return out.toArray();
+        }));
+        kernels.push(report.rows.map((r) => r.name).filter((n) => /^(mlp|linear)/.test(n)).sort());
+        return [y, ...params.map((t) => { const g = t.grad!.toArray(); t.grad!.dispose(); t.grad = null; return g; })];
+      };
+      const { f32, low } = fp32AndBf16(run);
+      assert.deepEqual(kernels, [['linearBackward', 'linearBackwardScaled', 'linearGelu'], ['mlpBackwardBf16', 'mlpForwardBf16']]);
+      const names = ['y', ...(withBias ? ['gx', 'gw1', 'gb1', 'gw2', 'gb2'] : ['gx', 'gw1', 'gw2', 'gresidual'])];
+      names.forEach((name, k) => {
+        const { maxErr, scale, differs } = deviation(f32[k]!, low[k]!);
+        if (name === 'gb2' || name === 'gresidual') {
+          assert.equal(maxErr, 0, `${name} is a sum of gy or gy itself: no matmul, no bf16`);
+          return;
+        }
+        // two products in a row, each rounding its inputs to 8 bits of mantissa (sums of 24-40 terms of size ~1)
+        assert.ok(maxErr < 0.05 * Math.max(scale, 1), `${name} (bias ${withBias}): max error ${maxErr} for values up to ${scale}`);
+        assert.ok(differs, `${name}: bf16 result is bitwise fp32's: the bf16 path did not run`);
+      });
+      for (const t of [...params, cot]) t.dispose();
+    }
+  });
+
+  /** A strided conv's output, gx, gw, gb for one fixed input, in fp32 and in bf16 under the given backward mode. */
+  function convRun(mode: 'auto' | 'bf16', shape: { N: number; C: number; H: number; O: number }): { f32: number[][]; low: number[][] } {
     const rng = new T.Rng(8);
-    const x = T.keep(T.randn([4, 16, 8, 8], { rng, requiresGrad: true }));
-    const w = T.keep(T.randn([32, 16, 3, 3], { rng, requiresGrad: true }));
-    const b = T.keep(T.randn([32], { rng, requiresGrad: true }));
-    const cot = T.keep(T.randn([4, 32, 4, 4], { rng }));
+    const { N, C, H, O } = shape;
+    const x = T.keep(T.randn([N, C, H, H], { rng, requiresGrad: true }));
+    const w = T.keep(T.randn([O, C, 3, 3], { rng, requiresGrad: true }));
+    const b = T.keep(T.randn([O], { rng, requiresGrad: true }));
+    const cot = T.keep(T.randn([N, O, H / 2, H / 2], { rng }));
     const run = (): number[][] => {
       const out = T.tidy(() => {
-        const y = T.conv2d(x, w, b, { stride: 2, padding: 1 }); // [4, 32, 4, 4]
+        const y = T.conv2d(x, w, b, { stride: 2, padding: 1 }); // [N, O, H/2, H/2]
         T.sum(T.mul(y, cot)).backward();
         return y.toArray();
       });
@@ -98,14 +174,38 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
       for (const t of [x, w, b]) { t.grad!.dispose(); t.grad = null; }
       return r;
     };
-    const { f32, low } = fp32AndBf16(run);
+    const old = nativeAddon().convBf16Backward();
+    nativeAddon().convBf16Backward(mode);
+    try {
+      return fp32AndBf16(run);
+    } finally {
+      nativeAddon().convBf16Backward(old);
+      for (const t of [x, w, b, cot]) t.dispose();
+    }
+  }
+
+  test('bf16 conv forward, backward-data and backward-weights agree with fp32 to bf16 rounding', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
+    const { f32, low } = convRun('bf16', { N: 4, C: 16, H: 8, O: 32 });
     ['y', 'gx', 'gw', 'gb'].forEach((name, k) => {
       const { maxErr, scale, differs } = deviation(f32[k]!, low[k]!);
       assert.ok(maxErr < 0.03 * scale, `${name}: max error ${maxErr} for values up to ${scale}`);
       // the bias gradient is a plain f32 sum of gy in both precisions
       if (name !== 'gb') assert.ok(differs, `${name}: bf16 result is bitwise fp32's: the bf16 path did not run`);
     });
-    for (const t of [x, w, b, cot]) t.dispose();
+  });
+
+  test('bf16 conv in "auto" runs the backward of a few-pixel strided conv in f32, and the forward in bf16', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
+    assert.equal(nativeAddon().convBf16Backward(), 'auto');
+    assert.throws(() => nativeAddon().convBf16Backward('fp16' as never), /mode must be 'auto' or 'bf16', got 'fp16'/);
+    // 8x8 -> 4x4 with stride 2: 16 output pixels, both backward passes on the f32 side of the rule
+    const { f32, low } = convRun('auto', { N: 4, C: 16, H: 8, O: 32 });
+    const y = deviation(f32[0]!, low[0]!);
+    assert.ok(y.differs && y.maxErr < 0.03 * y.scale, `y: bf16 forward expected (max error ${y.maxErr})`);
+    assert.deepEqual(low.slice(1, 3), f32.slice(1, 3), 'gx and gw: the f32 backward kernels, bit for bit');
+    // 32x32 -> 16x16: 256 output pixels, backward-weights stays bf16
+    const big = convRun('auto', { N: 2, C: 16, H: 32, O: 16 });
+    const gw = deviation(big.f32[2]!, big.low[2]!);
+    assert.ok(gw.differs && gw.maxErr < 0.03 * gw.scale, `gw: bf16 backward-weights expected (max error ${gw.maxErr})`);
   });
 
   test('refuses bf16 without native bf16, saying why', () => {

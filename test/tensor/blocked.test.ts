@@ -47,14 +47,17 @@ test('the activation layout is the one oneDNN prefers here, or plain when conv r
   assert.equal(convLayout, checkNativeEnv().layout === 'plain' ? 'plain' : 'blocked', 'SELFSUP_LAYOUT applied');
 });
 
-test('bad SELFSUP_LAYOUT and ONEDNN_MAX_CPU_ISA values are errors naming the variable and the accepted values', () => {
+test('bad SELFSUP_LAYOUT, SELFSUP_CONV_ALGO and ONEDNN_MAX_CPU_ISA values are errors naming the variable and the accepted values', () => {
   assert.throws(() => checkNativeEnv({ SELFSUP_LAYOUT: 'nchw16' }),
     /SELFSUP_LAYOUT='nchw16' is not a layout mode; accepted values: auto .*; reorder .*; plain/);
   assert.throws(() => checkNativeEnv({ ONEDNN_MAX_CPU_ISA: 'AVX3' }),
     /ONEDNN_MAX_CPU_ISA='AVX3' is not an ISA oneDNN 2.6 knows; accepted values: SSE41, AVX, AVX2,.*ALL/);
   assert.throws(() => checkNativeEnv({ DNNL_MAX_CPU_ISA: 'avx-512' }), /DNNL_MAX_CPU_ISA='avx-512'/);
-  assert.deepEqual(checkNativeEnv({ ONEDNN_MAX_CPU_ISA: 'avx2', SELFSUP_LAYOUT: 'reorder' }), { layout: 'reorder' });
-  assert.deepEqual(checkNativeEnv({}), { layout: 'auto' });
+  assert.throws(() => checkNativeEnv({ SELFSUP_CONV_ALGO: 'wino' }),
+    /\[native\] SELFSUP_CONV_ALGO='wino' is not a conv algorithm; accepted values: auto .*; direct .*; winograd/);
+  assert.deepEqual(checkNativeEnv({ ONEDNN_MAX_CPU_ISA: 'avx2', SELFSUP_LAYOUT: 'reorder', SELFSUP_CONV_ALGO: 'direct' }),
+    { layout: 'reorder', convAlgo: 'direct' });
+  assert.deepEqual(checkNativeEnv({}), { layout: 'auto', convAlgo: 'auto' });
 });
 
 test('relayout: NCHW <-> the blocked layout in place, as the index formula says', { skip }, () => {

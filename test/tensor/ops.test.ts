@@ -196,6 +196,9 @@ describe('normalization and softmax', () => {
     checkOp('mlp no biases', (x, w1, w2) => T.mlp(x!, w1!, null, w2!, null), [f([7, 3]), f([5, 3]), f([2, 5])]);
     checkOp('mlp large pre-activations', (x, w1, b1, w2, b2) => T.mlp(x!, w1!, b1!, w2!, b2!),
       [f([3, 4], { gen: (r) => 3 * r.normal() }), f([9, 4]), f([9]), f([4, 9]), f([4])]);
+    checkOp('linear with residual', (x, w, b, r) => T.linear(x!, w!, b!, r!), [f([2, 3, 4]), f([5, 4]), f([5]), f([2, 3, 5])]);
+    checkOp('mlp with residual', (x, w1, b1, w2, b2, r) => T.mlp(x!, w1!, b1!, w2!, b2!, r!),
+      [f([2, 3, 4]), f([6, 4]), f([6]), f([5, 6]), f([5]), f([2, 3, 5])]);
     checkOp('mlp zero-size', (x, w1, b1, w2, b2) => T.mlp(x!, w1!, b1!, w2!, b2!), [f([0, 4]), f([6, 4]), f([6]), f([3, 6]), f([3])]);
   });
   opTest('fused MLP = linear, gelu, linear (the composed version)', () => {
@@ -224,6 +227,8 @@ describe('normalization and softmax', () => {
     assert.throws(() => T.mlp(T.zeros([2, 4]), T.zeros([6, 4]), null, T.zeros([3, 5]), null), /^Error: \[mlp\] fc2 weight \[3, 5\] does not take fc1's 6 outputs/);
     assert.throws(() => T.mlp(T.zeros([2, 3]), T.zeros([6, 4]), null, T.zeros([3, 6]), null), /^Error: \[mlp\] input \[2, 3\] does not end in 4 \(fc1 weight \[6, 4\]\)/);
     assert.throws(() => T.mlp(T.zeros([2, 4]), T.zeros([6, 4]), null, T.zeros([3, 6]), T.zeros([4])), /^Error: \[mlp\] bias \[4\] does not match fc2 weight \[3, 6\]/);
+    assert.throws(() => T.linear(T.zeros([2, 4]), T.zeros([3, 4]), null, T.zeros([3, 2])), /^Error: \[linear\] residual \[3, 2\] does not match the output \[2, 3\]/);
+    assert.throws(() => T.mlp(T.zeros([2, 4]), T.zeros([6, 4]), null, T.zeros([3, 6]), null, T.zeros([2, 4])), /^Error: \[mlp\] residual \[2, 4\] does not match the output \[2, 3\]/);
   });
   opTest('attention rejects a qkv that does not split into heads', () => {
     assert.throws(() => T.attention(T.zeros([2, 3, 10]), 2, 1), /^Error: \[attention\] last dim 10 of qkv \[2, 3, 10\] is not 3 x 2 heads/);

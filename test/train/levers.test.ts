@@ -11,6 +11,7 @@ import { SGD, AdamW, setFusedOptimizers } from '../../src/optim/index.js';
 import { setFusedBatchNormRelu } from '../../src/nn/layers.js';
 import { benchConfig, benchOptimizer } from '../../bench/configs.js';
 import { assertClose, nativeAvailable } from '../helpers.js';
+import { nativeAddon } from '../../src/backend/native.js';
 import { tinyConfig } from '../eval/tiny-run.js';
 import { Module } from '../../src/nn/module.js';
 import { Attention, Mlp, setFusedMlp } from '../../src/nn/transformer.js';
@@ -165,6 +166,64 @@ describe('fused batch norm + ReLU on the bench configs', { skip: nativeAvailable
       fused.losses.forEach((l, i) => assert.ok(Math.abs(l - composed.losses[i]!) <= 1e-4 * Math.max(1, Math.abs(l)),
         `${name}: loss of step ${i} ${l} (fused) vs ${composed.losses[i]} (composed)`));
       fused.params.forEach((a, k) => assertClose(a, composed.params[k]!, `${name}: parameter ${k} after two steps`, 1e-4, 1e-5));
+    });
+  }
+});
+
+// oneDNN's Winograd conv kernels (convAlgo 'winograd': every 3x3 stride-1 conv of ResNet-18, forward and both
+// backward passes, wherever the CPU has them) against its direct kernels: SimSiam and MoCo v2 bench configs at batch 8
+// on 16x16 views, two steps. SimSiam: the losses and every parameter within float32 rounding. MoCo at this size is
+// ill-conditioned (SplitBatchNorm over one sample per split; BN biases whose updates are sums that cancel): merely
+// running the same direct kernels in the plain layout (another order of the same float32 sums) moves some parameter
+// by 4e-2 of its largest entry. There the losses must agree within float32 rounding and Winograd may move the
+// parameters no more than 4x what that reordering does.
+type StepRun = { losses: number[]; params: Float32Array[] };
+function worstRelative(a: StepRun, b: StepRun): number {
+  let worst = 0;
+  a.params.forEach((p, k) => {
+    const q = b.params[k]!;
+    let scale = 0, diff = 0;
+    q.forEach((v, i) => { scale = Math.max(scale, Math.abs(v)); diff = Math.max(diff, Math.abs(v - p[i]!)); });
+    worst = Math.max(worst, diff / Math.max(scale, 1e-12));
+  });
+  return worst;
+}
+describe('Winograd conv on the bench configs', { skip: nativeAvailable() ? false : 'native addon not built' }, () => {
+  for (const name of ['simsiam', 'moco'] as const) {
+    test(`${name}: training steps with Winograd conv == direct conv`, () => {
+      const addon = nativeAddon();
+      const cfg = { ...benchConfig(name, 8), imgSize: 16 };
+      if (name === 'moco') cfg.moco = { ...cfg.moco, K: 256 };
+      const run = (algo: 'winograd' | 'direct', layout: 'blocked' | 'plain' = 'blocked'): StepRun => {
+        const saved = [addon.convAlgo(), addon.convLayout()] as const;
+        addon.convAlgo(algo);
+        addon.convLayout(layout);
+        const model = buildMethod(cfg, new T.Rng(0));
+        const opt = benchOptimizer(name, model.parameters().filter((p) => p.requiresGrad));
+        const rng = new T.Rng(1);
+        const views = Array.from({ length: model.viewsPerSample }, () => T.keep(T.randn([8, 3, cfg.imgSize, cfg.imgSize], { rng })));
+        try {
+          model.train();
+          const losses = [0, 1].map(() => trainStep(model, opt, views, 0).loss);
+          return { losses, params: model.parameters().map((p) => Float32Array.from(p.data)) };
+        } finally {
+          addon.convAlgo(saved[0]);
+          addon.convLayout(saved[1]);
+          for (const v of views) v.dispose();
+          opt.disposeState();
+          model.dispose();
+        }
+      };
+      const wino = run('winograd'), direct = run('direct');
+      wino.losses.forEach((l, i) => assert.ok(Math.abs(l - direct.losses[i]!) <= 1e-4 * Math.max(1, Math.abs(l)),
+        `${name}: loss of step ${i} ${l} (Winograd) vs ${direct.losses[i]} (direct)`));
+      if (name === 'simsiam') {
+        wino.params.forEach((a, k) => assertClose(a, direct.params[k]!, `${name}: parameter ${k} after two steps`, 1e-4, 1e-5));
+      } else {
+        const reordered = worstRelative(run('direct', 'plain'), direct), winograd = worstRelative(wino, direct);
+        assert.ok(winograd <= 4 * reordered, `${name}: Winograd moved a parameter by ${winograd.toExponential(2)} of its ` +
+          `largest entry, the direct kernels in the plain layout by ${reordered.toExponential(2)}`);
+      }
     });
   }
 });
