@@ -182,10 +182,13 @@ using Alg = dnnl::algorithm;
  * The oneDNN algorithm a pass of conv p asks for now (see the header): direct for bf16 passes and in "direct" mode.
  * "auto" keeps convs with fewer than 16 input channels (a network's first layer, RGB in) direct: convolution_auto
  * takes Winograd for ResNet's 3 -> 64 3x3 stem, and there it ran 11x slower forward and 3x slower backward-weights
- * than direct (6.9 vs 75.8 ms, 11.6 vs 35.9 ms at batch 128, 32x32; bench/conv.ts).
+ * than direct (6.9 vs 75.8 ms, 11.6 vs 35.9 ms at batch 128, 32x32; bench/conv.ts). In a bf16 session the backward
+ * passes that run in f32 (backward_precision) stay direct too: convolution_auto's Winograd there raised MoCo's peak
+ * memory from 1191 to 1285 MB with no measured gain (3.21 / 3.16 s per step direct, 3.06 / 3.33 auto).
  */
 Alg conv_alg(const ConvParams& p) {
-  if (compute_precision() != Precision::f32 || algo_mode() == "direct") return Alg::convolution_direct;
+  if (compute_precision() != Precision::f32 || session_precision() != Precision::f32 || algo_mode() == "direct")
+    return Alg::convolution_direct;
   if (algo_mode() == "winograd") return Alg::convolution_winograd;
   return p.C >= 16 ? Alg::convolution_auto : Alg::convolution_direct;
 }
@@ -248,7 +251,7 @@ PrimitiveCache<BwdWeightsEntry> bwdWeightsCache;
 
 std::string conv_key(const char* kind, const ConvParams& p, bool hasBias, int layouts) {
   return key(kind, p.N, p.C, p.H, p.W, p.O, p.KH, p.KW, p.OH, p.OW, p.strideH, p.strideW, p.padH, p.padW,
-             p.dilationH, p.dilationW, p.groups, hasBias, layouts, int(compute_precision())) +
+             p.dilationH, p.dilationW, p.groups, hasBias, layouts, int(compute_precision()), int(session_precision())) +
          layout_mode() + "," + algo_mode();
 }
 

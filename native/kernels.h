@@ -45,6 +45,8 @@ void index_add(const Buf& out, const int32_t* idx, const Buf& src, int64_t outer
 enum class Precision { f32, bf16 };
 /** The precision conv and matmul multiply in; their inputs, outputs and accumulators stay f32. */
 Precision compute_precision();
+/** The precision set_compute_precision set, even while a ScopedPrecision runs one pass in another. */
+Precision session_precision();
 /** Sets it; bf16 fails with a message on CPUs without native bf16 (avx512_bf16 or AMX): emulated bf16 is slower. */
 void set_compute_precision(Precision p);
 /** oneDNN's effective ISA, spelled as ONEDNN_MAX_CPU_ISA takes it ("AVX512_CORE_AMX", "AVX2", ...). */

@@ -14,6 +14,7 @@ namespace selfsup {
 namespace {
 
 Precision precision = Precision::f32;
+Precision userPrecision = Precision::f32;  // as set_compute_precision left it, whatever a ScopedPrecision says now
 
 struct Scratch {
   void* ptr = nullptr;
@@ -24,6 +25,7 @@ Scratch scratch[4];
 }  // namespace
 
 Precision compute_precision() { return precision; }
+Precision session_precision() { return userPrecision; }
 
 std::string cpu_isa_name() {
   // spelled as ONEDNN_MAX_CPU_ISA takes it
@@ -53,6 +55,7 @@ void set_compute_precision(Precision p) {
     fail("precision", "bf16 needs a CPU with native bf16 (AVX512-BF16 or AMX); oneDNN reports ISA '" + cpu_isa_name() +
                           "', where bf16 would be emulated and slower than fp32: use fp32");
   precision = p;
+  userPrecision = p;
 }
 
 ScopedPrecision::ScopedPrecision(Precision p) : old(precision) {
