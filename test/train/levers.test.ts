@@ -136,6 +136,31 @@ describe('fused MLP on the MAE bench config', { skip: nativeAvailable() ? false 
   });
 });
 
+type StepRun = { losses: number[]; params: Float32Array[] };
+/**
+ * Two training steps of a bench:train config (batch 8, 16x16 views, MoCo's queue cut to 256) from fixed weights and
+ * inputs, with `setup` applied first (it returns what undoes it): the losses and every parameter afterwards.
+ */
+function benchConfigSteps(name: 'simsiam' | 'moco', setup: () => () => void): StepRun {
+  const cfg = { ...benchConfig(name, 8), imgSize: 16 };
+  if (name === 'moco') cfg.moco = { ...cfg.moco, K: 256 };
+  const restore = setup();
+  const model = buildMethod(cfg, new T.Rng(0));
+  const opt = benchOptimizer(name, model.parameters().filter((p) => p.requiresGrad));
+  const rng = new T.Rng(1);
+  const views = Array.from({ length: model.viewsPerSample }, () => T.keep(T.randn([8, 3, cfg.imgSize, cfg.imgSize], { rng })));
+  try {
+    model.train();
+    const losses = [0, 1].map(() => trainStep(model, opt, views, 0).loss);
+    return { losses, params: model.parameters().map((p) => Float32Array.from(p.data)) };
+  } finally {
+    restore();
+    for (const v of views) v.dispose();
+    opt.disposeState();
+    model.dispose();
+  }
+}
+
 // The fused batch norm + residual add + ReLU kernel (BatchNorm2d.forwardRelu, SplitBatchNorm2d's) against the
 // composed ops, on the bench:train configs themselves (ResNet-18, SimSiam's heads, MoCo v2's SplitBatchNorm(8) and
 // queue) at batch 8 on 16x16 views (the test's time): the loss and every parameter after two steps agree within float32
@@ -143,25 +168,10 @@ describe('fused MLP on the MAE bench config', { skip: nativeAvailable() ? false 
 describe('fused batch norm + ReLU on the bench configs', { skip: nativeAvailable() ? false : 'native addon not built' }, () => {
   for (const name of ['simsiam', 'moco'] as const) {
     test(`${name}: training steps with the fused kernel == the composed ops`, () => {
-      const cfg = { ...benchConfig(name, 8), imgSize: 16 };
-      if (name === 'moco') cfg.moco = { ...cfg.moco, K: 256 };
-      const run = (fused: boolean): { losses: number[]; params: Float32Array[] } => {
+      const run = (fused: boolean): StepRun => benchConfigSteps(name, () => {
         const old = setFusedBatchNormRelu(fused);
-        const model = buildMethod(cfg, new T.Rng(0));
-        const opt = benchOptimizer(name, model.parameters().filter((p) => p.requiresGrad));
-        const rng = new T.Rng(1);
-        const views = Array.from({ length: model.viewsPerSample }, () => T.keep(T.randn([8, 3, cfg.imgSize, cfg.imgSize], { rng })));
-        try {
-          model.train();
-          const losses = [0, 1].map(() => trainStep(model, opt, views, 0).loss);
-          return { losses, params: model.parameters().map((p) => Float32Array.from(p.data)) };
-        } finally {
-          setFusedBatchNormRelu(old);
-          for (const v of views) v.dispose();
-          opt.disposeState();
-          model.dispose();
-        }
-      };
+        return () => setFusedBatchNormRelu(old);
+      });
       const fused = run(true), composed = run(false);
       fused.losses.forEach((l, i) => assert.ok(Math.abs(l - composed.losses[i]!) <= 1e-4 * Math.max(1, Math.abs(l)),
         `${name}: loss of step ${i} ${l} (fused) vs ${composed.losses[i]} (composed)`));
@@ -177,7 +187,6 @@ describe('fused batch norm + ReLU on the bench configs', { skip: nativeAvailable
 // running the same direct kernels in the plain layout (another order of the same float32 sums) moves some parameter
 // by 4e-2 of its largest entry. There the losses must agree within float32 rounding and Winograd may move the
 // parameters no more than 4x what that reordering does.
-type StepRun = { losses: number[]; params: Float32Array[] };
 function worstRelative(a: StepRun, b: StepRun): number {
   let worst = 0;
   a.params.forEach((p, k) => {
@@ -192,28 +201,12 @@ describe('Winograd conv on the bench configs', { skip: nativeAvailable() ? false
   for (const name of ['simsiam', 'moco'] as const) {
     test(`${name}: training steps with Winograd conv == direct conv`, () => {
       const addon = nativeAddon();
-      const cfg = { ...benchConfig(name, 8), imgSize: 16 };
-      if (name === 'moco') cfg.moco = { ...cfg.moco, K: 256 };
-      const run = (algo: 'winograd' | 'direct', layout: 'blocked' | 'plain' = 'blocked'): StepRun => {
+      const run = (algo: 'winograd' | 'direct', layout: 'blocked' | 'plain' = 'blocked'): StepRun => benchConfigSteps(name, () => {
         const saved = [addon.convAlgo(), addon.convLayout()] as const;
         addon.convAlgo(algo);
         addon.convLayout(layout);
-        const model = buildMethod(cfg, new T.Rng(0));
-        const opt = benchOptimizer(name, model.parameters().filter((p) => p.requiresGrad));
-        const rng = new T.Rng(1);
-        const views = Array.from({ length: model.viewsPerSample }, () => T.keep(T.randn([8, 3, cfg.imgSize, cfg.imgSize], { rng })));
-        try {
-          model.train();
-          const losses = [0, 1].map(() => trainStep(model, opt, views, 0).loss);
-          return { losses, params: model.parameters().map((p) => Float32Array.from(p.data)) };
-        } finally {
-          addon.convAlgo(saved[0]);
-          addon.convLayout(saved[1]);
-          for (const v of views) v.dispose();
-          opt.disposeState();
-          model.dispose();
-        }
-      };
+        return () => { addon.convAlgo(saved[0]); addon.convLayout(saved[1]); };
+      });
       const wino = run('winograd'), direct = run('direct');
       wino.losses.forEach((l, i) => assert.ok(Math.abs(l - direct.losses[i]!) <= 1e-4 * Math.max(1, Math.abs(l)),
         `${name}: loss of step ${i} ${l} (Winograd) vs ${direct.losses[i]} (direct)`));
