@@ -173,7 +173,8 @@ async function runPretrain(f: PretrainFlags, lead: boolean, methodGiven: boolean
       process.stdout.write(`[pretrain] kNN top-1: ${pct(res.knnBefore.top1)} before -> ${pct(res.knnAfter.top1)} after (top-5 ${pct(res.knnBefore.top5)} -> ${pct(res.knnAfter.top5)})\n`);
       const px = res.pixelBaseline;
       if (px !== null) {
-        process.stdout.write(`[pretrain] kNN top-1 side by side: raw pixels ${pct(px.raw.top1)} | pixels - mean image ${pct(px.centered.top1)} | `
+        const at = px.size !== undefined ? ` (${px.size} px)` : '';
+        process.stdout.write(`[pretrain] kNN top-1 side by side: raw pixels${at} ${pct(px.raw.top1)} | pixels - mean image ${pct(px.centered.top1)} | `
           + `random init ${pct(res.knnBefore.top1)} | learned ${pct(res.knnAfter.top1)}\n`);
       }
       if (res.knnBefore.testLoss !== undefined && res.knnAfter.testLoss !== undefined) {

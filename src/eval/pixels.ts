@@ -10,6 +10,21 @@ import { knnClassify, type KnnOptions } from './knn.js';
 export interface PixelBaseline {
   raw: { top1: number; top5: number };
   centered: { top1: number; top5: number };
+  /** the side, in pixels, the images were compared at (absent in checkpoints written before it was recorded) */
+  size?: number;
+}
+
+/**
+ * The one square size every image of a dataset is stored at (Fashion-MNIST 28, CIFAR 32), or null where it is not
+ * known without decoding (image files) or the images differ. The pixel baseline compares images at this size, so a
+ * run that trains at a lower resolution is still measured against the pixels as stored.
+ */
+export function nativeImageSize(ds: Dataset): number | null {
+  const src = ds.source;
+  if (src.kind !== 'packed' || src.widths.length === 0) return null;
+  const w = src.widths[0]!;
+  for (let i = 0; i < src.widths.length; i++) if (src.widths[i] !== w || src.heights[i] !== w) return null;
+  return w;
 }
 
 async function pixels(ds: Dataset, spec: ViewsSpec, workers: number): Promise<{ x: Float32Array; dim: number; labels: Int32Array }> {

@@ -13,7 +13,7 @@ import { buildMethod } from '../methods/registry.js';
 import { checkResumeConfig, migrateConfig, type PretrainConfig, type TrainConfig } from './config.js';
 import { openDataset, evalTransform } from '../data/open.js';
 import { knnClassify } from '../eval/knn.js';
-import { pixelKnnBaseline, type PixelBaseline } from '../eval/pixels.js';
+import { nativeImageSize, pixelKnnBaseline, type PixelBaseline } from '../eval/pixels.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeLineChart } from '../io/plot.js';
 import { saveCheckpoint, loadCheckpoint, type TrainState } from './checkpoint.js';
@@ -238,7 +238,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   if (knn !== null && state.pixelBaseline == null) {
     const px = await pixelBaselineOf(cfg);
     state.pixelBaseline = px;
-    log(`[pretrain] kNN on raw pixels (the baseline to beat): top-1 ${(100 * px.raw.top1).toFixed(2)}%, ` +
+    log(`[pretrain] kNN on raw pixels at ${px.size} px (the baseline to beat): top-1 ${(100 * px.raw.top1).toFixed(2)}%, ` +
       `${(100 * px.centered.top1).toFixed(2)}% with the mean image subtracted`);
     if (lead) appendFileSync(logPath, `${JSON.stringify({ event: 'pixel_baseline', ...px })}\n`);
   }
@@ -339,11 +339,17 @@ function monitorSets(cfg: TrainConfig): { bankSet: Dataset; testSet: Dataset } {
   };
 }
 
-/** The monitor's bank and test images (the same subsets makeKnnMonitor uses) as raw pixels, kNN'd the same way. */
+/**
+ * The monitor's bank and test images (the same subsets makeKnnMonitor uses) as raw pixels, kNN'd the same way: at
+ * the size the dataset stores them (28 px for Fashion-MNIST, even when the run trains at 20) where every image has
+ * one, else at the run's imgSize.
+ */
 async function pixelBaselineOf(cfg: TrainConfig): Promise<PixelBaseline> {
   const { bankSet, testSet } = monitorSets(cfg);
-  return pixelKnnBaseline(bankSet, testSet, evalTransform(cfg.augment, cfg.imgSize), bankSet.classes.length,
+  const size = nativeImageSize(bankSet) ?? cfg.imgSize;
+  const px = await pixelKnnBaseline(bankSet, testSet, evalTransform(cfg.augment, size), bankSet.classes.length,
     { k: cfg.knn.k, t: cfg.knn.t, workers: cfg.workers });
+  return { ...px, size };
 }
 
 /** A kNN monitor over fixed bank and test subsets, with the eval transform (no augmentation). */

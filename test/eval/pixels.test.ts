@@ -1,13 +1,14 @@
 // The raw-pixel kNN baseline against a brute-force float64 kNN written here from the definition (cosine similarity,
 // k nearest vote with exp(sim / t)), on raw and on mean-subtracted pixels; and pretrain reports the same numbers.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { openDataset, evalTransform } from '../../src/data/open.js';
 import { loadImages } from '../../src/eval/run-pictures.js';
-import { pixelKnnBaseline } from '../../src/eval/pixels.js';
+import { nativeImageSize, pixelKnnBaseline } from '../../src/eval/pixels.js';
+import { DEBIAN_FASHION_MNIST_DIR } from '../../src/data/datasets.js';
 import { pretrain } from '../../src/train/pretrain.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as T from '../../src/tensor/index.js';
@@ -68,9 +69,25 @@ test('pixel baseline: raw and mean-subtracted kNN equal a brute-force kNN; pretr
   const base = tinyConfig('simsiam', data, join(tmp, 'run'));
   const cfg = { ...base, epochs: 1, imgSize: 8, augment: 'moco-v2-cifar', knn: { ...base.knn, disabled: false, k: 4, t: 0.1 } };
   const res = await pretrain(cfg, { callbacks: { log: () => {} } });
-  assert.deepEqual(res.pixelBaseline, px);
+  assert.deepEqual(res.pixelBaseline, { ...px, size: 8 }, 'image files have no stored size: the run\'s imgSize');
   const logged = readFileSync(join(cfg.out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event?: string })
     .filter((l) => l.event === 'pixel_baseline');
-  assert.deepEqual(logged, [{ event: 'pixel_baseline', ...px }]);
+  assert.deepEqual(logged, [{ event: 'pixel_baseline', ...px, size: 8 }]);
+  res.model.dispose();
+});
+
+test('pixel baseline: images stored at one size (Fashion-MNIST, 28 px) are compared at that size, not the run\'s', async (t) => {
+  if (!existsSync(DEBIAN_FASHION_MNIST_DIR)) { t.skip('dataset-fashion-mnist not installed'); return; }
+  const bank = openDataset('fashion-mnist', 'train', 60), testSet = openDataset('fashion-mnist', 'test', 40);
+  assert.equal(nativeImageSize(bank), 28);
+  assert.equal(nativeImageSize(openDataset(data, 'train')), null, 'image files: not known without decoding');
+  const at28 = await pixelKnnBaseline(bank, testSet, evalTransform('moco-v2-cifar', 28), 10, { k: 10, t: 0.1 });
+  const at12 = await pixelKnnBaseline(bank, testSet, evalTransform('moco-v2-cifar', 12), 10, { k: 10, t: 0.1 });
+  assert.notDeepEqual(at12, at28, 'the two sizes give different neighbours, so the test can tell which was used');
+  const base = tinyConfig('moco', 'fashion-mnist', join(tmp, 'fmnist'));
+  const cfg = { ...base, epochs: 1, limit: 32, batchSize: 16, imgSize: 12, augment: 'moco-v2-cifar',
+    knn: { ...base.knn, disabled: false, k: 10, t: 0.1, bankSize: 60, testSize: 40 } };
+  const res = await pretrain(cfg, { callbacks: { log: () => {} } });
+  assert.deepEqual(res.pixelBaseline, { ...at28, size: 28 });
   res.model.dispose();
 });
