@@ -87,11 +87,11 @@ const OFFICIAL: Record<string, Record<string, unknown>> = {
     'knn.feature': 'head', 'aug.views': 2, 'aug.crop': [32, 0.08, 1, 'bilinear'], 'aug.jitter': [0.4, 0.4, 0.4, 0.1, 0.8], 'aug.gray': 0.2,
     'aug.blur': undefined, 'aug.flip': 0.5, 'aug.mean': CIFAR_MEAN,
   },
-  // the quick start keeps the demo's method values on a narrow net with a smaller queue, a linear head (the demo's) and
-  // crops of at least half the image
+  // the quick start keeps the demo's method values on a narrow net with a smaller queue, a linear head (the demo's),
+  // crops of at least half the image at 20 px, and the demo's kNN monitor on the head output
   'moco/quick': {
     arch: 'resnet18-cifar', 'optim.lr': 0.06, 'optim.weightDecay': 5e-4, 'moco.m': 0.99, 'moco.T': 0.1, 'moco.dim': 128, 'moco.mlp': false,
-    'aug.crop': [28, 0.5, 1, 'bilinear'], 'aug.jitter': [0.4, 0.4, 0.4, 0.1, 0.8], 'aug.flip': 0.5, 'aug.mean': CIFAR_MEAN,
+    'knn.k': 200, 'knn.t': 0.1, 'knn.feature': 'head', 'aug.crop': [20, 0.5, 1, 'bilinear'], 'aug.jitter': [0.4, 0.4, 0.4, 0.1, 0.8], 'aug.flip': 0.5, 'aug.mean': CIFAR_MEAN,
   },
   // ---- facebookresearch/simsiam main_simsiam.py: -a resnet50, --lr 0.05 (init_lr = lr * b / 256), -b 512, --wd 1e-4,
   // --momentum 0.9, --epochs 100, --dim 2048, --pred-dim 512, --fix-pred-lr, cosine; the --aug-plus list
