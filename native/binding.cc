@@ -609,12 +609,13 @@ Napi::Value js_conv_algo(const Args& a) {
   }
   return Napi::String::New(a.env(), conv_algo());
 }
+/** The JS names of the conv passes (BenchKind in native.ts). */
+const std::unordered_map<std::string, Pass> kConvPass{
+    {"conv_fwd", Pass::fwd}, {"conv_bwd_data", Pass::bwdData}, {"conv_bwd_weights", Pass::bwdWeights}};
+
 /** convImpl(kind, params): the oneDNN implementation that pass of a conv with these params runs now. */
 Napi::Value js_conv_impl(const Args& a) {
-  const std::string kind = a.str(0, "kind");
-  const int k = kind == "conv_fwd" ? 0 : kind == "conv_bwd_data" ? 1 : kind == "conv_bwd_weights" ? 2 : -1;
-  if (k < 0) fail(a.k, "unknown kind '" + kind + "'");
-  return Napi::String::New(a.env(), conv_impl(k, a.conv(1)));
+  return Napi::String::New(a.env(), conv_impl(lookup(a, 0, "kind", kConvPass), a.conv(1)));
 }
 
 /** benchPrimitive("matmul", {M, N, K}, iters) or benchPrimitive("conv_fwd"|"conv_bwd_data"|"conv_bwd_weights", params, iters, layout). */
@@ -627,10 +628,9 @@ Napi::Value js_bench_primitive(const Args& a) {
     if (bf16 && !cpu_has_native_bf16()) fail(a.k, "bf16 matmul needs native bf16 (ISA " + cpu_isa_name() + ")");
     return Napi::Number::New(a.env(), bench_matmul(a.field(o, "M"), a.field(o, "N"), a.field(o, "K"), iters, bf16));
   }
-  const int k = kind == "conv_fwd" ? 0 : kind == "conv_bwd_data" ? 1 : kind == "conv_bwd_weights" ? 2 : -1;
-  if (k < 0) fail(a.k, "unknown kind '" + kind + "'");
+  const Pass pass = lookup(a, 0, "kind", kConvPass);
   const std::string layout = a.isNull(3) ? "any" : a.str(3, "layout");
-  return Napi::Number::New(a.env(), bench_conv(k, a.conv(1), layout, iters));
+  return Napi::Number::New(a.env(), bench_conv(pass, a.conv(1), layout, iters));
 }
 
 /** The ISA oneDNN dispatches to, in the spelling ONEDNN_MAX_CPU_ISA takes; "unknown" for values newer than 2.6's. */

@@ -158,7 +158,6 @@ void check_blocked(const char* kernel, const char* name, bool blocked, int64_t c
 struct Types {
   dt src = dt::f32, wei = dt::f32, dst = dt::f32;
 };
-enum class Pass { fwd, bwdData, bwdWeights };
 /** bf16 multiplies the pass's two inputs in bf16 and writes its output (y, gx or gw) in f32, as autocast does. */
 Types types_of(Pass pass) {
   if (compute_precision() != Precision::bf16) return {};
@@ -296,14 +295,18 @@ void conv_set_algo(const std::string& algo) {
   algo_mode() = algo;
 }
 std::string conv_algo() { return algo_mode(); }
-std::string conv_impl(int kind, const ConvParams& p) {
+std::string conv_impl(Pass pass, const ConvParams& p) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
   const Geom g = geom(p);
   const bool blocked = layout_mode() == "blocked";
   const Alg alg = conv_alg(p);
-  if (kind == 0) return with_alg(alg, [&](Alg a) { return fwd_pd(g, blocked, false, {}, a); }).impl_info_str();
-  if (kind == 1) return with_alg(alg, [&](Alg a) { return bwd_data_pd(g, blocked, a); }).impl_info_str();
-  return with_alg(alg, [&](Alg a) { return bwd_weights_pd(g, blocked, false, a); }).impl_info_str();
+  switch (pass) {
+    case Pass::fwd: return with_alg(alg, [&](Alg a) { return fwd_pd(g, blocked, false, {}, a); }).impl_info_str();
+    case Pass::bwdData: return with_alg(alg, [&](Alg a) { return bwd_data_pd(g, blocked, a); }).impl_info_str();
+    case Pass::bwdWeights:
+      return with_alg(alg, [&](Alg a) { return bwd_weights_pd(g, blocked, false, a); }).impl_info_str();
+  }
+  fail("convImpl", "unknown pass " + std::to_string(int(pass)));
 }
 
 int64_t preferred_block() {
@@ -466,7 +469,7 @@ void relayout_blocked(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bo
   stream().wait();
 }
 
-double bench_conv(int kind, const ConvParams& p, const std::string& layout, int iters) {
+double bench_conv(Pass pass, const ConvParams& p, const std::string& layout, int iters) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
   const Geom g = geom(p);
   const Mds u = user_mds(g);
@@ -486,13 +489,13 @@ double bench_conv(int kind, const ConvParams& p, const std::string& layout, int 
     if (input) before.push_back({dnnl::reorder(user, m), {user, m}});
     else after.push_back({dnnl::reorder(m, user), {m, user}});
   };
-  if (kind == 0) {
+  if (pass == Pass::fwd) {
     const auto pd = fwd_pd(g, blocked, false);
     prim = convolution_forward(pd);
     arg(DNNL_ARG_SRC, pd.src_desc(), u.src, true);
     arg(DNNL_ARG_WEIGHTS, pd.weights_desc(), u.wei, true);
     arg(DNNL_ARG_DST, pd.dst_desc(), u.dst, false);
-  } else if (kind == 1) {
+  } else if (pass == Pass::bwdData) {
     const auto pd = bwd_data_pd(g, blocked);
     prim = convolution_backward_data(pd);
     arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc(), u.dst, true);

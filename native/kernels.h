@@ -115,6 +115,8 @@ void mlp_backward_bf16(float* gx, float* gw1, float* gb1, float* gw2, float* gb2
 struct ConvParams {
   int64_t N, C, H, W, O, KH, KW, OH, OW, strideH, strideW, padH, padW, dilationH, dilationW, groups;
 };
+/** The three passes of a conv: forward, backward-data (gx), backward-weights (gw, gb). */
+enum class Pass { fwd, bwdData, bwdWeights };
 // Activations may be NCHW or, flagged, in the activation block layout (activation_block(): nChw16c or nChw8c, channels
 // a multiple of the block). The "may block" outputs are written blocked when the primitive itself works in that
 // layout (no reorder); the return value says which was written.
@@ -139,8 +141,8 @@ std::string conv_bf16_backward();
  */
 void conv_set_algo(const std::string& algo);
 std::string conv_algo();
-/** The oneDNN implementation a pass (0 forward, 1 backward-data, 2 backward-weights) of p runs now. */
-std::string conv_impl(int kind, const ConvParams& p);
+/** The oneDNN implementation a pass of p runs now. */
+std::string conv_impl(Pass pass, const ConvParams& p);
 /** "plain" runs conv on NCHW/OIHW directly; "blocked" lets oneDNN pick its layouts and reorders around them. */
 void conv_set_layout(const std::string& layout);
 std::string conv_layout();
@@ -227,7 +229,7 @@ void ema_update(const std::vector<float*>& k, const std::vector<const float*>& q
 
 // ---- benchmarks (matmul.cc, conv.cc): seconds per iteration of the bare oneDNN primitive ----
 double bench_matmul(int64_t M, int64_t N, int64_t K, int iters, bool bf16 = false);
-/** kind: 0 forward, 1 backward data, 2 backward weights; layout "any" (oneDNN's choice) or "plain". */
-double bench_conv(int kind, const ConvParams& p, const std::string& layout, int iters);
+/** layout "any" (oneDNN's choice), "plain", or "any+reorder" (oneDNN's choice plus the reorders from and to NCHW). */
+double bench_conv(Pass pass, const ConvParams& p, const std::string& layout, int iters);
 
 }  // namespace selfsup
