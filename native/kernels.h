@@ -129,23 +129,34 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
 /** In place: an [N, C, H, W] float buffer from NCHW to the activation block layout (toBlocked) or back. */
 void relayout_blocked(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bool toBlocked);
 /**
- * bf16 precision only: "auto" runs a backward pass in f32 where oneDNN's bf16 kernel for that shape is the slower one
- * (conv.cc has the rule and its measurements); "bf16" runs every pass in bf16.
+ * A conv setting that takes one of a few names: the conv kernels read value (under onednn_mutex()), JS gets and sets
+ * it through binding.cc. The three settings follow.
  */
-void conv_set_bf16_backward(const std::string& mode);
-std::string conv_bf16_backward();
+struct ConvMode {
+  const char* what;                  // what messages call it: "layout", "algo", "mode"
+  std::vector<std::string> choices;  // the names it takes, in the order messages list them
+  std::string value;                 // the current one
+  /** Sets value under onednn_mutex(); another name fails "[op] layout must be 'plain' or 'blocked', got 'x'". */
+  void set(const char* op, const std::string& name);
+};
+/**
+ * "plain" runs conv on NCHW/OIHW directly; "blocked" (the default) lets oneDNN pick its layouts and reorders around
+ * them.
+ */
+extern ConvMode convLayout;
 /**
  * The oneDNN algorithm of conv passes that run in f32: "auto" (convolution_auto: Winograd where oneDNN's fixed shape
  * heuristic expects it faster and the ISA has it, else direct; the default), "direct", or "winograd" (wherever
  * oneDNN implements it, else direct).
  */
-void conv_set_algo(const std::string& algo);
-std::string conv_algo();
+extern ConvMode convAlgo;
+/**
+ * bf16 precision only: "auto" (the default) runs a backward pass in f32 where oneDNN's bf16 kernel for that shape is
+ * the slower one (conv.cc has the rule and its measurements); "bf16" runs every pass in bf16.
+ */
+extern ConvMode convBf16Backward;
 /** The oneDNN implementation a pass of p runs now. */
 std::string conv_impl(Pass pass, const ConvParams& p);
-/** "plain" runs conv on NCHW/OIHW directly; "blocked" lets oneDNN pick its layouts and reorders around them. */
-void conv_set_layout(const std::string& layout);
-std::string conv_layout();
 /** The channel block oneDNN's conv prefers for activations on this CPU (16, 8, or 0: none), asked of oneDNN once. */
 int64_t preferred_block();
 /** preferred_block() in "blocked" layout mode, 0 in "plain" mode: the block activations are kept in between layers. */
