@@ -324,27 +324,6 @@ void gelu_with_derivative_bf16(uint16_t* out, uint16_t* deriv, const float* v, i
   });
 }
 
-/** gb [cols] = column sums of a row-major bf16 [rows, cols], accumulated in double (one partial per thread). */
-void column_sums_bf16(float* gb, const uint16_t* src, int64_t rows, int64_t cols) {
-  const int nt = rows * cols >= kParallelThreshold ? omp_get_max_threads() : 1;
-  std::vector<double> part(size_t(nt) * size_t(cols), 0.0);
-#pragma omp parallel num_threads(nt)
-  {
-    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
-    double* acc = part.data() + t * cols;
-    for (int64_t r = rows * t / n; r < rows * (t + 1) / n; r++) {
-      const uint16_t* row = src + r * cols;
-#pragma omp simd
-      for (int64_t c = 0; c < cols; c++) acc[c] += double(from_bf16(row[c]));
-    }
-  }
-  for (int64_t c = 0; c < cols; c++) {
-    double v = 0;
-    for (int t = 0; t < nt; t++) v += part[size_t(t) * size_t(cols) + size_t(c)];
-    gb[c] = float(v);
-  }
-}
-
 }  // namespace
 
 void linear_backward(float* gx, float* gw, float* gb, const float* gy, const float* x, const float* w, int64_t rows,
@@ -411,7 +390,11 @@ void mlp_backward_bf16(float* gx, float* gw1, float* gb1, float* gw2, float* gb2
     run_matmul(matmul_entry(1, O, Hd, rows, true, false, 0, 0, false, runBatch), gw2, gy, nullptr, nullptr,
                needPre ? low_scratch(0, rows * O) : nullptr, nullptr, hidden);
   if (!needPre) return;
-  if (gb1) column_sums_bf16(gb1, gpre, rows, Hd);
+  // gb1 [Hd] = column sums of gpre, accumulated in double, the rows split over the threads (one when few)
+  if (gb1) {
+    const int nt = rows * Hd >= kParallelThreshold ? omp_get_max_threads() : 1;
+    split_column_sums<double>(gb1, gpre, rows, Hd, nt, [](uint16_t h) { return double(from_bf16(h)); });
+  }
   // gx [rows, I] = gpre w1; gw1 [Hd, I] = gpre^T x
   if (gx) run_matmul(matmul_entry(1, rows, I, Hd, false, false, 0, 0, false, runBatch), gx, nullptr, w1, nullptr, gpre);
   if (gw1) run_matmul(matmul_entry(1, Hd, I, rows, true, false, 0, 0, false, runBatch), gw1, nullptr, x, nullptr, gpre);
