@@ -580,41 +580,22 @@ void js_avgpool2d_backward(const Args& a) {
 
 // ---- configuration and benchmarks ----
 
-Napi::Value js_conv_layout(const Args& a) {
-  if (!a.isNull(0)) {
-    const std::string l = a.str(0, "layout");
-    if (l != "plain" && l != "blocked") fail(a.k, "layout must be 'plain' or 'blocked', got '" + l + "'");
-    conv_set_layout(l);
-  }
-  return Napi::String::New(a.env(), conv_layout());
+/**
+ * convLayout(), convAlgo(), convBf16Backward(): a conv setting (kernels.h); with a name (not null or undefined), sets
+ * it first.
+ */
+Napi::Value js_conv_mode(const Args& a, ConvMode& mode) {
+  if (!a.isNull(0)) mode.set(a.k, a.str(0, mode.what));
+  return Napi::String::New(a.env(), mode.value);
 }
 
-/** convBf16Backward(): which conv backward passes run in bf16 under bf16 precision; with "auto" or "bf16", sets it. */
-Napi::Value js_conv_bf16_backward(const Args& a) {
-  if (!a.isNull(0)) {
-    const std::string mode = a.str(0, "mode");
-    if (mode != "auto" && mode != "bf16") fail(a.k, "mode must be 'auto' or 'bf16', got '" + mode + "'");
-    conv_set_bf16_backward(mode);
-  }
-  return Napi::String::New(a.env(), conv_bf16_backward());
-}
+/** The JS names of the conv passes (BenchKind in native.ts). */
+const std::unordered_map<std::string, Pass> kConvPass{
+    {"conv_fwd", Pass::fwd}, {"conv_bwd_data", Pass::bwdData}, {"conv_bwd_weights", Pass::bwdWeights}};
 
-/** convAlgo(): the oneDNN algorithm of f32 conv passes; convAlgo("auto"|"direct"|"winograd") sets it. */
-Napi::Value js_conv_algo(const Args& a) {
-  if (!a.isNull(0)) {
-    const std::string algo = a.str(0, "algo");
-    if (algo != "auto" && algo != "direct" && algo != "winograd")
-      fail(a.k, "algo must be 'auto', 'direct' or 'winograd', got '" + algo + "'");
-    conv_set_algo(algo);
-  }
-  return Napi::String::New(a.env(), conv_algo());
-}
 /** convImpl(kind, params): the oneDNN implementation that pass of a conv with these params runs now. */
 Napi::Value js_conv_impl(const Args& a) {
-  const std::string kind = a.str(0, "kind");
-  const int k = kind == "conv_fwd" ? 0 : kind == "conv_bwd_data" ? 1 : kind == "conv_bwd_weights" ? 2 : -1;
-  if (k < 0) fail(a.k, "unknown kind '" + kind + "'");
-  return Napi::String::New(a.env(), conv_impl(k, a.conv(1)));
+  return Napi::String::New(a.env(), conv_impl(lookup(a, 0, "kind", kConvPass), a.conv(1)));
 }
 
 /** benchPrimitive("matmul", {M, N, K}, iters) or benchPrimitive("conv_fwd"|"conv_bwd_data"|"conv_bwd_weights", params, iters, layout). */
@@ -627,10 +608,9 @@ Napi::Value js_bench_primitive(const Args& a) {
     if (bf16 && !cpu_has_native_bf16()) fail(a.k, "bf16 matmul needs native bf16 (ISA " + cpu_isa_name() + ")");
     return Napi::Number::New(a.env(), bench_matmul(a.field(o, "M"), a.field(o, "N"), a.field(o, "K"), iters, bf16));
   }
-  const int k = kind == "conv_fwd" ? 0 : kind == "conv_bwd_data" ? 1 : kind == "conv_bwd_weights" ? 2 : -1;
-  if (k < 0) fail(a.k, "unknown kind '" + kind + "'");
+  const Pass pass = lookup(a, 0, "kind", kConvPass);
   const std::string layout = a.isNull(3) ? "any" : a.str(3, "layout");
-  return Napi::Number::New(a.env(), bench_conv(k, a.conv(1), layout, iters));
+  return Napi::Number::New(a.env(), bench_conv(pass, a.conv(1), layout, iters));
 }
 
 /** The ISA oneDNN dispatches to, in the spelling ONEDNN_MAX_CPU_ISA takes; "unknown" for values newer than 2.6's. */
@@ -639,7 +619,7 @@ Napi::Value js_info(const Args& a) {
   const dnnl_version_t* v = dnnl_version();
   o.Set("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
   o.Set("threads", double(omp_get_max_threads()));
-  o.Set("convLayout", conv_layout());
+  o.Set("convLayout", convLayout.value);
   o.Set("isa", cpu_isa_name());
   o.Set("activationLayout", activation_layout());
   o.Set("preferredBlock", double(preferred_block()));
@@ -736,10 +716,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "maxPool2dBackward", js_maxpool2d_backward);
   add(env, exports, "avgPool2d", js_avgpool2d);
   add(env, exports, "avgPool2dBackward", js_avgpool2d_backward);
-  add(env, exports, "convLayout", js_conv_layout);
-  add(env, exports, "convAlgo", js_conv_algo);
+  add(env, exports, "convLayout", [](const Args& a) { return js_conv_mode(a, convLayout); });
+  add(env, exports, "convAlgo", [](const Args& a) { return js_conv_mode(a, convAlgo); });
   add(env, exports, "convImpl", js_conv_impl);
-  add(env, exports, "convBf16Backward", js_conv_bf16_backward);
+  add(env, exports, "convBf16Backward", [](const Args& a) { return js_conv_mode(a, convBf16Backward); });
   add(env, exports, "activationLayout", js_activation_layout);
   add(env, exports, "benchPrimitive", js_bench_primitive);
   add(env, exports, "info", js_info);

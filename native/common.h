@@ -95,6 +95,32 @@ inline void parallel_range(int64_t n, int64_t work, F f) {
 }
 
 /**
+ * out[k] = sum over rows j of load(src[j * cols + k]), a row-major [rows, cols] summed down its columns, for one short
+ * output row over many rows (a bias gradient), where splitting the columns would leave threads idle: the rows are
+ * split into nt contiguous shares, each thread sums its share into its own Acc partial, and the partials are added in
+ * thread order, so the result depends on nt but not on timing.
+ */
+template <class Acc, class T, class Out, class Load>
+void split_column_sums(Out* out, const T* src, int64_t rows, int64_t cols, int nt, Load load) {
+  std::vector<Acc> part(size_t(nt) * size_t(cols), Acc(0));
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    Acc* acc = part.data() + t * cols;
+    for (int64_t j = rows * t / n; j < rows * (t + 1) / n; j++) {
+      const T* row = src + j * cols;
+#pragma omp simd
+      for (int64_t k = 0; k < cols; k++) acc[k] += load(row[k]);
+    }
+  }
+  for (int64_t k = 0; k < cols; k++) {
+    Acc v = 0;
+    for (int t = 0; t < nt; t++) v += part[size_t(t) * size_t(cols) + size_t(k)];
+    out[k] = Out(v);
+  }
+}
+
+/**
  * Primitives and their memory objects, keyed by a string of shapes and params; built once per key.
  * Bounded: when a model churns through many shapes the whole cache is dropped rather than growing forever.
  */

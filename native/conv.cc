@@ -30,18 +30,25 @@ using dnnl::convolution_backward_data;
 using dnnl::convolution_backward_weights;
 using dnnl::convolution_forward;
 
-namespace {
+void ConvMode::set(const char* op, const std::string& name) {
+  if (std::find(choices.begin(), choices.end(), name) == choices.end()) {
+    std::string list;  // 'a', 'b' or 'c'
+    for (size_t i = 0; i < choices.size(); i++)
+      list += (i == 0 ? "'" : i + 1 < choices.size() ? ", '" : " or '") + choices[i] + "'";
+    fail(op, std::string(what) + " must be " + list + ", got '" + name + "'");
+  }
+  const std::lock_guard<std::mutex> lock(onednn_mutex());
+  value = name;
+}
 
 // "blocked" (oneDNN's preferred layouts) measured faster than "plain" on every conv of bench/ops.ts; the TypeScript
 // side sets "plain" when SELFSUP_LAYOUT=plain.
-std::string& layout_mode() {
-  static std::string mode = "blocked";
-  return mode;
-}
-std::string& algo_mode() {
-  static std::string mode = "auto";
-  return mode;
-}
+ConvMode convLayout{"layout", {"plain", "blocked"}, "blocked"};
+ConvMode convAlgo{"algo", {"auto", "direct", "winograd"}, "auto"};
+// "auto": the rule in backward_precision below, with its measurements
+ConvMode convBf16Backward{"mode", {"auto", "bf16"}, "auto"};
+
+namespace {
 
 struct Geom {
   memory::dims src, wei, bias, dst, strides, dilates, padL, padR;
@@ -158,7 +165,6 @@ void check_blocked(const char* kernel, const char* name, bool blocked, int64_t c
 struct Types {
   dt src = dt::f32, wei = dt::f32, dst = dt::f32;
 };
-enum class Pass { fwd, bwdData, bwdWeights };
 /** bf16 multiplies the pass's two inputs in bf16 and writes its output (y, gx or gw) in f32, as autocast does. */
 Types types_of(Pass pass) {
   if (compute_precision() != Precision::bf16) return {};
@@ -187,9 +193,9 @@ using Alg = dnnl::algorithm;
  * memory from 1191 to 1285 MB with no measured gain (3.21 / 3.16 s per step direct, 3.06 / 3.33 auto).
  */
 Alg conv_alg(const ConvParams& p) {
-  if (compute_precision() != Precision::f32 || session_precision() != Precision::f32 || algo_mode() == "direct")
+  if (compute_precision() != Precision::f32 || session_precision() != Precision::f32 || convAlgo.value == "direct")
     return Alg::convolution_direct;
-  if (algo_mode() == "winograd") return Alg::convolution_winograd;
+  if (convAlgo.value == "winograd") return Alg::convolution_winograd;
   return p.C >= 16 ? Alg::convolution_auto : Alg::convolution_direct;
 }
 /** make(alg), or make(direct) where oneDNN has no kernel for alg (Winograd asked for a shape or ISA it lacks). */
@@ -252,9 +258,10 @@ PrimitiveCache<BwdWeightsEntry> bwdWeightsCache;
 std::string conv_key(const char* kind, const ConvParams& p, bool hasBias, int layouts) {
   return key(kind, p.N, p.C, p.H, p.W, p.O, p.KH, p.KW, p.OH, p.OW, p.strideH, p.strideW, p.padH, p.padW,
              p.dilationH, p.dilationW, p.groups, hasBias, layouts, int(compute_precision()), int(session_precision())) +
-         layout_mode() + "," + algo_mode();
+         convLayout.value + "," + convAlgo.value;
 }
 
+// The precision a backward pass of conv p runs in now, by convBf16Backward's rule.
 // bf16 precision, "auto" (the default): a backward pass runs in f32 where oneDNN 2.6's bf16 kernel for it loses to the
 // f32 one. Its bf16 backward kernels are the non-brgemm AMX ones (brgemm convolutions have no backward in 2.6), weak
 // on outputs of few pixels and on strided convs; the forward (brgemm) wins everywhere. Measured on the ResNet-18 CIFAR
@@ -263,14 +270,9 @@ std::string conv_key(const char* kind, const ConvParams& p, bool hasBias, int la
 // 5.2, ViT-Tiny/4's patch embedding (3->192 4x4/4 to 8x8) 34-39 vs 5-19, against 19.5 vs 62.6 at 64->64 32x32;
 // backward-data 256->512 3x3/2 55.1 vs 33.0, 128->256 3x3/2 33.8 vs 25.9, 1x1/2 8.0 vs 4.1. "bf16" keeps every pass in
 // bf16.
-std::string& bf16_backward_mode() {
-  static std::string mode = "auto";
-  return mode;
-}
-/** The precision a backward pass of conv p runs in now. */
 Precision backward_precision(const ConvParams& p, Pass pass) {
   const Precision now = compute_precision();
-  if (now != Precision::bf16 || bf16_backward_mode() == "bf16") return now;
+  if (now != Precision::bf16 || convBf16Backward.value == "bf16") return now;
   const int64_t pixels = p.OH * p.OW;
   const bool strided = p.strideH > 1 || p.strideW > 1;
   const bool f32 = pass == Pass::bwdWeights ? pixels <= 16 || (strided && (p.KH * p.KW == 1 || pixels <= 64))
@@ -280,30 +282,18 @@ Precision backward_precision(const ConvParams& p, Pass pass) {
 
 }  // namespace
 
-void conv_set_bf16_backward(const std::string& mode) {
-  const std::lock_guard<std::mutex> lock(onednn_mutex());
-  bf16_backward_mode() = mode;
-}
-std::string conv_bf16_backward() { return bf16_backward_mode(); }
-
-void conv_set_layout(const std::string& layout) {
-  const std::lock_guard<std::mutex> lock(onednn_mutex());
-  layout_mode() = layout;
-}
-std::string conv_layout() { return layout_mode(); }
-void conv_set_algo(const std::string& algo) {
-  const std::lock_guard<std::mutex> lock(onednn_mutex());
-  algo_mode() = algo;
-}
-std::string conv_algo() { return algo_mode(); }
-std::string conv_impl(int kind, const ConvParams& p) {
+std::string conv_impl(Pass pass, const ConvParams& p) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
   const Geom g = geom(p);
-  const bool blocked = layout_mode() == "blocked";
+  const bool blocked = convLayout.value == "blocked";
   const Alg alg = conv_alg(p);
-  if (kind == 0) return with_alg(alg, [&](Alg a) { return fwd_pd(g, blocked, false, {}, a); }).impl_info_str();
-  if (kind == 1) return with_alg(alg, [&](Alg a) { return bwd_data_pd(g, blocked, a); }).impl_info_str();
-  return with_alg(alg, [&](Alg a) { return bwd_weights_pd(g, blocked, false, a); }).impl_info_str();
+  switch (pass) {
+    case Pass::fwd: return with_alg(alg, [&](Alg a) { return fwd_pd(g, blocked, false, {}, a); }).impl_info_str();
+    case Pass::bwdData: return with_alg(alg, [&](Alg a) { return bwd_data_pd(g, blocked, a); }).impl_info_str();
+    case Pass::bwdWeights:
+      return with_alg(alg, [&](Alg a) { return bwd_weights_pd(g, blocked, false, a); }).impl_info_str();
+  }
+  fail("convImpl", "unknown pass " + std::to_string(int(pass)));
 }
 
 int64_t preferred_block() {
@@ -320,7 +310,7 @@ int64_t preferred_block() {
   }();
   return block;
 }
-int64_t activation_block() { return layout_mode() == "blocked" ? preferred_block() : 0; }
+int64_t activation_block() { return convLayout.value == "blocked" ? preferred_block() : 0; }
 std::string activation_layout() {
   const int64_t b = activation_block();
   return b == 0 ? "plain" : "nChw" + std::to_string(b) + "c";
@@ -331,7 +321,7 @@ bool conv2d_forward(float* out, const float* x, const float* w, const float* bia
   const std::lock_guard<std::mutex> lock(onednn_mutex());
   check_blocked("conv2d", "x", xBlocked, p.C);
   if (p.N * p.O * p.OH * p.OW == 0) return false;
-  const bool blocked = layout_mode() == "blocked";
+  const bool blocked = convLayout.value == "blocked";
   outMayBlock = outMayBlock && blocked && activation_block() > 0 && p.O % activation_block() == 0;
   FwdEntry& e = fwdCache.get(conv_key("fwd", p, bias, xBlocked + 2 * outMayBlock), [&] {
     const Geom g = geom(p);
@@ -371,7 +361,7 @@ bool conv2d_backward_data(float* gx, const float* gy, const float* w, const Conv
     std::memset(gx, 0, size_t(p.N * p.C * p.H * p.W) * sizeof(float));
     return false;
   }
-  const bool blocked = layout_mode() == "blocked";
+  const bool blocked = convLayout.value == "blocked";
   gxMayBlock = gxMayBlock && blocked && activation_block() > 0 && p.C % activation_block() == 0;
   BwdDataEntry& e = bwdDataCache.get(conv_key("bwd_data", p, false, gyBlocked + 2 * gxMayBlock), [&] {
     const Geom g = geom(p);
@@ -408,7 +398,7 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
     if (gb) std::memset(gb, 0, size_t(p.O) * sizeof(float));
     return;
   }
-  const bool blocked = layout_mode() == "blocked";
+  const bool blocked = convLayout.value == "blocked";
   BwdWeightsEntry& e = bwdWeightsCache.get(conv_key("bwd_weights", p, gb, xBlocked + 2 * gyBlocked), [&] {
     const Geom g = geom(p);
     const Mds u = user_mds(g, xBlocked, gyBlocked);
@@ -466,7 +456,7 @@ void relayout_blocked(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bo
   stream().wait();
 }
 
-double bench_conv(int kind, const ConvParams& p, const std::string& layout, int iters) {
+double bench_conv(Pass pass, const ConvParams& p, const std::string& layout, int iters) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
   const Geom g = geom(p);
   const Mds u = user_mds(g);
@@ -486,13 +476,13 @@ double bench_conv(int kind, const ConvParams& p, const std::string& layout, int 
     if (input) before.push_back({dnnl::reorder(user, m), {user, m}});
     else after.push_back({dnnl::reorder(m, user), {m, user}});
   };
-  if (kind == 0) {
+  if (pass == Pass::fwd) {
     const auto pd = fwd_pd(g, blocked, false);
     prim = convolution_forward(pd);
     arg(DNNL_ARG_SRC, pd.src_desc(), u.src, true);
     arg(DNNL_ARG_WEIGHTS, pd.weights_desc(), u.wei, true);
     arg(DNNL_ARG_DST, pd.dst_desc(), u.dst, false);
-  } else if (kind == 1) {
+  } else if (pass == Pass::bwdData) {
     const auto pd = bwd_data_pd(g, blocked);
     prim = convolution_backward_data(pd);
     arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc(), u.dst, true);

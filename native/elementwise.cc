@@ -565,22 +565,7 @@ void reduce(ReduceOp op, const Buf& out, const Buf& x, int64_t outer, int64_t r,
     // the other threads idle, so the rows are split instead, each thread summing its share into its own partial.
     const int nt = omp_get_max_threads();
     if (op == ReduceOp::sum && outer == 1 && inner <= kChunk && nt > 1 && total >= kParallelThreshold && r >= 4 * nt) {
-      std::vector<Acc> part(size_t(nt) * size_t(inner), Acc(0));
-#pragma omp parallel num_threads(nt)
-      {
-        const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
-        Acc* acc = part.data() + t * inner;
-        for (int64_t j = r * t / n; j < r * (t + 1) / n; j++) {
-          const T* row = s + j * inner;
-#pragma omp simd
-          for (int64_t k = 0; k < inner; k++) acc[k] += Acc(row[k]);
-        }
-      }
-      for (int64_t k = 0; k < inner; k++) {
-        Acc v = 0;
-        for (int t = 0; t < nt; t++) v += part[size_t(t) * size_t(inner) + size_t(k)];
-        o[k] = T(v);
-      }
+      split_column_sums<Acc>(o, s, r, inner, nt, [](T v) { return Acc(v); });
       return;
     }
     const int64_t chunks = (inner + kChunk - 1) / kChunk;

@@ -115,6 +115,8 @@ void mlp_backward_bf16(float* gx, float* gw1, float* gb1, float* gw2, float* gb2
 struct ConvParams {
   int64_t N, C, H, W, O, KH, KW, OH, OW, strideH, strideW, padH, padW, dilationH, dilationW, groups;
 };
+/** The three passes of a conv: forward, backward-data (gx), backward-weights (gw, gb). */
+enum class Pass { fwd, bwdData, bwdWeights };
 // Activations may be NCHW or, flagged, in the activation block layout (activation_block(): nChw16c or nChw8c, channels
 // a multiple of the block). The "may block" outputs are written blocked when the primitive itself works in that
 // layout (no reorder); the return value says which was written.
@@ -127,23 +129,34 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
 /** In place: an [N, C, H, W] float buffer from NCHW to the activation block layout (toBlocked) or back. */
 void relayout_blocked(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bool toBlocked);
 /**
- * bf16 precision only: "auto" runs a backward pass in f32 where oneDNN's bf16 kernel for that shape is the slower one
- * (conv.cc has the rule and its measurements); "bf16" runs every pass in bf16.
+ * A conv setting that takes one of a few names: the conv kernels read value (under onednn_mutex()), JS gets and sets
+ * it through binding.cc. The three settings follow.
  */
-void conv_set_bf16_backward(const std::string& mode);
-std::string conv_bf16_backward();
+struct ConvMode {
+  const char* what;                  // what messages call it: "layout", "algo", "mode"
+  std::vector<std::string> choices;  // the names it takes, in the order messages list them
+  std::string value;                 // the current one
+  /** Sets value under onednn_mutex(); another name fails "[op] layout must be 'plain' or 'blocked', got 'x'". */
+  void set(const char* op, const std::string& name);
+};
+/**
+ * "plain" runs conv on NCHW/OIHW directly; "blocked" (the default) lets oneDNN pick its layouts and reorders around
+ * them.
+ */
+extern ConvMode convLayout;
 /**
  * The oneDNN algorithm of conv passes that run in f32: "auto" (convolution_auto: Winograd where oneDNN's fixed shape
  * heuristic expects it faster and the ISA has it, else direct; the default), "direct", or "winograd" (wherever
  * oneDNN implements it, else direct).
  */
-void conv_set_algo(const std::string& algo);
-std::string conv_algo();
-/** The oneDNN implementation a pass (0 forward, 1 backward-data, 2 backward-weights) of p runs now. */
-std::string conv_impl(int kind, const ConvParams& p);
-/** "plain" runs conv on NCHW/OIHW directly; "blocked" lets oneDNN pick its layouts and reorders around them. */
-void conv_set_layout(const std::string& layout);
-std::string conv_layout();
+extern ConvMode convAlgo;
+/**
+ * bf16 precision only: "auto" (the default) runs a backward pass in f32 where oneDNN's bf16 kernel for that shape is
+ * the slower one (conv.cc has the rule and its measurements); "bf16" runs every pass in bf16.
+ */
+extern ConvMode convBf16Backward;
+/** The oneDNN implementation a pass of p runs now. */
+std::string conv_impl(Pass pass, const ConvParams& p);
 /** The channel block oneDNN's conv prefers for activations on this CPU (16, 8, or 0: none), asked of oneDNN once. */
 int64_t preferred_block();
 /** preferred_block() in "blocked" layout mode, 0 in "plain" mode: the block activations are kept in between layers. */
@@ -227,7 +240,7 @@ void ema_update(const std::vector<float*>& k, const std::vector<const float*>& q
 
 // ---- benchmarks (matmul.cc, conv.cc): seconds per iteration of the bare oneDNN primitive ----
 double bench_matmul(int64_t M, int64_t N, int64_t K, int iters, bool bf16 = false);
-/** kind: 0 forward, 1 backward data, 2 backward weights; layout "any" (oneDNN's choice) or "plain". */
-double bench_conv(int kind, const ConvParams& p, const std::string& layout, int iters);
+/** layout "any" (oneDNN's choice), "plain", or "any+reorder" (oneDNN's choice plus the reorders from and to NCHW). */
+double bench_conv(Pass pass, const ConvParams& p, const std::string& layout, int iters);
 
 }  // namespace selfsup

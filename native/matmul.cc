@@ -25,10 +25,21 @@ using dt = memory::data_type;
 
 namespace {
 
+/**
+ * The binary post-op a matmul entry fuses into its product, elementwise with an operand laid out like out
+ * ([batch, M, N]): mul, out = (a b) * operand (a gradient scaled by an activation's derivative); add, out = (a b) +
+ * operand (a residual). bf16: the operand is a bf16 buffer (bf16 precision only), else f32.
+ */
+struct PostOp {
+  enum Kind { none, mul, add } kind = none;
+  bool bf16 = false;
+};
+
 struct MatmulEntry {
   dnnl::matmul prim;
   memory a, b, bias, out;
-  memory mulDst;  // with a binary_mul post-op: out = (a b) * mulDst elementwise, mulDst [M, N] like out
+  PostOp post;
+  memory postSrc;  // the post-op's operand, when post.kind is not none
   // bf16 only: the f32 operands as given (a, b above are then their bf16 copies) and the reorders between them
   memory aUser, bUser;
   dnnl::reorder toA, toB;
@@ -36,29 +47,25 @@ struct MatmulEntry {
 };
 PrimitiveCache<MatmulEntry> matmulCache;
 
-/** bf16 only: which of out and the binary_mul post-op operand are bf16 buffers (else f32); addDst: the post-op is a
- * binary_add of an f32 [M, N] operand instead (a residual added to the product). */
-struct LowIO {
-  bool out = false, mulDst = false, addDst = false;
-};
-
+/** outBf16: out is a bf16 buffer (bf16 precision only), else f32. */
 MatmulEntry make_matmul(int64_t batchA, int64_t batchB, int64_t batch, int64_t M, int64_t N, int64_t K, bool transA,
                         bool transB, int64_t aBatchStride, int64_t bBatchStride, bool hasBias, bool bf16,
-                        bool mulDst = false, LowIO low = {}) {
+                        PostOp post = {}, bool outBf16 = false) {
   const memory::desc aMd({batchA, M, K}, dt::f32,
                          memory::dims{batchA > 1 ? aBatchStride : M * K, transA ? 1 : K, transA ? M : 1});
   const memory::desc bMd({batchB, K, N}, dt::f32,
                          memory::dims{batchB > 1 ? bBatchStride : K * N, transB ? 1 : N, transB ? K : 1});
-  const memory::desc outMd({batch, M, N}, low.out ? dt::bf16 : dt::f32, tag::abc);
+  const memory::desc outMd({batch, M, N}, outBf16 ? dt::bf16 : dt::f32, tag::abc);
   const memory::desc biasMd = hasBias ? memory::desc({1, 1, N}, dt::f32, tag::abc) : memory::desc();
   MatmulEntry e;
   dnnl::primitive_attr attr;
-  if (mulDst) {
-    const memory::desc mulMd({batch, M, N}, low.mulDst ? dt::bf16 : dt::f32, tag::abc);
+  e.post = post;
+  if (post.kind != PostOp::none) {
+    const memory::desc postMd({batch, M, N}, post.bf16 ? dt::bf16 : dt::f32, tag::abc);
     dnnl::post_ops po;
-    po.append_binary(low.addDst ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul, mulMd);
+    po.append_binary(post.kind == PostOp::add ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul, postMd);
     attr.set_post_ops(po);
-    e.mulDst = memory(mulMd, engine(), nullptr);
+    e.postSrc = memory(postMd, engine(), nullptr);
   }
   if (bf16) {
     // the copies keep the operands' transposition (a K-major copy of a K-major operand is a straight conversion)
@@ -91,7 +98,7 @@ namespace {
 
 MatmulEntry& matmul_entry(int64_t batch, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
                           int64_t aBatchStride, int64_t bBatchStride, bool hasBias, int64_t& runBatch,
-                          bool mulDst = false, LowIO low = {}) {
+                          PostOp post = {}, bool outBf16 = false) {
   const int64_t batchA = aBatchStride == 0 ? 1 : batch, batchB = bBatchStride == 0 ? 1 : batch;
   // oneDNN broadcasts a batch of 1 only against a batch > 1 on the other side; when both broadcast,
   // compute one matrix and copy it.
@@ -99,21 +106,22 @@ MatmulEntry& matmul_entry(int64_t batch, int64_t M, int64_t N, int64_t K, bool t
   const bool bf16 = compute_precision() == Precision::bf16;
   const int64_t rb = runBatch;
   return matmulCache.get(
-      key("mm", batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16, mulDst,
-          low.out, low.mulDst, low.addDst),
+      key("mm", batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16,
+          int(post.kind), post.bf16, outBf16),
       [&] {
         return make_matmul(batchA, batchB, rb, M, N, K, transA, transB, aBatchStride, bBatchStride, hasBias, bf16,
-                           mulDst, low);
+                           post, outBf16);
       });
 }
 
 /**
  * Runs a cached matmul. In bf16, a and b are converted into scratch slots 0 and 1 first, except an operand whose
- * bf16 copy is given (aLow, bLow: in the entry's physical layout; see linear_backward and mlp_*_bf16). mulDst: the
- * entry's binary_mul post-op operand; out and mulDst are bf16 buffers where the entry was made with LowIO saying so.
+ * bf16 copy is given (aLow, bLow: in the entry's physical layout; see linear_backward and mlp_*_bf16). postSrc: the
+ * operand of the entry's post-op (read only when it has one); out and postSrc are bf16 buffers where the entry was
+ * made so (outBf16, PostOp::bf16).
  */
 void run_matmul(MatmulEntry& e, void* out, const float* a, const float* b, const float* bias,
-                const void* aLow = nullptr, const void* mulDst = nullptr, const void* bLow = nullptr) {
+                const void* aLow = nullptr, const void* postSrc = nullptr, const void* bLow = nullptr) {
   if (e.aElems > 0) {  // bf16
     if (aLow == nullptr) {
       e.aUser.set_data_handle(const_cast<float*>(a));
@@ -139,9 +147,9 @@ void run_matmul(MatmulEntry& e, void* out, const float* a, const float* b, const
     e.bias.set_data_handle(const_cast<float*>(bias));
     args.emplace(DNNL_ARG_BIAS, e.bias);
   }
-  if (mulDst) {
-    e.mulDst.set_data_handle(const_cast<void*>(mulDst));
-    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, e.mulDst);
+  if (e.post.kind != PostOp::none) {
+    e.postSrc.set_data_handle(const_cast<void*>(postSrc));
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, e.postSrc);
   }
   e.prim.execute(stream(), args);
   stream().wait();
@@ -181,8 +189,9 @@ void linear_backward_impl(float* gx, float* gw, float* gb, const float* gxScale,
   bool gyLow = false;
   int64_t runBatch = 0;
   if (gx) {
-    run_matmul(matmul_entry(1, rows, I, O, false, false, 0, 0, false, runBatch, gxScale != nullptr), gx, gy, w, nullptr,
-               nullptr, gxScale);
+    run_matmul(matmul_entry(1, rows, I, O, false, false, 0, 0, false, runBatch,
+                            gxScale ? PostOp{PostOp::mul} : PostOp{}),
+               gx, gy, w, nullptr, nullptr, gxScale);
     gyLow = compute_precision() == Precision::bf16;
   }
   if (gw)
@@ -315,27 +324,6 @@ void gelu_with_derivative_bf16(uint16_t* out, uint16_t* deriv, const float* v, i
   });
 }
 
-/** gb [cols] = column sums of a row-major bf16 [rows, cols], accumulated in double (one partial per thread). */
-void column_sums_bf16(float* gb, const uint16_t* src, int64_t rows, int64_t cols) {
-  const int nt = rows * cols >= kParallelThreshold ? omp_get_max_threads() : 1;
-  std::vector<double> part(size_t(nt) * size_t(cols), 0.0);
-#pragma omp parallel num_threads(nt)
-  {
-    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
-    double* acc = part.data() + t * cols;
-    for (int64_t r = rows * t / n; r < rows * (t + 1) / n; r++) {
-      const uint16_t* row = src + r * cols;
-#pragma omp simd
-      for (int64_t c = 0; c < cols; c++) acc[c] += double(from_bf16(row[c]));
-    }
-  }
-  for (int64_t c = 0; c < cols; c++) {
-    double v = 0;
-    for (int t = 0; t < nt; t++) v += part[size_t(t) * size_t(cols) + size_t(c)];
-    gb[c] = float(v);
-  }
-}
-
 }  // namespace
 
 void linear_backward(float* gx, float* gw, float* gb, const float* gy, const float* x, const float* w, int64_t rows,
@@ -361,8 +349,8 @@ void linear_add_forward(float* out, const float* x, const float* residual, const
   if (I == 0) fail("linear_add_forward", "an empty contraction goes through the unfused ops");
   const std::lock_guard<std::mutex> lock(onednn_mutex());
   int64_t runBatch = 0;
-  run_matmul(matmul_entry(1, rows, O, I, false, true, 0, 0, bias != nullptr, runBatch, true, LowIO{false, false, true}),
-             out, x, w, bias, nullptr, residual);
+  run_matmul(matmul_entry(1, rows, O, I, false, true, 0, 0, bias != nullptr, runBatch, PostOp{PostOp::add}), out, x,
+             w, bias, nullptr, residual);
 }
 
 void mlp_forward_bf16(float* out, uint16_t* hidden, uint16_t* deriv, const float* x, const float* residual,
@@ -377,8 +365,8 @@ void mlp_forward_bf16(float* out, uint16_t* hidden, uint16_t* deriv, const float
   run_matmul(matmul_entry(1, rows, Hd, I, false, true, 0, 0, b1 != nullptr, runBatch), pre, x, w1, b1);
   gelu_with_derivative_bf16(hidden, deriv, pre, rows * Hd);
   // out [rows, O] = hidden w2^T + b2 (+ residual, a post-op), hidden read as it is
-  run_matmul(matmul_entry(1, rows, O, Hd, false, true, 0, 0, b2 != nullptr, runBatch, residual != nullptr,
-                          LowIO{false, false, true}),
+  run_matmul(matmul_entry(1, rows, O, Hd, false, true, 0, 0, b2 != nullptr, runBatch,
+                          residual ? PostOp{PostOp::add} : PostOp{}),
              out, nullptr, w2, b2, hidden, residual);
 }
 
@@ -394,14 +382,19 @@ void mlp_backward_bf16(float* gx, float* gw1, float* gb1, float* gw2, float* gb2
   // gpre [rows, Hd] bf16 (scratch slot 2) = (gy w2) * gelu'; gy's bf16 copy lands in slot 0 and serves gw2 too
   uint16_t* gpre = needPre ? static_cast<uint16_t*>(low_scratch(2, rows * Hd)) : nullptr;
   if (needPre)
-    run_matmul(matmul_entry(1, rows, Hd, O, false, false, 0, 0, false, runBatch, true, LowIO{true, true}), gpre, gy,
-               w2, nullptr, nullptr, deriv);
+    run_matmul(matmul_entry(1, rows, Hd, O, false, false, 0, 0, false, runBatch, PostOp{PostOp::mul, true},
+                            /*outBf16=*/true),
+               gpre, gy, w2, nullptr, nullptr, deriv);
   // gw2 [O, Hd] = gy^T hidden
   if (gw2)
     run_matmul(matmul_entry(1, O, Hd, rows, true, false, 0, 0, false, runBatch), gw2, gy, nullptr, nullptr,
                needPre ? low_scratch(0, rows * O) : nullptr, nullptr, hidden);
   if (!needPre) return;
-  if (gb1) column_sums_bf16(gb1, gpre, rows, Hd);
+  // gb1 [Hd] = column sums of gpre, accumulated in double, the rows split over the threads (one when few)
+  if (gb1) {
+    const int nt = rows * Hd >= kParallelThreshold ? omp_get_max_threads() : 1;
+    split_column_sums<double>(gb1, gpre, rows, Hd, nt, [](uint16_t h) { return double(from_bf16(h)); });
+  }
   // gx [rows, I] = gpre w1; gw1 [Hd, I] = gpre^T x
   if (gx) run_matmul(matmul_entry(1, rows, I, Hd, false, false, 0, 0, false, runBatch), gx, nullptr, w1, nullptr, gpre);
   if (gw1) run_matmul(matmul_entry(1, Hd, I, rows, true, false, 0, 0, false, runBatch), gw1, nullptr, x, nullptr, gpre);
