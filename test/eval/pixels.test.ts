@@ -1,7 +1,7 @@
 // The raw-pixel kNN baseline against a brute-force float64 kNN written here from the definition (cosine similarity,
 // k nearest vote with exp(sim / t)), on raw and on mean-subtracted pixels; and pretrain reports the same numbers.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -10,7 +10,6 @@ import { loadImages } from '../../src/eval/run-pictures.js';
 import { nativeImageSize, pixelKnnBaseline } from '../../src/eval/pixels.js';
 import { DEBIAN_FASHION_MNIST_DIR } from '../../src/data/datasets.js';
 import { pretrain } from '../../src/train/pretrain.js';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import * as T from '../../src/tensor/index.js';
 import { encodePng } from '../data/png.js';
 import { tinyConfig } from './tiny-run.js';
