@@ -7,11 +7,13 @@
 // Training time excludes the kNN passes. Prints one JSON line per implementation and a markdown table row.
 // Run on a quiet machine. Options: --method moco|simsiam --data PATH --minutes 60 --width 0.25 --batch-size 256
 //   [--lr X] [--limit N] [--bank-size N --test-size N] [--calibrate-steps 10] [--only ours|torch] [--out runs/budget]
+//   [--allow-reference-blas] (otherwise PyTorch on the netlib reference BLAS refuses: a handicapped peer is not a result)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { refuseReferenceBlas } from './configs.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'selfsup.js');
@@ -75,14 +77,19 @@ function calibrateOurs(): number {
   return median(steps.slice(3));
 }
 
-function calibrateTorch(): number {
+/** PyTorch's img/s and the BLAS it mapped. Debian's torch falls back to the netlib reference BLAS (libblas3) when no
+ *  OpenBLAS is installed: refuseReferenceBlas stops there. */
+function calibrateTorch(): { ips: number; blas: string } {
   const text = execFileSync(PYTHON, torchArgs(1, ['--calibrate', String(calSteps)], batch * (4 + calSteps)), { encoding: 'utf8', env: torchEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
-  return Number(jsonLines(text).find((l) => l.event === 'calibrate')!.img_per_sec);
+  const cal = jsonLines(text).find((l) => l.event === 'calibrate')!;
+  const blas = String(cal.blas);
+  refuseReferenceBlas('bench:budget', blas);
+  return { ips: Number(cal.img_per_sec), blas };
 }
 
 const fitEpochs = (ips: number): number => Math.max(1, Math.floor((minutes * 60 * ips) / perEpoch));
 
-interface Result { impl: string; epochs: number; imagesSeen: number; trainSec: number; knnBefore: number; knnAfter: number; calibratedIps: number; command: string }
+interface Result { impl: string; epochs: number; imagesSeen: number; trainSec: number; knnBefore: number; knnAfter: number; calibratedIps: number; command: string; blas?: string }
 
 function runOurs(ips: number): Result {
   const epochs = fitEpochs(ips);
@@ -102,7 +109,7 @@ function runOurs(ips: number): Result {
   };
 }
 
-function runTorch(ips: number): Result {
+function runTorch({ ips, blas }: { ips: number; blas: string }): Result {
   const epochs = fitEpochs(ips);
   const extra = [...(bankSize > 0 ? ['--bank-size', String(bankSize)] : []), ...(testSize > 0 ? ['--test-size', String(testSize)] : [])];
   const args = torchArgs(epochs, extra);
@@ -114,7 +121,7 @@ function runTorch(ips: number): Result {
   const done = log.find((l) => l.event === 'done')!;
   return {
     impl: 'pytorch', epochs, imagesSeen: Number(done.images_seen), trainSec: Number(done.train_sec),
-    knnBefore: Number(knn[0]!.top1), knnAfter: Number(knn[knn.length - 1]!.top1), calibratedIps: ips,
+    knnBefore: Number(knn[0]!.top1), knnAfter: Number(knn[knn.length - 1]!.top1), calibratedIps: ips, blas,
     command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 ${args.map((a) => a.replace(`${ROOT}/`, '')).join(' ')}`,
   };
 }
@@ -122,12 +129,15 @@ function runTorch(ips: number): Result {
 mkdirSync(out, { recursive: true });
 const results: Result[] = [];
 const load1 = +loadavg()[0]!.toFixed(2);
-if (only !== 'torch') results.push(runOurs(calibrateOurs()));
-if (only !== 'ours') results.push(runTorch(calibrateTorch()));
+// both calibrations first, so that a refused PyTorch (reference BLAS) stops before an hour of training
+const oursIps = only !== 'torch' ? calibrateOurs() : undefined;
+const torchCal = only !== 'ours' ? calibrateTorch() : undefined;
+if (oursIps !== undefined) results.push(runOurs(oursIps));
+if (torchCal !== undefined) results.push(runTorch(torchCal));
 for (const r of results) {
   console.log(JSON.stringify({
     name: 'budget', impl: r.impl, epochs: r.epochs, images_seen: r.imagesSeen, train_sec: +r.trainSec.toFixed(1), calibrated_img_per_sec: +r.calibratedIps.toFixed(1),
-    knn_before: +r.knnBefore.toFixed(2), knn_after: +r.knnAfter.toFixed(2), load1_at_start: load1, command: r.command, ...common,
+    knn_before: +r.knnBefore.toFixed(2), knn_after: +r.knnAfter.toFixed(2), load1_at_start: load1, command: r.command, ...(r.blas !== undefined ? { torch_blas: r.blas } : {}), ...common,
   }));
 }
 console.log(`| ${method} | impl | images seen | epochs | kNN before -> after | training time |`);

@@ -20,3 +20,13 @@ export function benchOptimizer(method: BenchMethod, params: Tensor[]): SGD | Ada
     ? new AdamW(params, { lr: 1.5e-4, betas: [0.9, 0.95], weightDecay: 0.05 })
     : new SGD(params, { lr: method === 'moco' ? 0.06 : 0.05, momentum: 0.9, weightDecay: method === 'moco' ? 5e-4 : 1e-4 });
 }
+
+/** Throws when PyTorch's BLAS (reference/ssl_torch.py's blas_in_use) is a reference BLAS: Debian's torch falls back to
+ *  the netlib libblas3 when no OpenBLAS is installed, several times slower at matmuls, and a comparison against a
+ *  handicapped peer is not a result. `--allow-reference-blas` on the command line lets it through. */
+export function refuseReferenceBlas(tool: string, blas: string): void {
+  if (process.argv.includes('--allow-reference-blas')) return;
+  if (blas.includes('reference BLAS') || !/OpenBLAS core|mkl/i.test(blas)) {
+    throw new Error(`[${tool}] PyTorch runs on a reference BLAS (${blas || 'none found'}), which would handicap it; install an optimised one (Debian: apt-get install libopenblas0-pthread) or pass --allow-reference-blas`);
+  }
+}

@@ -4,7 +4,6 @@ Usage: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/torch
 Environment: BATCH (128), STEPS timed after WARMUP (5, 1), THREADS (2), PRECISION (fp32 | bf16: torch.autocast on CPU).
 Prints the median seconds per step, every step's time, peak RSS of this process, and the BLAS library and core in use.
 """
-import ctypes
 import json
 import os
 import resource
@@ -23,29 +22,6 @@ B = int(os.environ.get('BATCH', '128'))
 STEPS = int(os.environ.get('STEPS', '5'))
 WARMUP = int(os.environ.get('WARMUP', '1'))
 PRECISION = os.environ.get('PRECISION', 'fp32')
-
-
-def blas_in_use():
-    """The BLAS shared library this process mapped, and OpenBLAS's core name when it is OpenBLAS."""
-    libs = set()
-    with open('/proc/self/maps') as f:
-        for line in f:
-            path = line.split()[-1] if len(line.split()) >= 6 else ''
-            base = os.path.basename(path)
-            if 'blas' in base or 'mkl_rt' in base:
-                libs.add(path)
-    core = None
-    for path in sorted(libs):
-        try:
-            lib = ctypes.CDLL(path)
-            fn = lib.openblas_get_corename
-            fn.restype = ctypes.c_char_p
-            core = fn().decode()
-            break
-        except (OSError, AttributeError):
-            continue
-    real = sorted(os.path.realpath(p) for p in libs)
-    return ', '.join(real) + (f' (OpenBLAS core {core})' if core else '')
 
 
 def bench(name):
@@ -95,7 +71,7 @@ def bench(name):
     print(json.dumps({'name': f'train_{name}', 'impl': 'torch', 'precision': PRECISION,
                       'median_s': statistics.median(times), 'step_s': times,
                       'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      'blas': blas_in_use(), 'mkldnn': torch.backends.mkldnn.is_available(),
+                      'blas': S.blas_in_use(), 'mkldnn': torch.backends.mkldnn.is_available(),
                       'torch_version': torch.__version__, 'threads': torch.get_num_threads(), 'batch': B}), flush=True)
 
 

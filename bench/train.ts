@@ -22,7 +22,7 @@ import type { Tensor } from '../src/tensor/index.js';
 import { trainStep } from '../src/train/pretrain.js';
 import { buildMethod } from '../src/methods/registry.js';
 import { nativeAddon, setPrecision, type Precision } from '../src/backend/native.js';
-import { benchConfig, benchOptimizer, type BenchMethod as Method } from './configs.js';
+import { benchConfig, benchOptimizer, refuseReferenceBlas, type BenchMethod as Method } from './configs.js';
 
 const METHODS: readonly Method[] = ['simsiam', 'moco', 'mae'];
 
@@ -107,8 +107,10 @@ function torchRun(method: Method, precision: Precision): TorchResult | null {
     const line = text.split('\n').find((l) => l.startsWith('{'));
     if (line === undefined) return null;
     const r = JSON.parse(line) as { median_s: number; step_s: number[]; peak_rss_mb: number; blas: string; torch_version: string };
+    refuseReferenceBlas('bench:train', r.blas);
     return { name: method, medianSec: r.median_s, stepSec: r.step_s, peakRssMb: r.peak_rss_mb, blas: r.blas, version: r.torch_version };
   } catch (err) {
+    if (err instanceof Error && err.message.startsWith('[bench:train] PyTorch runs on a reference BLAS')) throw err;
     console.error(`[bench:train] torch ${method} (${precision}) failed: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`);
     return null;
   }

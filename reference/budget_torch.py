@@ -36,7 +36,7 @@ import torchvision.transforms as T
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ssl_torch import MoCo, SimSiam, SplitBatchNorm, simsiam_loss  # noqa: E402
+from ssl_torch import MoCo, SimSiam, SplitBatchNorm, blas_in_use, simsiam_loss  # noqa: E402
 
 CIFAR_MEAN = [0.4914, 0.4822, 0.4465]
 CIFAR_STD = [0.2023, 0.1994, 0.2010]
@@ -242,7 +242,7 @@ def main():
         raise SystemExit(f'[budget_torch] {len(train_set)} images make no batch of {args.batch_size}')
     emit(event='start', method=args.method, images=len(train_set), batch=args.batch_size, steps_per_epoch=steps_per_epoch,
          epochs=args.epochs, width=args.width, lr=base_lr, threads=torch.get_num_threads(), workers=args.workers,
-         torch=torch.__version__)
+         torch=torch.__version__, blas=blas_in_use())
 
     if args.calibrate > 0:
         m2 = copy.deepcopy(model)
@@ -262,7 +262,7 @@ def main():
                 times.append(now - t0)
             t0 = now
         times.sort()
-        emit(event='calibrate', img_per_sec=args.batch_size / times[len(times) // 2], steps=len(times))
+        emit(event='calibrate', img_per_sec=args.batch_size / times[len(times) // 2], steps=len(times), blas=blas_in_use())
         return
 
     bank = spread(train_items, args.bank_size)

@@ -4,6 +4,7 @@ MoCo follows facebookresearch/moco (moco/builder.py) and its CIFAR demo (SplitBa
 SimSiam follows facebookresearch/simsiam (simsiam/builder.py); MAE follows facebookresearch/mae (models_mae.py)
 with timm 0.3.2's Block (reference/timm_vit.py). Run with Debian's /usr/bin/python3 (python3-torch, python3-torchvision).
 """
+import ctypes
 import math
 import os
 import sys
@@ -19,6 +20,34 @@ from timm_vit import Block, PatchEmbed, get_2d_sincos_pos_embed  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- backbones
+
+def blas_in_use():
+    """The BLAS shared libraries this process mapped, and OpenBLAS's core name when it is OpenBLAS. Debian's torch
+    calls the `libblas.so.3` the alternatives system points at; with no OpenBLAS installed, or with that name resolved
+    to the netlib reference BLAS (libblas3), its matmuls are several times slower: a handicapped peer. Such a library
+    (a libblas without OpenBLAS's symbols) is named with the marker 'reference BLAS'."""
+    libs = set()
+    with open('/proc/self/maps') as f:
+        for line in f:
+            path = line.split()[-1] if len(line.split()) >= 6 else ''
+            base = os.path.basename(path)
+            if 'blas' in base or 'mkl_rt' in base:
+                libs.add(os.path.realpath(path))
+    core, reference = None, []
+    for path in sorted(libs):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        if hasattr(lib, 'openblas_get_corename'):
+            fn = lib.openblas_get_corename
+            fn.restype = ctypes.c_char_p
+            core = core or fn().decode()
+        elif os.path.basename(path).startswith('libblas.so') and not hasattr(lib, 'mkl_blas_sgemm'):
+            reference.append(path)
+    return (', '.join(sorted(libs)) + (f' (OpenBLAS core {core})' if core else '')
+            + ''.join(f' [reference BLAS: {p}]' for p in reference))
+
 
 class SplitBatchNorm(nn.BatchNorm2d):
     """The MoCo CIFAR demo's BN that normalises num_splits sub-batches separately (emulating several GPUs)."""
