@@ -11,7 +11,8 @@ import type { OnProgress } from '../io/progress.js';
 import { progressBar } from './progress.js';
 import { markdownCode, summaryWriter } from '../io/tensorboard.js';
 import { logEpochScalars } from '../eval/supervised.js';
-import { linearProbe, type LinearResult } from '../eval/linear.js';
+import { extractFeatures, FeatureBatches, flatFeatures, linearProbe, type EvalSource, type LinearResult } from '../eval/linear.js';
+import type { BatchSource } from '../eval/supervised.js';
 import { methodSpec } from '../methods/registry.js';
 import { comm as currentComm, type Comm } from '../dist/comm.js';
 import { checkSameConfig, perRankBatch } from '../dist/run.js';
@@ -35,6 +36,11 @@ export interface LinearCommandOptions {
   seed: number;
   /** folder for linear.json and head.safetensors */
   out?: string;
+  /**
+   * Extract every image's features once with the evaluation transform (no training augmentation) and train the head
+   * on them in memory: CLIP's linear-probe protocol, seconds per epoch instead of a backbone pass. One process only.
+   */
+  precomputed?: boolean;
   log?: (line: string) => void;
   /** progress of each epoch's training and evaluation passes */
   onProgress?: OnProgress;
@@ -42,7 +48,7 @@ export interface LinearCommandOptions {
   comm?: Comm;
 }
 
-export async function runLinear(o: LinearCommandOptions): Promise<LinearResult & { method: string; classes: number; train: number; test: number }> {
+export async function runLinear(o: LinearCommandOptions): Promise<LinearResult & { method: string; classes: number; train: number; test: number; precomputed: boolean }> {
   const p = loadPretrained(o.checkpoint, 'linear');
   try {
     const recipe = methodSpec(o.recipe ?? p.cfg.method, 'linear').linearRecipe(p.cfg);
@@ -62,14 +68,34 @@ export async function runLinear(o: LinearCommandOptions): Promise<LinearResult &
     const { module: backbone, features, dim, owned } = p.model.frozenBackbone();
     // data parallel: DistributedSampler's shards (padded by wrapping around, as main_lincls.py's), a global batch
     const shard = comm.size > 1 ? { shard: { rank: comm.rank, worldSize: comm.size } } : {};
-    const train = new DataLoader(pair.train, { batchSize: rankBatch, transform: linclsTrainTransform(p.cfg), shuffle: true, dropLast: false, seed: o.seed, numWorkers: o.workers, ...shard });
-    const val = new DataLoader(pair.test, { batchSize: Math.min(256, rankBatch), transform: evalTransform(p.cfg.augment, p.cfg.imgSize), shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers, ...shard });
+    const evalSpec = evalTransform(p.cfg.augment, p.cfg.imgSize);
+    const val = new DataLoader(pair.test, { batchSize: Math.min(256, rankBatch), transform: evalSpec, shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers, ...shard });
+    const precomputed = o.precomputed === true;
+    let train: BatchSource;
+    let probeVal: EvalSource = val;
+    let probeFeatures = features;
+    if (precomputed) {
+      if (comm.size > 1) throw new Error('[linear] --precomputed runs in one process (drop --nproc): the features fit in memory and the head trains in seconds');
+      const pass = new DataLoader(pair.train, { batchSize: 256, transform: evalSpec, shuffle: false, dropLast: false, seed: 0, numWorkers: o.workers });
+      const on = o.onProgress ?? (() => {});
+      try {
+        const tr = await extractFeatures(features, pass, (d, t) => on('features: training images', d, t));
+        const te = await extractFeatures(features, val, (d, t) => on('features: test images', d, t));
+        train = new FeatureBatches(tr.feats, tr.labels, tr.dim, rankBatch, true, o.seed);
+        probeVal = new FeatureBatches(te.feats, te.labels, te.dim, 256, false);
+      } finally {
+        await pass.close();
+      }
+      probeFeatures = flatFeatures;
+    } else {
+      train = new DataLoader(pair.train, { batchSize: rankBatch, transform: linclsTrainTransform(p.cfg), shuffle: true, dropLast: false, seed: o.seed, numWorkers: o.workers, ...shard });
+    }
     let r: LinearResult;
     const tb = summaryWriter(o.out !== undefined && lead ? join(o.out, 'tb') : null);
     tb.addText('config', markdownCode(JSON.stringify({ checkpoint: resolve(o.checkpoint), data: trainSpec, testData: testSpec, seed: o.seed, recipe }, null, 2)), 0);
     try {
       r = await linearProbe({
-        backbone, features, dim, classes: pair.classes.length, train, val, recipe, seed: o.seed, comm,
+        backbone, features: probeFeatures, dim, classes: pair.classes.length, train, val: probeVal, recipe, seed: o.seed, comm,
         ...(o.onProgress !== undefined && lead ? { onProgress: o.onProgress } : {}),
         onEpoch: (e) => {
           logEpochScalars(tb, e);
@@ -78,10 +104,10 @@ export async function runLinear(o: LinearCommandOptions): Promise<LinearResult &
       });
     } finally {
       tb.close();
-      await train.close();
+      if (train instanceof DataLoader) await train.close();
       await val.close();
     }
-    const result = { ...r, method: p.cfg.method, classes: pair.classes.length, train: pair.train.length, test: pair.test.length };
+    const result = { ...r, method: p.cfg.method, classes: pair.classes.length, train: pair.train.length, test: pair.test.length, precomputed };
     if (o.out !== undefined && lead) {
       const head = serializeSafetensors(new Map(r.head.stateDict()), { format: 'selfsup-linear-head', recipe: recipe.name, checkpoint: resolve(o.checkpoint), classes: JSON.stringify(pair.classes) });
       const { head: _h, ...json } = result;
@@ -112,9 +138,10 @@ export function registerLinear(program: Command): void {
     .option('--workers <n>', 'data loader threads', (v: string) => Number.parseInt(v, 10), 2)
     .option('--seed <n>', 'random seed', (v: string) => Number.parseInt(v, 10), 0)
     .option('--out <dir>', 'write linear.json (history, accuracy) and head.safetensors here')
+    .option('--precomputed', 'extract the features once with the evaluation transform (no augmentation) and train the head on them in memory (CLIP\'s protocol; seconds per epoch)')
     .option('--nproc <n>', 'data parallel on this machine: launch n ranks with mpirun (the batch size stays global; see docs/distributed.md)', positiveInt('linear', 'nproc'))
     .option('--threads <n>', 'with --nproc: compute threads per rank (default: cores / n)', positiveInt('linear', 'threads'))
-    .action((f: { checkpoint: string; data?: string; testData?: string; recipe?: string; epochs?: number; batchSize?: number; lr?: number; limit?: number; testLimit?: number; workers: number; seed: number; out?: string; nproc?: number; threads?: number }) => runDistributed('linear', f, async (comm) => {
+    .action((f: { checkpoint: string; data?: string; testData?: string; recipe?: string; epochs?: number; batchSize?: number; lr?: number; limit?: number; testLimit?: number; workers: number; seed: number; out?: string; precomputed?: boolean; nproc?: number; threads?: number }) => runDistributed('linear', f, async (comm) => {
       const lead = comm.rank === 0;
       const bar = progressBar('linear', lead && process.stderr.isTTY === true);
       const r = await runLinear({
@@ -124,10 +151,10 @@ export function registerLinear(program: Command): void {
         ...(f.data !== undefined ? { data: f.data } : {}), ...(f.testData !== undefined ? { testData: f.testData } : {}),
         ...(f.recipe !== undefined ? { recipe: f.recipe } : {}), ...(f.epochs !== undefined ? { epochs: f.epochs } : {}),
         ...(f.batchSize !== undefined ? { batchSize: f.batchSize } : {}), ...(f.lr !== undefined ? { lr: f.lr } : {}),
-        ...(f.out !== undefined ? { out: resolve(f.out) } : {}),
+        ...(f.out !== undefined ? { out: resolve(f.out) } : {}), ...(f.precomputed === true ? { precomputed: true } : {}),
       });
       if (!lead) return;
-      process.stdout.write(`[linear] ${r.method} backbone, ${r.recipe.name} recipe (${r.recipe.optimizer}, lr ${r.lr}, batch ${r.recipe.batchSize}${comm.size > 1 ? ` over ${comm.size} ranks` : ''}, ${r.recipe.epochs} epochs): `
+      process.stdout.write(`[linear] ${r.method} backbone, ${r.recipe.name} recipe (${r.recipe.optimizer}, lr ${r.lr}, batch ${r.recipe.batchSize}${comm.size > 1 ? ` over ${comm.size} ranks` : ''}, ${r.recipe.epochs} epochs${r.precomputed ? ', precomputed features' : ''}): `
         + `top-1 ${(100 * r.top1).toFixed(2)}% top-5 ${(100 * r.top5).toFixed(2)}% on ${r.test} test images; backbone unchanged (${r.backboneTensorsChecked} tensors checked)\n`);
     }));
 }

@@ -14,7 +14,8 @@ import type { OnProgress } from '../io/progress.js';
 import { comm as currentComm, type Comm } from '../dist/comm.js';
 import { DistributedDataParallel } from '../dist/ddp.js';
 import { realShardSize } from '../dist/run.js';
-import { batchTensors, trainSupervised, type SupervisedEpoch } from './supervised.js';
+import { batchTensors, trainSupervised, type BatchSource, type SupervisedEpoch } from './supervised.js';
+import type { Batch } from '../data/loader.js';
 
 /** A linear classification recipe; each method's MethodSpec.linearRecipe() gives its official one. */
 export interface LinearRecipe {
@@ -86,14 +87,17 @@ export interface LinearResult {
   head: Layer;
 }
 
+/** An evaluation pass's batches: a DataLoader (its dataset and shard size are read on several ranks), or features. */
+export type EvalSource = BatchSource & { readonly dataset: { readonly length: number }; readonly samplesPerEpoch: number };
+
 export interface LinearProbeInput {
   backbone: Module;
   /** pooled features of the frozen backbone [N, D] */
   features: (x: Tensor) => Tensor;
   dim: number;
   classes: number;
-  train: DataLoader;
-  val: DataLoader;
+  train: BatchSource;
+  val: EvalSource;
   recipe: LinearRecipe;
   seed: number;
   onEpoch?: (e: LinearEpoch) => void;
@@ -115,7 +119,7 @@ export interface LinearProbeInput {
  * the hit counts are summed over ranks, so the accuracy is exactly the one-process accuracy (MAE's --dist_eval
  * counts the padding twice; this does not).
  */
-export async function evaluateHead(features: (x: Tensor) => Tensor, head: Layer, loader: DataLoader,
+export async function evaluateHead(features: (x: Tensor) => Tensor, head: Layer, loader: EvalSource,
   onBatch?: (done: number, total: number) => void, comm: Comm = currentComm()): Promise<{ top1: number; top5: number }> {
   head.eval();
   const real = comm.size === 1 ? Infinity : realShardSize(loader.dataset.length, comm);
@@ -186,3 +190,70 @@ export async function linearProbe(o: LinearProbeInput): Promise<LinearResult> {
   const last = history[history.length - 1]!;
   return { recipe: r, lr, history, top1: last.top1, top5: last.top5, backboneTensorsChecked: checked, head };
 }
+
+/**
+ * The frozen backbone's features of every image a loader yields, once, in its order (eval mode, no graph): the
+ * input of a probe on precomputed features. features [N, D] row-major, labels [N].
+ */
+export async function extractFeatures(features: (x: Tensor) => Tensor, loader: DataLoader,
+  onBatch?: (done: number, total: number) => void): Promise<{ feats: Float32Array; labels: Int32Array; dim: number }> {
+  const n = loader.samplesPerEpoch;
+  const labels = new Int32Array(n);
+  let feats = new Float32Array(0);
+  let dim = 0;
+  let at = 0;
+  let batches = 0;
+  for await (const b of loader.epoch(0)) {
+    T.noGrad(() => T.tidy(() => {
+      const f = features(T.tensor(b.images, b.shape)); // [B, D]
+      if (dim === 0) {
+        dim = f.shape[1]!;
+        feats = new Float32Array(n * dim);
+      }
+      feats.set(f.data, at * dim);
+    }));
+    labels.set(b.labels, at);
+    at += b.labels.length;
+    onBatch?.(++batches, loader.length);
+  }
+  if (at !== n) throw new Error(`[linear] the feature pass yielded ${at} images, expected ${n}`);
+  return { feats, labels, dim };
+}
+
+/**
+ * Batches of precomputed features, read as a loader's batches are: each batch's `images` holds [B, D] features
+ * (shape [B, D, 1, 1]), shuffled per epoch with the DataLoader's seeded permutation when `shuffle`, the last batch
+ * kept whole. The probe's `features` is then a reshape to [B, D] (see `flatFeatures`).
+ */
+export class FeatureBatches implements EvalSource {
+  readonly dataset: { readonly length: number };
+  readonly samplesPerEpoch: number;
+  readonly length: number;
+  constructor(private readonly feats: Float32Array, private readonly labels: Int32Array, readonly dim: number,
+    readonly batchSize: number, readonly shuffle: boolean, readonly seed = 0) {
+    const n = labels.length;
+    if (feats.length !== n * dim) throw new Error(`[linear] ${feats.length} feature values do not make ${n} rows of ${dim}`);
+    this.dataset = { length: n };
+    this.samplesPerEpoch = n;
+    this.length = Math.ceil(n / batchSize);
+  }
+
+  async *epoch(epoch = 0): AsyncGenerator<Batch, void, undefined> {
+    const n = this.labels.length;
+    const order = this.shuffle ? T.Rng.fromKeys(0x5348554646, this.seed, epoch).randperm(n) : Int32Array.from({ length: n }, (_, i) => i);
+    const d = this.dim;
+    for (let s = 0; s < n; s += this.batchSize) {
+      const idx = order.subarray(s, Math.min(n, s + this.batchSize));
+      const images = new Float32Array(idx.length * d);
+      const labels = new Int32Array(idx.length);
+      for (let i = 0; i < idx.length; i++) {
+        images.set(this.feats.subarray(idx[i]! * d, idx[i]! * d + d), i * d);
+        labels[i] = this.labels[idx[i]!]!;
+      }
+      yield { images, shape: [idx.length, d, 1, 1], labels, indices: Int32Array.from(idx), views: [images] };
+    }
+  }
+}
+
+/** The probe's `features` over FeatureBatches: [B, D, 1, 1] -> [B, D]. */
+export const flatFeatures = (x: Tensor): Tensor => T.reshape(x, [x.shape[0]!, x.shape[1]!]);

@@ -4,7 +4,7 @@
 // gradients are averaged by DistributedDataParallel, and the epoch's loss is the mean over ranks.
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import type { Batch, DataLoader } from '../data/loader.js';
+import type { Batch } from '../data/loader.js';
 import type { DistributedDataParallel } from '../dist/ddp.js';
 import { allreduceMean } from '../dist/collectives.js';
 import type { ScalarLogger } from '../io/tensorboard.js';
@@ -12,13 +12,20 @@ import type { OnProgress } from '../io/progress.js';
 
 export interface SupervisedEpoch { epoch: number; loss: number; lr: number; top1: number; top5: number; seconds: number }
 
+/** What the loop reads batches from: a DataLoader, or the in-memory features of a precomputed probe. */
+export interface BatchSource {
+  /** batches per epoch */
+  readonly length: number;
+  epoch(epoch: number): AsyncIterable<Batch>;
+}
+
 export interface SupervisedLoop {
   /** names the command in errors: 'linear', 'finetune' */
   where: string;
   /** what to tell the user when the loss stops being finite ("lower --lr") */
   hint: string;
   epochs: number;
-  train: DataLoader;
+  train: BatchSource;
   optimizer: { zeroGrad(): void; step(): void };
   /** sets and returns the lr of this step (epoch, step within it, steps per epoch) */
   lrAt(epoch: number, step: number, iters: number): number;

@@ -8,7 +8,10 @@ import { after, test } from 'node:test';
 import { readEvents, scalarsByTag } from '../io/tfevents.js';
 import * as T from '../../src/tensor/index.js';
 import { runLinear } from '../../src/cli/linear.js';
-import { assertUnchanged, linearHead, snapshotState } from '../../src/eval/linear.js';
+import { assertUnchanged, FeatureBatches, linearHead, linearProbe, snapshotState } from '../../src/eval/linear.js';
+import { loadPretrained, openLabelledPair } from '../../src/eval/pretrained.js';
+import { evalTransform } from '../../src/data/open.js';
+import { DataLoader } from '../../src/data/loader.js';
 import { methodSpec } from '../../src/methods/registry.js';
 import { presetConfig } from '../../src/train/config.js';
 import { BatchNorm1d, Linear, Sequential } from '../../src/nn/layers.js';
@@ -104,4 +107,60 @@ test("linear: MoCo v3 runs probe their base encoder with moco-v3's main_lincls r
   assert.equal(r.lr, (0.1 * 4) / 256);
   assert.ok(r.backboneTensorsChecked > 10);
   assert.equal(methodSpec('mocov3').linearRecipe({ ...presetConfig('mocov3', 'vit-small') }).lr, 3, 'CONFIG.md probes ViTs at lr 3');
+});
+
+test('linear --precomputed: features extracted once with the evaluation transform train the same head as that transform per batch', async () => {
+  const run = makeTinyRun('mae', data, join(tmp, 'mae-pre'));
+  const progress: string[] = [];
+  const lines: string[] = [];
+  const pre = await runLinear({ ...base, checkpoint: run, epochs: 3, batchSize: 4, precomputed: true, log: (s) => lines.push(s), onProgress: (phase, done, total) => progress.push(`${phase} ${done}/${total}`) });
+  assert.equal(pre.precomputed, true);
+  assert.equal(progress.filter((p) => p.startsWith('features: training images')).pop(), 'features: training images 1/1', 'one pass over the 12 training images');
+  assert.equal(progress.filter((p) => p.startsWith('features: test images')).pop(), 'features: test images 3/3', 'the evaluation loader: batches of min(256, batch)');
+  assert.equal(lines.length, 3);
+  // the same probe through a DataLoader whose training transform is the evaluation transform, shuffled with the same
+  // seed: the batches hold the same images in the same order, so the history is the same
+  const p = loadPretrained(run, 'test');
+  const { module: backbone, features, dim } = p.model.frozenBackbone();
+  const pair = openLabelledPair('test', data, data, null, null);
+  const spec = evalTransform(p.cfg.augment, p.cfg.imgSize);
+  const train = new DataLoader(pair.train, { batchSize: 4, transform: spec, shuffle: true, dropLast: false, seed: 0, numWorkers: 0 });
+  const val = new DataLoader(pair.test, { batchSize: 4, transform: spec, shuffle: false, dropLast: false, seed: 0, numWorkers: 0 });
+  const recipe = { ...methodSpec('mae').linearRecipe(), epochs: 3, batchSize: 4, warmupEpochs: 0 };
+  const ref = await linearProbe({ backbone, features, dim, classes: 3, train, val, recipe, seed: 0 });
+  assert.equal(pre.recipe.warmupEpochs, 0, '10 warmup epochs of 90 scale to 0 of 3');
+  assert.equal(pre.history.length, 3);
+  pre.history.forEach((e, i) => {
+    const r = ref.history[i]!;
+    assert.ok(Math.abs(e.loss - r.loss) <= 1e-5 * Math.abs(r.loss), `epoch ${i + 1}: loss ${e.loss} vs ${r.loss}`);
+    assert.equal(e.top1, r.top1);
+    assert.equal(e.lr, r.lr);
+  });
+  p.model.dispose();
+});
+
+test('FeatureBatches: every row once per epoch, in the DataLoader\'s seeded order, last batch kept', async () => {
+  const n = 10;
+  const dim = 3;
+  const feats = Float32Array.from({ length: n * dim }, (_, i) => i);
+  const labels = Int32Array.from({ length: n }, (_, i) => i % 4);
+  const fb = new FeatureBatches(feats, labels, dim, 4, true, 7);
+  assert.equal(fb.length, 3);
+  const seen: number[] = [];
+  const sizes: number[] = [];
+  for await (const b of fb.epoch(2)) {
+    sizes.push(b.shape[0]);
+    assert.deepEqual(b.shape.slice(1), [dim, 1, 1]);
+    b.indices.forEach((idx, i) => {
+      seen.push(idx);
+      assert.deepEqual(Array.from(b.images.subarray(i * dim, i * dim + dim)), [idx * dim, idx * dim + 1, idx * dim + 2]);
+      assert.equal(b.labels[i], idx % 4);
+    });
+  }
+  assert.deepEqual(sizes, [4, 4, 2]);
+  assert.deepEqual(seen, Array.from(T.Rng.fromKeys(0x5348554646, 7, 2).randperm(n)));
+  const ordered: number[] = [];
+  for await (const b of new FeatureBatches(feats, labels, dim, 4, false).epoch(0)) ordered.push(...b.indices);
+  assert.deepEqual(ordered, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.throws(() => new FeatureBatches(feats, labels, 4, 4, false), /\[linear\] 30 feature values do not make 10 rows of 4/);
 });
