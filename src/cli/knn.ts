@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { DataLoader } from '../data/loader.js';
 import type { Dataset } from '../data/datasets.js';
 import { evalTransform } from '../data/open.js';
-import { extractOnce, type KnnFeature } from '../train/pretrain.js';
+import { extractOnce, heldOutLossMeter, type KnnFeature } from '../train/pretrain.js';
 import { knnClassify } from '../eval/knn.js';
 import { loadPretrained, openLabelledPair, positiveInt, finiteNumber } from '../eval/pretrained.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -47,6 +47,11 @@ export interface KnnCommandResult {
   t: number;
   feature: KnnFeature;
   seconds: number;
+  /**
+   * Methods with a held-out loss (MAE: the reconstruction loss on the removed patches): its mean over the test images,
+   * from the same pass and with the same fixed masks as pretrain's monitor, so it equals the monitor's figure.
+   */
+  testLoss?: number;
   /** recall of each class on the test images */
   perClass: Array<{ className: string; total: number; correct: number; accuracy: number }>;
   /** confusion[true][predicted] counts */
@@ -66,7 +71,8 @@ export async function runKnn(o: KnnCommandOptions): Promise<KnnCommandResult> {
   // the run's monitor feature unless told (configs written before knn.feature existed read the backbone)
   const feature = o.feature ?? p.cfg.knn.feature ?? 'backbone';
   const [bank, bankLabels] = await extractOnce(p.model, mk(train), undefined, { phase: 'features of the bank', on }, feature);
-  const [queries, queryLabels] = await extractOnce(p.model, mk(test), undefined, { phase: 'features of the test images', on }, feature);
+  const meter = p.model.heldOutLoss !== undefined ? heldOutLossMeter(p.model) : null;
+  const [queries, queryLabels] = await extractOnce(p.model, mk(test), meter?.add, { phase: 'features of the test images', on }, feature);
   try {
     const r = knnClassify(bank, bankLabels, queries, queryLabels, classes.length, { k: o.k, t: o.t });
     const n = classes.length;
@@ -77,6 +83,7 @@ export async function runKnn(o: KnnCommandOptions): Promise<KnnCommandResult> {
     const result: KnnCommandResult = {
       method: p.cfg.method, epoch: p.epoch, top1: r.top1, top5: r.top5, bank: train.length, test: test.length,
       classes: n, k: Math.min(o.k, train.length), t: o.t, feature, seconds: (performance.now() - t0) / 1000,
+      ...(meter !== null ? { testLoss: meter.mean() } : {}),
       perClass: perClassAccuracy(counts, n).map((c) => ({ className: classes[c.index]!, total: c.total, correct: c.correct, accuracy: c.accuracy })),
       confusion: Array.from({ length: n }, (_, i) => Array.from(counts.subarray(i * n, (i + 1) * n))),
       confusionPng,
@@ -117,7 +124,8 @@ export function registerKnn(program: Command): void {
       });
       bar.stop();
       process.stdout.write(`[knn] ${r.method} (epoch ${r.epoch}): top-1 ${(100 * r.top1).toFixed(2)}% top-5 ${(100 * r.top5).toFixed(2)}% `
-        + `(${r.feature} features, k=${r.k}, t=${r.t}, bank ${r.bank}, test ${r.test}, ${r.classes} classes, ${r.seconds.toFixed(1)} s)\n`);
+        + `(${r.feature} features, k=${r.k}, t=${r.t}, bank ${r.bank}, test ${r.test}, ${r.classes} classes, ${r.seconds.toFixed(1)} s)`
+        + `${r.testLoss !== undefined ? `; test reconstruction loss ${r.testLoss.toFixed(4)}` : ''}\n`);
       const width = Math.max(...r.perClass.map((c) => c.className.length));
       for (const c of r.perClass) {
         process.stdout.write(`  ${c.className.padEnd(width)}  ${Number.isNaN(c.accuracy) ? '   -  ' : `${(100 * c.accuracy).toFixed(1).padStart(5)}%`}  (${c.correct}/${c.total})\n`);

@@ -25,6 +25,7 @@ test('knn: top-1/top-5 of a tiny SimSiam run, JSON written; the CLI prints the s
   assert.equal(r.bank, 12);
   assert.equal(r.test, 12);
   assert.equal(r.classes, 3);
+  assert.equal(r.testLoss, undefined, 'SimSiam has no held-out loss');
   assert.ok(r.top1 >= 0 && r.top1 <= 1 && r.top5 === 1, `top-5 over 3 classes is 1, got ${r.top5}`);
   // colour-coded classes: even an untrained encoder's features separate them well
   assert.ok(r.top1 > 0.5, `top-1 ${r.top1}`);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import sharp from 'sharp';
 import { pretrain } from '../../src/train/pretrain.js';
+import { runKnn } from '../../src/cli/knn.js';
 import { makeImageFolder, tinyConfig } from '../eval/tiny-run.js';
 import { readEvents, scalarsByTag, type DecodedEvent } from '../io/tfevents.js';
 
@@ -60,6 +61,13 @@ test('MAE pretraining writes scalars, images and the config to tb/ (and the same
   assert.equal(text.length, 1);
   assert.equal(text[0]!.tag, 'config');
   assert.deepEqual(JSON.parse(text[0]!.tensor!.stringVal[0]!.split('\n').map((l) => l.slice(4)).join('\n')), cfg);
+  // `selfsup knn` on the finished run scores it as the monitor did after the last epoch: the same kNN top-1 and the
+  // same held-out reconstruction loss (same test images, batches and fixed masks)
+  const k = await runKnn({ checkpoint: cfg.out, k: 3, t: 0.1, limit: null, testLimit: null, batchSize: 8, workers: 0, confusion: join(tmp, 'mae-confusion.png') });
+  const last = epochs[epochs.length - 1]!;
+  assert.equal(k.top1, last.knnTop1);
+  assert.ok(k.testLoss !== undefined && Math.abs(k.testLoss - (last.testLoss as number)) <= 1e-6 * (last.testLoss as number), `knn command ${k.testLoss} vs monitor ${last.testLoss}`);
+  assert.notEqual(k.testLoss, before.testLoss, 'training moved the held-out loss');
 });
 
 test('MoCo logs its InfoNCE accuracy; summaries: false (non-zero ranks) writes no tb/ and no pictures', async () => {
