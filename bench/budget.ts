@@ -1,19 +1,29 @@
 // npm run bench:budget: accuracy at an equal time budget, selfsup against PyTorch (issue 15), one after the other on
-// this machine. For MoCo or SimSiam on CIFAR-10 (the `cifar` preset's recipe at the given width and batch):
+// this machine. For MoCo, SimSiam or MAE on CIFAR-10 (the `cifar` preset's recipe at the given width and batch):
 //  1. calibrate: each implementation times a few training steps (its img/s, loading included);
 //  2. fit: epochs = the whole epochs of the training set that fit the budget at that speed (at least 1);
-//  3. run: selfsup's pretrain, then reference/budget_torch.py, each for its own epoch count, with the kNN monitor's
-//     protocol (weighted kNN, k 200, T 0.1) before and after on the full 50k bank and 10k test set.
-// Training time excludes the kNN passes. Prints one JSON line per implementation and a markdown table row.
-// Run on a quiet machine. Options: --method moco|simsiam --data PATH --minutes 60 --width 0.25 --batch-size 256
+//  3. run: selfsup's pretrain, then reference/budget_torch.py, each for its own epoch count;
+//  4. score. MoCo, SimSiam: each side's kNN monitor (weighted kNN, k 200, T 0.1) before and after, on the full 50k
+//     bank and 10k test set. MAE: PyTorch's weights (official names) become a selfsup run folder, and both runs are
+//     scored by the same code: `selfsup knn` (kNN on the cls token, and the held-out reconstruction loss with fixed
+//     masks) and `selfsup linear --precomputed --recipe mae` (BatchNorm + Linear on the cls token, LARS, warmup +
+//     cosine, --probe-epochs 90, batch 256).
+// MAE's warmup scales with the fitted epochs as the preset's 10 of 200 (at least 1), the same for both sides.
+// Training time excludes the evaluation passes. Prints one JSON line per implementation and a markdown table row.
+// Run on a quiet machine. Options: --method moco|simsiam|mae --data PATH --minutes 60 --width 0.25 --batch-size 256
 //   [--lr X] [--limit N] [--bank-size N --test-size N] [--calibrate-steps 10] [--only ours|torch] [--out runs/budget]
 //   [--allow-reference-blas] (otherwise PyTorch on the netlib reference BLAS refuses: a handicapped peer is not a result)
+//   [--probe-epochs 90] (MAE's linear probe)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { refuseReferenceBlas } from './configs.js';
+import { presetConfig } from '../src/train/config.js';
+import { writeRunFromWeights } from '../src/eval/pretrained.js';
+import { runKnn } from '../src/cli/knn.js';
+import { runLinear } from '../src/cli/linear.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'selfsup.js');
@@ -30,7 +40,8 @@ function num(name: string, dflt: number): number {
 }
 
 const method = arg('method', 'moco')!;
-if (method !== 'moco' && method !== 'simsiam') throw new Error(`[bench:budget] --method must be moco or simsiam, got '${method}'`);
+if (method !== 'moco' && method !== 'simsiam' && method !== 'mae') throw new Error(`[bench:budget] --method must be moco, simsiam or mae, got '${method}'`);
+const mae = method === 'mae';
 const data = arg('data');
 if (data === undefined) throw new Error('[bench:budget] --data is required: the CIFAR-10 JPEG .tar.gz (cifar10/train/<class>/*.jpg) or its folder');
 const minutes = num('minutes', 60);
@@ -41,11 +52,15 @@ const limit = num('limit', 0);
 const bankSize = num('bank-size', 0);
 const testSize = num('test-size', 0);
 const calSteps = num('calibrate-steps', 10);
+const probeEpochs = num('probe-epochs', 90);
 const only = arg('only');
 const out = resolve(arg('out', join('runs', `budget-${method}`))!);
 const TRAIN_IMAGES = limit > 0 ? limit : 50000;
 const perEpoch = Math.floor(TRAIN_IMAGES / batch) * batch;
-const common = { cpu: cpus()[0]?.model ?? 'unknown CPU', cores: cpus().length, method, minutes, width, batch };
+const common = { cpu: cpus()[0]?.model ?? 'unknown CPU', cores: cpus().length, method, minutes, ...(mae ? { arch: 'vit-tiny-patch4' } : { width }), batch };
+/** MAE: the preset's warmup (10 of 200 epochs) scaled to the fitted epochs, at least 1 (none for a 1-epoch run) */
+const PRESET = presetConfig('mae', 'cifar');
+const warmupFor = (epochs: number): number => (epochs <= 1 ? 0 : Math.max(1, Math.round((PRESET.optim.warmupEpochs * epochs) / PRESET.epochs)));
 const torchEnv = (): NodeJS.ProcessEnv => {
   const env = { ...process.env };
   delete env.OPENBLAS_CORETYPE; // this environment's OpenBLAS variables slow PyTorch down: unset for its command only
@@ -60,12 +75,13 @@ const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(
 /** The command line of each side; `images` (the calibration's few steps) replaces --limit. */
 function oursArgs(epochs: number, runOut: string, extra: string[], images = limit): string[] {
   return [BIN, 'pretrain', '--method', method, '--preset', 'cifar', '--data', data!, '--epochs', String(epochs), '--batch-size', String(batch),
-    '--set', `width=${width}`, '--out', runOut, '--no-progress', ...(lr !== undefined ? ['--lr', lr] : []),
-    ...(images > 0 ? ['--limit', String(images)] : []), ...extra];
+    ...(mae ? ['--set', `optim.warmupEpochs=${warmupFor(epochs)}`] : ['--set', `width=${width}`]), '--out', runOut, '--no-progress',
+    ...(lr !== undefined ? ['--lr', lr] : []), ...(images > 0 ? ['--limit', String(images)] : []), ...extra];
 }
 function torchArgs(epochs: number, extra: string[], images = limit): string[] {
   return [join(ROOT, 'reference', 'budget_torch.py'), '--method', method, '--data', data!, '--epochs', String(epochs), '--batch-size', String(batch),
-    '--width', String(width), ...(lr !== undefined ? ['--lr', lr] : []), ...(images > 0 ? ['--limit', String(images)] : []), ...extra];
+    ...(mae ? ['--warmup-epochs', String(warmupFor(epochs))] : ['--width', String(width)]), ...(lr !== undefined ? ['--lr', lr] : []),
+    ...(images > 0 ? ['--limit', String(images)] : []), ...extra];
 }
 
 function calibrateOurs(): number {
@@ -89,29 +105,40 @@ function calibrateTorch(): { ips: number; blas: string } {
 
 const fitEpochs = (ips: number): number => Math.max(1, Math.floor((minutes * 60 * ips) / perEpoch));
 
-interface Result { impl: string; epochs: number; imagesSeen: number; trainSec: number; knnBefore: number; knnAfter: number; calibratedIps: number; command: string; blas?: string }
+interface Result {
+  impl: string; epochs: number; imagesSeen: number; trainSec: number; calibratedIps: number; command: string; blas?: string;
+  /** MoCo, SimSiam: the run's own kNN monitor before and after (%) */
+  knnBefore?: number; knnAfter?: number;
+  /** MAE: the run folder both sides are scored from, and PyTorch's own held-out loss (a cross-check of the scorer) */
+  runDir?: string; ownTestLoss?: number;
+}
 
 function runOurs(ips: number): Result {
   const epochs = fitEpochs(ips);
   const runOut = join(out, 'selfsup');
   rmSync(runOut, { recursive: true, force: true });
-  const extra = ['--set', 'knn.every=0', ...(bankSize > 0 ? ['--set', `knn.bankSize=${bankSize}`] : []), ...(testSize > 0 ? ['--set', `knn.testSize=${testSize}`] : [])];
+  // MAE is scored afterwards by the same evaluators as PyTorch's run; MoCo and SimSiam by the monitor, before and after
+  const extra = mae ? ['--set', 'knn.disabled=true']
+    : ['--set', 'knn.every=0', ...(bankSize > 0 ? ['--set', `knn.bankSize=${bankSize}`] : []), ...(testSize > 0 ? ['--set', `knn.testSize=${testSize}`] : [])];
   const args = oursArgs(epochs, runOut, extra);
   const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) throw new Error(`[bench:budget] selfsup pretrain exited with ${r.status}`);
   const log = jsonLines(readFileSync(join(runOut, 'log.jsonl'), 'utf8'));
-  const before = log.find((l) => l.event === 'knn')!;
   const ep = log.filter((l) => l.event === 'epoch');
+  const before = log.find((l) => l.event === 'knn');
   return {
-    impl: 'selfsup', epochs, imagesSeen: epochs * perEpoch, trainSec: ep.reduce((s, l) => s + Number(l.trainSeconds), 0),
-    knnBefore: 100 * Number(before.top1), knnAfter: 100 * Number(ep[ep.length - 1]!.knnTop1), calibratedIps: ips,
+    impl: 'selfsup', epochs, imagesSeen: epochs * perEpoch, trainSec: ep.reduce((s, l) => s + Number(l.trainSeconds), 0), calibratedIps: ips,
+    ...(mae ? { runDir: runOut } : { knnBefore: 100 * Number(before!.top1), knnAfter: 100 * Number(ep[ep.length - 1]!.knnTop1) }),
     command: `node bin/selfsup.js ${args.slice(1).map((a) => (a === runOut ? `runs/budget-${method}/selfsup` : a)).join(' ')}`,
   };
 }
 
 function runTorch({ ips, blas }: { ips: number; blas: string }): Result {
   const epochs = fitEpochs(ips);
-  const extra = [...(bankSize > 0 ? ['--bank-size', String(bankSize)] : []), ...(testSize > 0 ? ['--test-size', String(testSize)] : [])];
+  const runDir = join(out, 'pytorch');
+  const weights = join(out, 'pytorch-weights.safetensors');
+  const extra = [...(bankSize > 0 ? ['--bank-size', String(bankSize)] : []), ...(testSize > 0 ? ['--test-size', String(testSize)] : []),
+    ...(mae ? ['--save', weights] : [])];
   const args = torchArgs(epochs, extra);
   const r = spawnSync(PYTHON, args, { encoding: 'utf8', env: torchEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
   process.stdout.write(r.stdout);
@@ -119,11 +146,31 @@ function runTorch({ ips, blas }: { ips: number; blas: string }): Result {
   const log = jsonLines(r.stdout);
   const knn = log.filter((l) => l.event === 'knn');
   const done = log.find((l) => l.event === 'done')!;
+  if (mae) {
+    // the PyTorch weights under their official names, as a selfsup run folder of the same recipe
+    const cfg = presetConfig('mae', 'cifar');
+    Object.assign(cfg, { data: data!, epochs, batchSize: batch, ...(limit > 0 ? { limit } : {}) });
+    cfg.optim.warmupEpochs = warmupFor(epochs);
+    rmSync(runDir, { recursive: true, force: true });
+    writeRunFromWeights(cfg, weights, runDir, epochs);
+  }
   return {
-    impl: 'pytorch', epochs, imagesSeen: Number(done.images_seen), trainSec: Number(done.train_sec),
-    knnBefore: Number(knn[0]!.top1), knnAfter: Number(knn[knn.length - 1]!.top1), calibratedIps: ips, blas,
-    command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 ${args.map((a) => a.replace(`${ROOT}/`, '')).join(' ')}`,
+    impl: 'pytorch', epochs, imagesSeen: Number(done.images_seen), trainSec: Number(done.train_sec), calibratedIps: ips, blas,
+    ...(mae ? { runDir, ownTestLoss: Number(done.test_loss) } : { knnBefore: Number(knn[0]!.top1), knnAfter: Number(knn[knn.length - 1]!.top1) }),
+    command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 ${args.map((a) => a.replace(`${ROOT}/`, '').replace(out, `runs/budget-${method}`)).join(' ')}`,
   };
+}
+
+interface Scores { knn: number; testLoss: number; linear: number; linearSec: number }
+
+/** MAE: kNN (cls token) + held-out loss, then the precomputed linear probe, the same calls for both runs. */
+async function score(runDir: string): Promise<Scores> {
+  const lim = { limit: bankSize > 0 ? bankSize : null, testLimit: testSize > 0 ? testSize : null };
+  const k = await runKnn({ checkpoint: runDir, k: 200, t: 0.1, ...lim, batchSize: 256, workers: 2 });
+  const t0 = performance.now();
+  const l = await runLinear({ checkpoint: runDir, recipe: 'mae', precomputed: true, epochs: probeEpochs, batchSize: 256, ...lim, workers: 2, seed: 0,
+    log: (line) => { if (/epoch (\d+)\//.exec(line)?.[1] === String(probeEpochs)) console.error(line); } });
+  return { knn: 100 * k.top1, testLoss: k.testLoss!, linear: 100 * l.top1, linearSec: (performance.now() - t0) / 1000 };
 }
 
 mkdirSync(out, { recursive: true });
@@ -134,11 +181,25 @@ const oursIps = only !== 'torch' ? calibrateOurs() : undefined;
 const torchCal = only !== 'ours' ? calibrateTorch() : undefined;
 if (oursIps !== undefined) results.push(runOurs(oursIps));
 if (torchCal !== undefined) results.push(runTorch(torchCal));
+const scores = new Map<Result, Scores>();
+if (mae) for (const r of results) scores.set(r, await score(r.runDir!));
 for (const r of results) {
+  const sc = scores.get(r);
   console.log(JSON.stringify({
     name: 'budget', impl: r.impl, epochs: r.epochs, images_seen: r.imagesSeen, train_sec: +r.trainSec.toFixed(1), calibrated_img_per_sec: +r.calibratedIps.toFixed(1),
-    knn_before: +r.knnBefore.toFixed(2), knn_after: +r.knnAfter.toFixed(2), load1_at_start: load1, command: r.command, ...(r.blas !== undefined ? { torch_blas: r.blas } : {}), ...common,
+    ...(r.knnBefore !== undefined ? { knn_before: +r.knnBefore.toFixed(2), knn_after: +r.knnAfter!.toFixed(2) } : {}),
+    ...(sc !== undefined ? { knn_after: +sc.knn.toFixed(2), test_loss: +sc.testLoss.toFixed(4), linear_top1: +sc.linear.toFixed(2), probe_epochs: probeEpochs, linear_sec: +sc.linearSec.toFixed(1) } : {}),
+    ...(r.ownTestLoss !== undefined ? { own_test_loss: +r.ownTestLoss.toFixed(4), warmup_epochs: warmupFor(r.epochs) } : {}),
+    load1_at_start: load1, command: r.command, ...(r.blas !== undefined ? { torch_blas: r.blas } : {}), ...common,
   }));
 }
-console.log(`| ${method} | impl | images seen | epochs | kNN before -> after | training time |`);
-for (const r of results) console.log(`| ${method}, width ${width}, batch ${batch} | ${r.impl} | ${r.imagesSeen} | ${r.epochs} | ${r.knnBefore.toFixed(2)}% -> ${r.knnAfter.toFixed(2)}% | ${Math.round(r.trainSec)} s |`);
+if (mae) {
+  console.log('| mae | impl | images seen | epochs | held-out loss | linear probe top-1 | kNN top-1 | training time |');
+  for (const r of results) {
+    const sc = scores.get(r)!;
+    console.log(`| mae, ViT-Tiny/4, batch ${batch} | ${r.impl} | ${r.imagesSeen} | ${r.epochs} | ${sc.testLoss.toFixed(4)} | ${sc.linear.toFixed(2)}% | ${sc.knn.toFixed(2)}% | ${Math.round(r.trainSec)} s |`);
+  }
+} else {
+  console.log(`| ${method} | impl | images seen | epochs | kNN before -> after | training time |`);
+  for (const r of results) console.log(`| ${method}, width ${width}, batch ${batch} | ${r.impl} | ${r.imagesSeen} | ${r.epochs} | ${r.knnBefore!.toFixed(2)}% -> ${r.knnAfter!.toFixed(2)}% | ${Math.round(r.trainSec)} s |`);
+}

@@ -1,5 +1,6 @@
-"""PyTorch side of the equal-budget comparison (issue 15): MoCo or SimSiam on CIFAR-10 JPEGs with the recipe of
-selfsup's `cifar` preset, for a given number of epochs, with the kNN monitor's protocol before and after.
+"""PyTorch side of the equal-budget comparison (issue 15): MoCo, SimSiam or MAE on CIFAR-10 JPEGs with the recipe of
+selfsup's `cifar` preset, for a given number of epochs, with the kNN monitor's protocol before and after (MoCo,
+SimSiam) or the held-out reconstruction loss and the weights saved for selfsup's evaluators (MAE).
 
 The models are reference/ssl_torch.py's (the official builders); the ResNet-18 CIFAR stem takes the same width
 multiplier as selfsup's (channels round(64 w), round(128 w), ...). Augmentations are the torchvision lists that
@@ -10,8 +11,14 @@ kNN: weighted kNN (k 200, T 0.1, cosine) on L2-normalised features, the MoCo dem
 backbone's pooled output (SimSiam) or the normalised 128-d head (MoCo's demo), all 50,000 training images as the
 bank and all 10,000 test images as queries unless --bank-size / --test-size cut them (first N in file order).
 
-Prints JSON lines: {"event": "calibrate"|"knn"|"epoch"|"done", ...}. `--calibrate S` times S training steps (after 3
-warm-up steps) on a copy of the model and prints img/s without training the real one; bench/budget.ts uses it to
+MAE: models_mae.py's MaskedAutoencoderViT (reference/ssl_torch.py) as ViT-Tiny/4 with the 128-d, 4-block decoder,
+mask 0.75, norm_pix_loss; main_pretrain.py's recipe: RandomResizedCrop(32, 0.2-1, bicubic) + flip, AdamW (betas 0.9,
+0.95; no weight decay on biases and 1-D parameters, timm's add_weight_decay) at blr x batch / 256, lr_sched.py's
+per-iteration warmup + cosine. `--save PATH` writes the weights under their official names as safetensors, which
+bench/budget.ts turns into a selfsup run folder, so both sides are scored by the same kNN, held-out loss and probe.
+
+Prints JSON lines: {"event": "calibrate"|"knn"|"epoch"|"test_loss"|"done", ...}. `--calibrate S` times S training steps (after 3
+warm-up steps) on a second model with the training optimizer and prints img/s without training the real one; bench/budget.ts uses it to
 fit the epoch count to a time budget.
 
 Run with Debian's torch and this environment's OpenBLAS variables unset:
@@ -19,7 +26,6 @@ Run with Debian's torch and this environment's OpenBLAS variables unset:
       --data ../shared/datasets/cifar10-jpg.tar.gz --epochs 20 --width 0.25 --batch-size 256
 """
 import argparse
-import copy
 import io
 import json
 import math
@@ -36,7 +42,8 @@ import torchvision.transforms as T
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ssl_torch import MoCo, SimSiam, SplitBatchNorm, blas_in_use, simsiam_loss  # noqa: E402
+import safetensors_io  # noqa: E402
+from ssl_torch import MaskedAutoencoderViT, MoCo, SimSiam, SplitBatchNorm, blas_in_use, simsiam_loss  # noqa: E402
 
 CIFAR_MEAN = [0.4914, 0.4822, 0.4465]
 CIFAR_STD = [0.2023, 0.1994, 0.2010]
@@ -90,6 +97,8 @@ class Images(torch.utils.data.Dataset):
 def train_transform(method):
     jitter = T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8)
     tail = [T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)]
+    if method == 'mae':  # main_pretrain.py's transform_train at 32 px with the CIFAR statistics (selfsup's mae-cifar)
+        return T.Compose([T.RandomResizedCrop(32, scale=(0.2, 1.0), interpolation=T.InterpolationMode.BICUBIC), T.RandomHorizontalFlip(), *tail])
     if method == 'moco':  # moco_cifar10_demo's train_transform
         return T.Compose([T.RandomResizedCrop(32), T.RandomHorizontalFlip(), jitter, T.RandomGrayscale(p=0.2), *tail])
     # main_simsiam.py's augmentation (MoCo v2's list) at 32 px without blur
@@ -138,6 +147,18 @@ def backbone_features(encoder, x):
 
 
 def build(args):
+    if args.method == 'mae':
+        model = MaskedAutoencoderViT(img_size=32, patch_size=4, embed_dim=192, depth=12, num_heads=3, decoder_embed_dim=128,
+                                     decoder_depth=4, decoder_num_heads=4, mlp_ratio=4., norm_pix_loss=True)
+        lr = args.lr * args.batch_size / 256
+        # timm 0.3.2 optim_factory.add_weight_decay: 1-D parameters and biases get none
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim == 1 or name.endswith('.bias') else decay).append(p)
+        opt = torch.optim.AdamW([{'params': no_decay, 'weight_decay': 0.}, {'params': decay, 'weight_decay': args.wd}],
+                                lr=lr, betas=(0.9, 0.95))
+        return model, opt, None, lr
     if args.method == 'moco':
         model = MoCo(lambda num_classes: resnet18_cifar_width(num_classes, args.width, args.bn_splits),
                      dim=128, K=args.K, m=0.99, T=0.1, mlp=False, symmetric=False)
@@ -155,7 +176,9 @@ def build(args):
 
 
 def train_step(args, model, opt, views):
-    if args.method == 'moco':
+    if args.method == 'mae':
+        loss, _, _ = model(views, mask_ratio=0.75)
+    elif args.method == 'moco':
         im1, im2 = views
         loss = model(im1, im2, torch.randperm(im1.shape[0]))
     else:
@@ -198,16 +221,41 @@ def knn_accuracy(model, feature, bank, test, args):
     return 100.0 * correct / test_f.shape[0], time.perf_counter() - t0
 
 
+@torch.no_grad()
+def held_out_loss(model, test, args):
+    """The mean MAE loss (mask 0.75, random masks from a fixed generator) over the test images, evaluation transform."""
+    model.eval()
+    loader = torch.utils.data.DataLoader(Images(test, T.Compose([T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)]), 1),
+                                         batch_size=256, shuffle=False, num_workers=args.workers)
+    g = torch.Generator().manual_seed(1234)
+    t0, total, n = time.perf_counter(), 0.0, 0
+    for x, _ in loader:
+        loss, _, _ = model(x, mask_ratio=0.75, noise=torch.rand(x.shape[0], model.patch_embed.num_patches, generator=g))
+        total += loss.item() * x.shape[0]
+        n += x.shape[0]
+    model.train()
+    return total / n, time.perf_counter() - t0
+
+
+def mae_lr(base_lr, warmup, epochs, e):
+    """mae util/lr_sched.py adjust_learning_rate at fractional epoch e (min_lr 0)."""
+    if e < warmup:
+        return base_lr * e / warmup
+    return base_lr * 0.5 * (1. + math.cos(math.pi * (e - warmup) / (epochs - warmup)))
+
+
 # ----------------------------------------------------------------------------- main
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--method', choices=['moco', 'simsiam'], required=True)
+    ap.add_argument('--method', choices=['moco', 'simsiam', 'mae'], required=True)
     ap.add_argument('--data', required=True, help='cifar10-jpg.tar.gz or its extracted folder')
     ap.add_argument('--epochs', type=int, default=1)
     ap.add_argument('--batch-size', type=int, default=256)
-    ap.add_argument('--lr', type=float, default=0.06, help='MoCo: the lr; SimSiam: the base lr per 256 images')
-    ap.add_argument('--wd', type=float, default=5e-4)
+    ap.add_argument('--lr', type=float, default=None, help='MoCo: the lr (0.06); SimSiam: the base lr per 256 images (0.06); MAE: the blr (1.5e-4)')
+    ap.add_argument('--wd', type=float, default=None, help='weight decay (MoCo, SimSiam: 5e-4; MAE: 0.05)')
+    ap.add_argument('--warmup-epochs', type=float, default=10, help='MAE: linear warmup epochs of lr_sched.py')
+    ap.add_argument('--save', default=None, help='MAE: write the trained weights (official names) to this .safetensors')
     ap.add_argument('--width', type=float, default=1.0)
     ap.add_argument('--bn-splits', type=int, default=8, help='MoCo: SplitBatchNorm splits (the demo: 8)')
     ap.add_argument('--K', type=int, default=4096)
@@ -222,6 +270,10 @@ def main():
     ap.add_argument('--calibrate', type=int, default=0, help='only time this many steps on a copy of the model, print img/s')
     ap.add_argument('--no-knn', action='store_true')
     args = ap.parse_args()
+    if args.lr is None:
+        args.lr = 1.5e-4 if args.method == 'mae' else 0.06
+    if args.wd is None:
+        args.wd = 0.05 if args.method == 'mae' else 5e-4
     for k in ('OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'):
         if k in os.environ:
             print(f'[budget_torch] warning: {k} is set and slows OpenBLAS; run with env -u {k}', file=sys.stderr)
@@ -234,7 +286,7 @@ def main():
     spread = lambda items, n: items if n <= 0 or n >= len(items) else [items[round(i * len(items) / n)] for i in range(n)]  # noqa: E731
     train_set = spread(train_items, args.limit)
     model, opt, feature, base_lr = build(args)
-    loader = torch.utils.data.DataLoader(Images(train_set, train_transform(args.method), 2), batch_size=args.batch_size,
+    loader = torch.utils.data.DataLoader(Images(train_set, train_transform(args.method), 1 if args.method == 'mae' else 2), batch_size=args.batch_size,
                                          shuffle=True, drop_last=True, num_workers=args.workers,
                                          persistent_workers=args.workers > 0)
     steps_per_epoch = len(loader)
@@ -245,8 +297,7 @@ def main():
          torch=torch.__version__, blas=blas_in_use())
 
     if args.calibrate > 0:
-        m2 = copy.deepcopy(model)
-        o2 = torch.optim.SGD([{'params': [p for p in m2.parameters() if p.requires_grad]}], lr=base_lr, momentum=0.9, weight_decay=args.wd)
+        m2, o2, _, _ = build(args)  # a second model with the training optimizer; the real one stays untouched
         # a step's time includes waiting for its batch, as selfsup's img/s does
         times, it = [], iter(loader)
         t0 = time.perf_counter()
@@ -267,6 +318,10 @@ def main():
 
     bank = spread(train_items, args.bank_size)
     test = spread(test_items, args.test_size)
+    if args.method == 'mae':
+        args.no_knn = True  # scored by selfsup's evaluators from --save (bench/budget.ts); the held-out loss here too
+        loss0, sec = held_out_loss(model, test, args)
+        emit(event='test_loss', epoch=0, loss=loss0, test=len(test), sec=sec)
     if not args.no_knn:
         acc, sec = knn_accuracy(model, feature, bank, test, args)
         emit(event='knn', epoch=0, top1=acc, bank=len(bank), test=len(test), sec=sec)
@@ -277,13 +332,25 @@ def main():
             g['lr'] = base_lr if g.get('fix_lr') else lr
         t0 = time.perf_counter()
         losses = []
-        for views, _ in loader:
+        for i, (views, _) in enumerate(loader):
+            if args.method == 'mae':  # per iteration, as main_pretrain.py's train_one_epoch
+                lr = mae_lr(base_lr, args.warmup_epochs, args.epochs, epoch + i / steps_per_epoch)
+                for g in opt.param_groups:
+                    g['lr'] = lr
             losses.append(train_step(args, model, opt, views))
             seen += args.batch_size
         dt = time.perf_counter() - t0
         t_train += dt
         emit(event='epoch', epoch=epoch + 1, loss=sum(losses) / len(losses), lr=lr, sec=dt, img_per_sec=len(losses) * args.batch_size / dt)
     result = {'images_seen': seen, 'train_sec': t_train}
+    if args.method == 'mae':
+        loss1, sec = held_out_loss(model, test, args)
+        emit(event='test_loss', epoch=args.epochs, loss=loss1, test=len(test), sec=sec)
+        result['test_loss'] = loss1
+    if args.save:
+        tmp = args.save + '.tmp'
+        safetensors_io.save(model.state_dict(), tmp, {'format': 'pytorch-budget', 'method': args.method, 'epochs': str(args.epochs)})
+        os.replace(tmp, args.save)  # atomic
     if not args.no_knn:
         acc, sec = knn_accuracy(model, feature, bank, test, args)
         emit(event='knn', epoch=args.epochs, top1=acc, bank=len(bank), test=len(test), sec=sec)

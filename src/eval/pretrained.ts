@@ -1,13 +1,14 @@
 // Opening a pretraining run for evaluation: its resolved config rebuilds the method, its checkpoint loads strictly,
 // and the labelled data and transforms the evaluation commands share are derived from the same config.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '../tensor/index.js';
 import type { Dataset } from '../data/datasets.js';
 import type { ViewsSpec } from '../data/transforms.js';
 import { preset as augmentationPreset, presetNormalization } from '../data/presets.js';
 import { migrateConfig, type MethodName, type PretrainConfig } from '../train/config.js';
-import { loadModelWeights, readCheckpointJson } from '../train/checkpoint.js';
+import { loadModelWeights, readCheckpointJson, saveCheckpoint } from '../train/checkpoint.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import type { Method } from '../methods/method.js';
 import { buildMethod } from '../methods/registry.js';
 import { openDataset } from '../data/open.js';
@@ -44,6 +45,30 @@ export function loadPretrained(dir: string, where: string, expect?: readonly Met
   }
   model.eval();
   return { dir, cfg, model, epoch: ckpt.state.epoch };
+}
+
+/**
+ * A run folder (config.json + checkpoint) from bare weights under the method's own state-dict names, which are the
+ * official ones (an MAE's models_mae.py state_dict, as reference/budget_torch.py --save writes it), so every
+ * evaluation command reads weights trained elsewhere as it reads a pretrain run. The weights load strictly into the
+ * model `cfg` builds: a missing, unexpected or mis-shaped tensor is an error that names it, and nothing is written.
+ * `epoch`: the epochs they were trained for (shown by the commands).
+ */
+export function writeRunFromWeights(cfg: PretrainConfig, weights: string, out: string, epoch: number): void {
+  const model = buildMethod(cfg, new T.Rng(cfg.seed));
+  try {
+    try {
+      loadModelWeights(weights, model, model.checkpointExtras);
+    } catch (e) {
+      throw new Error(`[import] ${weights} does not fit a ${cfg.method} model of arch ${cfg.arch}: ${(e as Error).message}`);
+    }
+    mkdirSync(out, { recursive: true });
+    const run = { ...cfg, out };
+    saveCheckpoint(out, model, null, { epoch, step: 0, rng: new T.Rng(cfg.seed).getState(), losses: [], knn: [], knnBefore: null }, run);
+    writeFileAtomic(join(out, 'config.json'), `${JSON.stringify(run, null, 2)}\n`);
+  } finally {
+    model.dispose();
+  }
 }
 
 /** The '-cifar' suffix of the run's augmentation, so evaluation presets normalise as pretraining did. */
