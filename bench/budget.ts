@@ -5,7 +5,7 @@
 //  3. run: selfsup's pretrain, then reference/budget_torch.py, each for its own epoch count;
 //  4. score. MoCo, SimSiam: each side's kNN monitor (weighted kNN, k 200, T 0.1) before and after, on the full 50k
 //     bank and 10k test set. MAE: PyTorch's weights (official names) become a selfsup run folder, and both runs are
-//     scored by the same code: `selfsup knn` (kNN on the cls token, and the held-out reconstruction loss with fixed
+//     scored by the same code: `selfsup knn` (kNN on the mean patch token, and the held-out reconstruction loss with fixed
 //     masks) and `selfsup linear --precomputed --recipe mae` (BatchNorm + Linear on the cls token, LARS, warmup +
 //     cosine, --probe-epochs 90, batch 256).
 // MAE's warmup scales with the fitted epochs as the preset's 10 of 200 (at least 1), the same for both sides.
@@ -163,7 +163,7 @@ function runTorch({ ips, blas }: { ips: number; blas: string }): Result {
 
 interface Scores { knn: number; testLoss: number; linear: number; linearSec: number }
 
-/** MAE: kNN (cls token) + held-out loss, then the precomputed linear probe, the same calls for both runs. */
+/** MAE: kNN (mean patch token) + held-out loss, then the precomputed linear probe on the cls token, the same calls for both runs. */
 async function score(runDir: string): Promise<Scores> {
   const lim = { limit: bankSize > 0 ? bankSize : null, testLimit: testSize > 0 ? testSize : null };
   const k = await runKnn({ checkpoint: runDir, k: 200, t: 0.1, ...lim, batchSize: 256, workers: 2 });
