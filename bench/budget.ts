@@ -9,7 +9,9 @@
 //     masks) and `selfsup linear --precomputed --recipe mae` (BatchNorm + Linear on the cls token, LARS, warmup +
 //     cosine, --probe-epochs 90, batch 256).
 // MAE's warmup scales with the fitted epochs as the preset's 10 of 200 (at least 1), the same for both sides.
-// Training time excludes the evaluation passes. Prints one JSON line per implementation and a markdown table row.
+// Training time excludes the evaluation passes. Prints one JSON line per implementation and a markdown table row; each
+// line also says how quiet the machine was during that run: others_cpu_sec, the CPU seconds every other process used
+// (from /proc/stat, less the run's own), and steal_sec, the hypervisor's steal.
 // Run on a quiet machine. Options: --method moco|simsiam|mae --data PATH --minutes 60 --width 0.25 --batch-size 256
 //   [--lr X] [--limit N] [--bank-size N --test-size N] [--calibrate-steps 10] [--only ours|torch] [--out runs/budget]
 //   [--allow-reference-blas] (otherwise PyTorch on the netlib reference BLAS refuses: a handicapped peer is not a result)
@@ -103,6 +105,31 @@ function calibrateTorch(): { ips: number; blas: string } {
   return { ips: Number(cal.img_per_sec), blas };
 }
 
+/** Machine-wide busy and steal CPU seconds (/proc/stat) and the CPU seconds of this process's reaped children. */
+function cpuClock(): { busy: number; steal: number; children: number } {
+  const hz = 100; // USER_HZ: the kernel's unit for /proc/stat and /proc/self/stat on Linux
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  const busy = cpu[0]! + cpu[1]! + cpu[2]! + cpu[5]! + cpu[6]!;
+  const self = readFileSync('/proc/self/stat', 'utf8');
+  const f = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number); // fields from 3 (state) on
+  return { busy: busy / hz, steal: cpu[7]! / hz, children: (f[13]! + f[14]!) / hz }; // cutime, cstime: fields 16, 17
+}
+
+/**
+ * Runs `fn` (a child process run to completion) and says how quiet the machine was meanwhile: the CPU seconds that
+ * processes other than the child used, and the hypervisor's steal, both machine-wide. A quiet run has others near 0.
+ */
+function watched<R>(fn: () => R): { r: R; othersCpuSec: number; stealSec: number } {
+  const a = cpuClock();
+  const me0 = process.cpuUsage();
+  const r = fn();
+  const b = cpuClock();
+  const me = process.cpuUsage(me0);
+  const mine = (me.user + me.system) / 1e6;
+  return { r, othersCpuSec: Math.max(0, b.busy - a.busy - (b.children - a.children) - mine), stealSec: b.steal - a.steal };
+}
+
 const fitEpochs = (ips: number): number => Math.max(1, Math.floor((minutes * 60 * ips) / perEpoch));
 
 interface Result {
@@ -111,6 +138,8 @@ interface Result {
   knnBefore?: number; knnAfter?: number;
   /** MAE: the run folder both sides are scored from, and PyTorch's own held-out loss (a cross-check of the scorer) */
   runDir?: string; ownTestLoss?: number;
+  /** CPU seconds other processes used during the run, and the hypervisor's steal (see watched) */
+  othersCpuSec?: number; stealSec?: number;
 }
 
 function runOurs(ips: number): Result {
@@ -121,13 +150,15 @@ function runOurs(ips: number): Result {
   const extra = mae ? ['--set', 'knn.disabled=true']
     : ['--set', 'knn.every=0', ...(bankSize > 0 ? ['--set', `knn.bankSize=${bankSize}`] : []), ...(testSize > 0 ? ['--set', `knn.testSize=${testSize}`] : [])];
   const args = oursArgs(epochs, runOut, extra);
-  const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  const w = watched(() => spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] }));
+  const r = w.r;
   if (r.status !== 0) throw new Error(`[bench:budget] selfsup pretrain exited with ${r.status}`);
   const log = jsonLines(readFileSync(join(runOut, 'log.jsonl'), 'utf8'));
   const ep = log.filter((l) => l.event === 'epoch');
   const before = log.find((l) => l.event === 'knn');
   return {
     impl: 'selfsup', epochs, imagesSeen: epochs * perEpoch, trainSec: ep.reduce((s, l) => s + Number(l.trainSeconds), 0), calibratedIps: ips,
+    othersCpuSec: w.othersCpuSec, stealSec: w.stealSec,
     ...(mae ? { runDir: runOut } : { knnBefore: 100 * Number(before!.top1), knnAfter: 100 * Number(ep[ep.length - 1]!.knnTop1) }),
     command: `node bin/selfsup.js ${args.slice(1).map((a) => (a === runOut ? `runs/budget-${method}/selfsup` : a)).join(' ')}`,
   };
@@ -140,7 +171,8 @@ function runTorch({ ips, blas }: { ips: number; blas: string }): Result {
   const extra = [...(bankSize > 0 ? ['--bank-size', String(bankSize)] : []), ...(testSize > 0 ? ['--test-size', String(testSize)] : []),
     ...(mae ? ['--save', weights] : [])];
   const args = torchArgs(epochs, extra);
-  const r = spawnSync(PYTHON, args, { encoding: 'utf8', env: torchEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+  const w = watched(() => spawnSync(PYTHON, args, { encoding: 'utf8', env: torchEnv(), stdio: ['ignore', 'pipe', 'inherit'] }));
+  const r = w.r;
   process.stdout.write(r.stdout);
   if (r.status !== 0) throw new Error(`[bench:budget] reference/budget_torch.py exited with ${r.status}`);
   const log = jsonLines(r.stdout);
@@ -156,6 +188,7 @@ function runTorch({ ips, blas }: { ips: number; blas: string }): Result {
   }
   return {
     impl: 'pytorch', epochs, imagesSeen: Number(done.images_seen), trainSec: Number(done.train_sec), calibratedIps: ips, blas,
+    othersCpuSec: w.othersCpuSec, stealSec: w.stealSec,
     ...(mae ? { runDir, ownTestLoss: Number(done.test_loss) } : { knnBefore: Number(knn[0]!.top1), knnAfter: Number(knn[knn.length - 1]!.top1) }),
     command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 ${args.map((a) => a.replace(`${ROOT}/`, '').replace(out, `runs/budget-${method}`)).join(' ')}`,
   };
@@ -190,7 +223,7 @@ for (const r of results) {
     ...(r.knnBefore !== undefined ? { knn_before: +r.knnBefore.toFixed(2), knn_after: +r.knnAfter!.toFixed(2) } : {}),
     ...(sc !== undefined ? { knn_after: +sc.knn.toFixed(2), test_loss: +sc.testLoss.toFixed(4), linear_top1: +sc.linear.toFixed(2), probe_epochs: probeEpochs, linear_sec: +sc.linearSec.toFixed(1) } : {}),
     ...(r.ownTestLoss !== undefined ? { own_test_loss: +r.ownTestLoss.toFixed(4), warmup_epochs: warmupFor(r.epochs) } : {}),
-    load1_at_start: load1, command: r.command, ...(r.blas !== undefined ? { torch_blas: r.blas } : {}), ...common,
+    others_cpu_sec: +(r.othersCpuSec ?? 0).toFixed(1), steal_sec: +(r.stealSec ?? 0).toFixed(1), load1_at_start: load1, command: r.command, ...(r.blas !== undefined ? { torch_blas: r.blas } : {}), ...common,
   }));
 }
 if (mae) {
