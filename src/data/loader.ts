@@ -62,6 +62,11 @@ interface Pending {
   worker: number;
 }
 
+/** An epoch's sample order over n samples: a permutation seeded by (seed, epoch), or 0..n-1 without shuffle. */
+export function epochOrder(n: number, shuffle: boolean, seed: number, epoch: number): Int32Array {
+  return shuffle ? Rng.fromKeys(0x5348554646, seed, epoch).randperm(n) : Int32Array.from({ length: n }, (_, i) => i);
+}
+
 export class DataLoader {
   readonly batchSize: number;
   readonly shuffle: boolean;
@@ -115,7 +120,7 @@ export class DataLoader {
   /** The sample order of an epoch: a seeded permutation (or 0..n-1 without shuffle), then this rank's shard of it. */
   order(epoch: number): Int32Array {
     const n = this.dataset.length;
-    const full = this.shuffle ? Rng.fromKeys(0x5348554646, this.seed, epoch).randperm(n) : Int32Array.from({ length: n }, (_, i) => i);
+    const full = epochOrder(n, this.shuffle, this.seed, epoch);
     const s = this.options.shard;
     return s === undefined ? full : shardOrder(full, s.rank, s.worldSize, this.dropLast);
   }

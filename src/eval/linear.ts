@@ -9,13 +9,12 @@ import type { Layer, Module } from '../nn/module.js';
 import { BatchNorm1d, Linear, Sequential } from '../nn/layers.js';
 import { normal_, truncNormal_, zeros_ } from '../nn/init.js';
 import { SGD, LARS, LARC, adjustLearningRate, type LrSchedule } from '../optim/index.js';
-import type { DataLoader } from '../data/loader.js';
 import type { OnProgress } from '../io/progress.js';
 import { comm as currentComm, type Comm } from '../dist/comm.js';
 import { DistributedDataParallel } from '../dist/ddp.js';
 import { realShardSize } from '../dist/run.js';
 import { batchTensors, trainSupervised, type BatchSource, type SupervisedEpoch } from './supervised.js';
-import type { Batch } from '../data/loader.js';
+import { epochOrder, type Batch, type DataLoader } from '../data/loader.js';
 
 /** A linear classification recipe; each method's MethodSpec.linearRecipe() gives its official one. */
 export interface LinearRecipe {
@@ -240,7 +239,7 @@ export class FeatureBatches implements EvalSource {
 
   async *epoch(epoch = 0): AsyncGenerator<Batch, void, undefined> {
     const n = this.labels.length;
-    const order = this.shuffle ? T.Rng.fromKeys(0x5348554646, this.seed, epoch).randperm(n) : Int32Array.from({ length: n }, (_, i) => i);
+    const order = epochOrder(n, this.shuffle, this.seed, epoch);
     const d = this.dim;
     for (let s = 0; s < n; s += this.batchSize) {
       const idx = order.subarray(s, Math.min(n, s + this.batchSize));
