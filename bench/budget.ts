@@ -21,7 +21,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { refuseReferenceBlas } from './configs.js';
+import { budgetRecipe, refuseReferenceBlas } from './configs.js';
 import { presetConfig } from '../src/train/config.js';
 import { writeRunFromWeights } from '../src/eval/pretrained.js';
 import { runKnn } from '../src/cli/knn.js';
@@ -49,7 +49,9 @@ if (data === undefined) throw new Error('[bench:budget] --data is required: the 
 const minutes = num('minutes', 60);
 const width = num('width', 0.25);
 const batch = num('batch-size', 256);
-const lr = arg('lr');
+const lrArg = arg('lr');
+// one lr and weight decay for both sides (the preset's unless --lr): budget_torch.py's own defaults are not used
+const recipe = budgetRecipe(method, lrArg === undefined ? undefined : num('lr', 0));
 const limit = num('limit', 0);
 const bankSize = num('bank-size', 0);
 const testSize = num('test-size', 0);
@@ -78,11 +80,11 @@ const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(
 function oursArgs(epochs: number, runOut: string, extra: string[], images = limit): string[] {
   return [BIN, 'pretrain', '--method', method, '--preset', 'cifar', '--data', data!, '--epochs', String(epochs), '--batch-size', String(batch),
     ...(mae ? ['--set', `optim.warmupEpochs=${warmupFor(epochs)}`] : ['--set', `width=${width}`]), '--out', runOut, '--no-progress',
-    ...(lr !== undefined ? ['--lr', lr] : []), ...(images > 0 ? ['--limit', String(images)] : []), ...extra];
+    '--lr', String(recipe.lr), ...(images > 0 ? ['--limit', String(images)] : []), ...extra];
 }
 function torchArgs(epochs: number, extra: string[], images = limit): string[] {
   return [join(ROOT, 'reference', 'budget_torch.py'), '--method', method, '--data', data!, '--epochs', String(epochs), '--batch-size', String(batch),
-    ...(mae ? ['--warmup-epochs', String(warmupFor(epochs))] : ['--width', String(width)]), ...(lr !== undefined ? ['--lr', lr] : []),
+    ...(mae ? ['--warmup-epochs', String(warmupFor(epochs))] : ['--width', String(width)]), '--lr', String(recipe.lr), '--wd', String(recipe.weightDecay),
     ...(images > 0 ? ['--limit', String(images)] : []), ...extra];
 }
 

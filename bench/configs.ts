@@ -30,3 +30,17 @@ export function refuseReferenceBlas(tool: string, blas: string): void {
     throw new Error(`[${tool}] PyTorch runs on a reference BLAS (${blas || 'none found'}), which would handicap it; install an optimised one (Debian: apt-get install libopenblas0-pthread) or pass --allow-reference-blas`);
   }
 }
+
+/**
+ * The optimiser values bench:budget hands to both sides: the selfsup `cifar` preset's lr and weight decay (or `lr`,
+ * from --lr), passed explicitly to reference/budget_torch.py so the two sides cannot drift apart through their own
+ * defaults. budget_torch.py reads SimSiam's and MAE's lr per 256 images and MoCo's as is; the preset must agree.
+ */
+export function budgetRecipe(method: BenchMethod, lr?: number): { lr: number; weightDecay: number } {
+  const o = presetConfig(method, 'cifar').optim;
+  const scaled = method !== 'moco';
+  if (o.scaleLr !== scaled) {
+    throw new Error(`[bench:budget] the ${method} cifar preset ${o.scaleLr ? 'scales' : 'does not scale'} its lr by batch / 256, budget_torch.py ${scaled ? 'does' : 'does not'}`);
+  }
+  return { lr: lr ?? o.lr, weightDecay: o.weightDecay };
+}

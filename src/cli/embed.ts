@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { pca, embeddingsCsv } from '../eval/embed.js';
 import { tsne } from '../eval/tsne.js';
 import { scatterSvg, tensorImageToRgb } from '../eval/picture.js';
+import { forEachFeatureBatch } from '../eval/features.js';
 import { writeProjector } from '../io/tensorboard.js';
 import type { RgbImage } from '../data/image.js';
 import { loadPretrained, positiveInt, runNormalization } from '../eval/pretrained.js';
@@ -93,22 +94,16 @@ export async function runEmbed(o: EmbedOptions): Promise<EmbedResult> {
     const labels = new Int32Array(ds.length);
     const indices: number[] = [];
     let dim = 0;
-    let batches = 0;
     try {
-      for await (const b of loader.epoch(0)) {
-        const x = T.tensor(b.images, b.shape);
-        const f = T.noGrad(() => T.tidy(() => T.cast(p.model.features(x), 'float32')));
-        x.dispose();
+      await forEachFeatureBatch(loader, (x) => T.cast(p.model.features(x), 'float32'), (f, _x, b) => {
         dim = f.shape[1]!;
-        rows.push(Float32Array.from(f.data));
-        f.dispose();
+        rows.push(Float32Array.from(f.data)); // [B, D]
         b.indices.forEach((idx, j) => {
           sprite.add(indices.length, tensorImageToRgb(b.images, b.shape, j, norm));
           labels[indices.length] = b.labels[j]!;
           indices.push(idx);
         });
-        o.onProgress?.('features', ++batches, loader.length);
-      }
+      }, (done, total) => o.onProgress?.('features', done, total));
     } finally {
       await loader.close();
     }

@@ -15,6 +15,7 @@ import { DistributedDataParallel } from '../dist/ddp.js';
 import { realShardSize } from '../dist/run.js';
 import { batchTensors, trainSupervised, type BatchSource, type SupervisedEpoch } from './supervised.js';
 import { epochOrder, type Batch, type DataLoader } from '../data/loader.js';
+import { forEachFeatureBatch } from './features.js';
 
 /** A linear classification recipe; each method's MethodSpec.linearRecipe() gives its official one. */
 export interface LinearRecipe {
@@ -201,20 +202,15 @@ export async function extractFeatures(features: (x: Tensor) => Tensor, loader: D
   let feats = new Float32Array(0);
   let dim = 0;
   let at = 0;
-  let batches = 0;
-  for await (const b of loader.epoch(0)) {
-    T.noGrad(() => T.tidy(() => {
-      const f = features(T.tensor(b.images, b.shape)); // [B, D]
-      if (dim === 0) {
-        dim = f.shape[1]!;
-        feats = new Float32Array(n * dim);
-      }
-      feats.set(f.data, at * dim);
-    }));
+  await forEachFeatureBatch(loader, features, (f, _x, b) => {
+    if (dim === 0) {
+      dim = f.shape[1]!;
+      feats = new Float32Array(n * dim);
+    }
+    feats.set(f.data, at * dim);
     labels.set(b.labels, at);
     at += b.labels.length;
-    onBatch?.(++batches, loader.length);
-  }
+  }, onBatch);
   if (at !== n) throw new Error(`[linear] the feature pass yielded ${at} images, expected ${n}`);
   return { feats, labels, dim };
 }

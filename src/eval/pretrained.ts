@@ -62,13 +62,21 @@ export function writeRunFromWeights(cfg: PretrainConfig, weights: string, out: s
     } catch (e) {
       throw new Error(`[import] ${weights} does not fit a ${cfg.method} model of arch ${cfg.arch}: ${(e as Error).message}`);
     }
-    mkdirSync(out, { recursive: true });
-    const run = { ...cfg, out };
-    saveCheckpoint(out, model, null, { epoch, step: 0, rng: new T.Rng(cfg.seed).getState(), losses: [], knn: [], knnBefore: null }, run);
-    writeFileAtomic(join(out, 'config.json'), `${JSON.stringify(run, null, 2)}\n`);
+    writeRunFolder(out, model, cfg, epoch);
   } finally {
     model.dispose();
   }
+}
+
+/**
+ * Writes a run folder that the evaluation commands open as they open a pretrain run: the model's checkpoint (no
+ * optimizer state, no history) marked `epoch`, and `cfg` (with `out` set to the folder) as config.json.
+ */
+export function writeRunFolder(out: string, model: Method, cfg: PretrainConfig, epoch: number): void {
+  mkdirSync(out, { recursive: true });
+  const run = { ...cfg, out };
+  saveCheckpoint(out, model, null, { epoch, step: 0, rng: new T.Rng(cfg.seed).getState(), losses: [], knn: [], knnBefore: null }, run);
+  writeFileAtomic(join(out, 'config.json'), `${JSON.stringify(run, null, 2)}\n`);
 }
 
 /** The '-cifar' suffix of the run's augmentation, so evaluation presets normalise as pretraining did. */

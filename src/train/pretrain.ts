@@ -13,6 +13,7 @@ import { buildMethod } from '../methods/registry.js';
 import { checkResumeConfig, migrateConfig, type PretrainConfig, type TrainConfig } from './config.js';
 import { openDataset, evalTransform } from '../data/open.js';
 import { knnClassify } from '../eval/knn.js';
+import { forEachFeatureBatch } from '../eval/features.js';
 import { nativeImageSize, pixelKnnBaseline, type PixelBaseline } from '../eval/pixels.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeLineChart } from '../io/plot.js';
@@ -419,16 +420,12 @@ export function heldOutLossMeter(model: Method, real = Infinity): { add: (x: Ten
 export async function extract(model: Method, loader: DataLoader, each?: (x: Tensor, indices: Int32Array) => void, progress?: { phase: string; on: OnProgress }, feature: KnnFeature = 'backbone'): Promise<[Tensor, Int32Array]> {
   const feats: Tensor[] = [];
   const labels: number[] = [];
-  let done = 0;
   try {
-    for await (const batch of loader.epoch(0)) {
-      const x = T.tensor(batch.images, batch.shape);
-      feats.push(T.keep(T.noGrad(() => T.tidy(() => monitorFeatures(model, x, feature)))));
-      each?.(x, batch.indices);
-      x.dispose();
-      for (const l of batch.labels) labels.push(l);
-      progress?.on(progress.phase, ++done, loader.length);
-    }
+    await forEachFeatureBatch(loader, (x) => monitorFeatures(model, x, feature), (f, x, b) => {
+      feats.push(T.keep(f)); // [B, D]
+      each?.(x, b.indices);
+      for (const l of b.labels) labels.push(l);
+    }, progress && ((done, total) => progress.on(progress.phase, done, total)));
     const all = T.keep(T.concat(feats, 0)); // [N, D]
     return [all, Int32Array.from(labels)];
   } finally {

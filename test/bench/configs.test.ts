@@ -2,7 +2,8 @@
 // libblas without OpenBLAS's symbols) stops bench:train and bench:budget with a message that says what to install.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { refuseReferenceBlas } from '../../bench/configs.js';
+import { budgetRecipe, refuseReferenceBlas } from '../../bench/configs.js';
+import { presetConfig } from '../../src/train/config.js';
 
 const OPENBLAS = '/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3, /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblasp-r0.3.21.so (OpenBLAS core SkylakeX)';
 const NETLIB = '/usr/lib/x86_64-linux-gnu/blas/libblas.so.3.11.0';
@@ -14,4 +15,17 @@ test('refuseReferenceBlas: OpenBLAS and MKL pass; the netlib BLAS, even beside a
     /^Error: \[bench:budget\] PyTorch runs on a reference BLAS \(.*libblas\.so\.3\.11\.0.*\), which would handicap it; install an optimised one \(Debian: apt-get install libopenblas0-pthread\) or pass --allow-reference-blas$/);
   assert.throws(() => refuseReferenceBlas('bench:train', NETLIB), /^Error: \[bench:train\] PyTorch runs on a reference BLAS/);
   assert.throws(() => refuseReferenceBlas('bench:train', ''), /reference BLAS \(none found\)/);
+});
+
+test('budgetRecipe: both sides get the cifar preset\'s lr and weight decay (SimSiam 0.03 per 256, not budget_torch.py\'s 0.06), or --lr', () => {
+  // a 60-minute SimSiam comparison once ran PyTorch at its own default 0.06 against the preset's 0.03
+  assert.deepEqual(budgetRecipe('simsiam'), { lr: 0.03, weightDecay: 5e-4 });
+  assert.deepEqual(budgetRecipe('moco'), { lr: 0.06, weightDecay: 5e-4 });
+  assert.deepEqual(budgetRecipe('mae'), { lr: 1.5e-4, weightDecay: 0.05 });
+  assert.deepEqual(budgetRecipe('simsiam', 0.06), { lr: 0.06, weightDecay: 5e-4 });
+  for (const m of ['simsiam', 'moco', 'mae'] as const) {
+    const o = presetConfig(m, 'cifar').optim;
+    assert.equal(budgetRecipe(m).lr, o.lr);
+    assert.equal(o.scaleLr, m !== 'moco'); // budget_torch.py scales SimSiam's and MAE's lr by batch / 256, not MoCo's
+  }
 });

@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import * as T from '../../src/tensor/index.js';
 import { presetConfig, type MethodName, type PretrainConfig } from '../../src/train/config.js';
 import { buildMethod } from '../../src/methods/registry.js';
-import { saveCheckpoint } from '../../src/train/checkpoint.js';
-import { writeFileAtomic } from '../../src/io/atomic.js';
+import { writeRunFolder } from '../../src/eval/pretrained.js';
 import { encodePng } from '../data/png.js';
 
 /**
@@ -51,11 +50,12 @@ export function tinyConfig(method: MethodName, data: string, out: string): Pretr
 
 /** Writes config.json and an (untrained) checkpoint of the tiny run; returns its folder. */
 export function makeTinyRun(method: MethodName, data: string, out: string, patch: (c: PretrainConfig) => PretrainConfig = (c) => c): string {
-  mkdirSync(out, { recursive: true });
   const cfg = patch(tinyConfig(method, data, out));
   const model = buildMethod(cfg, new T.Rng(cfg.seed));
-  saveCheckpoint(out, model, null, { epoch: 1, step: 1, rng: new T.Rng(0).getState(), losses: [], knn: [], knnBefore: null }, cfg);
-  writeFileAtomic(join(out, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
-  model.dispose();
+  try {
+    writeRunFolder(out, model, cfg, 1);
+  } finally {
+    model.dispose();
+  }
   return out;
 }
