@@ -49,9 +49,8 @@ if (data === undefined) throw new Error('[bench:budget] --data is required: the 
 const minutes = num('minutes', 60);
 const width = num('width', 0.25);
 const batch = num('batch-size', 256);
-const lrArg = arg('lr');
 // one lr and weight decay for both sides (the preset's unless --lr): budget_torch.py's own defaults are not used
-const recipe = budgetRecipe(method, lrArg === undefined ? undefined : num('lr', 0));
+const recipe = budgetRecipe(method, arg('lr') === undefined ? undefined : num('lr', 0));
 const limit = num('limit', 0);
 const bankSize = num('bank-size', 0);
 const testSize = num('test-size', 0);
