@@ -1,11 +1,16 @@
 // Per-shape conv throughput for the ResNet-18 CIFAR convs of the bench:train configs (batch 128, 32x32 input): each
 // pass (forward, backward-data, backward-weights) on activations in the layout they have inside the network (oneDNN's
 // channel block, as ops.conv2d keeps them), under each conv algorithm (convAlgo: oneDNN's direct kernels, and 'auto':
-// convolution_auto, Winograd where oneDNN's heuristic takes it), with the oneDNN implementation 'auto' runs.
-// Prints one JSON object per line. Run: npm run bench:conv [-- --batch 128 --iters 3 --repeats 3 --shapes 0,3,7 --warm]
+// convolution_auto, Winograd where oneDNN's heuristic takes it), with the oneDNN implementation each mode runs.
+// --precision bf16 also times each pass in a bf16 session: 'bf16' with every pass in bf16 (convBf16Backward 'bf16'),
+// 'bf16auto' under the default rule (native/conv.cc backward_precision: some backward passes in f32, these under the
+// f32 algorithm choice), and 'bf16auto_direct', the same with the f32 passes on the direct kernels. Needs a CPU with
+// native bf16.
+// Prints one JSON object per line.
+// Run: npm run bench:conv [-- --batch 128 --iters 3 --repeats 3 --shapes 0,3,7 --warm --precision fp32|bf16]
 import { cpus, loadavg } from 'node:os';
 import type { ConvParams } from '../src/backend/backend.js';
-import { nativeAddon, nativeBackend as nb, type ConvAlgo } from '../src/backend/native.js';
+import { nativeAddon, nativeBackend as nb, type ConvAlgo, type Precision } from '../src/backend/native.js';
 
 const addon = nativeAddon();
 function arg(name: string, dflt: string): string {
@@ -52,10 +57,24 @@ console.log(JSON.stringify({ name: 'info', cpu: cpus()[0]?.model, isa: addon.inf
   onednn: addon.info().onednn, activation_layout: addon.activationLayout(), batch, iters, repeats,
   caches: flush === null ? 'warm' : `flushed (${flush.length >> 18} MB written before each call)`, loadavg: loadavg()[0] }));
 
-const ALGOS: ConvAlgo[] = ['direct', 'auto'];
+/** One way to run a pass: the session precision, the f32 algorithm, and which backward passes may run in bf16. */
+interface Mode { precision: Precision; algo: ConvAlgo; bwd: 'auto' | 'bf16' }
+const MODES: Record<string, Mode> = {
+  direct: { precision: 'fp32', algo: 'direct', bwd: 'auto' },
+  auto: { precision: 'fp32', algo: 'auto', bwd: 'auto' },
+};
+const precisionArg = arg('precision', 'fp32');
+if (precisionArg !== 'fp32' && precisionArg !== 'bf16') throw new Error(`[bench:conv] --precision must be fp32 or bf16, got '${precisionArg}'`);
+if (precisionArg === 'bf16') {
+  if (!addon.info().nativeBf16) throw new Error('[bench:conv] --precision bf16 needs a CPU with native bf16 (AVX512-BF16 or AMX)');
+  MODES.bf16 = { precision: 'bf16', algo: 'auto', bwd: 'bf16' };
+  MODES.bf16auto = { precision: 'bf16', algo: 'auto', bwd: 'auto' };
+  MODES.bf16auto_direct = { precision: 'bf16', algo: 'direct', bwd: 'auto' };
+}
+const setMode = (m: Mode): void => { addon.precision(m.precision); addon.convAlgo(m.algo); addon.convBf16Backward(m.bwd); };
 const PASSES = ['fwd', 'data', 'weights'] as const;
 const KIND = { fwd: 'conv_fwd', data: 'conv_bwd_data', weights: 'conv_bwd_weights' } as const;
-const saved = addon.convAlgo();
+const saved: Mode = { precision: addon.precision(), algo: addon.convAlgo(), bwd: addon.convBf16Backward() };
 const totals: Record<string, number> = {};
 for (const [p, count] of shapes) {
   const x = rand(p.N * p.C * p.H * p.W), w = rand(p.O * p.C * p.KH * p.KW), y = rand(p.N * p.O * p.OH * p.OW);
@@ -67,11 +86,11 @@ for (const [p, count] of shapes) {
   // the first layer's input needs no gradient: its backward-data never runs in training
   const passes = PASSES.filter((k) => k !== 'data' || p.C > 3);
   const wall: Record<string, number[]> = {}, cpu: Record<string, number[]> = {};
-  for (const a of ALGOS) { addon.convAlgo(a); for (const k of passes) { call[k](); wall[`${k}/${a}`] = []; cpu[`${k}/${a}`] = []; } }
+  for (const [a, m] of Object.entries(MODES)) { setMode(m); for (const k of passes) { call[k](); wall[`${k}/${a}`] = []; cpu[`${k}/${a}`] = []; } }
   // interleaved: the machine is shared, so each repeat times every pass and algorithm under the same conditions
   for (let r = 0; r < repeats; r++) {
-    for (const a of ALGOS) {
-      addon.convAlgo(a);
+    for (const [a, m] of Object.entries(MODES)) {
+      setMode(m);
       for (const k of passes) {
         let sec = 0, cpuSec = 0;
         for (let i = 0; i < iters; i++) {
@@ -87,13 +106,16 @@ for (const [p, count] of shapes) {
       }
     }
   }
-  addon.convAlgo('auto');
-  const impl = Object.fromEntries(passes.map((k) => [k, addon.convImpl(KIND[k], p)]));
-  addon.convAlgo(saved);
+  // the oneDNN implementation each mode runs for each pass (a bf16 session's f32 passes included)
+  const impl = Object.fromEntries(Object.entries(MODES).filter(([a]) => a !== 'direct').map(([a, m]) => {
+    setMode(m);
+    return [a, Object.fromEntries(passes.map((k) => [k, addon.convImpl(KIND[k], p)]))];
+  }));
+  setMode(saved);
   const flop = 2 * p.N * p.O * p.OH * p.OW * p.C * p.KH * p.KW;
-  const record: Record<string, unknown> = { name: name(p), count, gflop: +(flop / 1e9).toFixed(2), auto_impl: impl };
+  const record: Record<string, unknown> = { name: name(p), count, gflop: +(flop / 1e9).toFixed(2), impl };
   for (const k of passes) {
-    for (const a of ALGOS) {
+    for (const a of Object.keys(MODES)) {
       const s = median(wall[`${k}/${a}`]!);
       record[`${k}_${a}_ms`] = +(s * 1000).toFixed(2);
       record[`${k}_${a}_gflops`] = +(flop / s / 1e9).toFixed(1);

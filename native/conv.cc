@@ -45,7 +45,7 @@ void ConvMode::set(const char* op, const std::string& name) {
 // side sets "plain" when SELFSUP_LAYOUT=plain.
 ConvMode convLayout{"layout", {"plain", "blocked"}, "blocked"};
 ConvMode convAlgo{"algo", {"auto", "direct", "winograd"}, "auto"};
-// "auto": the rule in backward_precision below, with its measurements
+// "auto": the rule in pass_precision below, with its measurements
 ConvMode convBf16Backward{"mode", {"auto", "bf16"}, "auto"};
 
 namespace {
@@ -189,12 +189,10 @@ using Alg = dnnl::algorithm;
  * "auto" keeps convs with fewer than 16 input channels (a network's first layer, RGB in) direct: convolution_auto
  * takes Winograd for ResNet's 3 -> 64 3x3 stem, and there it ran 11x slower forward and 3x slower backward-weights
  * than direct (6.9 vs 75.8 ms, 11.6 vs 35.9 ms at batch 128, 32x32; bench/conv.ts). In a bf16 session the backward
- * passes that run in f32 (backward_precision) stay direct too: convolution_auto's Winograd there raised MoCo's peak
- * memory from 1191 to 1285 MB with no measured gain (3.21 / 3.16 s per step direct, 3.06 / 3.33 auto).
+ * passes that run in f32 (pass_precision) take the same choice as in an f32 session.
  */
 Alg conv_alg(const ConvParams& p) {
-  if (compute_precision() != Precision::f32 || session_precision() != Precision::f32 || convAlgo.value == "direct")
-    return Alg::convolution_direct;
+  if (compute_precision() != Precision::f32 || convAlgo.value == "direct") return Alg::convolution_direct;
   if (convAlgo.value == "winograd") return Alg::convolution_winograd;
   return p.C >= 16 ? Alg::convolution_auto : Alg::convolution_direct;
 }
@@ -261,22 +259,30 @@ std::string conv_key(const char* kind, const ConvParams& p, bool hasBias, int la
          convLayout.value + "," + convAlgo.value;
 }
 
-// The precision a backward pass of conv p runs in now, by convBf16Backward's rule.
-// bf16 precision, "auto" (the default): a backward pass runs in f32 where oneDNN 2.6's bf16 kernel for it loses to the
-// f32 one. Its bf16 backward kernels are the non-brgemm AMX ones (brgemm convolutions have no backward in 2.6), weak
-// on outputs of few pixels and on strided convs; the forward (brgemm) wins everywhere. Measured on the ResNet-18 CIFAR
-// convs at batch 128 (Sapphire Rapids, 2 threads, AMX; ms bf16 vs f32, each pass alone): backward-weights 512->512
-// 3x3 at 4x4 101.7 vs 77.2, 256->512 3x3/2 89.5 vs 45.1, 128->256 3x3/2 30.8 vs 28.6, 1x1/2 14.3 vs 4.0 and 8.5 vs
-// 5.2, ViT-Tiny/4's patch embedding (3->192 4x4/4 to 8x8) 34-39 vs 5-19, against 19.5 vs 62.6 at 64->64 32x32;
-// backward-data 256->512 3x3/2 55.1 vs 33.0, 128->256 3x3/2 33.8 vs 25.9, 1x1/2 8.0 vs 4.1. "bf16" keeps every pass in
-// bf16.
-Precision backward_precision(const ConvParams& p, Pass pass) {
+// The precision a pass of conv p runs in now, by convBf16Backward's rule.
+// bf16 precision, "auto" (the default): a pass runs in f32 where oneDNN 2.6's bf16 kernel for it loses to the f32 one
+// (the f32 one being Winograd where conv_alg picks it). Measured with `npm run bench:conv -- --precision bf16` on the
+// ResNet-18 CIFAR convs at batch 128 (Sapphire Rapids, 2 threads, AMX, caches flushed; ms bf16 vs f32):
+// - the RGB stem (3 -> 64 3x3 at 32x32): forward 8.5 vs 2.2, backward-weights 5.2 vs 2.6;
+// - 1x1 stride-2 shortcuts: forward 6.1 vs 3.1, 3.2 vs 2.6, 2.5 vs 2.4; backward-data 11.1 vs 4.5, 6.1 vs 3.2, 3.9 vs
+//   2.9; backward-weights 8.8 vs 3.5, 6.9 vs 2.7, 8.1 vs 3.0;
+// - backward-weights with 16 output pixels or fewer: 512 -> 512 3x3 at 4x4 37.0 vs 17.8 (Winograd), 256 -> 512 3x3/2
+//   29.8 vs 23.4;
+// - everywhere else bf16 wins or ties: 64 -> 64 3x3 at 32x32 forward 13.9 vs 16.8, backward-data 13.8 vs 15.9,
+//   backward-weights 12.4 vs 16.7 (Winograd); 128 -> 256 3x3/2 backward-data 10.9 vs 18.0, backward-weights 16.8 vs
+//   19.8; 512 -> 512 at 4x4 backward-data 18.5 vs 17.4.
+// "bf16" keeps every pass in bf16.
+Precision pass_precision(const ConvParams& p, Pass pass) {
   const Precision now = compute_precision();
   if (now != Precision::bf16 || convBf16Backward.value == "bf16") return now;
-  const int64_t pixels = p.OH * p.OW;
-  const bool strided = p.strideH > 1 || p.strideW > 1;
-  const bool f32 = pass == Pass::bwdWeights ? pixels <= 16 || (strided && (p.KH * p.KW == 1 || pixels <= 64))
-                                            : strided && pixels <= 64;
+  const bool strided1x1 = p.KH * p.KW == 1 && (p.strideH > 1 || p.strideW > 1);
+  const bool stem = p.C < 16;
+  bool f32 = false;
+  switch (pass) {
+    case Pass::fwd: f32 = stem || strided1x1; break;
+    case Pass::bwdData: f32 = strided1x1; break;
+    case Pass::bwdWeights: f32 = stem || strided1x1 || p.OH * p.OW <= 16; break;
+  }
   return f32 ? Precision::f32 : now;
 }
 
@@ -286,9 +292,12 @@ std::string conv_impl(Pass pass, const ConvParams& p) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
   const Geom g = geom(p);
   const bool blocked = convLayout.value == "blocked";
+  // the precision the pass itself runs in: a pass may run in f32 in a bf16 session (pass_precision)
+  const ScopedPrecision scoped(pass_precision(p, pass));
   const Alg alg = conv_alg(p);
   switch (pass) {
-    case Pass::fwd: return with_alg(alg, [&](Alg a) { return fwd_pd(g, blocked, false, {}, a); }).impl_info_str();
+    case Pass::fwd:
+      return with_alg(alg, [&](Alg a) { return fwd_pd(g, blocked, false, types_of(Pass::fwd), a); }).impl_info_str();
     case Pass::bwdData: return with_alg(alg, [&](Alg a) { return bwd_data_pd(g, blocked, a); }).impl_info_str();
     case Pass::bwdWeights:
       return with_alg(alg, [&](Alg a) { return bwd_weights_pd(g, blocked, false, a); }).impl_info_str();
@@ -321,6 +330,7 @@ bool conv2d_forward(float* out, const float* x, const float* w, const float* bia
   const std::lock_guard<std::mutex> lock(onednn_mutex());
   check_blocked("conv2d", "x", xBlocked, p.C);
   if (p.N * p.O * p.OH * p.OW == 0) return false;
+  const ScopedPrecision pass(pass_precision(p, Pass::fwd));
   const bool blocked = convLayout.value == "blocked";
   outMayBlock = outMayBlock && blocked && activation_block() > 0 && p.O % activation_block() == 0;
   FwdEntry& e = fwdCache.get(conv_key("fwd", p, bias, xBlocked + 2 * outMayBlock), [&] {
@@ -354,7 +364,7 @@ bool conv2d_forward(float* out, const float* x, const float* w, const float* bia
 bool conv2d_backward_data(float* gx, const float* gy, const float* w, const ConvParams& p, bool gyBlocked,
                           bool gxMayBlock) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
-  const ScopedPrecision pass(backward_precision(p, Pass::bwdData));
+  const ScopedPrecision pass(pass_precision(p, Pass::bwdData));
   check_blocked("conv2d_backward_data", "gy", gyBlocked, p.O);
   if (p.N * p.C * p.H * p.W == 0) return false;
   if (p.O * p.OH * p.OW == 0 || p.KH * p.KW == 0) {
@@ -388,7 +398,7 @@ bool conv2d_backward_data(float* gx, const float* gy, const float* w, const Conv
 void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* x, const ConvParams& p, bool gyBlocked,
                             bool xBlocked) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
-  const ScopedPrecision pass(backward_precision(p, Pass::bwdWeights));
+  const ScopedPrecision pass(pass_precision(p, Pass::bwdWeights));
   check_blocked("conv2d_backward_weight", "gy", gyBlocked, p.O);
   check_blocked("conv2d_backward_weight", "x", xBlocked, p.C);
   const int64_t wSize = p.O * (p.groups ? p.C / p.groups : 0) * p.KH * p.KW;

@@ -156,17 +156,18 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
     }
   });
 
-  /** A strided conv's output, gx, gw, gb for one fixed input, in fp32 and in bf16 under the given backward mode. */
-  function convRun(mode: 'auto' | 'bf16', shape: { N: number; C: number; H: number; O: number }): { f32: number[][]; low: number[][] } {
+  /** A 3x3 conv's output, gx, gw, gb for one fixed input (stride 2 unless given), in fp32 and in bf16 under the given backward mode. */
+  function convRun(mode: 'auto' | 'bf16', shape: { N: number; C: number; H: number; O: number; stride?: number }): { f32: number[][]; low: number[][] } {
     const rng = new T.Rng(8);
     const { N, C, H, O } = shape;
+    const stride = shape.stride ?? 2;
     const x = T.keep(T.randn([N, C, H, H], { rng, requiresGrad: true }));
     const w = T.keep(T.randn([O, C, 3, 3], { rng, requiresGrad: true }));
     const b = T.keep(T.randn([O], { rng, requiresGrad: true }));
-    const cot = T.keep(T.randn([N, O, H / 2, H / 2], { rng }));
+    const cot = T.keep(T.randn([N, O, H / stride, H / stride], { rng }));
     const run = (): number[][] => {
       const out = T.tidy(() => {
-        const y = T.conv2d(x, w, b, { stride: 2, padding: 1 }); // [N, O, H/2, H/2]
+        const y = T.conv2d(x, w, b, { stride, padding: 1 }); // [N, O, H/stride, H/stride]
         T.sum(T.mul(y, cot)).backward();
         return y.toArray();
       });
@@ -194,18 +195,45 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
     });
   });
 
-  test('bf16 conv in "auto" runs the backward of a few-pixel strided conv in f32, and the forward in bf16', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
+  test('bf16 conv in "auto" runs backward-weights of a few-pixel conv in f32, its forward and backward-data in bf16', { skip: bf16 ? false : 'no native bf16 on this CPU' }, () => {
     assert.equal(nativeAddon().convBf16Backward(), 'auto');
     assert.throws(() => nativeAddon().convBf16Backward('fp16' as never), /mode must be 'auto' or 'bf16', got 'fp16'/);
-    // 8x8 -> 4x4 with stride 2: 16 output pixels, both backward passes on the f32 side of the rule
+    // 8x8 -> 4x4 with stride 2: 16 output pixels, backward-weights on the f32 side of the rule
     const { f32, low } = convRun('auto', { N: 4, C: 16, H: 8, O: 32 });
-    const y = deviation(f32[0]!, low[0]!);
-    assert.ok(y.differs && y.maxErr < 0.03 * y.scale, `y: bf16 forward expected (max error ${y.maxErr})`);
-    assert.deepEqual(low.slice(1, 3), f32.slice(1, 3), 'gx and gw: the f32 backward kernels, bit for bit');
+    for (const [k, name] of [[0, 'y'], [1, 'gx']] as const) {
+      const d = deviation(f32[k]!, low[k]!);
+      assert.ok(d.differs && d.maxErr < 0.03 * d.scale, `${name}: bf16 expected (max error ${d.maxErr})`);
+    }
+    assert.deepEqual(low[2], f32[2], 'gw: the f32 backward-weights kernel, bit for bit');
     // 32x32 -> 16x16: 256 output pixels, backward-weights stays bf16
     const big = convRun('auto', { N: 2, C: 16, H: 32, O: 16 });
     const gw = deviation(big.f32[2]!, big.low[2]!);
     assert.ok(gw.differs && gw.maxErr < 0.03 * gw.scale, `gw: bf16 backward-weights expected (max error ${gw.maxErr})`);
+    // an RGB stem (3 input channels): forward and backward-weights in f32, bit for bit
+    const stem = convRun('auto', { N: 2, C: 3, H: 16, O: 16, stride: 1 });
+    assert.deepEqual(stem.low[0], stem.f32[0], 'stem y: the f32 forward kernel, bit for bit');
+    assert.deepEqual(stem.low[2], stem.f32[2], 'stem gw: the f32 backward-weights kernel, bit for bit');
+  });
+
+  test('a backward pass that "auto" runs in f32 takes the f32 session\'s algorithm: Winograd where asked', {
+    skip: !bf16 ? 'no native bf16 on this CPU' : native && nativeAddon().activationLayout() === 'plain' ? "oneDNN's Winograd needs the blocked layout" : false }, () => {
+    // 4x4 -> 4x4, 3x3 stride 1: 16 output pixels, so backward-weights is on the f32 side of the rule; with the
+    // algorithm forced to Winograd, the bf16 session's gw is the fp32 session's Winograd gw bit for bit, and the
+    // direct kernel's gw differs from it (Winograd rounds differently)
+    const oldAlgo = nativeAddon().convAlgo();
+    try {
+      nativeAddon().convAlgo('winograd');
+      const wino = convRun('auto', { N: 4, C: 16, H: 4, O: 16, stride: 1 });
+      assert.deepEqual(wino.low[2], wino.f32[2], 'gw: the f32 Winograd kernel, bit for bit');
+      assert.ok(deviation(wino.f32[0]!, wino.low[0]!).differs, 'y: the forward still runs in bf16');
+      nativeAddon().convAlgo('direct');
+      const direct = convRun('auto', { N: 4, C: 16, H: 4, O: 16, stride: 1 });
+      assert.deepEqual(direct.low[2], direct.f32[2], 'gw: the f32 direct kernel, bit for bit');
+      const { maxErr, scale, differs } = deviation(direct.f32[2]!, wino.f32[2]!);
+      assert.ok(differs && maxErr < 1e-4 * scale, `gw: Winograd expected to differ from direct by rounding only (max error ${maxErr})`);
+    } finally {
+      nativeAddon().convAlgo(oldAlgo);
+    }
   });
 
   test('refuses bf16 without native bf16, saying why', () => {
