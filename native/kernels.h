@@ -151,8 +151,9 @@ extern ConvMode convLayout;
  */
 extern ConvMode convAlgo;
 /**
- * bf16 precision only: "auto" (the default) runs a backward pass in f32 where oneDNN's bf16 kernel for that shape is
- * the slower one (conv.cc has the rule and its measurements); "bf16" runs every pass in bf16.
+ * bf16 precision only: "auto" (the default) runs a conv pass (forward or backward; the name predates the forward) in
+ * f32 where oneDNN's bf16 kernel for that shape is the slower one (conv.cc pass_precision has the rule and its
+ * measurements); "bf16" runs every pass in bf16.
  */
 extern ConvMode convBf16Backward;
 /** The oneDNN implementation a pass of p runs now. */

@@ -73,8 +73,9 @@ export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocke
   /** Returns every idle cached block to the OS. */
   trimCache(): void;
   /**
-   * Gets (and with an argument, sets) which conv backward passes run in bf16 under bf16 precision: 'auto' (default)
-   * runs a pass in f32 where oneDNN's bf16 kernel for that shape is the slower one (native/conv.cc), 'bf16' none.
+   * Gets (and with an argument, sets) which conv passes run in bf16 under bf16 precision (the forward too, despite the
+   * name): 'auto' (default) runs a pass in f32 where oneDNN's bf16 kernel for that shape is the slower one
+   * (native/conv.cc pass_precision), 'bf16' none.
    */
   convBf16Backward(mode?: 'auto' | 'bf16' | null): 'auto' | 'bf16';
   /** Gets (and with an argument, sets) how conv lays out data for oneDNN. */
