@@ -3,7 +3,7 @@
 // channel block, as ops.conv2d keeps them), under each conv algorithm (convAlgo: oneDNN's direct kernels, and 'auto':
 // convolution_auto, Winograd where oneDNN's heuristic takes it), with the oneDNN implementation each mode runs.
 // --precision bf16 also times each pass in a bf16 session: 'bf16' with every pass in bf16 (convBf16Backward 'bf16'),
-// 'bf16auto' under the default rule (native/conv.cc backward_precision: some backward passes in f32, these under the
+// 'bf16auto' under the default rule (native/conv.cc pass_precision: some passes in f32, these under the
 // f32 algorithm choice), and 'bf16auto_direct', the same with the f32 passes on the direct kernels. Needs a CPU with
 // native bf16.
 // Prints one JSON object per line.
@@ -57,7 +57,7 @@ console.log(JSON.stringify({ name: 'info', cpu: cpus()[0]?.model, isa: addon.inf
   onednn: addon.info().onednn, activation_layout: addon.activationLayout(), batch, iters, repeats,
   caches: flush === null ? 'warm' : `flushed (${flush.length >> 18} MB written before each call)`, loadavg: loadavg()[0] }));
 
-/** One way to run a pass: the session precision, the f32 algorithm, and which backward passes may run in bf16. */
+/** One way to run a pass: the session precision, the f32 algorithm, and which passes may run in bf16. */
 interface Mode { precision: Precision; algo: ConvAlgo; bwd: 'auto' | 'bf16' }
 const MODES: Record<string, Mode> = {
   direct: { precision: 'fp32', algo: 'direct', bwd: 'auto' },
