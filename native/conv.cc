@@ -184,6 +184,9 @@ Mds prim_mds(const Geom& g, bool blocked, Types t = {}) {
 }
 
 using Alg = dnnl::algorithm;
+/** A network's first layer (RGB or grey in): fewer than 16 input channels. conv_alg and pass_precision treat it apart. */
+bool is_stem(const ConvParams& p) { return p.C < 16; }
+
 /**
  * The oneDNN algorithm a pass of conv p asks for now (see the header): direct for bf16 passes and in "direct" mode.
  * "auto" keeps convs with fewer than 16 input channels (a network's first layer, RGB in) direct: convolution_auto
@@ -194,7 +197,7 @@ using Alg = dnnl::algorithm;
 Alg conv_alg(const ConvParams& p) {
   if (compute_precision() != Precision::f32 || convAlgo.value == "direct") return Alg::convolution_direct;
   if (convAlgo.value == "winograd") return Alg::convolution_winograd;
-  return p.C >= 16 ? Alg::convolution_auto : Alg::convolution_direct;
+  return is_stem(p) ? Alg::convolution_direct : Alg::convolution_auto;
 }
 /** make(alg), or make(direct) where oneDNN has no kernel for alg (Winograd asked for a shape or ISA it lacks). */
 template <class Make>
@@ -276,7 +279,7 @@ Precision pass_precision(const ConvParams& p, Pass pass) {
   const Precision now = compute_precision();
   if (now != Precision::bf16 || convBf16Backward.value == "bf16") return now;
   const bool strided1x1 = p.KH * p.KW == 1 && (p.strideH > 1 || p.strideW > 1);
-  const bool stem = p.C < 16;
+  const bool stem = is_stem(p);
   bool f32 = false;
   switch (pass) {
     case Pass::fwd: f32 = stem || strided1x1; break;
