@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { progressBar } from './progress.js';
 import { mergeConfig, parseOverrides, readConfigFile } from '../io/config.js';
-import { presetConfig, presetNames, RESUMABLE_KEYS, type PretrainConfig } from '../train/config.js';
+import { checkTrainConfig, presetConfig, presetNames, RESUMABLE_KEYS, type PretrainConfig } from '../train/config.js';
 import { METHODS, METHOD_NAMES, methodSpec } from '../methods/registry.js';
 import { pretrain, readRunConfig, NonFiniteLossError } from '../train/pretrain.js';
 import { runDistributed } from '../dist/launch.js';
@@ -74,6 +74,7 @@ export function resolvePretrainConfig(f: ConfigFlags, o: { methodGiven?: boolean
   cfg = mergeConfig(cfg, parseOverrides(cfg, named, 'pretrain'), 'pretrain');
   cfg = mergeConfig(cfg, parseOverrides(cfg, f.set, 'pretrain'), 'pretrain');
   if (cfg.method !== method) throw new Error(`[pretrain] the config says method '${cfg.method}' but --method is '${method}'`);
+  checkTrainConfig(cfg, 'pretrain');
   return cfg;
 }
 

@@ -13,7 +13,7 @@ export interface AdamWHyper {
 export type AdamWOptions = Partial<AdamWHyper & CommonGroupOptions>;
 
 export class AdamW extends Optimizer<AdamWHyper> {
-  readonly kind = 'adamw' as const;
+  get kind(): 'adamw' { return 'adamw'; }
   protected override readonly countsSteps = true;
 
   constructor(params: ParamsInit<AdamWHyper>, opts: AdamWOptions = {}) {

@@ -16,7 +16,7 @@ export interface LARCOptions extends SGDOptions {
 }
 
 export class LARC extends SGD {
-  override readonly kind: OptimizerKind = 'larc';
+  override get kind(): OptimizerKind { return 'larc'; }
   readonly trustCoefficient: number;
   readonly clip: boolean;
   readonly eps: number;

@@ -13,7 +13,7 @@ export interface LARSHyper {
 export type LARSOptions = Partial<LARSHyper & CommonGroupOptions>;
 
 export class LARS extends Optimizer<LARSHyper> {
-  readonly kind = 'lars' as const;
+  get kind(): 'lars' { return 'lars'; }
 
   constructor(params: ParamsInit<LARSHyper>, opts: LARSOptions = {}) {
     super(params, {

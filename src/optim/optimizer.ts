@@ -79,7 +79,9 @@ function isGroupList<H>(params: ParamsInit<H>): params is readonly ParamGroupIni
 }
 
 export abstract class Optimizer<H extends object> {
-  abstract readonly kind: OptimizerKind;
+  // a getter, not a field: the base constructor validates the groups (messages name the kind) before a subclass's
+  // fields exist
+  abstract get kind(): OptimizerKind;
   readonly paramGroups: ParamGroup<H>[] = [];
   readonly defaults: H & CommonGroupOptions;
   protected readonly state = new Map<Tensor, ParamState>();

@@ -13,7 +13,7 @@ export interface SGDHyper {
 export type SGDOptions = Partial<SGDHyper & CommonGroupOptions> & { lr: number };
 
 export class SGD extends Optimizer<SGDHyper> {
-  readonly kind: OptimizerKind = 'sgd';
+  get kind(): OptimizerKind { return 'sgd'; }
 
   constructor(params: ParamsInit<SGDHyper>, opts: SGDOptions) {
     super(params, {

@@ -197,3 +197,57 @@ export function presetConfig(method: string, name: string): PretrainConfig {
   }
   return out;
 }
+
+/** The command-line flag that sets a key, where one does (error messages name both). */
+const FLAG_OF: Readonly<Record<string, string>> = {
+  epochs: '--epochs', batchSize: '--batch-size', workers: '--workers', seed: '--seed', limit: '--limit', 'optim.lr': '--lr',
+};
+
+/**
+ * Checks the ranges of the shared settings (src/io/config.ts has already checked keys and types), so a bad value is
+ * refused by name before anything is built or written, rather than failing later in whatever first reads it.
+ */
+export function checkTrainConfig(cfg: TrainConfig, where = 'pretrain'): void {
+  const bad = (key: string, want: string, v: unknown): never => {
+    const flag = FLAG_OF[key];
+    throw new Error(`[${where}] ${key}${flag !== undefined ? ` (${flag})` : ''} must be ${want}, got ${JSON.stringify(v) ?? String(v)}`);
+  };
+  const int = (key: string, v: number, min: number): void => {
+    if (!(Number.isInteger(v) && v >= min)) bad(key, min === 0 ? 'a non-negative integer' : `an integer >= ${min}`, v);
+  };
+  const atLeast = (key: string, v: number, min: number): void => {
+    if (!(Number.isFinite(v) && v >= min)) bad(key, `a finite number >= ${min}`, v);
+  };
+  const positive = (key: string, v: number): void => {
+    if (!(Number.isFinite(v) && v > 0)) bad(key, 'a positive number', v);
+  };
+  const unit = (key: string, v: number): void => {
+    if (!(v >= 0 && v < 1)) bad(key, 'in [0, 1)', v);
+  };
+  int('epochs', cfg.epochs, 0);
+  int('batchSize', cfg.batchSize, 1);
+  int('workers', cfg.workers, 0);
+  if (!Number.isSafeInteger(cfg.seed)) bad('seed', 'an integer', cfg.seed);
+  if (cfg.limit !== null) int('limit', cfg.limit, 1);
+  int('imgSize', cfg.imgSize, 1);
+  if (cfg.cropMin !== null && !(cfg.cropMin > 0 && cfg.cropMin <= 1)) bad('cropMin', 'in (0, 1] or null', cfg.cropMin);
+  positive('width', cfg.width);
+  const o = cfg.optim;
+  atLeast('optim.lr', o.lr, 0);
+  atLeast('optim.weightDecay', o.weightDecay, 0);
+  atLeast('optim.momentum', o.momentum, 0);
+  unit('optim.beta1', o.beta1);
+  unit('optim.beta2', o.beta2);
+  atLeast('optim.warmupEpochs', o.warmupEpochs, 0);
+  atLeast('optim.minLr', o.minLr, 0);
+  o.milestones.forEach((m, i) => int(`optim.milestones[${i}]`, m, 0));
+  atLeast('optim.clipGrad', o.clipGrad, 0);
+  const k = cfg.knn;
+  int('knn.every', k.every, 0);
+  int('knn.k', k.k, 1);
+  positive('knn.t', k.t);
+  if (k.bankSize !== null) int('knn.bankSize', k.bankSize, 1);
+  if (k.testSize !== null) int('knn.testSize', k.testSize, 1);
+  int('ckptEverySteps', cfg.ckptEverySteps, 0);
+  int('logEvery', cfg.logEvery, 1);
+}

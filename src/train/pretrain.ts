@@ -10,7 +10,7 @@ import { preset as augmentationPreset } from '../data/presets.js';
 import type { Dataset } from '../data/datasets.js';
 import type { Method, TrainingProgress } from '../methods/method.js';
 import { buildMethod } from '../methods/registry.js';
-import { checkResumeConfig, migrateConfig, type PretrainConfig, type TrainConfig } from './config.js';
+import { checkResumeConfig, checkTrainConfig, migrateConfig, type PretrainConfig, type TrainConfig } from './config.js';
 import { openDataset, evalTransform } from '../data/open.js';
 import { knnClassify } from '../eval/knn.js';
 import { forEachFeatureBatch } from '../eval/features.js';
@@ -156,6 +156,7 @@ const METRIC_TAGS: Readonly<Record<string, string>> = { acc1: 'train/infonce_acc
 /** Runs (or resumes) a pretraining; resolves when cfg.epochs are done. */
 export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}): Promise<PretrainResult> {
   // data parallel: every rank runs this; rank 0 alone logs, plots and checkpoints
+  checkTrainConfig(cfg, 'pretrain');
   const dist = opts.comm ?? currentComm();
   const lead = dist.rank === 0;
   checkSameConfig(cfg, dist, 'pretrain');

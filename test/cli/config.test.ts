@@ -3,11 +3,15 @@
 // paper's appendix D, mae PRETRAIN.md + main_pretrain.py, moco-v3 main_moco.py + CONFIG.md), augmentation included.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { runConfig } from '../../src/cli/config.js';
 import { METHOD_NAMES } from '../../src/methods/registry.js';
-import { presetNames, type PretrainConfig } from '../../src/train/config.js';
+import { presetConfig, presetNames, type PretrainConfig } from '../../src/train/config.js';
+import { pretrain } from '../../src/train/pretrain.js';
 import { preset as augmentationPreset } from '../../src/data/presets.js';
 import type { TransformSpec } from '../../src/data/transforms.js';
 
@@ -175,4 +179,32 @@ test('selfsup config prints the resolved JSON, --set applies, and unknown method
   assert.throws(() => runConfig({ method: 'byol', preset: 'quick' }), /unknown method 'byol'/);
   assert.throws(() => runConfig({ method: 'mocov3', preset: 'vit-huge' }), /unknown preset 'vit-huge' for mocov3/);
   assert.throws(() => runConfig({ method: 'mocov3', preset: 'quick', set: ['mocov3.tau=1'] }), /mocov3\.tau/);
+});
+
+test('values out of range are refused by key (and flag) before anything is built or written', async () => {
+  const refused: [string, RegExp][] = [
+    ['epochs=-1', /^\[pretrain\] epochs \(--epochs\) must be a non-negative integer, got -1$/],
+    ['epochs=1.5', /^\[pretrain\] epochs \(--epochs\) must be a non-negative integer, got 1\.5$/],
+    ['batchSize=0', /^\[pretrain\] batchSize \(--batch-size\) must be an integer >= 1, got 0$/],
+    ['optim.lr=-0.1', /^\[pretrain\] optim\.lr \(--lr\) must be a finite number >= 0, got -0\.1$/],
+    ['optim.beta2=1', /^\[pretrain\] optim\.beta2 must be in \[0, 1\), got 1$/],
+    ['width=0', /^\[pretrain\] width must be a positive number, got 0$/],
+    ['cropMin=0', /^\[pretrain\] cropMin must be in \(0, 1\] or null, got 0$/],
+    ['knn.k=0', /^\[pretrain\] knn\.k must be an integer >= 1, got 0$/],
+    ['knn.t=0', /^\[pretrain\] knn\.t must be a positive number, got 0$/],
+    ['logEvery=0', /^\[pretrain\] logEvery must be an integer >= 1, got 0$/],
+  ];
+  for (const [set, msg] of refused) {
+    assert.throws(() => runConfig({ method: 'moco', preset: 'quick', set: [set] }), (e: Error) => msg.test(e.message), set);
+  }
+  // the library entry point checks too, before it creates the run folder
+  const out = join(mkdtempSync(join(tmpdir(), 'selfsup-cfg-')), 'run');
+  await assert.rejects(pretrain({ ...presetConfig('moco', 'quick'), batchSize: 0, out }), /batchSize \(--batch-size\) must be an integer >= 1/);
+  assert.equal(existsSync(out), false);
+  // the command line: a clear message and exit status 1, no config printed first
+  const r = spawnSync(process.execPath, ['--import', 'tsx', BIN, 'pretrain', '--epochs', '-1', '--out', out], { encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stdout);
+  assert.match(r.stderr, /\[pretrain\] epochs \(--epochs\) must be a non-negative integer, got -1/);
+  assert.doesNotMatch(r.stdout, /"batchSize"/);
+  assert.equal(existsSync(out), false);
 });

@@ -174,7 +174,11 @@ describe('optimizer rules', () => {
     const p = T.keep(T.ones([3], { requiresGrad: true }));
     const q = T.keep(T.ones([3], { requiresGrad: true }));
     assert.throws(() => new SGD([p], { lr: 0.1, nesterov: true }), /nesterov/);
-    assert.throws(() => new SGD([p], { lr: -1 }), /invalid learning rate/);
+    // the base class's checks name the optimizer (it validates before a subclass's fields exist)
+    assert.throws(() => new SGD([p], { lr: -1 }), /^Error: \[sgd\] invalid learning rate -1$/);
+    assert.throws(() => new AdamW([p], { lr: -1 }), /^Error: \[adamw\] invalid learning rate -1$/);
+    assert.throws(() => new LARS([p], { lr: 0.1, weightDecay: -1 }), /^Error: \[lars\] invalid weight decay -1$/);
+    assert.throws(() => new LARC([p], { lr: Number.NaN }), /^Error: \[larc\] invalid learning rate NaN$/);
     assert.throws(() => new AdamW([p], { betas: [1, 0.9] }), /beta parameter at index 0/);
     assert.throws(() => new SGD([{ params: [p] }, { params: [q, p] }], { lr: 0.1 }), /more than one parameter group/);
     assert.throws(() => new SGD([], { lr: 0.1 }), /empty parameter list/);
