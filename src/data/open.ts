@@ -72,8 +72,11 @@ export function openDataset(spec: string, split: Split, limit: number | null = n
     ds = fashionMnist(DEBIAN_FASHION_MNIST_DIR, { split });
   } else {
     if (!existsSync(spec)) throw new Error(`[data] ${spec}: no such file or folder`);
-    let dir = spec;
-    if (/\.(tar\.gz|tgz)$/.test(spec)) dir = extractArchive(spec);
+    const archive = /\.(tar\.gz|tgz)$/.test(spec);
+    if (!archive && !statSync(spec).isDirectory()) {
+      throw new Error(`[data] ${spec} is a file but not a .tar.gz archive; --data takes 'fashion-mnist', a CIFAR-10/100 binary folder, an image folder (class subfolders, optionally under train/ and test/) or a .tar.gz of one`);
+    }
+    const dir = archive ? extractArchive(spec) : spec;
     const files = readdirSync(dir);
     const root = splitRoot(dir);
     if (files.some((f) => /^data_batch_1(\.bin)?$/.test(f)) || files.includes('cifar-10-batches-bin')) {

@@ -7,6 +7,7 @@ import { after, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { cacheDecoded, cifar10, cifar100, fashionMnist, imageFolder, mnist, DEBIAN_FASHION_MNIST_DIR } from '../../src/data/datasets.js';
 import { decodeImage } from '../../src/data/decode.js';
+import { openDataset } from '../../src/data/open.js';
 import { decodeJpeg, UnsupportedJpeg } from '../../src/data/jpeg.js';
 import { bytes, expectClose, FIXTURE_DIR, loadFixtures } from './fixtures.js';
 import { encodePng } from './png.js';
@@ -165,4 +166,19 @@ test('cacheDecoded packs decoded images and drops undecodable files with a warni
   assert.deepEqual([...ds.source.widths, ...ds.source.heights], [2, 1, 1, 3]);
   assert.equal(warnings.length, 1);
   assert.match(warnings[0]!, /bad\.jpg/);
+});
+
+test('openDataset names what is wrong with --data: missing, a plain file, a folder without images', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'selfsup-open-'));
+  try {
+    assert.throws(() => openDataset(join(dir, 'nope'), 'train'), /^Error: \[data\] .*nope: no such file or folder$/);
+    const file = join(dir, 'labels.txt');
+    writeFileSync(file, 'not a dataset\n');
+    assert.throws(() => openDataset(file, 'train'), /^Error: \[data\] .*labels\.txt is a file but not a \.tar\.gz archive; --data takes/);
+    const empty = join(dir, 'empty');
+    mkdirSync(empty);
+    assert.throws(() => openDataset(empty, 'train'), /^Error: \[ImageFolder\] .*empty: no images/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
