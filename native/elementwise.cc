@@ -143,18 +143,41 @@ struct RowWalker {
   }
 };
 
-/** Runs f(rowOffsets, innerStrides, count) over every row of L, parallel across rows. */
+/**
+ * Runs f(offsets, innerStrides, count) over every row of L, in parallel. f sees each element once; where there are
+ * fewer rows than threads can share evenly (a contiguous tensor coalesces into a single row), rows are cut into
+ * pieces of at least kPiece elements, so f may get a part of a row (its offsets moved to the part's start).
+ */
 template <int K, class F>
 void for_rows(const Layout& L, const int64_t* base, F f) {
   if (L.shape.size() > 30) fail("strided", "more than 30 non-mergeable dims");
   const int64_t rows = L.rows(), inner = L.inner();
   int64_t st[K];
   for (int k = 0; k < K; k++) st[k] = L.strides[k].back();
-  parallel_range(rows, rows * inner, [&](int64_t b, int64_t e) {
-    RowWalker<K> w(L, b, base);
-    for (int64_t r = b; r < e; r++) {
-      f(w.off, st, inner);
-      w.next();
+  constexpr int64_t kPiece = 16384;  // elements; a multiple of 64 keeps pieces on whole cache lines of f32 output
+  const int64_t threads = omp_get_max_threads(), want = 4 * threads;  // 4 shares per thread: balance when rows are few
+  const int64_t pieces = threads < 2 || rows >= want ? 1 : std::max<int64_t>(1, std::min((want + rows - 1) / rows, inner / kPiece));
+  if (pieces == 1) {
+    parallel_range(rows, rows * inner, [&](int64_t b, int64_t e) {
+      RowWalker<K> w(L, b, base);
+      for (int64_t r = b; r < e; r++) {
+        f(w.off, st, inner);
+        w.next();
+      }
+    });
+    return;
+  }
+  const int64_t piece = ((inner + pieces - 1) / pieces + 63) & ~int64_t(63);
+  parallel_range(rows * pieces, rows * inner, [&](int64_t b, int64_t e) {
+    int64_t r = b / pieces;
+    RowWalker<K> w(L, r, base);
+    for (int64_t t = b; t < e; t++) {
+      for (; r < t / pieces; r++) w.next();
+      const int64_t start = (t % pieces) * piece, n = std::min(piece, inner - start);
+      if (n <= 0) continue;
+      int64_t off[K];
+      for (int k = 0; k < K; k++) off[k] = w.off[k] + start * st[k];
+      f(off, st, n);
     }
   });
 }

@@ -281,6 +281,31 @@ describe('native elementwise vs reference', native, () => {
     close('strided int32 transpose', i2, i3, 0, 0);
   });
 
+  test('a few long rows (a contiguous tensor is one row) are cut into pieces across threads, element for element', () => {
+    // [rows, inner] with rows below 4 per thread: for_rows splits each row; odd sizes leave a short last piece
+    for (const [rows, inner] of [[1, 200003], [3, 100001], [2, 65536 + 64], [1, 16384 * 2 + 1]] as [number, number][]) {
+      const shape = [rows, inner];
+      const a = f32(rows * inner); const b = f32(rows * inner); const bcol = f32(rows);
+      const contig = contiguousStrides(shape);
+      for (const [name, bb, bStrides] of [['contiguous', b, contig], ['b broadcast along the row', bcol, [1, 0]]] as const) {
+        const o1 = f32(rows * inner); const o2 = f32(rows * inner);  // f32 both ways: one rounding, the same bits
+        nb.binary('sub', o1, a, bb, shape, contig, bStrides);
+        rb.binary('sub', o2, a, bb, shape, contig, bStrides);
+        close(`sub [${shape}] ${name}`, o1, o2, 0, 0);
+      }
+      const cond = make('uint8', rows * inner, () => (rand() < 0.5 ? 1 : 0)) as Uint8Array;
+      const w1 = f32(rows * inner); const w2 = f32(rows * inner);
+      nb.where(w1, cond, a, b, shape, contig, contig, contig); rb.where(w2, cond, a, b, shape, contig, contig, contig);
+      close(`where [${shape}]`, w1, w2, 0, 0);
+      // a strided copy reading every other element of a source twice as long, into a slice at an offset
+      const src = f32(rows * inner * 2 + 5);
+      const c1 = f32(rows * inner + 1, () => 0.5); const c2 = new Float32Array(c1);
+      nb.strided(c1, 1, contig, src, 5, [2 * inner, 2], shape, false);
+      rb.strided(c2, 1, contig, src, 5, [2 * inner, 2], shape, false);
+      close(`strided copy [${shape}] stride 2`, c1, c2, 0, 0);
+    }
+  });
+
   test('gather, scatterAdd, indexSelect, indexAdd', () => {
     const cases = [[1, 1, 1, 1], [2, 5, 3, 4], [3, 7, 1, 9], [1, 1000, 64, 500], [0, 3, 2, 2], [4, 6, 5, 0], [300, 10, 1, 200]];
     for (const [outer, dim, inner, k] of cases as [number, number, number, number][]) {
