@@ -188,55 +188,86 @@ namespace {
 template <int64_t kLanes>
 inline int64_t blk(int64_t n, int64_t cb, int64_t i, int64_t CB, int64_t HW) { return ((n * CB + cb) * HW + i) * kLanes; }
 
+/**
+ * How many shares of the batch each channel block's sums are split into: one block per task left a single thread
+ * working where a network is narrow (16 channels are one nChw16c block) and idle threads on many-core machines. At
+ * least 16 (block, share) tasks where the batch allows; a function of the shape alone, so the sums (added share by
+ * share, in order) come out the same on any number of threads.
+ */
+inline int64_t batch_shares(int64_t blocks, int64_t N) {
+  return blocks >= 16 ? 1 : std::max<int64_t>(1, std::min<int64_t>(N, (16 + blocks - 1) / blocks));
+}
+
+/** part[(cb * S + s) * kLanes + j] summed over s in order, for every channel cb * kLanes + j. */
+template <int64_t kLanes>
+void add_shares(double* out, const std::vector<double>& part, int64_t CB, int64_t S) {
+  for (int64_t cb = 0; cb < CB; cb++)
+    for (int64_t j = 0; j < kLanes; j++) {
+      double v = 0;
+      for (int64_t s = 0; s < S; s++) v += part[size_t((cb * S + s) * kLanes + j)];
+      out[cb * kLanes + j] = v;
+    }
+}
+
 template <int64_t kLanes, bool kRelu>
 void batchnorm_forward_blocked_t(float* out, float* mean, float* invstd, const float* x, const float* r,
                                  const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
   if (C == 0) return;
-  const int64_t CB = C / kLanes, M = N * HW;
-  parallel_range(CB, N * C * HW, [&](int64_t b0, int64_t b1) {
-    for (int64_t cb = b0; cb < b1; cb++) {
-      double sum[kLanes] = {}, sq[kLanes] = {};
-      for (int64_t n = 0; n < N; n++)
-        for (int64_t i = 0; i < HW; i++) {
-          const float* xs = x + blk<kLanes>(n, cb, i, CB, HW);
-#pragma omp simd
-          for (int64_t j = 0; j < kLanes; j++) sum[j] += xs[j];
-        }
-      double mu[kLanes];
-      for (int64_t j = 0; j < kLanes; j++) mu[j] = M ? sum[j] / double(M) : 0.0;
-      for (int64_t n = 0; n < N; n++)
-        for (int64_t i = 0; i < HW; i++) {
-          const float* xs = x + blk<kLanes>(n, cb, i, CB, HW);
-#pragma omp simd
-          for (int64_t j = 0; j < kLanes; j++) sq[j] += (xs[j] - mu[j]) * (xs[j] - mu[j]);
-        }
-      float m[kLanes], scale[kLanes], shift[kLanes];
-      for (int64_t j = 0; j < kLanes; j++) {
-        const int64_t c = cb * kLanes + j;
-        const double is = 1.0 / std::sqrt((M ? sq[j] / double(M) : 0.0) + eps);
-        mean[c] = float(mu[j]);
-        invstd[c] = float(is);
-        m[j] = float(mu[j]);
-        scale[j] = float((gamma ? gamma[c] : 1.0) * is);
-        shift[j] = beta ? beta[c] : 0.f;
+  const int64_t CB = C / kLanes, M = N * HW, S = batch_shares(CB, N), work = N * C * HW;
+  std::vector<double> part(CB * S * kLanes), mu(C), sq(C);
+  // per (channel block, share of the batch): the sum, then the centred sum of squares (two passes, in double)
+  const auto shares = [&](auto&& body) {
+    parallel_range(CB * S, work, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; t++) {
+        const int64_t cb = t / S, s = t % S;
+        double acc[kLanes] = {};
+        for (int64_t n = N * s / S; n < N * (s + 1) / S; n++)
+          for (int64_t i = 0; i < HW; i++) body(acc, x + blk<kLanes>(n, cb, i, CB, HW), cb);
+        for (int64_t j = 0; j < kLanes; j++) part[t * kLanes + j] = acc[j];
       }
-      for (int64_t n = 0; n < N; n++)
-        for (int64_t i = 0; i < HW; i++) {
-          const int64_t o = blk<kLanes>(n, cb, i, CB, HW);
-          if (r) {
+    });
+  };
+  shares([](double* acc, const float* xs, int64_t) {
 #pragma omp simd
-            for (int64_t j = 0; j < kLanes; j++) {
-              const float v = (x[o + j] - m[j]) * scale[j] + shift[j] + r[o + j];
-              out[o + j] = kRelu ? (v > 0.f ? v : 0.f) : v;
-            }
-          } else {
+    for (int64_t j = 0; j < kLanes; j++) acc[j] += xs[j];
+  });
+  add_shares<kLanes>(mu.data(), part, CB, S);
+  for (int64_t c = 0; c < C; c++) mu[c] = M ? mu[c] / double(M) : 0.0;
+  shares([&](double* acc, const float* xs, int64_t cb) {
+    const double* m = mu.data() + cb * kLanes;
 #pragma omp simd
-            for (int64_t j = 0; j < kLanes; j++) {
-              const float v = (x[o + j] - m[j]) * scale[j] + shift[j];
-              out[o + j] = kRelu ? (v > 0.f ? v : 0.f) : v;
-            }
+    for (int64_t j = 0; j < kLanes; j++) acc[j] += (xs[j] - m[j]) * (xs[j] - m[j]);
+  });
+  add_shares<kLanes>(sq.data(), part, CB, S);
+  std::vector<float> m(C), scale(C), shift(C);
+  for (int64_t c = 0; c < C; c++) {
+    const double is = 1.0 / std::sqrt((M ? sq[c] / double(M) : 0.0) + eps);
+    mean[c] = m[c] = float(mu[c]);
+    invstd[c] = float(is);
+    scale[c] = float((gamma ? gamma[c] : 1.0) * is);
+    shift[c] = beta ? beta[c] : 0.f;
+  }
+  // y = (x - mean) * scale + shift [+ r], per (image, channel block)
+  parallel_range(N * CB, work, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      const int64_t c0 = (p % CB) * kLanes;
+      const float *mm = m.data() + c0, *sc = scale.data() + c0, *sh = shift.data() + c0;
+      for (int64_t i = 0; i < HW; i++) {
+        const int64_t o = (p * HW + i) * kLanes;
+        if (r) {
+#pragma omp simd
+          for (int64_t j = 0; j < kLanes; j++) {
+            const float v = (x[o + j] - mm[j]) * sc[j] + sh[j] + r[o + j];
+            out[o + j] = kRelu ? (v > 0.f ? v : 0.f) : v;
+          }
+        } else {
+#pragma omp simd
+          for (int64_t j = 0; j < kLanes; j++) {
+            const float v = (x[o + j] - mm[j]) * sc[j] + sh[j];
+            out[o + j] = kRelu ? (v > 0.f ? v : 0.f) : v;
           }
         }
+      }
     }
   });
 }
@@ -286,36 +317,50 @@ void batchnorm_backward_blocked_t(float* gx, float* gr, float* ggamma, float* gb
                                   const float* x, const float* mean, const float* invstd, const float* gamma,
                                   int64_t N, int64_t C, int64_t HW) {
   if (C == 0) return;
-  const int64_t CB = C / kLanes, M = N * HW;
-  parallel_range(CB, N * C * HW, [&](int64_t b0, int64_t b1) {
-    for (int64_t cb = b0; cb < b1; cb++) {
-      const int64_t c0 = cb * kLanes;
+  const int64_t CB = C / kLanes, M = N * HW, S = batch_shares(CB, N), work = N * C * HW;
+  // per (channel block, share of the batch): sum(g) and sum(g * (x - mean)), g = gy masked by y > 0 (kRelu); the
+  // masked g also goes to gr
+  std::vector<double> part0(CB * S * kLanes), part1(CB * S * kLanes), sumGy(C), sumGyXc(C);
+  parallel_range(CB * S, work, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t cb = t / S, s = t % S;
       float mu[kLanes];
-      for (int64_t j = 0; j < kLanes; j++) mu[j] = mean[c0 + j];
-      double sumGy[kLanes] = {}, sumGyXc[kLanes] = {};
-      for (int64_t n = 0; n < N; n++) {
+      for (int64_t j = 0; j < kLanes; j++) mu[j] = mean[cb * kLanes + j];
+      double s0[kLanes] = {}, s1[kLanes] = {};
+      for (int64_t n = N * s / S; n < N * (s + 1) / S; n++) {
         if (gr)
-          bn_grad_sums_blocked<kLanes, kRelu, true>(sumGy, sumGyXc, gr, gy, y, x, mu, blk<kLanes>(n, cb, 0, CB, HW), HW);
+          bn_grad_sums_blocked<kLanes, kRelu, true>(s0, s1, gr, gy, y, x, mu, blk<kLanes>(n, cb, 0, CB, HW), HW);
         else
-          bn_grad_sums_blocked<kLanes, kRelu, false>(sumGy, sumGyXc, gr, gy, y, x, mu, blk<kLanes>(n, cb, 0, CB, HW), HW);
+          bn_grad_sums_blocked<kLanes, kRelu, false>(s0, s1, gr, gy, y, x, mu, blk<kLanes>(n, cb, 0, CB, HW), HW);
       }
-      float a[kLanes], b[kLanes], k[kLanes];
       for (int64_t j = 0; j < kLanes; j++) {
-        const int64_t c = c0 + j;
-        const double is = invstd[c], sumGyXhat = sumGyXc[j] * is;
-        if (ggamma) ggamma[c] = float(sumGyXhat);
-        if (gbeta) gbeta[c] = float(sumGy[j]);
-        a[j] = float((gamma ? gamma[c] : 1.0) * is);
-        b[j] = M ? float(sumGy[j] / double(M)) : 0.f;
-        k[j] = M ? float(sumGyXhat / double(M) * is) : 0.f;
+        part0[t * kLanes + j] = s0[j];
+        part1[t * kLanes + j] = s1[j];
       }
-      for (int64_t n = 0; n < N; n++)
-        for (int64_t i = 0; i < HW; i++) {
-          const int64_t o = blk<kLanes>(n, cb, i, CB, HW);
+    }
+  });
+  add_shares<kLanes>(sumGy.data(), part0, CB, S);
+  add_shares<kLanes>(sumGyXc.data(), part1, CB, S);
+  // gx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)), per (image, channel block)
+  std::vector<float> a(C), b(C), k(C);
+  for (int64_t c = 0; c < C; c++) {
+    const double is = invstd[c], sumGyXhat = sumGyXc[c] * is;
+    if (ggamma) ggamma[c] = float(sumGyXhat);
+    if (gbeta) gbeta[c] = float(sumGy[c]);
+    a[c] = float((gamma ? gamma[c] : 1.0) * is);
+    b[c] = M ? float(sumGy[c] / double(M)) : 0.f;
+    k[c] = M ? float(sumGyXhat / double(M) * is) : 0.f;
+  }
+  parallel_range(N * CB, work, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      const int64_t c0 = (p % CB) * kLanes;
+      const float *aa = a.data() + c0, *bb = b.data() + c0, *kk = k.data() + c0, *mu = mean + c0;
+      for (int64_t i = 0; i < HW; i++) {
+        const int64_t o = (p * HW + i) * kLanes;
 #pragma omp simd
-          for (int64_t j = 0; j < kLanes; j++)
-            gx[o + j] = a[j] * (relu_grad<kRelu>(gy[o + j], y, o + j) - b[j] - (x[o + j] - mu[j]) * k[j]);
-        }
+        for (int64_t j = 0; j < kLanes; j++)
+          gx[o + j] = aa[j] * (relu_grad<kRelu>(gy[o + j], y, o + j) - bb[j] - (x[o + j] - mu[j]) * kk[j]);
+      }
     }
   });
 }

@@ -91,7 +91,8 @@ test('batch norm kernels on the blocked layout equal the NCHW kernels (training,
       /no blocked activation layout is in use/);
     return;
   }
-  const [N, C, H, W] = [4, 32, 3, 5];
+  // 16 channels are one block of nChw16c: the sums split the batch into shares (batch_shares in norm.cc)
+  for (const [N, C, H, W] of [[4, 32, 3, 5], [37, 16, 5, 7], [9, 48, 2, 2]] as [number, number, number, number][]) {
   const HW = H * W;
   const size = N * C * HW;
   const x = randomF32(size, 2), gy = randomF32(size, 3), gamma = randomF32(C, 4), beta = randomF32(C, 5);
@@ -115,8 +116,9 @@ test('batch norm kernels on the blocked layout equal the NCHW kernels (training,
     addon.batchNormBackward(gx1, affine ? gg1 : null, affine ? gb1 : null, gy, x, m1, s1, g, N, C, HW);
     addon.batchNormBackward(gx2, affine ? gg2 : null, affine ? gb2 : null, block(gy), block(x), m1, s1, g, N, C, HW, true);
     assertClose(gx2, block(gx1), `backward affine=${affine}`, 1e-5, 1e-6);
-    assertClose(gg2, gg1, 'dgamma', 1e-5, 1e-6);
-    assertClose(gb2, gb1, 'dbeta', 1e-5, 1e-6);
+    assertClose(gg2, gg1, `dgamma [${N}, ${C}, ${H}, ${W}]`, 1e-5, 1e-6);
+    assertClose(gb2, gb1, `dbeta [${N}, ${C}, ${H}, ${W}]`, 1e-5, 1e-6);
+  }
   }
 });
 
@@ -128,7 +130,7 @@ test('fused batch norm + residual add + ReLU on the blocked layout matches the N
     return;
   }
   const addon = nativeAddon();
-  const [N, C, H, W] = [4, 32, 3, 5];
+  for (const [N, C, H, W] of [[4, 32, 3, 5], [37, 16, 5, 7], [9, 48, 2, 2]] as [number, number, number, number][]) {
   const HW = H * W;
   const size = N * C * HW;
   const x = randomF32(size, 2), r = randomF32(size, 7), gy = randomF32(size, 3), gamma = randomF32(C, 4), beta = randomF32(C, 5);
@@ -150,9 +152,10 @@ test('fused batch norm + residual add + ReLU on the blocked layout matches the N
     assertClose(gx2, block(gx1), `backward affine=${affine} residual=${res}`, 1e-5, 1e-6);
     if (res) assertClose(gr2, block(gr1), 'gresidual', 0, 0);
     if (affine) {
-      assertClose(gg2, gg1, 'dgamma', 1e-5, 1e-6);
-      assertClose(gb2, gb1, 'dbeta', 1e-5, 1e-6);
+      assertClose(gg2, gg1, `dgamma [${N}, ${C}, ${H}, ${W}]`, 1e-5, 1e-6);
+      assertClose(gb2, gb1, `dbeta [${N}, ${C}, ${H}, ${W}]`, 1e-5, 1e-6);
     }
+  }
   }
 });
 
