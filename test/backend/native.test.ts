@@ -459,7 +459,7 @@ describe('native layer kernels vs reference', native, () => {
   }
 
   test('batch norm forward (training), inference, backward; with and without affine', () => {
-    for (const [N, C, HW] of [[4, 3, 25], [1, 1, 1], [2, 5, 1], [8, 16, 300], [0, 2, 3]] as [number, number, number][]) {
+    for (const [N, C, HW] of [[4, 3, 25], [1, 1, 1], [2, 5, 1], [37, 130, 1], [0, 70, 1], [8, 16, 300], [0, 2, 3]] as [number, number, number][]) {
       for (const affine of [true, false]) {
         const n = N * C * HW;
         const x = f32(n, () => rand() * 3 + 1); const gy = f32(n);
@@ -488,7 +488,7 @@ describe('native layer kernels vs reference', native, () => {
   });
 
   test('fused batch norm + residual add + ReLU, forward and backward; with and without affine and residual', () => {
-    for (const [N, C, HW] of [[4, 3, 25], [2, 5, 1], [8, 16, 300], [0, 2, 3]] as [number, number, number][]) {
+    for (const [N, C, HW] of [[4, 3, 25], [2, 5, 1], [37, 130, 1], [8, 16, 300], [0, 2, 3]] as [number, number, number][]) {
       for (const [affine, withResidual] of [[true, true], [false, true], [true, false]] as [boolean, boolean][]) {
         const n = N * C * HW;
         const x = f32(n, () => rand() * 3 + 1); const gy = f32(n); const r = withResidual ? f32(n) : null;
