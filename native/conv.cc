@@ -148,10 +148,17 @@ Mds user_mds(const Geom& g, bool srcBlocked = false, bool dstBlocked = false) {
           memory::desc(g.bias, dt::f32, tag::x),
           memory::desc(g.dst, dt::f32, dstBlocked ? block_tag(b) : tag::nchw)};
 }
-/** Whether the primitive itself works in the activation block layout here, so a blocked output costs no reorder. */
-bool prefers_blocked(const memory::desc& primMd, const memory::dims& dims) {
+/**
+ * Whether an output the primitive writes as primMd should reach the caller in the activation block layout: when the
+ * primitive works in that layout itself (no reorder), and also when it works in some third layout, because it then
+ * costs one reorder either way. A bf16 pass (AMX) writes its f32 output channels-last; converting that to NCHW left
+ * its tensor out of step with its blocked neighbours (the f32 passes, the residual), and every mixed pair was turned
+ * NCHW in place by a relayout (78 of SimSiam's 89 ms of relayouts per bf16 step). NCHW stays where the primitive
+ * writes NCHW itself.
+ */
+bool block_output(const memory::desc& primMd, const memory::dims& dims) {
   const int64_t b = activation_block();
-  return b > 0 && primMd == memory::desc(dims, dt::f32, block_tag(b));
+  return b > 0 && primMd != memory::desc(dims, dt::f32, tag::nchw);
 }
 void check_blocked(const char* kernel, const char* name, bool blocked, int64_t channels) {
   if (!blocked) return;
@@ -340,7 +347,7 @@ bool conv2d_forward(float* out, const float* x, const float* w, const float* bia
     const Geom g = geom(p);
     const auto pd = with_alg(conv_alg(p), [&](Alg a) { return fwd_pd(g, blocked, bias, types_of(Pass::fwd), a); });
     FwdEntry e;
-    e.dstBlocked = outMayBlock && prefers_blocked(pd.dst_desc(), g.dst);
+    e.dstBlocked = outMayBlock && block_output(pd.dst_desc(), g.dst);
     const Mds u = user_mds(g, xBlocked, e.dstBlocked);
     e.prim = convolution_forward(pd);
     e.src = make_port(u.src, pd.src_desc(), true, 0);
@@ -380,7 +387,7 @@ bool conv2d_backward_data(float* gx, const float* gy, const float* w, const Conv
     const Geom g = geom(p);
     const auto pd = with_alg(conv_alg(p), [&](Alg a) { return bwd_data_pd(g, blocked, a); });
     BwdDataEntry e;
-    e.diffSrcBlocked = gxMayBlock && prefers_blocked(pd.diff_src_desc(), g.src);
+    e.diffSrcBlocked = gxMayBlock && block_output(pd.diff_src_desc(), g.src);
     const Mds u = user_mds(g, e.diffSrcBlocked, gyBlocked);
     e.prim = convolution_backward_data(pd);
     e.diffSrc = make_port(u.src, pd.diff_src_desc(), false, 0);

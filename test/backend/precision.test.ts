@@ -215,6 +215,30 @@ describe('precision', { skip: native ? false : 'native addon not built' }, () =>
     assert.deepEqual(stem.low[2], stem.f32[2], 'stem gw: the f32 backward-weights kernel, bit for bit');
   });
 
+  test('bf16 conv outputs and input gradients stay in the activation block layout, as the f32 passes beside them do', {
+    skip: !bf16 ? 'no native bf16 on this CPU' : native && nativeAddon().activationLayout() === 'plain' ? 'no blocked layout in use' : false }, () => {
+    // AMX writes a bf16 pass's f32 output channels-last; it reaches the caller blocked, like the output of the f32
+    // passes it meets in a residual block, so the fused batch norm + add + ReLU reads both without a relayout
+    const L = nativeAddon().activationLayout() === 'nChw16c' ? 16 : 8;
+    const rng = new T.Rng(3);
+    const x = T.keep(T.randn([2, 4 * L, 8, 8], { rng, requiresGrad: true }));
+    const w = T.keep(T.randn([4 * L, 4 * L, 3, 3], { rng, requiresGrad: true }));
+    const old = setPrecision('bf16');
+    try {
+      const { blocked, gxBlocked } = T.tidy(() => {
+        const y = T.conv2d(x, w, null, { padding: 1 });
+        const yb = y.blockedData !== null;
+        T.sum(T.mul(y, y)).backward();
+        return { blocked: yb, gxBlocked: x.grad!.blockedData !== null };
+      });
+      assert.equal(blocked, true, 'y: the bf16 forward output is blocked');
+      assert.equal(gxBlocked, true, 'gx: the bf16 backward-data output is blocked');
+    } finally {
+      setPrecision(old);
+      for (const t of [x, w]) { t.grad?.dispose(); t.dispose(); }
+    }
+  });
+
   test('a backward pass that "auto" runs in f32 takes the f32 session\'s algorithm: Winograd where asked', {
     skip: !bf16 ? 'no native bf16 on this CPU' : native && nativeAddon().activationLayout() === 'plain' ? "oneDNN's Winograd needs the blocked layout" : false }, () => {
     // 4x4 -> 4x4, 3x3 stride 1: 16 output pixels, so backward-weights is on the f32 side of the rule; with the
