@@ -75,7 +75,7 @@ export class Attention extends Module {
    */
   fused = true;
 
-  /** attention(x), or residual + attention(x) when a residual is given (fused into proj where bf16 allows). */
+  /** attention(x), or residual + attention(x) when a residual is given (added inside proj's matmul on the native backend). */
   forward(x: Tensor, residual: Tensor | null = null): Tensor {
     if (x.ndim !== 3 || x.shape[2] !== this.dim) {
       throw new Error(`[Attention] expected input [B, N, ${this.dim}], got [${x.shape.join(', ')}]`);

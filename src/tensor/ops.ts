@@ -800,9 +800,10 @@ function linearShape(op: string, x: Tensor, weight: Tensor, bias: Tensor | null,
 }
 
 /**
- * With a residual (shaped like the output) it returns residual + linear(x): in bf16 precision the sum happens inside
- * the matmul (a transformer block's attention projection and skip connection), so the projection's own output never
- * takes memory; elsewhere it is add(residual, linear(x)).
+ * With a residual (shaped like the output) it returns residual + linear(x): on the native backend the sum happens
+ * inside the matmul (a post-op; a transformer block's attention projection and skip connection), so the projection's
+ * own output never takes memory, and in fp32 the result is add(residual, linear(x)) bit for bit; elsewhere it is that
+ * add.
  */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, residual: Tensor | null = null): Tensor {
   const [O, I] = linearShape('linear', x, weight, bias);
@@ -815,8 +816,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, re
     if (!sameShape(residual.shape, outShape)) {
       throw new Error(`[linear] residual ${fmtShape(residual.shape)} does not match the output ${fmtShape(outShape)}`);
     }
-    const b = x.backend;
-    if (!(b.bf16Compute?.() === true && b.linearAdd !== undefined && rows * O * I > 0)) return add(residual, linear(x, weight, bias));
+    if (!(x.backend.linearAdd !== undefined && rows * O * I > 0)) return add(residual, linear(x, weight, bias));
   }
   const out = like(x, outShape);
   if (residual !== null) {
@@ -843,8 +843,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, re
  * applies GELU and saves GELU's derivative instead of the pre-activation, and fc2's backward multiplies its input
  * gradient by that derivative inside the matmul, so neither the GELU backward pass nor fc2's unscaled input gradient
  * ever goes through memory. linear -> gelu -> linear is the composed version (and the oracle in the tests).
- * With a residual (a transformer block's skip connection, shaped like the output) it returns residual + mlp(x); in
- * bf16 precision the sum happens inside fc2's matmul, so the MLP's own output never takes memory.
+ * With a residual (a transformer block's skip connection, shaped like the output) it returns residual + mlp(x); on
+ * the native backend the sum happens inside fc2's matmul, so the MLP's own output never takes memory.
  */
 export function mlp(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Weight: Tensor, fc2Bias: Tensor | null,
   residual: Tensor | null = null): Tensor {
@@ -872,13 +872,23 @@ export function mlp(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Wei
   if (b.bf16Compute?.() === true && b.mlpForwardBf16 !== undefined && rows * I * Hd * O > 0) {
     return mlpBf16(x, fc1Weight, fc1Bias, fc2Weight, fc2Bias, residual, rows, I, Hd, O);
   }
-  if (residual !== null) return add(residual, mlp(x, fc1Weight, fc1Bias, fc2Weight, fc2Bias));
+  // the residual is added inside fc2's matmul (a post-op) where the backend has that kernel
+  if (residual !== null && (b.linearAdd === undefined || rows * Hd * O === 0)) {
+    return add(residual, mlp(x, fc1Weight, fc1Bias, fc2Weight, fc2Bias));
+  }
   const hidden = like(x, [...lead, Hd]); // [.., Hd] gelu(fc1(x))
   const deriv = like(x, [...lead, Hd]); // [.., Hd] gelu'(fc1(x)), saved for the backward
   const out = like(x, [...lead, O]); // [.., O]
   b.linearGelu(fdata(hidden), fdata(deriv), fdata(x), fdata(fc1Weight), fc1Bias === null ? null : fdata(fc1Bias), rows, I, Hd);
-  b.matmul(fdata(out), fdata(hidden), fdata(fc2Weight), fc2Bias === null ? null : fdata(fc2Bias), 1, rows, O, Hd, false, true, 0, 0);
-  const inputs = [x, fc1Weight, ...(fc1Bias !== null ? [fc1Bias] : []), fc2Weight, ...(fc2Bias !== null ? [fc2Bias] : [])];
+  const b2 = fc2Bias === null ? null : fdata(fc2Bias);
+  if (residual !== null) {
+    b.linearAdd!(fdata(out) as Float32Array, fdata(hidden) as Float32Array, fdata(residual) as Float32Array,
+      fdata(fc2Weight) as Float32Array, b2 as Float32Array | null, rows, Hd, O);
+  } else {
+    b.matmul(fdata(out), fdata(hidden), fdata(fc2Weight), b2, 1, rows, O, Hd, false, true, 0, 0);
+  }
+  const inputs = [x, fc1Weight, ...(fc1Bias !== null ? [fc1Bias] : []), fc2Weight, ...(fc2Bias !== null ? [fc2Bias] : []),
+    ...(residual !== null ? [residual] : [])];
   return record(out, 'mlp', inputs, (g) => {
     const grad = (t: Tensor | null): Tensor | null => (t !== null && t.requiresGrad ? like(t) : null);
     const [gw1, gb1, gw2, gb2] = [fc1Weight, fc1Bias, fc2Weight, fc2Bias].map(grad) as (Tensor | null)[];
@@ -892,7 +902,9 @@ export function mlp(x: Tensor, fc1Weight: Tensor, fc1Bias: Tensor | null, fc2Wei
       b.linearBackward(opt(gx), opt(gw1!), opt(gb1!), fdata(gpre), fdata(x), fdata(fc1Weight), rows, I, Hd);
       gpre.dispose();
     }
-    return [gx, gw1!, ...(fc1Bias !== null ? [gb1!] : []), gw2!, ...(fc2Bias !== null ? [gb2!] : [])];
+    // the residual's gradient is g itself
+    return [gx, gw1!, ...(fc1Bias !== null ? [gb1!] : []), gw2!, ...(fc2Bias !== null ? [gb2!] : []),
+      ...(residual !== null ? [residual.requiresGrad ? g : null] : [])];
   });
 }
 

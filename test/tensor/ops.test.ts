@@ -201,6 +201,21 @@ describe('normalization and softmax', () => {
       [f([2, 3, 4]), f([6, 4]), f([6]), f([5, 6]), f([5]), f([2, 3, 5])]);
     checkOp('mlp zero-size', (x, w1, b1, w2, b2) => T.mlp(x!, w1!, b1!, w2!, b2!), [f([0, 4]), f([6, 4]), f([6]), f([3, 6]), f([3])]);
   });
+  opTest('a residual added inside the matmul (linear, mlp) equals the separate add bit for bit in fp32', () => {
+    if (!nativeAvailable()) return;
+    const rng = new T.Rng(11);
+    // ViT-Tiny-like rows: enough that oneDNN runs its blocked kernels, with the post-op on every tile
+    const x = T.randn([4, 17, 48], { rng, device: 'native' });
+    const [w, b, w1, b1, w2, b2] = [[48, 48], [48], [96, 48], [96], [48, 96], [48]].map((sh) => T.randn(sh, { rng, device: 'native' }));
+    const r = T.randn([4, 17, 48], { rng, device: 'native' });
+    T.enableProfiler();
+    const fused = T.profile(() => [T.linear(x, w!, b!, r).toArray(), T.mlp(x, w1!, b1!, w2!, b2!, r).toArray()]);
+    assert.deepEqual(fused.report.rows.map((row) => row.name).filter((n) => /^(linearAdd|binary)/.test(n)), ['linearAdd'],
+      'both sums ran inside the matmul, none as an add');
+    const [lin, mlp] = fused.result;
+    assert.deepEqual(lin, T.add(r, T.linear(x, w!, b!)).toArray(), 'linear');
+    assert.deepEqual(mlp, T.add(r, T.mlp(x, w1!, b1!, w2!, b2!)).toArray(), 'mlp');
+  });
   opTest('fused MLP = linear, gelu, linear (the composed version)', () => {
     for (const device of ['reference', 'native'] as const) {
       if (device === 'native' && !nativeAvailable()) continue;
