@@ -48,6 +48,25 @@ inline void bn_apply(float* ys, const float* xs, const float* rs, float m, float
  */
 constexpr int64_t kChunk = 64;
 
+/** ys[j] = (xs[j] - m[j]) * scale[j] + shift[j] [+ rs[j]], clamped at 0 when kRelu: len channels side by side. */
+template <bool kRelu>
+inline void bn_apply_lanes(float* ys, const float* xs, const float* rs, const float* m, const float* scale,
+                           const float* shift, int64_t len) {
+  if (rs) {
+#pragma omp simd
+    for (int64_t j = 0; j < len; j++) {
+      const float v = (xs[j] - m[j]) * scale[j] + shift[j] + rs[j];
+      ys[j] = kRelu ? (v > 0.f ? v : 0.f) : v;
+    }
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < len; j++) {
+      const float v = (xs[j] - m[j]) * scale[j] + shift[j];
+      ys[j] = kRelu ? (v > 0.f ? v : 0.f) : v;
+    }
+  }
+}
+
 template <bool kRelu>
 void batchnorm_rows_forward_t(float* out, float* mean, float* invstd, const float* x, const float* r,
                               const float* gamma, const float* beta, int64_t N, int64_t C, double eps) {
@@ -77,19 +96,7 @@ void batchnorm_rows_forward_t(float* out, float* mean, float* invstd, const floa
       }
       for (int64_t n = 0; n < N; n++) {
         const int64_t o = n * C + c0;
-        if (r) {
-#pragma omp simd
-          for (int64_t j = 0; j < L; j++) {
-            const float v = (x[o + j] - m[j]) * scale[j] + shift[j] + r[o + j];
-            out[o + j] = kRelu ? (v > 0.f ? v : 0.f) : v;
-          }
-        } else {
-#pragma omp simd
-          for (int64_t j = 0; j < L; j++) {
-            const float v = (x[o + j] - m[j]) * scale[j] + shift[j];
-            out[o + j] = kRelu ? (v > 0.f ? v : 0.f) : v;
-          }
-        }
+        bn_apply_lanes<kRelu>(out + o, x + o, r ? r + o : nullptr, m, scale, shift, L);
       }
     }
   });
@@ -352,19 +359,7 @@ void batchnorm_forward_blocked_t(float* out, float* mean, float* invstd, const f
       const float *mm = m.data() + c0, *sc = scale.data() + c0, *sh = shift.data() + c0;
       for (int64_t i = 0; i < HW; i++) {
         const int64_t o = (p * HW + i) * kLanes;
-        if (r) {
-#pragma omp simd
-          for (int64_t j = 0; j < kLanes; j++) {
-            const float v = (x[o + j] - mm[j]) * sc[j] + sh[j] + r[o + j];
-            out[o + j] = kRelu ? (v > 0.f ? v : 0.f) : v;
-          }
-        } else {
-#pragma omp simd
-          for (int64_t j = 0; j < kLanes; j++) {
-            const float v = (x[o + j] - mm[j]) * sc[j] + sh[j];
-            out[o + j] = kRelu ? (v > 0.f ? v : 0.f) : v;
-          }
-        }
+        bn_apply_lanes<kRelu>(out + o, x + o, r ? r + o : nullptr, mm, sc, sh, kLanes);
       }
     }
   });
