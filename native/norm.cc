@@ -151,6 +151,25 @@ inline float relu_grad(float gy, const float* y, int64_t i) {
   return gy;
 }
 
+/** gx = a * (g - b - (x - mean) * k): batch norm's input gradient, per channel. */
+struct BnGradCoeffs {
+  float a, b, k;
+};
+
+/**
+ * The per-channel terms of batch norm's backward from the channel's sums over its M values, sum(g) and
+ * sum(g * (x - mean)): writes ggamma[c] = sum(g * xhat) and gbeta[c] = sum(g) where given, and returns gx's
+ * coefficients, gx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)), xhat = (x - mean) * invstd.
+ */
+inline BnGradCoeffs bn_grad_coeffs(int64_t c, double sumGy, double sumGyXc, const float* invstd, const float* gamma,
+                                   int64_t M, float* ggamma, float* gbeta) {
+  const double is = invstd[c], sumGyXhat = sumGyXc * is;
+  if (ggamma) ggamma[c] = float(sumGyXhat);
+  if (gbeta) gbeta[c] = float(sumGy);
+  if (M == 0) return {0.f, 0.f, 0.f};
+  return {float((gamma ? gamma[c] : 1.0) * is), float(sumGy / double(M)), float(sumGyXhat / double(M) * is)};
+}
+
 /** Adds sum(g) and sum(g * (x - mu)) over len values, g = relu_grad(gy); writes g to gr when kGr. */
 template <bool kRelu, bool kGr>
 inline void bn_grad_sums(double& sumG, double& sumGXc, float* gr, const float* gy, const float* y, const float* x,
@@ -190,13 +209,8 @@ void batchnorm_rows_backward_t(float* gx, float* gr, float* ggamma, float* gbeta
       }
       float a[kChunk], b[kChunk], kk[kChunk];
       for (int64_t j = 0; j < L; j++) {
-        const int64_t c = c0 + j;
-        const double is = invstd[c], sumGyXhat = sumGyXc[j] * is;
-        if (ggamma) ggamma[c] = float(sumGyXhat);
-        if (gbeta) gbeta[c] = float(sumGy[j]);
-        a[j] = float((gamma ? gamma[c] : 1.0) * is);
-        b[j] = N ? float(sumGy[j] / double(N)) : 0.f;
-        kk[j] = N ? float(sumGyXhat / double(N) * is) : 0.f;
+        const BnGradCoeffs t = bn_grad_coeffs(c0 + j, sumGy[j], sumGyXc[j], invstd, gamma, N, ggamma, gbeta);
+        a[j] = t.a, b[j] = t.b, kk[j] = t.k;
       }
       for (int64_t n = 0; n < N; n++) {
         const int64_t o = n * C + c0;
@@ -217,8 +231,8 @@ void batchnorm_backward_t(float* gx, float* gr, float* ggamma, float* gbeta, con
   const int64_t M = N * HW;
   parallel_range(C, N * C * HW, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; c++) {
-      const float mu = mean[c], is = invstd[c];
-      // with g = gy masked by y > 0 (kRelu): sumGy = sum(g), sumGyXhat = sum(g * xhat), xhat = (x - mean) * invstd
+      const float mu = mean[c];
+      // with g = gy masked by y > 0 (kRelu): sumGy = sum(g), sumGyXc = sum(g * (x - mean))
       double sumGy = 0, sumGyXc = 0;
       for (int64_t n = 0; n < N; n++) {
         const int64_t o = (n * C + c) * HW;
@@ -227,15 +241,8 @@ void batchnorm_backward_t(float* gx, float* gr, float* ggamma, float* gbeta, con
         else
           bn_grad_sums<kRelu, false>(sumGy, sumGyXc, nullptr, gy + o, kRelu ? y + o : nullptr, x + o, mu, HW);
       }
-      const double sumGyXhat = sumGyXc * is;
-      if (ggamma) ggamma[c] = float(sumGyXhat);
-      if (gbeta) gbeta[c] = float(sumGy);
+      const auto [a, b, k] = bn_grad_coeffs(c, sumGy, sumGyXc, invstd, gamma, M, ggamma, gbeta);
       if (M == 0) continue;
-      // gx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat))
-      const double gm = gamma ? gamma[c] : 1.0;
-      const float a = float(gm * is);
-      const float b = float(sumGy / double(M));
-      const float k = float(sumGyXhat / double(M) * is);  // multiplies (x - mean)
       for (int64_t n = 0; n < N; n++) {
         const int64_t o = (n * C + c) * HW;
         const float *xs = x + o, *gs = gy + o, *ys = kRelu ? y + o : nullptr;
@@ -437,12 +444,8 @@ void batchnorm_backward_blocked_t(float* gx, float* gr, float* ggamma, float* gb
   // gx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)), per (image, channel block)
   std::vector<float> a(C), b(C), k(C);
   for (int64_t c = 0; c < C; c++) {
-    const double is = invstd[c], sumGyXhat = sumGyXc[c] * is;
-    if (ggamma) ggamma[c] = float(sumGyXhat);
-    if (gbeta) gbeta[c] = float(sumGy[c]);
-    a[c] = float((gamma ? gamma[c] : 1.0) * is);
-    b[c] = M ? float(sumGy[c] / double(M)) : 0.f;
-    k[c] = M ? float(sumGyXhat / double(M) * is) : 0.f;
+    const BnGradCoeffs t = bn_grad_coeffs(c, sumGy[c], sumGyXc[c], invstd, gamma, M, ggamma, gbeta);
+    a[c] = t.a, b[c] = t.b, k[c] = t.k;
   }
   parallel_range(N * CB, work, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; p++) {
