@@ -156,7 +156,8 @@ void for_rows(const Layout& L, const int64_t* base, F f) {
   for (int k = 0; k < K; k++) st[k] = L.strides[k].back();
   constexpr int64_t kPiece = 16384;  // elements; a multiple of 64 keeps pieces on whole cache lines of f32 output
   const int64_t threads = omp_get_max_threads(), want = 4 * threads;  // 4 shares per thread: balance when rows are few
-  const int64_t pieces = threads < 2 || rows >= want ? 1 : std::max<int64_t>(1, std::min((want + rows - 1) / rows, inner / kPiece));
+  const int64_t pieces =
+      threads < 2 || rows >= want ? 1 : std::max<int64_t>(1, std::min((want + rows - 1) / rows, inner / kPiece));
   if (pieces == 1) {
     parallel_range(rows, rows * inner, [&](int64_t b, int64_t e) {
       RowWalker<K> w(L, b, base);

@@ -170,6 +170,18 @@ inline BnGradCoeffs bn_grad_coeffs(int64_t c, double sumGy, double sumGyXc, cons
   return {float((gamma ? gamma[c] : 1.0) * is), float(sumGy / double(M)), float(sumGyXhat / double(M) * is)};
 }
 
+/**
+ * gx = a * (g - b - (x - mean) * k) for len channels side by side starting at element o, each with its own
+ * coefficients (bn_grad_coeffs), g = gy masked by y > 0 (kRelu).
+ */
+template <bool kRelu>
+inline void bn_grad_apply_lanes(float* gx, const float* gy, const float* y, const float* x, const float* mu,
+                                const float* a, const float* b, const float* k, int64_t o, int64_t len) {
+#pragma omp simd
+  for (int64_t j = 0; j < len; j++)
+    gx[o + j] = a[j] * (relu_grad<kRelu>(gy[o + j], y, o + j) - b[j] - (x[o + j] - mu[j]) * k[j]);
+}
+
 /** Adds sum(g) and sum(g * (x - mu)) over len values, g = relu_grad(gy); writes g to gr when kGr. */
 template <bool kRelu, bool kGr>
 inline void bn_grad_sums(double& sumG, double& sumGXc, float* gr, const float* gy, const float* y, const float* x,
@@ -212,12 +224,7 @@ void batchnorm_rows_backward_t(float* gx, float* gr, float* ggamma, float* gbeta
         const BnGradCoeffs t = bn_grad_coeffs(c0 + j, sumGy[j], sumGyXc[j], invstd, gamma, N, ggamma, gbeta);
         a[j] = t.a, b[j] = t.b, kk[j] = t.k;
       }
-      for (int64_t n = 0; n < N; n++) {
-        const int64_t o = n * C + c0;
-#pragma omp simd
-        for (int64_t j = 0; j < L; j++)
-          gx[o + j] = a[j] * (relu_grad<kRelu>(gy[o + j], y, o + j) - b[j] - (x[o + j] - mu[j]) * kk[j]);
-      }
+      for (int64_t n = 0; n < N; n++) bn_grad_apply_lanes<kRelu>(gx, gy, y, x, mu, a, b, kk, n * C + c0, L);
     }
   });
 }
@@ -451,12 +458,8 @@ void batchnorm_backward_blocked_t(float* gx, float* gr, float* ggamma, float* gb
     for (int64_t p = p0; p < p1; p++) {
       const int64_t c0 = (p % CB) * kLanes;
       const float *aa = a.data() + c0, *bb = b.data() + c0, *kk = k.data() + c0, *mu = mean + c0;
-      for (int64_t i = 0; i < HW; i++) {
-        const int64_t o = (p * HW + i) * kLanes;
-#pragma omp simd
-        for (int64_t j = 0; j < kLanes; j++)
-          gx[o + j] = aa[j] * (relu_grad<kRelu>(gy[o + j], y, o + j) - bb[j] - (x[o + j] - mu[j]) * kk[j]);
-      }
+      for (int64_t i = 0; i < HW; i++)
+        bn_grad_apply_lanes<kRelu>(gx, gy, y, x, mu, aa, bb, kk, (p * HW + i) * kLanes, kLanes);
     }
   });
 }
