@@ -21,7 +21,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { budgetRecipe, refuseReferenceBlas } from './configs.js';
+import { budgetRecipe, refuseReferenceBlas, torchEnv } from './configs.js';
 import { presetConfig } from '../src/train/config.js';
 import { writeRunFromWeights } from '../src/eval/pretrained.js';
 import { runKnn } from '../src/cli/knn.js';
@@ -64,12 +64,6 @@ const common = { cpu: cpus()[0]?.model ?? 'unknown CPU', cores: cpus().length, m
 /** MAE: the preset's warmup (10 of 200 epochs) scaled to the fitted epochs, at least 1 (none for a 1-epoch run) */
 const PRESET = presetConfig('mae', 'cifar');
 const warmupFor = (epochs: number): number => (epochs <= 1 ? 0 : Math.max(1, Math.round((PRESET.optim.warmupEpochs * epochs) / PRESET.epochs)));
-const torchEnv = (): NodeJS.ProcessEnv => {
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE; // this environment's OpenBLAS variables slow PyTorch down: unset for its command only
-  delete env.OPENBLAS_L2_SIZE;
-  return env;
-};
 
 interface LogLine { event: string; [k: string]: unknown }
 const jsonLines = (text: string): LogLine[] => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
@@ -99,7 +93,7 @@ function calibrateOurs(): number {
 /** PyTorch's img/s and the BLAS it mapped. Debian's torch falls back to the netlib reference BLAS (libblas3) when no
  *  OpenBLAS is installed: refuseReferenceBlas stops there. */
 function calibrateTorch(): { ips: number; blas: string } {
-  const text = execFileSync(PYTHON, torchArgs(1, ['--calibrate', String(calSteps)], batch * (4 + calSteps)), { encoding: 'utf8', env: torchEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+  const text = execFileSync(PYTHON, torchArgs(1, ['--calibrate', String(calSteps)], batch * (4 + calSteps)), { encoding: 'utf8', env: torchEnv().env, stdio: ['ignore', 'pipe', 'inherit'] });
   const cal = jsonLines(text).find((l) => l.event === 'calibrate')!;
   const blas = String(cal.blas);
   refuseReferenceBlas('bench:budget', blas);
@@ -172,7 +166,7 @@ function runTorch({ ips, blas }: { ips: number; blas: string }): Result {
   const extra = [...(bankSize > 0 ? ['--bank-size', String(bankSize)] : []), ...(testSize > 0 ? ['--test-size', String(testSize)] : []),
     ...(mae ? ['--save', weights] : [])];
   const args = torchArgs(epochs, extra);
-  const w = watched(() => spawnSync(PYTHON, args, { encoding: 'utf8', env: torchEnv(), stdio: ['ignore', 'pipe', 'inherit'] }));
+  const w = watched(() => spawnSync(PYTHON, args, { encoding: 'utf8', env: torchEnv().env, stdio: ['ignore', 'pipe', 'inherit'] }));
   const r = w.r;
   process.stdout.write(r.stdout);
   if (r.status !== 0) throw new Error(`[bench:budget] reference/budget_torch.py exited with ${r.status}`);
@@ -191,7 +185,7 @@ function runTorch({ ips, blas }: { ips: number; blas: string }): Result {
     impl: 'pytorch', epochs, imagesSeen: Number(done.images_seen), trainSec: Number(done.train_sec), calibratedIps: ips, blas,
     othersCpuSec: w.othersCpuSec, stealSec: w.stealSec,
     ...(mae ? { runDir, ownTestLoss: Number(done.test_loss) } : { knnBefore: Number(knn[0]!.top1), knnAfter: Number(knn[knn.length - 1]!.top1) }),
-    command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 ${args.map((a) => a.replace(`${ROOT}/`, '').replace(out, `runs/budget-${method}`)).join(' ')}`,
+    command: `${torchEnv().prefix} /usr/bin/python3 ${args.map((a) => a.replace(`${ROOT}/`, '').replace(out, `runs/budget-${method}`)).join(' ')}`,
   };
 }
 

@@ -44,3 +44,30 @@ export function budgetRecipe(method: BenchMethod, lr?: number): { lr: number; we
   }
   return { lr: lr ?? o.lr, weightDecay: o.weightDecay };
 }
+
+/** OpenBLAS cores of the same ISA as a oneDNN cap (ONEDNN_MAX_CPU_ISA), newest first: a cap without AVX-512 must cap
+ *  PyTorch too, or the comparison sets our AVX2 kernels against its AVX-512 OpenBLAS. */
+const OPENBLAS_CORE_FOR_ISA: readonly (readonly [RegExp, string])[] = [
+  [/^AVX2/, 'Haswell'],
+  [/^AVX$/, 'Sandybridge'],
+  [/^SSE4/, 'Nehalem'],
+];
+
+/**
+ * The environment of a PyTorch command in a benchmark. This environment's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE make
+ * Debian's OpenBLAS pick slow kernels, so both are unset for that command alone. When ONEDNN_MAX_CPU_ISA (or
+ * DNNL_MAX_CPU_ISA) caps oneDNN below AVX-512 (to emulate an AVX2 machine), PyTorch inherits the cap for its own
+ * oneDNN, and OPENBLAS_CORETYPE is set to the matching OpenBLAS core so its matmuls are capped alike.
+ * `coreType` says which core was forced (null: OpenBLAS picks by CPUID).
+ */
+export function torchEnv(extra: Record<string, string> = {}, base: NodeJS.ProcessEnv = process.env):
+  { env: NodeJS.ProcessEnv; coreType: string | null; prefix: string } {
+  const env: NodeJS.ProcessEnv = { ...base, ...extra };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const cap = (base.ONEDNN_MAX_CPU_ISA ?? base.DNNL_MAX_CPU_ISA ?? '').toUpperCase();
+  const coreType = OPENBLAS_CORE_FOR_ISA.find(([re]) => re.test(cap))?.[1] ?? null;
+  if (coreType !== null) env.OPENBLAS_CORETYPE = coreType;
+  const prefix = coreType === null ? 'env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE' : `env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=${coreType}`;
+  return { env, coreType, prefix };
+}

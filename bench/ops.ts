@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import type { ConvParams } from '../src/backend/backend.js';
 import { nativeAddon, nativeBackend as nb } from '../src/backend/native.js';
+import { torchEnv } from './configs.js';
 
 const addon = nativeAddon();
 const PYTHON = '/usr/bin/python3';  // Debian's python3-torch; the pyenv python3 on PATH has no torch
@@ -62,10 +63,7 @@ print(json.dumps(out))
 `;
 
 function torchTimes(): Record<string, number> | null {
-  // this environment's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow OpenBLAS down: unset them for PyTorch's command alone
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
+  const { env } = torchEnv(); // OpenBLAS variables unset, and capped alike when oneDNN is capped
   const r = spawnSync(PYTHON, ['-c', TORCH_SCRIPT, String(THREADS)], { encoding: 'utf8', timeout: 300_000, env });
   if (r.status !== 0) {
     emit({ name: 'torch', value: null, unit: null, note: `PyTorch not available: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}` });

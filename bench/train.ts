@@ -22,7 +22,7 @@ import type { Tensor } from '../src/tensor/index.js';
 import { trainStep } from '../src/train/pretrain.js';
 import { buildMethod } from '../src/methods/registry.js';
 import { nativeAddon, setPrecision, type Precision } from '../src/backend/native.js';
-import { benchConfig, benchOptimizer, refuseReferenceBlas, type BenchMethod as Method } from './configs.js';
+import { benchConfig, benchOptimizer, refuseReferenceBlas, torchEnv, type BenchMethod as Method } from './configs.js';
 
 const METHODS: readonly Method[] = ['simsiam', 'moco', 'mae'];
 
@@ -94,13 +94,9 @@ function timeMethod(method: Method, precision: Precision): OursResult {
 
 interface TorchResult { name: string; medianSec: number; stepSec: number[]; peakRssMb: number; blas: string; version: string }
 
-/** PyTorch at the same config, in its own process, with the OpenBLAS variables of this environment unset. */
+/** PyTorch at the same config, in its own process, in `torchEnv` (this environment's OpenBLAS variables unset). */
 function torchRun(method: Method, precision: Precision): TorchResult | null {
-  const env: NodeJS.ProcessEnv = { ...process.env, BATCH: String(batch), STEPS: String(steps), WARMUP: String(warmup),
-    THREADS: String(threads), PRECISION: precision };
-  // these two make Debian's OpenBLAS pick slow kernels here: unset for this command only
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
+  const { env } = torchEnv({ BATCH: String(batch), STEPS: String(steps), WARMUP: String(warmup), THREADS: String(threads), PRECISION: precision });
   let r: { median_s: number; step_s: number[]; peak_rss_mb: number; blas: string; torch_version: string };
   try {
     const text = execFileSync('/usr/bin/python3', [join(ROOT, 'bench', 'torch_train.py'), method],

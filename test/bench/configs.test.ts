@@ -2,7 +2,7 @@
 // libblas without OpenBLAS's symbols) stops bench:train and bench:budget with a message that says what to install.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { budgetRecipe, refuseReferenceBlas } from '../../bench/configs.js';
+import { budgetRecipe, refuseReferenceBlas, torchEnv } from '../../bench/configs.js';
 import { presetConfig } from '../../src/train/config.js';
 
 const OPENBLAS = '/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3, /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblasp-r0.3.21.so (OpenBLAS core SkylakeX)';
@@ -28,4 +28,25 @@ test('budgetRecipe: both sides get the cifar preset\'s lr and weight decay (SimS
     assert.equal(budgetRecipe(m).lr, o.lr);
     assert.equal(o.scaleLr, m !== 'moco'); // budget_torch.py scales SimSiam's and MAE's lr by batch / 256, not MoCo's
   }
+});
+
+test('torchEnv: the OpenBLAS variables are unset for PyTorch; a oneDNN cap below AVX-512 caps its OpenBLAS core alike', () => {
+  const here = { OPENBLAS_CORETYPE: 'Prescott', OPENBLAS_L2_SIZE: '1024', PATH: '/usr/bin' };
+  const plain = torchEnv({ THREADS: '2' }, here);
+  assert.equal(plain.env.OPENBLAS_CORETYPE, undefined);
+  assert.equal(plain.env.OPENBLAS_L2_SIZE, undefined);
+  assert.equal(plain.env.THREADS, '2');
+  assert.equal(plain.env.PATH, '/usr/bin');
+  assert.equal(plain.coreType, null);
+  assert.equal(plain.prefix, 'env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE');
+  assert.equal(here.OPENBLAS_CORETYPE, 'Prescott'); // the caller's environment is left alone
+  const avx2 = torchEnv({}, { ...here, ONEDNN_MAX_CPU_ISA: 'AVX2' });
+  assert.equal(avx2.env.OPENBLAS_CORETYPE, 'Haswell');
+  assert.equal(avx2.env.OPENBLAS_L2_SIZE, undefined);
+  assert.equal(avx2.env.ONEDNN_MAX_CPU_ISA, 'AVX2'); // PyTorch's own oneDNN reads the cap too
+  assert.equal(avx2.prefix, 'env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=Haswell');
+  assert.equal(torchEnv({}, { DNNL_MAX_CPU_ISA: 'avx2_vnni' }).coreType, 'Haswell');
+  assert.equal(torchEnv({}, { ONEDNN_MAX_CPU_ISA: 'AVX' }).coreType, 'Sandybridge');
+  assert.equal(torchEnv({}, { ONEDNN_MAX_CPU_ISA: 'SSE41' }).coreType, 'Nehalem');
+  for (const isa of ['AVX512_CORE', 'AVX512_CORE_AMX', 'ALL', '']) assert.equal(torchEnv({}, { ONEDNN_MAX_CPU_ISA: isa }).coreType, null, isa);
 });
