@@ -10,9 +10,10 @@
       "cflags_cc": [ "-std=c++17", "-O3", "-fopenmp" ],
       "libraries": [ "<!@(node scripts/onednn.cjs lib)", "-ldnnl", "-fopenmp" ],
       "conditions": [
-        # tune our own loops (batch norm, elementwise) for the CPU that builds the addon; oneDNN picks its ISA at run time
-        [ "target_arch=='x64'", { "cflags_cc": [ "-march=native" ] } ],
-        [ "target_arch=='arm64' and OS=='linux'", { "cflags_cc": [ "-mcpu=native" ] } ],
+        # tune our own loops (batch norm, elementwise) for the CPU that builds the addon, or SELFSUP_MARCH
+        # (scripts/march.cjs); oneDNN picks its ISA at run time
+        [ "target_arch=='x64'", { "cflags_cc": [ "-march=<!(node scripts/march.cjs)" ] } ],
+        [ "target_arch=='arm64' and OS=='linux'", { "cflags_cc": [ "-mcpu=<!(node scripts/march.cjs)" ] } ],
         # macOS (Homebrew onednn + libomp), not verified: Apple clang takes OpenMP through the preprocessor
         [ "OS=='mac'", {
           "xcode_settings": {

@@ -613,6 +613,25 @@ Napi::Value js_bench_primitive(const Args& a) {
   return Napi::Number::New(a.env(), bench_conv(pass, a.conv(1), layout, iters));
 }
 
+/** The widest vector ISA the compiler targeted for our own loops (-march, SELFSUP_MARCH), whatever oneDNN picks. */
+const char* compiled_for() {
+#if defined(__AVX512F__)
+  return "AVX-512";
+#elif defined(__AVX2__)
+  return "AVX2";
+#elif defined(__AVX__)
+  return "AVX";
+#elif defined(__SSE4_2__)
+  return "SSE4.2";
+#elif defined(__ARM_FEATURE_SVE)
+  return "SVE";
+#elif defined(__ARM_NEON)
+  return "NEON";
+#else
+  return "baseline";
+#endif
+}
+
 /** The ISA oneDNN dispatches to, in the spelling ONEDNN_MAX_CPU_ISA takes; "unknown" for values newer than 2.6's. */
 Napi::Value js_info(const Args& a) {
   Napi::Object o = Napi::Object::New(a.env());
@@ -621,6 +640,7 @@ Napi::Value js_info(const Args& a) {
   o.Set("threads", double(omp_get_max_threads()));
   o.Set("convLayout", convLayout.value);
   o.Set("isa", cpu_isa_name());
+  o.Set("compiledFor", compiled_for());
   o.Set("activationLayout", activation_layout());
   o.Set("preferredBlock", double(preferred_block()));
   o.Set("nativeBf16", cpu_has_native_bf16());

@@ -32,6 +32,8 @@ export interface NativeInfo {
   convLayout: ConvLayout;
   /** the ISA oneDNN dispatches to, spelled as ONEDNN_MAX_CPU_ISA takes it (AVX2, AVX512_CORE, ...) */
   isa: string;
+  /** the widest vector ISA the addon's own loops were compiled for (-march; SELFSUP_MARCH at build time) */
+  compiledFor: string;
   activationLayout: ActivationLayout;
   /** the channel block oneDNN's conv picks on this CPU when free to choose (16, 8, or 0) */
   preferredBlock: number;

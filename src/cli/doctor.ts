@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { nativeAddon, nativeLoadError } from '../backend/native.js';
-import { getDefaultDevice } from '../tensor/device.js';
+import { getDefaultDevice } from '../tensor/index.js'; // index.js registers the native backend
 
 export interface EngineReport {
   version: string;
@@ -15,6 +15,8 @@ export interface EngineReport {
   fallbackReason: string | null;
   onednn: string | null;
   isa: string | null;
+  /** the vector ISA the addon's own loops were compiled for (null on the reference backend) */
+  compiledFor: string | null;
   activationLayout: string | null;
   threads: number;
   cores: number;
@@ -40,6 +42,7 @@ export function engineReport(): EngineReport {
     fallbackReason: backend === 'native' ? null : nativeLoadError(),
     onednn: info?.onednn ?? null,
     isa: info?.isa ?? null,
+    compiledFor: info?.compiledFor ?? null,
     activationLayout: info?.activationLayout ?? null,
     // the reference backend runs on the calling thread alone
     threads: info?.threads ?? 1,
@@ -73,7 +76,7 @@ export function registerDoctor(program: Command): void {
           : `backend: reference (pure TypeScript) - ${r.fallbackReason ?? 'native backend not selected'}`,
       ];
       if (r.backend === 'native') {
-        lines.push(`ISA: ${r.isa}`, `activation layout: ${r.activationLayout}`, `threads: ${r.threads}`);
+        lines.push(`ISA: ${r.isa}`, `own kernels compiled for: ${r.compiledFor}`, `activation layout: ${r.activationLayout}`, `threads: ${r.threads}`);
       }
       for (const [k, v] of Object.entries(r.env)) if (v !== null) lines.push(`${k}=${v}`);
       process.stdout.write(`${lines.join('\n')}\n`);
