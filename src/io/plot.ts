@@ -34,6 +34,46 @@ function niceTicks(lo: number, hi: number, n = 5): number[] {
   return out;
 }
 
+const LEGEND_ROW = 18;
+/** Width of a 12 px DejaVu Sans character, a little over the average so a name never runs past its box. */
+const CHAR_W = 7;
+
+/**
+ * Where the legend goes, like matplotlib's loc='best': the corners of the plot area first (top right, bottom right,
+ * top left, bottom left), then every 4 px down its right edge, left edge and middle; the first place whose box covers
+ * the fewest points of the curves (sampled every 3 px along each segment) wins, so the legend hides as little of the
+ * data as it can. The box is as wide as the longest name.
+ */
+export function legendBox(names: readonly string[], curves: readonly (readonly (readonly [number, number])[])[],
+  area: { l: number; r: number; t: number; b: number }): { x: number; y: number; w: number; h: number } {
+  const w = 34 + CHAR_W * Math.max(0, ...names.map((n) => n.length));
+  const h = 8 + LEGEND_ROW * names.length;
+  const inset = 8;
+  const [right, left, mid] = [area.r - inset - w, area.l + inset, Math.round((area.l + area.r - w) / 2)];
+  const [top, bottom] = [area.t + inset, area.b - inset - h];
+  const corners = [{ x: right, y: top }, { x: right, y: bottom }, { x: left, y: top }, { x: left, y: bottom }];
+  for (const x of [right, left, mid]) for (let y = top; y <= bottom; y += 4) corners.push({ x, y });
+  const samples: (readonly [number, number])[] = [];
+  for (const c of curves) {
+    c.forEach((p, i) => {
+      samples.push(p);
+      const q = c[i + 1];
+      if (q === undefined) return;
+      const steps = Math.ceil(Math.hypot(q[0] - p[0], q[1] - p[1]) / 3);
+      for (let j = 1; j < steps; j++) samples.push([p[0] + ((q[0] - p[0]) * j) / steps, p[1] + ((q[1] - p[1]) * j) / steps]);
+    });
+  }
+  const covered = (c: { x: number; y: number }): number =>
+    samples.filter(([x, y]) => x >= c.x - 3 && x <= c.x + w + 3 && y >= c.y - 3 && y <= c.y + h + 3).length;
+  let best = corners[0]!;
+  let bestCount = covered(best);
+  for (const c of corners.slice(1)) {
+    const n = covered(c);
+    if (n < bestCount) [best, bestCount] = [c, n];
+  }
+  return { ...best, w, h };
+}
+
 /** An SVG line chart of the series (points with non-finite y are skipped). */
 export function lineChartSvg(series: readonly Series[], o: ChartOptions): string {
   const W = o.width ?? 640;
@@ -65,17 +105,23 @@ export function lineChartSvg(series: readonly Series[], o: ChartOptions): string
   parts.push(`<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#333"/>`);
   parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 12}" text-anchor="middle">${esc(o.xLabel)}</text>`);
   parts.push(`<text transform="translate(18 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
+  const curves = series.map((s) => s.x.map((x, i) => [x, s.y[i]!] as const).filter(([, y]) => Number.isFinite(y)));
   series.forEach((s, k) => {
     const color = s.color ?? PALETTE[k % PALETTE.length]!;
-    const pts = s.x.map((x, i) => [x, s.y[i]!] as const).filter(([, y]) => Number.isFinite(y));
+    const pts = curves[k]!;
     if (pts.length === 1) {
       parts.push(`<circle cx="${px(pts[0]![0])}" cy="${py(pts[0]![1])}" r="3" fill="${color}"/>`);
     } else if (pts.length > 1) {
       parts.push(`<polyline fill="none" stroke="${color}" stroke-width="1.6" points="${pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
       if (pts.length <= 40) for (const [x, y] of pts) parts.push(`<circle cx="${px(x)}" cy="${py(y)}" r="2.5" fill="${color}"/>`);
     }
-    parts.push(`<rect x="${W - m.r - 150}" y="${m.t + 8 + k * 18}" width="12" height="3" fill="${color}"/>`);
-    parts.push(`<text x="${W - m.r - 132}" y="${m.t + 13 + k * 18}">${esc(s.name)}</text>`);
+  });
+  const box = legendBox(series.map((s) => s.name), curves.map((c) => c.map(([x, y]) => [px(x), py(y)] as const)), { l: m.l, r: W - m.r, t: m.t, b: H - m.b });
+  if (series.length > 0) parts.push(`<rect x="${box.x}" y="${box.y}" width="${box.w}" height="${box.h}" fill="white" fill-opacity="0.85" stroke="#cccccc"/>`);
+  series.forEach((s, k) => {
+    const color = s.color ?? PALETTE[k % PALETTE.length]!;
+    parts.push(`<rect x="${box.x + 8}" y="${box.y + 9 + k * LEGEND_ROW}" width="12" height="3" fill="${color}"/>`);
+    parts.push(`<text x="${box.x + 26}" y="${box.y + 14 + k * LEGEND_ROW}">${esc(s.name)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');
