@@ -328,36 +328,64 @@ void add_shares(double* out, const std::vector<double>& part, int64_t CB, int64_
     }
 }
 
+/**
+ * The forward's shares: batch_shares, raised until one share of a channel block (its images' HW x L floats) is at
+ * most kShareBytes, so a task's second statistics pass reads what its first left in the core's L2 cache, not memory.
+ * A function of the shape alone (never of the machine), like batch_shares.
+ */
+constexpr int64_t kShareBytes = 256 << 10;
+inline int64_t stat_shares(int64_t blocks, int64_t N, int64_t bytesPerImage) {
+  const int64_t bySize = (N * bytesPerImage + kShareBytes - 1) / kShareBytes;
+  return std::max(batch_shares(blocks, N), std::min(N, bySize));
+}
+
 template <int64_t kLanes, bool kRelu>
 void batchnorm_forward_blocked_t(float* out, float* mean, float* invstd, const float* x, const float* r,
                                  const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
   if (C == 0) return;
-  const int64_t CB = C / kLanes, M = N * HW, S = batch_shares(CB, N), work = N * C * HW;
-  std::vector<double> part(CB * S * kLanes), mu(C), sq(C);
-  // per (channel block, share of the batch): the sum, then the centred sum of squares (two passes, in double)
-  const auto shares = [&](auto&& body) {
-    parallel_range(CB * S, work, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; t++) {
-        const int64_t cb = t / S, s = t % S;
-        double acc[kLanes] = {};
-        for (int64_t n = N * s / S; n < N * (s + 1) / S; n++)
-          for (int64_t i = 0; i < HW; i++) body(acc, x + blk<kLanes>(n, cb, i, CB, HW), cb);
-        for (int64_t j = 0; j < kLanes; j++) part[t * kLanes + j] = acc[j];
+  const int64_t CB = C / kLanes, M = N * HW, work = N * C * HW;
+  const int64_t S = stat_shares(CB, N, HW * kLanes * int64_t(sizeof(float)));
+  // per (channel block, share of the batch), in one task: the share's mean, then its centred sum of squares (two
+  // passes over data still in cache, in double); the shares are then merged in order (Chan, Golub and LeVeque)
+  std::vector<double> pmean(CB * S * kLanes), pm2(CB * S * kLanes), mu(C), sq(C);
+  parallel_range(CB * S, work, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t cb = t / S, s = t % S, n0 = N * s / S, n1 = N * (s + 1) / S, cnt = (n1 - n0) * HW;
+      double acc[kLanes] = {}, m[kLanes], q[kLanes] = {};
+      for (int64_t n = n0; n < n1; n++) {
+        const float* xs = x + blk<kLanes>(n, cb, 0, CB, HW);
+        for (int64_t i = 0; i < HW * kLanes; i += kLanes) {
+#pragma omp simd
+          for (int64_t j = 0; j < kLanes; j++) acc[j] += xs[i + j];
+        }
       }
-    });
-  };
-  shares([](double* acc, const float* xs, int64_t) {
+      for (int64_t j = 0; j < kLanes; j++) m[j] = cnt ? acc[j] / double(cnt) : 0.0;
+      for (int64_t n = n0; n < n1; n++) {
+        const float* xs = x + blk<kLanes>(n, cb, 0, CB, HW);
+        for (int64_t i = 0; i < HW * kLanes; i += kLanes) {
 #pragma omp simd
-    for (int64_t j = 0; j < kLanes; j++) acc[j] += xs[j];
+          for (int64_t j = 0; j < kLanes; j++) q[j] += (xs[i + j] - m[j]) * (xs[i + j] - m[j]);
+        }
+      }
+      for (int64_t j = 0; j < kLanes; j++) {
+        pmean[t * kLanes + j] = m[j];
+        pm2[t * kLanes + j] = q[j];
+      }
+    }
   });
-  add_shares<kLanes>(mu.data(), part, CB, S);
-  for (int64_t c = 0; c < C; c++) mu[c] = M ? mu[c] / double(M) : 0.0;
-  shares([&](double* acc, const float* xs, int64_t cb) {
-    const double* m = mu.data() + cb * kLanes;
-#pragma omp simd
-    for (int64_t j = 0; j < kLanes; j++) acc[j] += (xs[j] - m[j]) * (xs[j] - m[j]);
-  });
-  add_shares<kLanes>(sq.data(), part, CB, S);
+  for (int64_t cb = 0; cb < CB; cb++)
+    for (int64_t j = 0; j < kLanes; j++) {
+      double total = 0;
+      for (int64_t s = 0; s < S; s++) total += double((N * (s + 1) / S - N * s / S) * HW) * pmean[(cb * S + s) * kLanes + j];
+      const double mc = M ? total / double(M) : 0.0;
+      double m2 = 0;
+      for (int64_t s = 0; s < S; s++) {
+        const double d = pmean[(cb * S + s) * kLanes + j] - mc;
+        m2 += pm2[(cb * S + s) * kLanes + j] + double((N * (s + 1) / S - N * s / S) * HW) * d * d;
+      }
+      mu[cb * kLanes + j] = mc;
+      sq[cb * kLanes + j] = m2;
+    }
   std::vector<float> m(C), scale(C), shift(C);
   for (int64_t c = 0; c < C; c++) {
     const double is = 1.0 / std::sqrt((M ? sq[c] / double(M) : 0.0) + eps);

@@ -122,6 +122,29 @@ test('batch norm kernels on the blocked layout equal the NCHW kernels (training,
   }
 });
 
+test('blocked batch norm statistics merged from cache-sized shares equal the NCHW kernel\'s (offset, drifting means)', { skip }, () => {
+  const addon = nativeAddon();
+  const L = activationBlock();
+  if (L === 0) return;
+  // 40 images of 48x48: more than 256 KB per block, so the forward cuts the batch into more (and uneven) shares than
+  // batch_shares alone (stat_shares in norm.cc). Each image's mean drifts (100 + 0.05 n) and the noise is small, so
+  // the merge must add the spread of the shares' means (Chan's term) and must not lose digits to the offset of 100.
+  const [N, C, H, W] = [40, 16, 48, 48];
+  const HW = H * W;
+  const noise = randomF32(N * C * HW, 11);
+  const x = noise.map((v, i) => 100 + 0.05 * Math.floor(i / (C * HW)) + 0.01 * v);
+  const [y1, m1, s1] = [new Float32Array(x.length), new Float32Array(C), new Float32Array(C)];
+  const [y2, m2, s2] = [new Float32Array(x.length), new Float32Array(C), new Float32Array(C)];
+  addon.batchNormReluForward(y1, m1, s1, x, null, null, null, N, C, HW, 1e-5);
+  addon.batchNormReluForward(y2, m2, s2, toBlockedJs(x, N, C, HW, L), null, null, null, N, C, HW, 1e-5, true);
+  assertClose(m2, m1, 'mean', 1e-7, 0);
+  assertClose(s2, s1, 'invstd', 2e-6, 0);
+  assertClose(y2, toBlockedJs(y1, N, C, HW, L), 'forward', 1e-4, 1e-4);
+  // the spread of the image means dominates the variance: 0.05^2 (N^2 - 1) / 12 + 0.01^2
+  const expected = 1 / Math.sqrt((0.05 ** 2 * (N * N - 1)) / 12 + 1e-4 + 1e-5);
+  for (let c = 0; c < C; c++) assert.ok(Math.abs(s2[c]! - expected) / expected < 0.01, `invstd[${c}] ${s2[c]} vs ${expected}`);
+});
+
 test('fused batch norm + residual add + ReLU on the blocked layout matches the NCHW kernels (where a blocked layout is in use)', { skip }, () => {
   const L = activationBlock();
   if (L === 0) {
