@@ -373,16 +373,16 @@ void batchnorm_forward_blocked_t(float* out, float* mean, float* invstd, const f
       }
     }
   });
+  const auto count = [&](int64_t s) { return double((N * (s + 1) / S - N * s / S) * HW); };  // values in share s
   for (int64_t cb = 0; cb < CB; cb++)
     for (int64_t j = 0; j < kLanes; j++) {
+      const double* pm = pmean.data() + cb * S * kLanes + j;  // share s at pm[s * kLanes]
+      const double* p2 = pm2.data() + cb * S * kLanes + j;
       double total = 0;
-      for (int64_t s = 0; s < S; s++) total += double((N * (s + 1) / S - N * s / S) * HW) * pmean[(cb * S + s) * kLanes + j];
+      for (int64_t s = 0; s < S; s++) total += count(s) * pm[s * kLanes];
       const double mc = M ? total / double(M) : 0.0;
       double m2 = 0;
-      for (int64_t s = 0; s < S; s++) {
-        const double d = pmean[(cb * S + s) * kLanes + j] - mc;
-        m2 += pm2[(cb * S + s) * kLanes + j] + double((N * (s + 1) / S - N * s / S) * HW) * d * d;
-      }
+      for (int64_t s = 0; s < S; s++) m2 += p2[s * kLanes] + count(s) * (pm[s * kLanes] - mc) * (pm[s * kLanes] - mc);
       mu[cb * kLanes + j] = mc;
       sq[cb * kLanes + j] = m2;
     }

@@ -76,7 +76,8 @@ export function registerDoctor(program: Command): void {
           : `backend: reference (pure TypeScript) - ${r.fallbackReason ?? 'native backend not selected'}`,
       ];
       if (r.backend === 'native') {
-        lines.push(`ISA: ${r.isa}`, `own kernels compiled for: ${r.compiledFor}`, `activation layout: ${r.activationLayout}`, `threads: ${r.threads}`);
+        lines.push(`ISA: ${r.isa}`, `own kernels compiled for: ${r.compiledFor}`,
+          `activation layout: ${r.activationLayout}`, `threads: ${r.threads}`);
       }
       for (const [k, v] of Object.entries(r.env)) if (v !== null) lines.push(`${k}=${v}`);
       process.stdout.write(`${lines.join('\n')}\n`);

@@ -51,8 +51,8 @@ export function legendBox(names: readonly string[], curves: readonly (readonly (
   const inset = 8;
   const [right, left, mid] = [area.r - inset - w, area.l + inset, Math.round((area.l + area.r - w) / 2)];
   const [top, bottom] = [area.t + inset, area.b - inset - h];
-  const corners = [{ x: right, y: top }, { x: right, y: bottom }, { x: left, y: top }, { x: left, y: bottom }];
-  for (const x of [right, left, mid]) for (let y = top; y <= bottom; y += 4) corners.push({ x, y });
+  const places = [{ x: right, y: top }, { x: right, y: bottom }, { x: left, y: top }, { x: left, y: bottom }];
+  for (const x of [right, left, mid]) for (let y = top; y <= bottom; y += 4) places.push({ x, y });
   const samples: (readonly [number, number])[] = [];
   for (const c of curves) {
     c.forEach((p, i) => {
@@ -65,9 +65,9 @@ export function legendBox(names: readonly string[], curves: readonly (readonly (
   }
   const covered = (c: { x: number; y: number }): number =>
     samples.filter(([x, y]) => x >= c.x - 3 && x <= c.x + w + 3 && y >= c.y - 3 && y <= c.y + h + 3).length;
-  let best = corners[0]!;
+  let best = places[0]!;
   let bestCount = covered(best);
-  for (const c of corners.slice(1)) {
+  for (const c of places.slice(1)) {
     const n = covered(c);
     if (n < bestCount) [best, bestCount] = [c, n];
   }
@@ -116,8 +116,11 @@ export function lineChartSvg(series: readonly Series[], o: ChartOptions): string
       if (pts.length <= 40) for (const [x, y] of pts) parts.push(`<circle cx="${px(x)}" cy="${py(y)}" r="2.5" fill="${color}"/>`);
     }
   });
-  const box = legendBox(series.map((s) => s.name), curves.map((c) => c.map(([x, y]) => [px(x), py(y)] as const)), { l: m.l, r: W - m.r, t: m.t, b: H - m.b });
-  if (series.length > 0) parts.push(`<rect x="${box.x}" y="${box.y}" width="${box.w}" height="${box.h}" fill="white" fill-opacity="0.85" stroke="#cccccc"/>`);
+  const onScreen = curves.map((c) => c.map(([x, y]) => [px(x), py(y)] as const));
+  const box = legendBox(series.map((s) => s.name), onScreen, { l: m.l, r: W - m.r, t: m.t, b: H - m.b });
+  if (series.length > 0) {
+    parts.push(`<rect x="${box.x}" y="${box.y}" width="${box.w}" height="${box.h}" fill="white" fill-opacity="0.85" stroke="#cccccc"/>`);
+  }
   series.forEach((s, k) => {
     const color = s.color ?? PALETTE[k % PALETTE.length]!;
     parts.push(`<rect x="${box.x + 8}" y="${box.y + 9 + k * LEGEND_ROW}" width="12" height="3" fill="${color}"/>`);
