@@ -169,7 +169,12 @@ async function runPretrain(f: PretrainFlags, lead: boolean, methodGiven: boolean
     });
     if (bar !== null) bar.stop();
     if (!lead) return;
-    process.stdout.write(`[pretrain] done: ${res.epochs} epochs in ${res.seconds.toFixed(0)} s; run folder ${cfg.out}\n`);
+    // a resumed run says what this process did and how long the whole run trained
+    const whole = res.trainSeconds === null ? '' : `the whole run trained ${res.trainSeconds.toFixed(0)} s, kNN passes excluded`;
+    const resumed = res.firstEpoch === 0 || whole === '' ? ''
+      : res.firstEpoch >= res.epochs ? ` (all done before this process; ${whole})`
+        : ` (${res.firstEpoch + 1 === res.epochs ? `epoch ${res.epochs}` : `epochs ${res.firstEpoch + 1}-${res.epochs}`} in this process; ${whole})`;
+    process.stdout.write(`[pretrain] done: ${res.epochs} epochs in ${res.seconds.toFixed(0)} s${resumed}; run folder ${cfg.out}\n`);
     if (res.knnBefore !== null && res.knnAfter !== null) {
       process.stdout.write(`[pretrain] kNN top-1: ${pct(res.knnBefore.top1)} before -> ${pct(res.knnAfter.top1)} after (top-5 ${pct(res.knnBefore.top5)} -> ${pct(res.knnAfter.top5)})\n`);
       const px = res.pixelBaseline;

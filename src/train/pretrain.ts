@@ -131,8 +131,16 @@ export interface PretrainResult {
   /** kNN on raw pixels under the monitor's protocol: what the learned features are measured against */
   pixelBaseline: PixelBaseline | null;
   epochs: number;
+  /** epochs already done when this call began: 0 unless it resumed a run */
+  firstEpoch: number;
   lastLoss: number;
+  /** wall time of this call */
   seconds: number;
+  /**
+   * training time of the whole run, resumed parts included: the sum of the epochs' `trainSeconds` in log.jsonl (the
+   * last record of each epoch), kNN passes excluded; null where this process does not write the log
+   */
+  trainSeconds: number | null;
   model: Method;
 }
 
@@ -248,6 +256,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
 
   let lastLoss = NaN;
   let stepsThisRun = 0;
+  const firstEpoch = state.epoch;
   try {
     for (let epoch = state.epoch; epoch < cfg.epochs; epoch++) {
       const te = performance.now();
@@ -324,8 +333,21 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
     tb.close();
   }
   const last = state.knn[state.knn.length - 1] ?? null;
-  return { knnBefore: state.knnBefore, knnAfter: last, pixelBaseline: state.pixelBaseline ?? null, epochs: state.epoch, lastLoss,
-    seconds: (performance.now() - t0) / 1000, model };
+  return { knnBefore: state.knnBefore, knnAfter: last, pixelBaseline: state.pixelBaseline ?? null, epochs: state.epoch, firstEpoch,
+    lastLoss, seconds: (performance.now() - t0) / 1000, trainSeconds: lead ? runTrainSeconds(logPath) : null, model };
+}
+
+/** The sum of the epochs' trainSeconds in a run's log.jsonl, each epoch counted once (its last record). */
+export function runTrainSeconds(logPath: string): number {
+  const perEpoch = new Map<number, number>();
+  for (const line of readFileSync(logPath, 'utf8').split('\n')) {
+    if (!line.startsWith('{"event":"epoch"')) continue;
+    const e = JSON.parse(line) as { epoch: number; trainSeconds?: number };
+    if (typeof e.trainSeconds === 'number') perEpoch.set(e.epoch, e.trainSeconds);
+  }
+  let total = 0;
+  for (const v of perEpoch.values()) total += v;
+  return total;
 }
 
 /** Batch arrays to tensors on the default device: one [N, C, H, W] tensor per view. */

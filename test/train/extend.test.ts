@@ -3,11 +3,11 @@
 // naming the key. Also the real presets: every one resolves, builds its method, and its overrides are checked.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolvePretrainConfig, type ConfigFlags } from '../../src/cli/pretrain.js';
-import { pretrain } from '../../src/train/pretrain.js';
+import { pretrain, runTrainSeconds } from '../../src/train/pretrain.js';
 import { readCheckpointJson } from '../../src/train/checkpoint.js';
 import { checkResumeConfig, presetConfig, presetNames } from '../../src/train/config.js';
 import { METHOD_NAMES } from '../../src/methods/registry.js';
@@ -47,6 +47,13 @@ it('--resume with a larger --epochs trains the extra epochs and logs the change'
   const event = log.find((e) => e.event === 'resume');
   assert.deepEqual(event?.changed, { epochs: { from: 1, to: 3 } });
   assert.equal(log.filter((e) => e.event === 'epoch').length, 3);
+  // the result says where this call began and how long the whole run (both calls) trained
+  assert.equal(first.firstEpoch, 0);
+  assert.equal(second.firstEpoch, 1);
+  const perEpoch = log.filter((e) => e.event === 'epoch').map((e) => e.trainSeconds as number);
+  assert.ok(perEpoch.every((t) => t > 0));
+  assert.equal(second.trainSeconds, perEpoch.reduce((a, b) => a + b, 0));
+  assert.ok(second.trainSeconds! > first.trainSeconds!);
   assert.equal(JSON.parse(readFileSync(join(tmp, 'run', 'config.json'), 'utf8')).epochs, 3, 'the saved config follows');
 });
 
@@ -84,4 +91,19 @@ it('every real preset resolves through the command line, builds, and checks its 
   assert.throws(() => resolvePretrainConfig({ method: 'moco', preset: 'v2', set: ['mae.maskRatio=high'], progress: false }), /'mae\.maskRatio' must be a number, got 'high'/);
   assert.throws(() => resolvePretrainConfig({ method: 'byol', preset: 'quick', set: [], progress: false }), /\[pretrain\] unknown method 'byol'/);
   assert.throws(() => resolvePretrainConfig({ method: 'mae', preset: 'v2', set: [], progress: false }), /\[pretrain\] unknown preset 'v2' for mae; known: quick, cifar, vit-base/);
+});
+
+it('runTrainSeconds: each epoch once (its last record), other events and epochs without trainSeconds skipped', () => {
+  const path = join(tmp, 'log-sum.jsonl');
+  writeFileSync(path, [
+    '{"event":"knn","epoch":0,"top1":0.3}',
+    '{"event":"epoch","epoch":1,"loss":5,"seconds":12,"trainSeconds":10}',
+    '{"event":"step","epoch":1,"step":4,"loss":4.5}',
+    '{"event":"epoch","epoch":2,"loss":4,"seconds":9,"trainSeconds":7.5}',
+    '{"event":"resume","changed":{}}',
+    '{"event":"epoch","epoch":2,"loss":4,"seconds":8,"trainSeconds":6.5}',
+    '{"event":"epoch","epoch":3,"loss":3,"seconds":4}',
+    '',
+  ].join('\n'));
+  assert.equal(runTrainSeconds(path), 16.5);
 });
