@@ -174,7 +174,7 @@ async function runPretrain(f: PretrainFlags, lead: boolean, methodGiven: boolean
     const resumed = res.firstEpoch === 0 || whole === '' ? ''
       : res.firstEpoch >= res.epochs ? ` (all done before this process; ${whole})`
         : ` (${res.firstEpoch + 1 === res.epochs ? `epoch ${res.epochs}` : `epochs ${res.firstEpoch + 1}-${res.epochs}`} in this process; ${whole})`;
-    process.stdout.write(`[pretrain] done: ${res.epochs} epochs in ${res.seconds.toFixed(0)} s${resumed}; run folder ${cfg.out}\n`);
+    process.stdout.write(`[pretrain] done: ${res.epochs} epoch${res.epochs === 1 ? '' : 's'} in ${res.seconds.toFixed(0)} s${resumed}; run folder ${cfg.out}\n`);
     if (res.knnBefore !== null && res.knnAfter !== null) {
       process.stdout.write(`[pretrain] kNN top-1: ${pct(res.knnBefore.top1)} before -> ${pct(res.knnAfter.top1)} after (top-5 ${pct(res.knnBefore.top5)} -> ${pct(res.knnAfter.top5)})\n`);
       const px = res.pixelBaseline;
