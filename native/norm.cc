@@ -40,6 +40,23 @@ inline void bn_apply(float* ys, const float* xs, const float* rs, float m, float
   }
 }
 
+/** y = (x - m) * scale + shift, per channel: subtracting first keeps precision when invstd is large. */
+struct BnApplyCoeffs {
+  float m, scale, shift;
+};
+
+/**
+ * The per-channel terms of batch norm's forward from the channel's mean and centred sum of squares over its M values
+ * (in double): writes mean[c] and invstd[c] = 1 / sqrt(var + eps) and returns the apply's coefficients.
+ */
+inline BnApplyCoeffs bn_forward_coeffs(int64_t c, double mu, double sq, int64_t M, double eps, const float* gamma,
+                                       const float* beta, float* mean, float* invstd) {
+  const double is = 1.0 / std::sqrt((M ? sq / double(M) : 0.0) + eps);
+  mean[c] = float(mu);
+  invstd[c] = float(is);
+  return {float(mu), float((gamma ? gamma[c] : 1.0) * is), beta ? beta[c] : 0.f};
+}
+
 /**
  * Batch norm over [N, C] (HW = 1: a BatchNorm1d after a Linear, as in SimSiam's and MoCo v3's heads). The per-channel
  * loops of batchnorm_forward_t would read a column with a stride of C floats (15 ms for [256, 2048]); here each task
@@ -87,12 +104,8 @@ void batchnorm_rows_forward_t(float* out, float* mean, float* invstd, const floa
       }
       float m[kChunk], scale[kChunk], shift[kChunk];
       for (int64_t j = 0; j < L; j++) {
-        const int64_t c = c0 + j;
-        const double is = 1.0 / std::sqrt((N ? sq[j] / double(N) : 0.0) + eps);
-        mean[c] = m[j] = float(mu[j]);
-        invstd[c] = float(is);
-        scale[j] = float((gamma ? gamma[c] : 1.0) * is);
-        shift[j] = beta ? beta[c] : 0.f;
+        const BnApplyCoeffs t = bn_forward_coeffs(c0 + j, mu[j], sq[j], N, eps, gamma, beta, mean, invstd);
+        m[j] = t.m, scale[j] = t.scale, shift[j] = t.shift;
       }
       for (int64_t n = 0; n < N; n++) {
         const int64_t o = n * C + c0;
@@ -123,11 +136,7 @@ void batchnorm_forward_t(float* out, float* mean, float* invstd, const float* x,
 #pragma omp simd reduction(+ : sq)
         for (int64_t i = 0; i < HW; i++) sq += (xs[i] - mu) * (xs[i] - mu);
       }
-      const double is = 1.0 / std::sqrt((M ? sq / double(M) : 0.0) + eps);
-      mean[c] = float(mu);
-      invstd[c] = float(is);
-      // y = (x - mean) * scale + beta: subtracting first keeps precision when invstd is large (tiny variance)
-      const float m = float(mu), scale = float((gamma ? gamma[c] : 1.0) * is), shift = beta ? beta[c] : 0.f;
+      const auto [m, scale, shift] = bn_forward_coeffs(c, mu, sq, M, eps, gamma, beta, mean, invstd);
       for (int64_t n = 0; n < N; n++) {
         const int64_t o = (n * C + c) * HW;
         bn_apply<kRelu>(out + o, x + o, r ? r + o : nullptr, m, scale, shift, HW);
@@ -388,11 +397,8 @@ void batchnorm_forward_blocked_t(float* out, float* mean, float* invstd, const f
     }
   std::vector<float> m(C), scale(C), shift(C);
   for (int64_t c = 0; c < C; c++) {
-    const double is = 1.0 / std::sqrt((M ? sq[c] / double(M) : 0.0) + eps);
-    mean[c] = m[c] = float(mu[c]);
-    invstd[c] = float(is);
-    scale[c] = float((gamma ? gamma[c] : 1.0) * is);
-    shift[c] = beta ? beta[c] : 0.f;
+    const BnApplyCoeffs t = bn_forward_coeffs(c, mu[c], sq[c], M, eps, gamma, beta, mean, invstd);
+    m[c] = t.m, scale[c] = t.scale, shift[c] = t.shift;
   }
   // y = (x - mean) * scale + shift [+ r], per (image, channel block)
   parallel_range(N * CB, work, [&](int64_t p0, int64_t p1) {
