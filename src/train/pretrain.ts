@@ -17,6 +17,7 @@ import { forEachFeatureBatch } from '../eval/features.js';
 import { nativeImageSize, pixelKnnBaseline, type PixelBaseline } from '../eval/pixels.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeLineChart } from '../io/plot.js';
+import { readLogChunk } from '../io/runs.js';
 import { saveCheckpoint, loadCheckpoint, type TrainState } from './checkpoint.js';
 import type { OnProgress } from '../io/progress.js';
 import { summaryWriter, markdownCode, type ScalarLogger } from '../io/tensorboard.js';
@@ -337,13 +338,14 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
     lastLoss, seconds: (performance.now() - t0) / 1000, trainSeconds: lead ? runTrainSeconds(logPath) : null, model };
 }
 
-/** The sum of the epochs' trainSeconds in a run's log.jsonl, each epoch counted once (its last record). */
+/**
+ * The sum of the epochs' trainSeconds in a run's log.jsonl, each epoch counted once (its last record). Read with the
+ * dashboard's reader, so a line a kill cut short (and the record glued to it on resume) is skipped, not fatal.
+ */
 export function runTrainSeconds(logPath: string): number {
   const perEpoch = new Map<number, number>();
-  for (const line of readFileSync(logPath, 'utf8').split('\n')) {
-    if (!line.startsWith('{"event":"epoch"')) continue;
-    const e = JSON.parse(line) as { epoch: number; trainSeconds?: number };
-    if (typeof e.trainSeconds === 'number') perEpoch.set(e.epoch, e.trainSeconds);
+  for (const e of readLogChunk(logPath).records) {
+    if (e.event === 'epoch' && typeof e.epoch === 'number' && typeof e.trainSeconds === 'number') perEpoch.set(e.epoch, e.trainSeconds);
   }
   let total = 0;
   for (const v of perEpoch.values()) total += v;

@@ -107,3 +107,14 @@ it('runTrainSeconds: each epoch once (its last record), other events and epochs 
   ].join('\n'));
   assert.equal(runTrainSeconds(path), 16.5);
 });
+
+it('runTrainSeconds: a line a kill cut short, with the record appended to it on resume, is skipped, not fatal', () => {
+  const path = join(tmp, 'log-cut.jsonl');
+  writeFileSync(path, [
+    '{"event":"epoch","epoch":1,"loss":5,"seconds":12,"trainSeconds":10}',
+    '{"event":"epoch","epoch":3,"lo{"event":"resume","changed":{}}',
+    '{"event":"epoch","epoch":2,"loss":4,"seconds":9,"trainSeconds":7.5}',
+    '',
+  ].join('\n'));
+  assert.equal(runTrainSeconds(path), 17.5);
+});
