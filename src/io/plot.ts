@@ -106,9 +106,9 @@ export function lineChartSvg(series: readonly Series[], o: ChartOptions): string
   parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 12}" text-anchor="middle">${esc(o.xLabel)}</text>`);
   parts.push(`<text transform="translate(18 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
   const curves = series.map((s) => s.x.map((x, i) => [x, s.y[i]!] as const).filter(([, y]) => Number.isFinite(y)));
-  series.forEach((s, k) => {
-    const color = s.color ?? PALETTE[k % PALETTE.length]!;
-    const pts = curves[k]!;
+  const colors = series.map((s, k) => s.color ?? PALETTE[k % PALETTE.length]!);
+  curves.forEach((pts, k) => {
+    const color = colors[k]!;
     if (pts.length === 1) {
       parts.push(`<circle cx="${px(pts[0]![0])}" cy="${py(pts[0]![1])}" r="3" fill="${color}"/>`);
     } else if (pts.length > 1) {
@@ -122,8 +122,7 @@ export function lineChartSvg(series: readonly Series[], o: ChartOptions): string
     parts.push(`<rect x="${box.x}" y="${box.y}" width="${box.w}" height="${box.h}" fill="white" fill-opacity="0.85" stroke="#cccccc"/>`);
   }
   series.forEach((s, k) => {
-    const color = s.color ?? PALETTE[k % PALETTE.length]!;
-    parts.push(`<rect x="${box.x + 8}" y="${box.y + 9 + k * LEGEND_ROW}" width="12" height="3" fill="${color}"/>`);
+    parts.push(`<rect x="${box.x + 8}" y="${box.y + 9 + k * LEGEND_ROW}" width="12" height="3" fill="${colors[k]!}"/>`);
     parts.push(`<text x="${box.x + 26}" y="${box.y + 14 + k * LEGEND_ROW}">${esc(s.name)}</text>`);
   });
   parts.push('</svg>');
