@@ -93,9 +93,15 @@ it('every real preset resolves through the command line, builds, and checks its 
   assert.throws(() => resolvePretrainConfig({ method: 'mae', preset: 'v2', set: [], progress: false }), /\[pretrain\] unknown preset 'v2' for mae; known: quick, cifar, vit-base/);
 });
 
+/** A log.jsonl of these lines (newline-terminated) in the test folder; returns its path. */
+function logFile(name: string, lines: string[]): string {
+  const path = join(tmp, name);
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  return path;
+}
+
 it('runTrainSeconds: each epoch once (its last record), other events and epochs without trainSeconds skipped', () => {
-  const path = join(tmp, 'log-sum.jsonl');
-  writeFileSync(path, [
+  const path = logFile('log-sum.jsonl', [
     '{"event":"knn","epoch":0,"top1":0.3}',
     '{"event":"epoch","epoch":1,"loss":5,"seconds":12,"trainSeconds":10}',
     '{"event":"step","epoch":1,"step":4,"loss":4.5}',
@@ -103,18 +109,15 @@ it('runTrainSeconds: each epoch once (its last record), other events and epochs 
     '{"event":"resume","changed":{}}',
     '{"event":"epoch","epoch":2,"loss":4,"seconds":8,"trainSeconds":6.5}',
     '{"event":"epoch","epoch":3,"loss":3,"seconds":4}',
-    '',
-  ].join('\n'));
+  ]);
   assert.equal(runTrainSeconds(path), 16.5);
 });
 
 it('runTrainSeconds: a line a kill cut short, with the record appended to it on resume, is skipped, not fatal', () => {
-  const path = join(tmp, 'log-cut.jsonl');
-  writeFileSync(path, [
+  const path = logFile('log-cut.jsonl', [
     '{"event":"epoch","epoch":1,"loss":5,"seconds":12,"trainSeconds":10}',
     '{"event":"epoch","epoch":3,"lo{"event":"resume","changed":{}}',
     '{"event":"epoch","epoch":2,"loss":4,"seconds":9,"trainSeconds":7.5}',
-    '',
-  ].join('\n'));
+  ]);
   assert.equal(runTrainSeconds(path), 17.5);
 });
