@@ -77,6 +77,12 @@ struct Args {
     if (reinterpret_cast<uintptr_t>(b.data) % 2 != 0) fail(k, std::string(name) + " is not 2-byte aligned (bf16 storage)");
     return b.as<uint16_t>();
   }
+  /** An activation: a Float32Array of `expected` values, or bf16 storage (a Uint8Array of 2 bytes per value). */
+  Act act(int i, const char* name, int64_t expected) const {
+    const Buf b = buf(i, name);
+    if (b.dtype == DType::u8) return Act(bf16(i, name, expected), true);
+    return Act(f32(i, name, expected));
+  }
   int32_t* i32(int i, const char* name, int64_t expected) const {
     return typed(i, name, DType::i32, expected).as<int32_t>();
   }
@@ -437,8 +443,8 @@ int64_t conv_w_size(const ConvParams& p) { return p.O * (p.C / p.groups) * p.KH 
 // activation_block); the kernels that may write it return whether they did.
 Napi::Value js_conv2d(const Args& a) {
   const ConvParams p = a.conv(4);
-  return Napi::Boolean::New(a.env(), conv2d_forward(a.f32(0, "out", p.N * p.O * p.OH * p.OW),
-                                                    a.f32(1, "x", p.N * p.C * p.H * p.W),
+  return Napi::Boolean::New(a.env(), conv2d_forward(a.act(0, "out", p.N * p.O * p.OH * p.OW),
+                                                    a.act(1, "x", p.N * p.C * p.H * p.W),
                                                     a.f32(2, "w", conv_w_size(p)), a.f32opt(3, "bias", p.O), p,
                                                     a.flag(5), a.flag(6)));
 }
@@ -451,7 +457,12 @@ Napi::Value js_conv2d_backward_data(const Args& a) {
 void js_conv2d_backward_weight(const Args& a) {
   const ConvParams p = a.conv(4);
   conv2d_backward_weight(a.f32(0, "gw", conv_w_size(p)), a.f32opt(1, "gb", p.O), a.f32(2, "gy", p.N * p.O * p.OH * p.OW),
-                         a.f32(3, "x", p.N * p.C * p.H * p.W), p, a.flag(5), a.flag(6));
+                         a.act(3, "x", p.N * p.C * p.H * p.W), p, a.flag(5), a.flag(6));
+}
+void js_widen_bf16(const Args& a) {
+  const Buf x = a.buf(1, "x");
+  const int64_t n = x.size / 2;
+  bf16_to_f32(a.f32(0, "out", n), a.bf16(1, "x", n), n);
 }
 void js_relayout(const Args& a) {
   const int64_t N = a.size(1, "N"), C = a.size(2, "C"), H = a.size(3, "H"), W = a.size(4, "W");
@@ -469,21 +480,55 @@ bool bn_blocked(const Args& a, int i, int64_t C) {
     fail(a.k, activation_layout() + " needs channels in multiples of " + std::to_string(b) + ", got " + std::to_string(C));
   return true;
 }
+/**
+ * Batch norm's activations in bf16 storage: all of `names` (the buffers at `at`) are, or none is; only blocked. Returns
+ * whether they are.
+ */
+bool bn_bf16(const Args& a, std::initializer_list<std::pair<int, const char*>> at, bool blocked) {
+  int n = 0, total = 0;
+  for (const auto& [i, name] : at) {
+    if (a.isNull(i)) continue;
+    total++;
+    n += a.buf(i, name).dtype == DType::u8;
+  }
+  if (n == 0) return false;
+  if (n != total) {
+    std::string list;
+    for (const auto& [i, name] : at) list += (list.empty() ? "" : ", ") + std::string(name);
+    fail(a.k, list + " must all be in bf16 storage or all f32, not a mix");
+  }
+  if (!blocked) fail(a.k, "activations in bf16 storage must be flagged blocked (the only layout bf16 storage takes)");
+  return true;
+}
 void js_batchnorm_forward(const Args& a) {
   const int64_t N = a.size(6, "N"), C = a.size(7, "C"), HW = a.size(8, "HW");
+  const bool blocked = bn_blocked(a, 10, C);
+  if (bn_bf16(a, {{0, "out"}, {3, "x"}}, blocked)) {
+    batchnorm_forward_blocked(a.bf16(0, "out", N * C * HW), a.f32(1, "mean", C), a.f32(2, "invstd", C),
+                              a.bf16(3, "x", N * C * HW), a.f32opt(4, "gamma", C), a.f32opt(5, "beta", C), N, C, HW,
+                              a.number(9), activation_block());
+    return;
+  }
   float *out = a.f32(0, "out", N * C * HW), *mean = a.f32(1, "mean", C), *invstd = a.f32(2, "invstd", C);
   const float *x = a.f32(3, "x", N * C * HW), *gamma = a.f32opt(4, "gamma", C), *beta = a.f32opt(5, "beta", C);
-  if (bn_blocked(a, 10, C))
+  if (blocked)
     batchnorm_forward_blocked(out, mean, invstd, x, gamma, beta, N, C, HW, a.number(9), activation_block());
   else
     batchnorm_forward(out, mean, invstd, x, gamma, beta, N, C, HW, a.number(9));
 }
 void js_batchnorm_inference(const Args& a) {
   const int64_t N = a.size(6, "N"), C = a.size(7, "C"), HW = a.size(8, "HW");
+  const bool blocked = bn_blocked(a, 10, C);
+  if (bn_bf16(a, {{0, "out"}, {1, "x"}}, blocked)) {
+    batchnorm_inference_blocked(a.bf16(0, "out", N * C * HW), a.bf16(1, "x", N * C * HW), a.f32(2, "mean", C),
+                                a.f32(3, "variance", C), a.f32opt(4, "gamma", C), a.f32opt(5, "beta", C), N, C, HW,
+                                a.number(9), activation_block());
+    return;
+  }
   float* out = a.f32(0, "out", N * C * HW);
   const float *x = a.f32(1, "x", N * C * HW), *mean = a.f32(2, "mean", C), *variance = a.f32(3, "variance", C);
   const float *gamma = a.f32opt(4, "gamma", C), *beta = a.f32opt(5, "beta", C);
-  if (bn_blocked(a, 10, C))
+  if (blocked)
     batchnorm_inference_blocked(out, x, mean, variance, gamma, beta, N, C, HW, a.number(9), activation_block());
   else
     batchnorm_inference(out, x, mean, variance, gamma, beta, N, C, HW, a.number(9));
@@ -491,19 +536,34 @@ void js_batchnorm_inference(const Args& a) {
 void js_batchnorm_backward(const Args& a) {
   const int64_t N = a.size(8, "N"), C = a.size(9, "C"), HW = a.size(10, "HW");
   float *gx = a.f32(0, "gx", N * C * HW), *ggamma = a.f32opt(1, "ggamma", C), *gbeta = a.f32opt(2, "gbeta", C);
-  const float *gy = a.f32(3, "gy", N * C * HW), *x = a.f32(4, "x", N * C * HW), *mean = a.f32(5, "mean", C);
+  const float *gy = a.f32(3, "gy", N * C * HW), *mean = a.f32(5, "mean", C);
   const float *invstd = a.f32(6, "invstd", C), *gamma = a.f32opt(7, "gamma", C);
-  if (bn_blocked(a, 11, C))
+  const bool blocked = bn_blocked(a, 11, C);
+  if (bn_bf16(a, {{4, "x"}}, blocked)) {
+    batchnorm_backward_blocked(gx, ggamma, gbeta, gy, a.bf16(4, "x", N * C * HW), mean, invstd, gamma, N, C, HW,
+                               activation_block());
+    return;
+  }
+  const float* x = a.f32(4, "x", N * C * HW);
+  if (blocked)
     batchnorm_backward_blocked(gx, ggamma, gbeta, gy, x, mean, invstd, gamma, N, C, HW, activation_block());
   else
     batchnorm_backward(gx, ggamma, gbeta, gy, x, mean, invstd, gamma, N, C, HW);
 }
 void js_batchnorm_relu_forward(const Args& a) {
   const int64_t N = a.size(7, "N"), C = a.size(8, "C"), HW = a.size(9, "HW");
-  float *out = a.f32(0, "out", N * C * HW), *mean = a.f32(1, "mean", C), *invstd = a.f32(2, "invstd", C);
-  const float *x = a.f32(3, "x", N * C * HW), *residual = a.f32opt(4, "residual", N * C * HW);
+  float *mean = a.f32(1, "mean", C), *invstd = a.f32(2, "invstd", C);
   const float *gamma = a.f32opt(5, "gamma", C), *beta = a.f32opt(6, "beta", C);
-  if (bn_blocked(a, 11, C))
+  const bool blocked = bn_blocked(a, 11, C);
+  if (bn_bf16(a, {{0, "out"}, {3, "x"}, {4, "residual"}}, blocked)) {
+    batchnorm_relu_forward_blocked(a.bf16(0, "out", N * C * HW), mean, invstd, a.bf16(3, "x", N * C * HW),
+                                   a.isNull(4) ? nullptr : a.bf16(4, "residual", N * C * HW), gamma, beta, N, C, HW,
+                                   a.number(10), activation_block());
+    return;
+  }
+  float* out = a.f32(0, "out", N * C * HW);
+  const float *x = a.f32(3, "x", N * C * HW), *residual = a.f32opt(4, "residual", N * C * HW);
+  if (blocked)
     batchnorm_relu_forward_blocked(out, mean, invstd, x, residual, gamma, beta, N, C, HW, a.number(10),
                                    activation_block());
   else
@@ -513,9 +573,16 @@ void js_batchnorm_relu_backward(const Args& a) {
   const int64_t N = a.size(10, "N"), C = a.size(11, "C"), HW = a.size(12, "HW");
   float *gx = a.f32(0, "gx", N * C * HW), *gresidual = a.f32opt(1, "gresidual", N * C * HW);
   float *ggamma = a.f32opt(2, "ggamma", C), *gbeta = a.f32opt(3, "gbeta", C);
-  const float *gy = a.f32(4, "gy", N * C * HW), *y = a.f32(5, "y", N * C * HW), *x = a.f32(6, "x", N * C * HW);
+  const float* gy = a.f32(4, "gy", N * C * HW);
   const float *mean = a.f32(7, "mean", C), *invstd = a.f32(8, "invstd", C), *gamma = a.f32opt(9, "gamma", C);
-  if (bn_blocked(a, 13, C))
+  const bool blocked = bn_blocked(a, 13, C);
+  if (bn_bf16(a, {{5, "y"}, {6, "x"}}, blocked)) {
+    batchnorm_relu_backward_blocked(gx, gresidual, ggamma, gbeta, gy, a.bf16(5, "y", N * C * HW),
+                                    a.bf16(6, "x", N * C * HW), mean, invstd, gamma, N, C, HW, activation_block());
+    return;
+  }
+  const float *y = a.f32(5, "y", N * C * HW), *x = a.f32(6, "x", N * C * HW);
+  if (blocked)
     batchnorm_relu_backward_blocked(gx, gresidual, ggamma, gbeta, gy, y, x, mean, invstd, gamma, N, C, HW,
                                     activation_block());
   else
@@ -721,6 +788,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add(env, exports, "conv2dBackwardData", js_conv2d_backward_data);
   add(env, exports, "conv2dBackwardWeight", js_conv2d_backward_weight);
   add(env, exports, "relayout", js_relayout);
+  add(env, exports, "widenBf16", js_widen_bf16);
   add(env, exports, "batchNormForward", js_batchnorm_forward);
   add(env, exports, "batchNormInference", js_batchnorm_inference);
   add(env, exports, "batchNormBackward", js_batchnorm_backward);

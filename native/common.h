@@ -75,6 +75,26 @@ inline float fast_exp(float x) {
   return y;
 }
 
+// ---- bf16 storage: the upper 16 bits of the f32 pattern, rounded to nearest even (as oneDNN's reorders round) ----
+
+inline uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40u);  // NaN stays a (quiet) NaN
+  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+inline float from_bf16(uint16_t h) {
+  const uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+/** An activation value as float, whether stored in f32 or as bf16 bits (the kernels templated on storage). */
+inline float load(const float* p, int64_t i) { return p[i]; }
+inline float load(const uint16_t* p, int64_t i) { return from_bf16(p[i]); }
+inline void store(float* p, int64_t i, float v) { p[i] = v; }
+inline void store(uint16_t* p, int64_t i, float v) { p[i] = to_bf16(v); }
+
 /** Below this many elements a loop stays on one thread: fork/join costs more than it saves. */
 constexpr int64_t kParallelThreshold = 32768;
 

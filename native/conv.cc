@@ -122,13 +122,13 @@ Port make_port(const memory::desc& userMd, const memory::desc& primMd, bool inpu
   return p;
 }
 
-void port_in(Port& port, const float* ptr) {
-  port.user.set_data_handle(const_cast<float*>(ptr));
+void port_in(Port& port, const void* ptr) {
+  port.user.set_data_handle(const_cast<void*>(ptr));
   if (port.direct) return;
   port.prim.set_data_handle(scratch(port.slot, port.prim.get_desc().get_size()));
   port.reorder.execute(stream(), port.user, port.prim);
 }
-void port_out_bind(Port& port, float* ptr) {
+void port_out_bind(Port& port, void* ptr) {
   port.user.set_data_handle(ptr);
   if (!port.direct) port.prim.set_data_handle(scratch(port.slot, port.prim.get_desc().get_size()));
 }
@@ -141,12 +141,23 @@ struct Mds {
 };
 tag block_tag(int64_t block) { return block == 16 ? tag::nChw16c : tag::nChw8c; }
 
-/** User buffers: NCHW, or the activation block layout for activations a previous layer left in it. */
-Mds user_mds(const Geom& g, bool srcBlocked = false, bool dstBlocked = false) {
+/**
+ * User buffers: NCHW, or the activation block layout for activations a previous layer left in it; in f32, or bf16
+ * storage (srcBf16, dstBf16: blocked activations only) where the caller keeps the activation in bf16.
+ */
+Mds user_mds(const Geom& g, bool srcBlocked = false, bool dstBlocked = false, bool srcBf16 = false,
+             bool dstBf16 = false) {
   const int64_t b = (srcBlocked || dstBlocked) ? activation_block() : 0;
-  return {memory::desc(g.src, dt::f32, srcBlocked ? block_tag(b) : tag::nchw), memory::desc(g.wei, dt::f32, g.weiTag),
-          memory::desc(g.bias, dt::f32, tag::x),
-          memory::desc(g.dst, dt::f32, dstBlocked ? block_tag(b) : tag::nchw)};
+  return {memory::desc(g.src, srcBf16 ? dt::bf16 : dt::f32, srcBlocked ? block_tag(b) : tag::nchw),
+          memory::desc(g.wei, dt::f32, g.weiTag), memory::desc(g.bias, dt::f32, tag::x),
+          memory::desc(g.dst, dstBf16 ? dt::bf16 : dt::f32, dstBlocked ? block_tag(b) : tag::nchw)};
+}
+/** A bf16-stored activation must be in the activation block layout (the only layout bf16 storage takes). */
+void check_bf16(const char* kernel, const char* name, const Act& a, bool blocked) {
+  if (!a.bf16) return;
+  if (!blocked || activation_block() == 0)
+    fail(kernel, std::string(name) + " is in bf16 storage, which needs the activation block layout (" +
+                     activation_layout() + "), but it is not flagged blocked");
 }
 /**
  * Whether an output the primitive writes as primMd should reach the caller in the activation block layout: when the
@@ -335,20 +346,28 @@ std::string activation_layout() {
   return b == 0 ? "plain" : "nChw" + std::to_string(b) + "c";
 }
 
-bool conv2d_forward(float* out, const float* x, const float* w, const float* bias, const ConvParams& p, bool xBlocked,
+bool conv2d_forward(Act out, Act x, const float* w, const float* bias, const ConvParams& p, bool xBlocked,
                     bool outMayBlock) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
   check_blocked("conv2d", "x", xBlocked, p.C);
-  if (p.N * p.O * p.OH * p.OW == 0) return false;
-  const ScopedPrecision pass(pass_precision(p, Pass::fwd));
+  check_bf16("conv2d", "x", x, xBlocked);
   const bool blocked = convLayout.value == "blocked";
   outMayBlock = outMayBlock && blocked && activation_block() > 0 && p.O % activation_block() == 0;
-  FwdEntry& e = fwdCache.get(conv_key("fwd", p, bias, xBlocked + 2 * outMayBlock), [&] {
+  if (out.bf16 && !outMayBlock)
+    fail("conv2d", "out is in bf16 storage, which needs the activation block layout (" + activation_layout() +
+                       ") and output channels in multiples of its block, got " + std::to_string(p.O));
+  if (p.N * p.O * p.OH * p.OW == 0) return out.bf16;
+  const ScopedPrecision pass(pass_precision(p, Pass::fwd));
+  FwdEntry& e = fwdCache.get(conv_key("fwd", p, bias, xBlocked + 2 * outMayBlock + 4 * x.bf16 + 8 * out.bf16), [&] {
     const Geom g = geom(p);
-    const auto pd = with_alg(conv_alg(p), [&](Alg a) { return fwd_pd(g, blocked, bias, types_of(Pass::fwd), a); });
+    // a bf16 pass writing a bf16-stored output writes bf16 itself (as autocast's conv does): the reorder to the block
+    // layout then moves half the bytes, and the values are the ones a reorder from f32 would round to
+    Types t = types_of(Pass::fwd);
+    if (out.bf16 && t.src == dt::bf16) t.dst = dt::bf16;
+    const auto pd = with_alg(conv_alg(p), [&](Alg a) { return fwd_pd(g, blocked, bias, t, a); });
     FwdEntry e;
-    e.dstBlocked = outMayBlock && block_output(pd.dst_desc(), g.dst);
-    const Mds u = user_mds(g, xBlocked, e.dstBlocked);
+    e.dstBlocked = out.bf16 || (outMayBlock && block_output(pd.dst_desc(), g.dst));
+    const Mds u = user_mds(g, xBlocked, e.dstBlocked, x.bf16, out.bf16);
     e.prim = convolution_forward(pd);
     e.src = make_port(u.src, pd.src_desc(), true, 0);
     e.wei = make_port(u.wei, pd.weights_desc(), true, 1);
@@ -356,9 +375,9 @@ bool conv2d_forward(float* out, const float* x, const float* w, const float* bia
     if (bias) e.bias = memory(u.bias, engine(), nullptr);
     return e;
   });
-  port_in(e.src, x);
+  port_in(e.src, x.data);
   port_in(e.wei, w);
-  port_out_bind(e.dst, out);
+  port_out_bind(e.dst, out.data);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.src.prim}, {DNNL_ARG_WEIGHTS, e.wei.prim},
                                        {DNNL_ARG_DST, e.dst.prim}};
   if (bias) {
@@ -405,12 +424,13 @@ bool conv2d_backward_data(float* gx, const float* gy, const float* w, const Conv
   return e.diffSrcBlocked;
 }
 
-void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* x, const ConvParams& p, bool gyBlocked,
+void conv2d_backward_weight(float* gw, float* gb, const float* gy, Act x, const ConvParams& p, bool gyBlocked,
                             bool xBlocked) {
   const std::lock_guard<std::mutex> lock(onednn_mutex());
   const ScopedPrecision pass(pass_precision(p, Pass::bwdWeights));
   check_blocked("conv2d_backward_weight", "gy", gyBlocked, p.O);
   check_blocked("conv2d_backward_weight", "x", xBlocked, p.C);
+  check_bf16("conv2d_backward_weight", "x", x, xBlocked);
   const int64_t wSize = p.O * (p.groups ? p.C / p.groups : 0) * p.KH * p.KW;
   if (wSize == 0) return;
   if (p.N * p.OH * p.OW == 0) {
@@ -419,9 +439,9 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
     return;
   }
   const bool blocked = convLayout.value == "blocked";
-  BwdWeightsEntry& e = bwdWeightsCache.get(conv_key("bwd_weights", p, gb, xBlocked + 2 * gyBlocked), [&] {
+  BwdWeightsEntry& e = bwdWeightsCache.get(conv_key("bwd_weights", p, gb, xBlocked + 2 * gyBlocked + 4 * x.bf16), [&] {
     const Geom g = geom(p);
-    const Mds u = user_mds(g, xBlocked, gyBlocked);
+    const Mds u = user_mds(g, xBlocked, gyBlocked, x.bf16);
     const auto pd = with_alg(conv_alg(p), [&](Alg a) { return bwd_weights_pd(g, blocked, gb, a); });
     BwdWeightsEntry e;
     e.prim = convolution_backward_weights(pd);
@@ -431,7 +451,7 @@ void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* 
     if (gb) e.diffBias = memory(u.bias, engine(), nullptr);
     return e;
   });
-  port_in(e.src, x);
+  port_in(e.src, x.data);
   port_in(e.diffDst, gy);
   port_out_bind(e.diffWei, gw);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.src.prim}, {DNNL_ARG_DIFF_DST, e.diffDst.prim},

@@ -120,11 +120,21 @@ enum class Pass { fwd, bwdData, bwdWeights };
 // Activations may be NCHW or, flagged, in the activation block layout (activation_block(): nChw16c or nChw8c, channels
 // a multiple of the block). The "may block" outputs are written blocked when the primitive itself works in that
 // layout (no reorder); the return value says which was written.
-bool conv2d_forward(float* out, const float* x, const float* w, const float* bias, const ConvParams& p,
+// An activation may also be kept in bf16 storage (Act::bf16: bf16 bit patterns, 2 bytes a value), always blocked, as
+// autocast keeps conv outputs in bf16: conv reads x and writes out that way, batch norm reads and writes it (norm.cc).
+// A bf16-stored out is always written blocked (the return value is then true).
+struct Act {
+  void* data = nullptr;
+  bool bf16 = false;
+  Act(float* f) : data(f) {}
+  Act(const float* f) : data(const_cast<float*>(f)) {}
+  Act(void* d, bool b) : data(d), bf16(b) {}
+};
+bool conv2d_forward(Act out, Act x, const float* w, const float* bias, const ConvParams& p,
                     bool xBlocked = false, bool outMayBlock = false);
 bool conv2d_backward_data(float* gx, const float* gy, const float* w, const ConvParams& p, bool gyBlocked = false,
                           bool gxMayBlock = false);
-void conv2d_backward_weight(float* gw, float* gb, const float* gy, const float* x, const ConvParams& p,
+void conv2d_backward_weight(float* gw, float* gb, const float* gy, Act x, const ConvParams& p,
                             bool gyBlocked = false, bool xBlocked = false);
 /** In place: an [N, C, H, W] float buffer from NCHW to the activation block layout (toBlocked) or back. */
 void relayout_blocked(float* buf, int64_t N, int64_t C, int64_t H, int64_t W, bool toBlocked);
@@ -166,7 +176,9 @@ int64_t activation_block();
 std::string activation_layout();
 
 // ---- norm.cc ----
-// The *_blocked variants take x, out, gy and gx in nChw{block}c (block 8 or 16, C a multiple of it).
+// The *_blocked variants take x, out, gy and gx in nChw{block}c (block 8 or 16, C a multiple of it). Each has a twin
+// for bf16-stored activations (uint16_t bf16 bits: x, out, residual and y; statistics and gradients stay f32), which
+// computes in f32 from the widened values and rounds once on the store.
 void batchnorm_forward_blocked(float* out, float* mean, float* invstd, const float* x, const float* gamma,
                                const float* beta, int64_t N, int64_t C, int64_t HW, double eps, int64_t block);
 void batchnorm_inference_blocked(float* out, const float* x, const float* mean, const float* variance,
@@ -182,6 +194,22 @@ void batchnorm_relu_forward_blocked(float* out, float* mean, float* invstd, cons
 void batchnorm_relu_backward_blocked(float* gx, float* gresidual, float* ggamma, float* gbeta, const float* gy,
                                      const float* y, const float* x, const float* mean, const float* invstd,
                                      const float* gamma, int64_t N, int64_t C, int64_t HW, int64_t block);
+void batchnorm_forward_blocked(uint16_t* out, float* mean, float* invstd, const uint16_t* x, const float* gamma,
+                               const float* beta, int64_t N, int64_t C, int64_t HW, double eps, int64_t block);
+void batchnorm_inference_blocked(uint16_t* out, const uint16_t* x, const float* mean, const float* variance,
+                                 const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps,
+                                 int64_t block);
+void batchnorm_backward_blocked(float* gx, float* ggamma, float* gbeta, const float* gy, const uint16_t* x,
+                                const float* mean, const float* invstd, const float* gamma, int64_t N, int64_t C,
+                                int64_t HW, int64_t block);
+void batchnorm_relu_forward_blocked(uint16_t* out, float* mean, float* invstd, const uint16_t* x,
+                                    const uint16_t* residual, const float* gamma, const float* beta, int64_t N,
+                                    int64_t C, int64_t HW, double eps, int64_t block);
+void batchnorm_relu_backward_blocked(float* gx, float* gresidual, float* ggamma, float* gbeta, const float* gy,
+                                     const uint16_t* y, const uint16_t* x, const float* mean, const float* invstd,
+                                     const float* gamma, int64_t N, int64_t C, int64_t HW, int64_t block);
+/** out[i] = x[i] widened from bf16 bits to f32 (n values; layout untouched). */
+void bf16_to_f32(float* out, const uint16_t* x, int64_t n);
 void batchnorm_relu_forward(float* out, float* mean, float* invstd, const float* x, const float* residual,
                             const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps);
 void batchnorm_relu_backward(float* gx, float* gresidual, float* ggamma, float* gbeta, const float* gy, const float* y,

@@ -280,28 +280,17 @@ void gelu_with_derivative(float* out, float* v, int64_t n) {
   });
 }
 
-// ---- bf16 storage: the upper 16 bits of the f32 pattern, rounded to nearest even (as oneDNN's reorders round) ----
+// ---- bf16 storage (common.h has the scalar conversions): 16 values at a time ----
 typedef uint32_t vu16 __attribute__((vector_size(64)));
 typedef uint16_t vh16 __attribute__((vector_size(32)));
 
-inline uint16_t to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40u);  // NaN stays a (quiet) NaN
-  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
 inline vh16 to_bf16(vf16 v) {
   const vu16 u = reinterpret_cast<vu16>(v);
   const vu16 r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
   const vu16 q = (u >> 16) | 0x40u;
   return __builtin_convertvector((u & 0x7fffffffu) > 0x7f800000u ? q : r, vh16);
 }
-inline float from_bf16(uint16_t h) {
-  const uint32_t u = uint32_t(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+using selfsup::to_bf16;  // the scalar one (common.h), hidden by the overload above
 
 /** gelu_with_derivative writing bf16: out = gelu(v), deriv = gelu'(v), v [n] f32 pre-activations left as they are. */
 void gelu_with_derivative_bf16(uint16_t* out, uint16_t* deriv, const float* v, int64_t n) {

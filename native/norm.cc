@@ -65,21 +65,24 @@ inline BnApplyCoeffs bn_forward_coeffs(int64_t c, double mu, double sq, int64_t 
  */
 constexpr int64_t kChunk = 64;
 
-/** ys[j] = (xs[j] - m[j]) * scale[j] + shift[j] [+ rs[j]], clamped at 0 when kRelu: len channels side by side. */
-template <bool kRelu>
-inline void bn_apply_lanes(float* ys, const float* xs, const float* rs, const float* m, const float* scale,
-                           const float* shift, int64_t len) {
+/**
+ * ys[j] = (xs[j] - m[j]) * scale[j] + shift[j] [+ rs[j]], clamped at 0 when kRelu: len channels side by side. T is
+ * the storage of xs, rs and ys: float, or bf16 bits (uint16_t; computed in float, rounded once on the store).
+ */
+template <bool kRelu, class T>
+inline void bn_apply_lanes(T* ys, const T* xs, const T* rs, const float* m, const float* scale, const float* shift,
+                           int64_t len) {
   if (rs) {
 #pragma omp simd
     for (int64_t j = 0; j < len; j++) {
-      const float v = (xs[j] - m[j]) * scale[j] + shift[j] + rs[j];
-      ys[j] = kRelu ? (v > 0.f ? v : 0.f) : v;
+      const float v = (load(xs, j) - m[j]) * scale[j] + shift[j] + load(rs, j);
+      store(ys, j, kRelu ? (v > 0.f ? v : 0.f) : v);
     }
   } else {
 #pragma omp simd
     for (int64_t j = 0; j < len; j++) {
-      const float v = (xs[j] - m[j]) * scale[j] + shift[j];
-      ys[j] = kRelu ? (v > 0.f ? v : 0.f) : v;
+      const float v = (load(xs, j) - m[j]) * scale[j] + shift[j];
+      store(ys, j, kRelu ? (v > 0.f ? v : 0.f) : v);
     }
   }
 }
@@ -149,12 +152,12 @@ void batchnorm_forward_t(float* out, float* mean, float* invstd, const float* x,
  * gy, or gy masked by y > 0 (kRelu). A bit mask, not a select: GCC will not if-convert the select inside the double
  * reductions (it measured 10x slower), and gy * (y > 0) would turn an infinite gy at y <= 0 into NaN instead of 0.
  */
-template <bool kRelu>
-inline float relu_grad(float gy, const float* y, int64_t i) {
+template <bool kRelu, class T>
+inline float relu_grad(float gy, const T* y, int64_t i) {
   if constexpr (kRelu) {
     uint32_t bits;
     std::memcpy(&bits, &gy, sizeof bits);
-    bits &= 0u - uint32_t(y[i] > 0.f);
+    bits &= 0u - uint32_t(load(y, i) > 0.f);
     std::memcpy(&gy, &bits, sizeof bits);
   }
   return gy;
@@ -183,12 +186,12 @@ inline BnGradCoeffs bn_grad_coeffs(int64_t c, double sumGy, double sumGyXc, cons
  * gx = a * (g - b - (x - mean) * k) for len channels side by side starting at element o, each with its own
  * coefficients (bn_grad_coeffs), g = gy masked by y > 0 (kRelu).
  */
-template <bool kRelu>
-inline void bn_grad_apply_lanes(float* gx, const float* gy, const float* y, const float* x, const float* mu,
-                                const float* a, const float* b, const float* k, int64_t o, int64_t len) {
+template <bool kRelu, class T>
+inline void bn_grad_apply_lanes(float* gx, const float* gy, const T* y, const T* x, const float* mu, const float* a,
+                                const float* b, const float* k, int64_t o, int64_t len) {
 #pragma omp simd
   for (int64_t j = 0; j < len; j++)
-    gx[o + j] = a[j] * (relu_grad<kRelu>(gy[o + j], y, o + j) - b[j] - (x[o + j] - mu[j]) * k[j]);
+    gx[o + j] = a[j] * (relu_grad<kRelu>(gy[o + j], y, o + j) - b[j] - (load(x, o + j) - mu[j]) * k[j]);
 }
 
 /** Adds sum(g) and sum(g * (x - mu)) over len values, g = relu_grad(gy); writes g to gr when kGr. */
@@ -348,11 +351,13 @@ inline int64_t stat_shares(int64_t blocks, int64_t N, int64_t bytesPerImage) {
   return std::max(batch_shares(blocks, N), std::min(N, bySize));
 }
 
-template <int64_t kLanes, bool kRelu>
-void batchnorm_forward_blocked_t(float* out, float* mean, float* invstd, const float* x, const float* r,
-                                 const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
+// T: the storage of x, r and out (float, or bf16 bits in uint16_t); everything else is float.
+template <int64_t kLanes, bool kRelu, class T>
+void batchnorm_forward_blocked_t(T* out, float* mean, float* invstd, const T* x, const T* r, const float* gamma,
+                                 const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
   if (C == 0) return;
   const int64_t CB = C / kLanes, M = N * HW, work = N * C * HW;
+  // shares sized as for f32 storage whatever T is, so bf16 data sums in the order its f32 twin would
   const int64_t S = stat_shares(CB, N, HW * kLanes * int64_t(sizeof(float)));
   // per (channel block, share of the batch), in one task: the share's mean, then its centred sum of squares (two
   // passes over data still in cache, in double); the shares are then merged in order (Chan, Golub and LeVeque)
@@ -362,18 +367,18 @@ void batchnorm_forward_blocked_t(float* out, float* mean, float* invstd, const f
       const int64_t cb = t / S, s = t % S, n0 = N * s / S, n1 = N * (s + 1) / S, cnt = (n1 - n0) * HW;
       double acc[kLanes] = {}, m[kLanes], q[kLanes] = {};
       for (int64_t n = n0; n < n1; n++) {
-        const float* xs = x + blk<kLanes>(n, cb, 0, CB, HW);
+        const T* xs = x + blk<kLanes>(n, cb, 0, CB, HW);
         for (int64_t i = 0; i < HW * kLanes; i += kLanes) {
 #pragma omp simd
-          for (int64_t j = 0; j < kLanes; j++) acc[j] += xs[i + j];
+          for (int64_t j = 0; j < kLanes; j++) acc[j] += load(xs, i + j);
         }
       }
       for (int64_t j = 0; j < kLanes; j++) m[j] = cnt ? acc[j] / double(cnt) : 0.0;
       for (int64_t n = n0; n < n1; n++) {
-        const float* xs = x + blk<kLanes>(n, cb, 0, CB, HW);
+        const T* xs = x + blk<kLanes>(n, cb, 0, CB, HW);
         for (int64_t i = 0; i < HW * kLanes; i += kLanes) {
 #pragma omp simd
-          for (int64_t j = 0; j < kLanes; j++) q[j] += (xs[i + j] - m[j]) * (xs[i + j] - m[j]);
+          for (int64_t j = 0; j < kLanes; j++) q[j] += (load(xs, i + j) - m[j]) * (load(xs, i + j) - m[j]);
         }
       }
       for (int64_t j = 0; j < kLanes; j++) {
@@ -413,8 +418,8 @@ void batchnorm_forward_blocked_t(float* out, float* mean, float* invstd, const f
   });
 }
 
-template <int64_t kLanes>
-void batchnorm_inference_blocked_t(float* out, const float* x, const float* mean, const float* variance,
+template <int64_t kLanes, class T>
+void batchnorm_inference_blocked_t(T* out, const T* x, const float* mean, const float* variance,
                                  const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps) {
   if (N * C * HW == 0) return;
   const int64_t CB = C / kLanes;
@@ -432,31 +437,32 @@ void batchnorm_inference_blocked_t(float* out, const float* x, const float* mean
       for (int64_t i = 0; i < HW; i++) {
         const int64_t o = (p * HW + i) * kLanes;
 #pragma omp simd
-        for (int64_t j = 0; j < kLanes; j++) out[o + j] = (x[o + j] - m[j]) * sc[j] + sh[j];
+        for (int64_t j = 0; j < kLanes; j++) store(out, o + j, (load(x, o + j) - m[j]) * sc[j] + sh[j]);
       }
     }
   });
 }
 
 /** bn_grad_sums over the HW positions of one image's L-channel block starting at element o, per lane. */
-template <int64_t kLanes, bool kRelu, bool kGr>
-inline void bn_grad_sums_blocked(double* sumG, double* sumGXc, float* gr, const float* gy, const float* y,
-                                 const float* x, const float* mu, int64_t o, int64_t HW) {
+template <int64_t kLanes, bool kRelu, bool kGr, class T>
+inline void bn_grad_sums_blocked(double* sumG, double* sumGXc, float* gr, const float* gy, const T* y, const T* x,
+                                 const float* mu, int64_t o, int64_t HW) {
   for (int64_t i = 0; i < HW; i++, o += kLanes) {
 #pragma omp simd
     for (int64_t j = 0; j < kLanes; j++) {
       const float g = relu_grad<kRelu>(gy[o + j], y, o + j);
       if constexpr (kGr) gr[o + j] = g;
       sumG[j] += g;
-      sumGXc[j] += double(g) * (x[o + j] - mu[j]);
+      sumGXc[j] += double(g) * (load(x, o + j) - mu[j]);
     }
   }
 }
 
-template <int64_t kLanes, bool kRelu>
-void batchnorm_backward_blocked_t(float* gx, float* gr, float* ggamma, float* gbeta, const float* gy, const float* y,
-                                  const float* x, const float* mean, const float* invstd, const float* gamma,
-                                  int64_t N, int64_t C, int64_t HW) {
+// T: the storage of y and x (float, or bf16 bits); the gradients are float.
+template <int64_t kLanes, bool kRelu, class T>
+void batchnorm_backward_blocked_t(float* gx, float* gr, float* ggamma, float* gbeta, const float* gy, const T* y,
+                                  const T* x, const float* mean, const float* invstd, const float* gamma, int64_t N,
+                                  int64_t C, int64_t HW) {
   if (C == 0) return;
   const int64_t CB = C / kLanes, M = N * HW, S = batch_shares(CB, N), work = N * C * HW;
   // per (channel block, share of the batch): sum(g) and sum(g * (x - mean)), g = gy masked by y > 0 (kRelu); the
@@ -500,34 +506,88 @@ void batchnorm_backward_blocked_t(float* gx, float* gr, float* ggamma, float* gb
 
 }  // namespace
 
+// The exported entry points, for f32 storage and for bf16 storage (uint16_t bits) of the activations.
+namespace {
+template <class T>
+void bn_forward_blocked(T* out, float* mean, float* invstd, const T* x, const T* r, const float* gamma,
+                        const float* beta, int64_t N, int64_t C, int64_t HW, double eps, int64_t block, bool relu) {
+  if (block == 16)
+    (relu ? batchnorm_forward_blocked_t<16, true, T> : batchnorm_forward_blocked_t<16, false, T>)(
+        out, mean, invstd, x, r, gamma, beta, N, C, HW, eps);
+  else
+    (relu ? batchnorm_forward_blocked_t<8, true, T> : batchnorm_forward_blocked_t<8, false, T>)(
+        out, mean, invstd, x, r, gamma, beta, N, C, HW, eps);
+}
+template <class T>
+void bn_backward_blocked(float* gx, float* gr, float* ggamma, float* gbeta, const float* gy, const T* y, const T* x,
+                         const float* mean, const float* invstd, const float* gamma, int64_t N, int64_t C, int64_t HW,
+                         int64_t block, bool relu) {
+  if (block == 16)
+    (relu ? batchnorm_backward_blocked_t<16, true, T> : batchnorm_backward_blocked_t<16, false, T>)(
+        gx, gr, ggamma, gbeta, gy, y, x, mean, invstd, gamma, N, C, HW);
+  else
+    (relu ? batchnorm_backward_blocked_t<8, true, T> : batchnorm_backward_blocked_t<8, false, T>)(
+        gx, gr, ggamma, gbeta, gy, y, x, mean, invstd, gamma, N, C, HW);
+}
+}  // namespace
+
 void batchnorm_forward_blocked(float* out, float* mean, float* invstd, const float* x, const float* gamma,
                                const float* beta, int64_t N, int64_t C, int64_t HW, double eps, int64_t block) {
-  (block == 16 ? batchnorm_forward_blocked_t<16, false> : batchnorm_forward_blocked_t<8, false>)(
-      out, mean, invstd, x, nullptr, gamma, beta, N, C, HW, eps);
+  bn_forward_blocked<float>(out, mean, invstd, x, nullptr, gamma, beta, N, C, HW, eps, block, false);
+}
+void batchnorm_forward_blocked(uint16_t* out, float* mean, float* invstd, const uint16_t* x, const float* gamma,
+                               const float* beta, int64_t N, int64_t C, int64_t HW, double eps, int64_t block) {
+  bn_forward_blocked<uint16_t>(out, mean, invstd, x, nullptr, gamma, beta, N, C, HW, eps, block, false);
 }
 void batchnorm_relu_forward_blocked(float* out, float* mean, float* invstd, const float* x, const float* residual,
                                     const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps,
                                     int64_t block) {
-  (block == 16 ? batchnorm_forward_blocked_t<16, true> : batchnorm_forward_blocked_t<8, true>)(
-      out, mean, invstd, x, residual, gamma, beta, N, C, HW, eps);
+  bn_forward_blocked<float>(out, mean, invstd, x, residual, gamma, beta, N, C, HW, eps, block, true);
+}
+void batchnorm_relu_forward_blocked(uint16_t* out, float* mean, float* invstd, const uint16_t* x,
+                                    const uint16_t* residual, const float* gamma, const float* beta, int64_t N,
+                                    int64_t C, int64_t HW, double eps, int64_t block) {
+  bn_forward_blocked<uint16_t>(out, mean, invstd, x, residual, gamma, beta, N, C, HW, eps, block, true);
 }
 void batchnorm_inference_blocked(float* out, const float* x, const float* mean, const float* variance,
                                  const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps,
                                  int64_t block) {
-  (block == 16 ? batchnorm_inference_blocked_t<16> : batchnorm_inference_blocked_t<8>)(out, x, mean, variance, gamma,
-                                                                                        beta, N, C, HW, eps);
+  (block == 16 ? batchnorm_inference_blocked_t<16, float> : batchnorm_inference_blocked_t<8, float>)(
+      out, x, mean, variance, gamma, beta, N, C, HW, eps);
+}
+void batchnorm_inference_blocked(uint16_t* out, const uint16_t* x, const float* mean, const float* variance,
+                                 const float* gamma, const float* beta, int64_t N, int64_t C, int64_t HW, double eps,
+                                 int64_t block) {
+  (block == 16 ? batchnorm_inference_blocked_t<16, uint16_t> : batchnorm_inference_blocked_t<8, uint16_t>)(
+      out, x, mean, variance, gamma, beta, N, C, HW, eps);
 }
 void batchnorm_backward_blocked(float* gx, float* ggamma, float* gbeta, const float* gy, const float* x,
                                 const float* mean, const float* invstd, const float* gamma, int64_t N, int64_t C,
                                 int64_t HW, int64_t block) {
-  (block == 16 ? batchnorm_backward_blocked_t<16, false> : batchnorm_backward_blocked_t<8, false>)(
-      gx, nullptr, ggamma, gbeta, gy, nullptr, x, mean, invstd, gamma, N, C, HW);
+  bn_backward_blocked<float>(gx, nullptr, ggamma, gbeta, gy, nullptr, x, mean, invstd, gamma, N, C, HW, block, false);
+}
+void batchnorm_backward_blocked(float* gx, float* ggamma, float* gbeta, const float* gy, const uint16_t* x,
+                                const float* mean, const float* invstd, const float* gamma, int64_t N, int64_t C,
+                                int64_t HW, int64_t block) {
+  bn_backward_blocked<uint16_t>(gx, nullptr, ggamma, gbeta, gy, nullptr, x, mean, invstd, gamma, N, C, HW, block,
+                                false);
 }
 void batchnorm_relu_backward_blocked(float* gx, float* gresidual, float* ggamma, float* gbeta, const float* gy,
                                      const float* y, const float* x, const float* mean, const float* invstd,
                                      const float* gamma, int64_t N, int64_t C, int64_t HW, int64_t block) {
-  (block == 16 ? batchnorm_backward_blocked_t<16, true> : batchnorm_backward_blocked_t<8, true>)(
-      gx, gresidual, ggamma, gbeta, gy, y, x, mean, invstd, gamma, N, C, HW);
+  bn_backward_blocked<float>(gx, gresidual, ggamma, gbeta, gy, y, x, mean, invstd, gamma, N, C, HW, block, true);
+}
+void batchnorm_relu_backward_blocked(float* gx, float* gresidual, float* ggamma, float* gbeta, const float* gy,
+                                     const uint16_t* y, const uint16_t* x, const float* mean, const float* invstd,
+                                     const float* gamma, int64_t N, int64_t C, int64_t HW, int64_t block) {
+  bn_backward_blocked<uint16_t>(gx, gresidual, ggamma, gbeta, gy, y, x, mean, invstd, gamma, N, C, HW, block, true);
+}
+
+void bf16_to_f32(float* out, const uint16_t* x, int64_t n) {
+  parallel_range(n, n, [&](int64_t b, int64_t e) {
+#pragma omp simd
+    for (int64_t i = b; i < e; i++) out[i] = from_bf16(x[i]);
+  });
 }
 
 // ---- layer norm ----

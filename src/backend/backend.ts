@@ -53,25 +53,50 @@ export interface PoolParams {
  * whether it is blocked; the outputs that "may block" are written blocked when the primitive works in that layout,
  * and the conv kernels return whether they were.
  */
+/**
+ * A blocked activation buffer: f32 values, or bf16 storage (a Uint8Array of 2 bytes a value), as conv leaves a
+ * ResNet's activations in bf16 precision (bf16Storage) and batch norm keeps them: every activation argument of the
+ * batch norm kernels below is one or the other, all alike.
+ */
+export type BlockedAct = FloatArray | Uint8Array;
+
 export interface BlockedKernels {
   /** whether conv may leave its outputs blocked now (the native conv layout is 'blocked') */
   enabled(): boolean;
+  /**
+   * Whether conv writes a blocked output in bf16 storage now: in bf16 precision, as autocast keeps conv outputs in
+   * bf16 (half the memory of the activations kept for the backward), unless turned off (setBf16Storage).
+   */
+  bf16Storage(): boolean;
+  /** out = x widened from bf16 storage to f32, in the same layout (x has 2 bytes per value of out). */
+  widenBf16(out: Float32Array, x: Uint8Array): void;
   /** Channels per block of the blocked layout in use (16 for nChw16c, 8 for nChw8c; 0 when plain). */
   block(): number;
   /** In place: [N, C, H, W] from NCHW to the blocked layout (toBlocked) or back. */
   relayout(buf: Float32Array, N: number, C: number, H: number, W: number, toBlocked: boolean): void;
-  conv2d(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, p: ConvParams,
+  conv2d(out: BlockedAct, x: BlockedAct, w: Float32Array, bias: Float32Array | null, p: ConvParams,
     xBlocked: boolean, outMayBlock: boolean): boolean;
   conv2dBackwardData(gx: Float32Array, gy: Float32Array, w: Float32Array, p: ConvParams, gyBlocked: boolean,
     gxMayBlock: boolean): boolean;
-  conv2dBackwardWeight(gw: Float32Array, gb: Float32Array | null, gy: Float32Array, x: Float32Array, p: ConvParams,
+  conv2dBackwardWeight(gw: Float32Array, gb: Float32Array | null, gy: Float32Array, x: BlockedAct, p: ConvParams,
     gyBlocked: boolean, xBlocked: boolean): void;
-  /** Batch norm with x, out (gy, gx) all blocked; the same signatures as the NCHW kernels of Backend. */
-  batchNormForward: Backend['batchNormForward'];
-  batchNormInference: Backend['batchNormInference'];
-  batchNormBackward: Backend['batchNormBackward'];
-  batchNormReluForward: Backend['batchNormReluForward'];
-  batchNormReluBackward: Backend['batchNormReluBackward'];
+  /**
+   * Batch norm with x, out (gy, gx) all blocked; the signatures of the NCHW kernels of Backend, with the activations
+   * (x, out, residual, y) in f32 or all in bf16 storage; statistics and gradients f32.
+   */
+  batchNormForward(out: BlockedAct, mean: FloatArray, invstd: FloatArray, x: BlockedAct, gamma: FloatArray | null,
+    beta: FloatArray | null, N: number, C: number, HW: number, eps: number): void;
+  batchNormInference(out: BlockedAct, x: BlockedAct, mean: FloatArray, variance: FloatArray, gamma: FloatArray | null,
+    beta: FloatArray | null, N: number, C: number, HW: number, eps: number): void;
+  batchNormBackward(gx: FloatArray, ggamma: FloatArray | null, gbeta: FloatArray | null, gy: FloatArray,
+    x: BlockedAct, mean: FloatArray, invstd: FloatArray, gamma: FloatArray | null, N: number, C: number,
+    HW: number): void;
+  batchNormReluForward(out: BlockedAct, mean: FloatArray, invstd: FloatArray, x: BlockedAct,
+    residual: BlockedAct | null, gamma: FloatArray | null, beta: FloatArray | null, N: number, C: number, HW: number,
+    eps: number): void;
+  batchNormReluBackward(gx: FloatArray, gresidual: FloatArray | null, ggamma: FloatArray | null,
+    gbeta: FloatArray | null, gy: FloatArray, y: BlockedAct, x: BlockedAct, mean: FloatArray, invstd: FloatArray,
+    gamma: FloatArray | null, N: number, C: number, HW: number): void;
 }
 
 export interface Backend {

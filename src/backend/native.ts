@@ -48,29 +48,31 @@ type Flagged = 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeight' | 'batch
 
 /**
  * The addon's exports: the Backend kernels with the same argument order, plus memory and benchmark helpers. Conv and
- * batch norm take trailing "blocked" flags (absent: NCHW), as BlockedKernels describes.
+ * batch norm take trailing "blocked" flags (absent: NCHW), as BlockedKernels describes; their activations may be in
+ * bf16 storage (a Uint8Array, blocked only).
  */
 export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocked' | 'bf16Compute' | Flagged> {
-  conv2d(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, p: ConvParams, xBlocked?: boolean,
+  conv2d(out: FloatArray | Uint8Array, x: FloatArray | Uint8Array, w: FloatArray, bias: FloatArray | null, p: ConvParams, xBlocked?: boolean,
     outMayBlock?: boolean): boolean;
   conv2dBackwardData(gx: FloatArray, gy: FloatArray, w: FloatArray, p: ConvParams, gyBlocked?: boolean,
     gxMayBlock?: boolean): boolean;
-  conv2dBackwardWeight(gw: FloatArray, gb: FloatArray | null, gy: FloatArray, x: FloatArray, p: ConvParams,
+  conv2dBackwardWeight(gw: FloatArray, gb: FloatArray | null, gy: FloatArray, x: FloatArray | Uint8Array, p: ConvParams,
     gyBlocked?: boolean, xBlocked?: boolean): void;
-  batchNormForward(out: FloatArray, mean: FloatArray, invstd: FloatArray, x: FloatArray, gamma: FloatArray | null,
+  batchNormForward(out: FloatArray | Uint8Array, mean: FloatArray, invstd: FloatArray, x: FloatArray | Uint8Array, gamma: FloatArray | null,
     beta: FloatArray | null, N: number, C: number, HW: number, eps: number, blocked?: boolean): void;
-  batchNormInference(out: FloatArray, x: FloatArray, mean: FloatArray, variance: FloatArray, gamma: FloatArray | null,
+  batchNormInference(out: FloatArray | Uint8Array, x: FloatArray | Uint8Array, mean: FloatArray, variance: FloatArray, gamma: FloatArray | null,
     beta: FloatArray | null, N: number, C: number, HW: number, eps: number, blocked?: boolean): void;
-  batchNormBackward(gx: FloatArray, ggamma: FloatArray | null, gbeta: FloatArray | null, gy: FloatArray, x: FloatArray,
+  batchNormBackward(gx: FloatArray, ggamma: FloatArray | null, gbeta: FloatArray | null, gy: FloatArray, x: FloatArray | Uint8Array,
     mean: FloatArray, invstd: FloatArray, gamma: FloatArray | null, N: number, C: number, HW: number,
     blocked?: boolean): void;
-  batchNormReluForward(out: FloatArray, mean: FloatArray, invstd: FloatArray, x: FloatArray, residual: FloatArray | null,
+  batchNormReluForward(out: FloatArray | Uint8Array, mean: FloatArray, invstd: FloatArray, x: FloatArray | Uint8Array, residual: FloatArray | Uint8Array | null,
     gamma: FloatArray | null, beta: FloatArray | null, N: number, C: number, HW: number, eps: number,
     blocked?: boolean): void;
   batchNormReluBackward(gx: FloatArray, gresidual: FloatArray | null, ggamma: FloatArray | null,
-    gbeta: FloatArray | null, gy: FloatArray, y: FloatArray, x: FloatArray, mean: FloatArray, invstd: FloatArray,
+    gbeta: FloatArray | null, gy: FloatArray, y: FloatArray | Uint8Array, x: FloatArray | Uint8Array, mean: FloatArray, invstd: FloatArray,
     gamma: FloatArray | null, N: number, C: number, HW: number, blocked?: boolean): void;
   relayout(buf: Float32Array, N: number, C: number, H: number, W: number, toBlocked: boolean): void;
+  widenBf16(out: Float32Array, x: Uint8Array): void;
   memoryStats(): NativeMemoryStats;
   /** Returns every idle cached block to the OS. */
   trimCache(): void;
@@ -122,8 +124,15 @@ export const LAYOUT_MODES = {
 } as const;
 export type LayoutMode = keyof typeof LAYOUT_MODES;
 
-/** The environment's choices for the native engine: SELFSUP_LAYOUT and SELFSUP_CONV_ALGO. */
-export interface NativeEnv { layout: LayoutMode; convAlgo: ConvAlgo }
+/** SELFSUP_BF16_STORAGE values: how bf16 precision stores a ResNet's conv and batch norm activations. */
+export const BF16_STORAGE_MODES = {
+  on: 'in bf16, 2 bytes a value, as autocast keeps conv outputs (default)',
+  off: 'in f32, only the multiplies in bf16',
+} as const;
+export type Bf16StorageMode = keyof typeof BF16_STORAGE_MODES;
+
+/** The environment's choices for the native engine: SELFSUP_LAYOUT, SELFSUP_CONV_ALGO and SELFSUP_BF16_STORAGE. */
+export interface NativeEnv { layout: LayoutMode; convAlgo: ConvAlgo; bf16Storage: Bf16StorageMode }
 
 /** ONEDNN_MAX_CPU_ISA (and its older name DNNL_MAX_CPU_ISA) values oneDNN 2.6 accepts. */
 const ISA_VALUES = ['SSE41', 'AVX', 'AVX2', 'AVX2_VNNI', 'AVX512_MIC', 'AVX512_MIC_4OPS', 'AVX512_CORE',
@@ -151,7 +160,12 @@ export function checkNativeEnv(env: NodeJS.ProcessEnv = process.env): NativeEnv 
     throw new NativeConfigError(`[native] SELFSUP_CONV_ALGO='${convAlgo}' is not a conv algorithm; accepted values: ` +
       Object.entries(CONV_ALGOS).map(([k, v]) => `${k} (${v})`).join('; '));
   }
-  return { layout: layout as LayoutMode, convAlgo: convAlgo as ConvAlgo };
+  const bf16Storage = env.SELFSUP_BF16_STORAGE ?? 'on';
+  if (!Object.hasOwn(BF16_STORAGE_MODES, bf16Storage)) {
+    throw new NativeConfigError(`[native] SELFSUP_BF16_STORAGE='${bf16Storage}' is not a storage mode; accepted ` +
+      'values: ' + Object.entries(BF16_STORAGE_MODES).map(([k, v]) => `${k} (${v})`).join('; '));
+  }
+  return { layout: layout as LayoutMode, convAlgo: convAlgo as ConvAlgo, bf16Storage: bf16Storage as Bf16StorageMode };
 }
 
 let addon: NativeAddon | null = null;
@@ -185,10 +199,11 @@ export function nativeAddon(): NativeAddon {
 
 /** Applies SELFSUP_LAYOUT and SELFSUP_CONV_ALGO on first use (after checking the environment). */
 function configure(a: NativeAddon): void {
-  const { layout, convAlgo } = checkNativeEnv();
+  const { layout, convAlgo, bf16Storage: storage } = checkNativeEnv();
   a.convLayout(layout === 'plain' ? 'plain' : 'blocked');
   a.convAlgo(convAlgo);
   blockedActivations = layout === 'auto';
+  bf16Storage = storage === 'on';
   configured = true;
 }
 
@@ -202,6 +217,21 @@ export function setBlockedActivations(on: boolean): boolean {
   if (addon !== null && !configured) configure(addon);
   const old = blockedActivations;
   blockedActivations = on;
+  return old;
+}
+
+// In bf16 precision conv leaves blocked outputs in bf16 storage (BlockedKernels.bf16Storage) unless this is off
+// (SELFSUP_BF16_STORAGE=off; configure() reads it on first use).
+let bf16Storage = true;
+
+/**
+ * Turns bf16 storage of conv and batch norm activations in bf16 precision on (the default) or off (every activation
+ * f32, as before it existed: tests and A/B benchmarks); returns the old setting.
+ */
+export function setBf16Storage(on: boolean): boolean {
+  if (addon !== null && !configured) configure(addon);
+  const old = bf16Storage;
+  bf16Storage = on;
   return old;
 }
 
@@ -228,6 +258,8 @@ const blockedKernels: BlockedKernels = {
     const m = /^nChw(\d+)c$/.exec(nativeAddon().activationLayout());
     return m === null ? 0 : Number(m[1]);
   },
+  bf16Storage: () => bf16Storage && nativeAddon().precision() === 'bf16',
+  widenBf16: (out, x) => nativeAddon().widenBf16(out, x),
   relayout: (buf, N, C, H, W, toBlocked) => nativeAddon().relayout(buf, N, C, H, W, toBlocked),
   conv2d: (out, x, w, bias, p, xBlocked, outMayBlock) => nativeAddon().conv2d(out, x, w, bias, p, xBlocked, outMayBlock),
   conv2dBackwardData: (gx, gy, w, p, gyBlocked, gxMayBlock) =>

@@ -3,9 +3,10 @@
 // (activations, slice, indexSelect, conv, batch norm, layer norm, softmax, pools) call that
 // backward kernel, which every backend implements (the reference one is the oracle tests compare against).
 // Composite ops (mean, var, softmax over other dims, cross-entropy, attention, ...) live in composite.ts.
-import type { BinaryOp, ConvParams, DType, DeviceName, FloatArray, PoolParams, TypedArray, UnaryOp } from '../backend/backend.js';
+import type { BinaryOp, BlockedAct, BlockedKernels, ConvParams, DType, DeviceName, FloatArray, PoolParams, TypedArray,
+  UnaryOp } from '../backend/backend.js';
 import { record, noGrad } from './autograd.js';
-import { empty, fmtShape, sizeOf, contiguousStrides, Tensor, Storage, type Shape } from './tensor.js';
+import { empty, emptyBf16Blocked, fmtShape, sizeOf, contiguousStrides, Tensor, Storage, type Shape } from './tensor.js';
 import { getBackend } from './device.js';
 import { globalRng, type Rng } from './rng.js';
 
@@ -975,15 +976,17 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
     throw new Error(`[conv2d] input ${fmtShape(x.shape)} is too small for kernel ${KH}x${KW} (padding ${padH},${padW}, dilation ${dilationH},${dilationW})`);
   }
   const p: ConvParams = { N, C, H, W, O, KH, KW, OH, OW, strideH, strideW, padH, padW, dilationH, dilationW, groups };
-  const out = like(x, [N, O, OH, OW]);
-  // native: activations with channels in multiples of the block stay in oneDNN's blocked layout between layers
+  // native: activations with channels in multiples of the block stay in oneDNN's blocked layout between layers, and
+  // in bf16 precision in bf16 storage (as autocast keeps conv outputs in bf16)
   const bk = x.backend.blocked !== undefined && x.backend.blocked.enabled() && groups === 1 ? x.backend.blocked : null;
+  const half = bk !== null && out16(bk, O);
+  const out = half ? emptyBf16Blocked([N, O, OH, OW], x.backend) : like(x, [N, O, OH, OW]);
   if (out.size > 0) {
     if (bk !== null) {
-      const xb = x.blockedData;
-      const bl = bk.conv2d(fdata(out) as Float32Array, xb ?? fdata(x) as Float32Array, fdata(weight) as Float32Array,
-        bias === null ? null : fdata(bias) as Float32Array, p, xb !== null, true);
-      if (bl) out.markBlocked();
+      const xin = blockedIn(x);
+      const bl = bk.conv2d(half ? out.bf16Data! : fdata(out) as Float32Array, xin ?? fdata(x) as Float32Array,
+        fdata(weight) as Float32Array, bias === null ? null : fdata(bias) as Float32Array, p, xin !== null, true);
+      if (bl && !half) out.markBlocked();
     } else {
       x.backend.conv2d(fdata(out), fdata(x), fdata(weight), bias === null ? null : fdata(bias), p);
     }
@@ -1011,15 +1014,26 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
       gw = like(weight, weight.shape, weight.dtype, zero);
       gb = bias !== null ? like(bias, bias.shape, bias.dtype, zero) : null;
       if (g.size > 0 && bkNow !== null) {
-        const gbl = g.blockedData, xb = x.blockedData;
+        const gbl = g.blockedData, xin = blockedIn(x);
         bkNow.conv2dBackwardWeight(fdata(gw) as Float32Array, gb === null ? null : fdata(gb) as Float32Array,
-          gbl ?? fdata(g) as Float32Array, xb ?? fdata(x) as Float32Array, p, gbl !== null, xb !== null);
+          gbl ?? fdata(g) as Float32Array, xin ?? fdata(x) as Float32Array, p, gbl !== null, xin !== null);
       } else if (g.size > 0) {
         x.backend.conv2dBackwardWeight(fdata(gw), gb === null ? null : fdata(gb), fdata(g), fdata(x), p);
       }
     }
     return [gx, weight.requiresGrad ? gw : null, bias !== null && bias.requiresGrad ? gb : null];
   });
+}
+
+/** Whether a conv with O output channels writes its output in bf16 storage now (bk.bf16Storage, whole blocks). */
+function out16(bk: BlockedKernels, O: number): boolean {
+  const L = bk.block();
+  return L > 0 && O % L === 0 && bk.bf16Storage();
+}
+
+/** A blocked activation as the conv and batch norm kernels read it: bf16 storage as it is, else f32; null if NCHW. */
+function blockedIn(t: Tensor): BlockedAct | null {
+  return t.bf16Data ?? t.blockedData;
 }
 
 // ---------------------------------------------------------------- normalization
@@ -1057,6 +1071,13 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
   if (!opts.training) {
     if (runningMean === null || runningVar === null) throw new Error('[batchNorm] eval mode needs running statistics');
     if (!needsGrad([x, weight, bias])) {
+      const xh = x.bf16Data;
+      if (xh !== null) { // bf16 storage in, bf16 storage out
+        const out = emptyBf16Blocked(x.shape, x.backend);
+        x.backend.blocked!.batchNormInference(out.bf16Data!, xh, fdata(runningMean), fdata(runningVar),
+          weight === null ? null : fdata(weight), bias === null ? null : fdata(bias), N, C, HW, eps);
+        return out;
+      }
       const out = like(x);
       const xb = x.blockedData;
       (xb !== null ? x.backend.blocked! : x.backend).batchNormInference(fdata(out), xb ?? fdata(x), fdata(runningMean),
@@ -1105,22 +1126,34 @@ function batchNormTraining(op: string, x: Tensor, runningMean: Tensor | null, ru
   if (N * HW <= 1) {
     throw new Error(`[${op}] expected more than 1 value per channel when training, got input ${fmtShape(x.shape)}`);
   }
-  const out = like(x);
   const mean = like(x, [C]);
   const invstd = like(x, [C]);
-  // a blocked input (left by a conv) is normalised in that layout and stays in it; a residual must be blocked too
-  const xbl = x.blockedData;
-  const rbl = residual === null ? null : residual.blockedData;
-  const inBlocked = xbl !== null && (residual === null || rbl !== null);
-  const k = inBlocked ? x.backend.blocked! : x.backend;
   const gamma = weight === null ? null : fdata(weight), beta = bias === null ? null : fdata(bias);
-  if (fuseRelu) {
-    k.batchNormReluForward(fdata(out), fdata(mean), fdata(invstd), inBlocked ? xbl : fdata(x),
-      residual === null ? null : inBlocked ? rbl : fdata(residual), gamma, beta, N, C, HW, eps);
+  // an input in bf16 storage (left by a conv in bf16 precision) gives an output in bf16 storage when the residual is
+  // in it too; otherwise a blocked input (left by a conv) is normalised in that layout and stays in it, and a residual
+  // must be blocked too. Reading a bf16 input as blocked f32 widens it.
+  const xh = x.bf16Data, rh = residual === null ? null : residual.bf16Data;
+  const half = xh !== null && (residual === null || rh !== null);
+  let out: Tensor;
+  if (half) {
+    out = emptyBf16Blocked(x.shape, x.backend);
+    const bk = x.backend.blocked!;
+    if (fuseRelu) bk.batchNormReluForward(out.bf16Data!, fdata(mean) as Float32Array, fdata(invstd) as Float32Array, xh, rh, gamma, beta, N, C, HW, eps);
+    else bk.batchNormForward(out.bf16Data!, fdata(mean) as Float32Array, fdata(invstd) as Float32Array, xh, gamma, beta, N, C, HW, eps);
   } else {
-    k.batchNormForward(fdata(out), fdata(mean), fdata(invstd), inBlocked ? xbl : fdata(x), gamma, beta, N, C, HW, eps);
+    out = like(x);
+    const xbl = x.blockedData;
+    const rbl = residual === null ? null : residual.blockedData;
+    const inBlocked = xbl !== null && (residual === null || rbl !== null);
+    const k = inBlocked ? x.backend.blocked! : x.backend;
+    if (fuseRelu) {
+      k.batchNormReluForward(fdata(out), fdata(mean), fdata(invstd), inBlocked ? xbl : fdata(x),
+        residual === null ? null : inBlocked ? rbl : fdata(residual), gamma, beta, N, C, HW, eps);
+    } else {
+      k.batchNormForward(fdata(out), fdata(mean), fdata(invstd), inBlocked ? xbl : fdata(x), gamma, beta, N, C, HW, eps);
+    }
+    if (inBlocked) out.markBlocked();
   }
-  if (inBlocked) out.markBlocked();
   if (runningMean !== null && runningVar !== null) {
     const rm = runningMean.data as FloatArray;
     const rv = runningVar.data as FloatArray;
@@ -1140,18 +1173,25 @@ function batchNormTraining(op: string, x: Tensor, runningMean: Tensor | null, ru
     const gw = weight !== null ? like(weight) : null;
     const gb = bias !== null ? like(bias) : null;
     const gr = residual !== null && residual.requiresGrad ? like(residual) : null;
-    // blocked only when g, x (and the output the mask is read from) still are; otherwise reading them turns all NCHW
-    const gbl = g.blockedData, xb = x.blockedData, yb = fuseRelu ? out.blockedData : null;
+    // blocked only when g, x (and the output the mask is read from) still are; otherwise reading them turns all NCHW.
+    // x and y are read in bf16 storage where both still are in it (else as f32, which widens them).
+    const gbl = g.blockedData;
+    const xh = x.bf16Data, yh = fuseRelu ? out.bf16Data : null;
+    const half = gbl !== null && xh !== null && (!fuseRelu || yh !== null);
+    const xb = half ? xh : x.blockedData, yb = half ? yh : fuseRelu ? out.blockedData : null;
     const blocked = gbl !== null && xb !== null && (!fuseRelu || yb !== null);
-    const kb = blocked ? x.backend.blocked! : x.backend;
     const ggamma = gw === null ? null : fdata(gw), gbeta = gb === null ? null : fdata(gb);
     const gamma = weight === null ? null : fdata(weight);
-    if (fuseRelu) {
-      kb.batchNormReluBackward(fdata(gx), gr === null ? null : fdata(gr), ggamma, gbeta, blocked ? gbl : fdata(g),
-        blocked ? yb! : fdata(out), blocked ? xb : fdata(x), fdata(mean), fdata(invstd), gamma, N, C, HW);
-    } else {
-      kb.batchNormBackward(fdata(gx), ggamma, gbeta, blocked ? gbl : fdata(g), blocked ? xb : fdata(x), fdata(mean),
+    const gxd = fdata(gx) as Float32Array, grd = gr === null ? null : fdata(gr) as Float32Array;
+    if (blocked) {
+      const bk = x.backend.blocked!;
+      if (fuseRelu) bk.batchNormReluBackward(gxd, grd, ggamma, gbeta, gbl, yb!, xb, fdata(mean), fdata(invstd), gamma, N, C, HW);
+      else bk.batchNormBackward(gxd, ggamma, gbeta, gbl, xb, fdata(mean), fdata(invstd), gamma, N, C, HW);
+    } else if (fuseRelu) {
+      x.backend.batchNormReluBackward(gxd, grd, ggamma, gbeta, fdata(g), fdata(out), fdata(x), fdata(mean),
         fdata(invstd), gamma, N, C, HW);
+    } else {
+      x.backend.batchNormBackward(gxd, ggamma, gbeta, fdata(g), fdata(x), fdata(mean), fdata(invstd), gamma, N, C, HW);
     }
     if (blocked) {
       gx.markBlocked();

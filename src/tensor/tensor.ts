@@ -18,6 +18,12 @@ export class Storage {
    * (no reorder between layers). Every read through Tensor.data first turns it back into NCHW, in place.
    */
   blocked: BlockedLayout | null = null;
+  /**
+   * Set while the buffer holds the activation as bf16 values (2 bytes each, in a Uint8Array), as conv and batch norm
+   * leave a ResNet's activations in bf16 precision (autocast keeps them in bf16 too); always blocked. Reads through
+   * Tensor.data or Tensor.blockedData first widen it to f32 in a new buffer.
+   */
+  bf16 = false;
   constructor(data: TypedArray, readonly backend: Backend) {
     this.data = data;
   }
@@ -142,6 +148,7 @@ export class Tensor {
     if (this.disposed || d === null) {
       throw new Error(`[tensor] use of a freed tensor (id ${this.id}, shape [${this.shape.join(', ')}])`);
     }
+    if (this.storage.bf16) return this.widen().data;
     const b = this.storage.blocked;
     if (b !== null) {
       this.storage.backend.blocked!.relayout(d as Float32Array, b.N, b.C, b.H, b.W, false);
@@ -150,24 +157,50 @@ export class Tensor {
     return d;
   }
 
-  /**
-   * The buffer as it is when it holds this tensor in the blocked layout (a 4-D tensor whose storage a conv or batch norm left
-   * blocked), else null. For the kernels that read that layout; everything else reads `data`.
-   */
-  get blockedData(): Float32Array | null {
+  /** Turns bf16 storage into f32 (same layout, a new buffer; the old one is freed); returns this. */
+  private widen(): this {
+    const st = this.storage, half = st.data as Uint8Array;
+    const f = st.backend.alloc('float32', half.length / 2, false) as Float32Array;
+    st.backend.blocked!.widenBf16(f, half);
+    st.backend.free(half);
+    st.data = f;
+    st.bf16 = false;
+    return this;
+  }
+
+  /** Whether this tensor is the blocked activation its storage holds, or a view the blocked layout allows. */
+  private get blockedView(): boolean {
     const b = this.storage.blocked;
-    if (b === null || this.disposed || this.storage.data === null) return null;
-    if (this.shape.length !== 4) return null;
+    if (b === null || this.disposed || this.storage.data === null) return false;
+    if (this.shape.length !== 4) return false;
     const [N, C, H, W] = this.shape as [number, number, number, number];
-    if (N === b.N && C === b.C && H === b.H && W === b.W) return this.storage.data as Float32Array;
+    if (N === b.N && C === b.C && H === b.H && W === b.W) return true;
     // A view that only regroups batch and channels ([N, C, H, W] <-> [N/S, S*C, H, W], as SplitBatchNorm reshapes)
     // is the same bytes in the blocked layout when both channel counts are multiples of the block L: element
     // (n, c, hw) sits at (k - k % L) * HW + hw * L + k % L with k = n * C + c, whichever way k is split.
     if (H === b.H && W === b.W && N * C === b.N * b.C) {
       const L = this.storage.backend.blocked?.block() ?? 0;
-      if (L > 0 && C % L === 0 && b.C % L === 0) return this.storage.data as Float32Array;
+      return L > 0 && C % L === 0 && b.C % L === 0;
     }
-    return null;
+    return false;
+  }
+
+  /**
+   * The buffer as it is when it holds this tensor in the blocked layout (a 4-D tensor whose storage a conv or batch norm left
+   * blocked), else null. For the kernels that read that layout; everything else reads `data`.
+   */
+  get blockedData(): Float32Array | null {
+    if (!this.blockedView) return null;
+    if (this.storage.bf16) this.widen();
+    return this.storage.data as Float32Array;
+  }
+
+  /**
+   * The buffer when it holds this tensor blocked and in bf16 storage (2 bytes a value), else null: for the kernels
+   * that read bf16 storage (conv, batch norm).
+   */
+  get bf16Data(): Uint8Array | null {
+    return this.storage.bf16 && this.blockedView ? this.storage.data as Uint8Array : null;
   }
 
   /** Marks this tensor's fresh buffer as written in the blocked layout by a kernel. */
@@ -249,6 +282,17 @@ export function contiguousStrides(shape: Shape): number[] {
 
 export function fmtShape(shape: Shape): string {
   return `[${shape.join(', ')}]`;
+}
+
+/**
+ * An uninitialised float32 activation [N, C, H, W] in bf16 storage and the blocked layout, for a kernel to write (conv,
+ * batch norm): 2 bytes a value.
+ */
+export function emptyBf16Blocked(shape: Shape, backend: Backend): Tensor {
+  const t = new Tensor(new Storage(backend.alloc('uint8', 2 * sizeOf(shape), false), backend), shape, 'float32');
+  t.storage.bf16 = true;
+  t.markBlocked();
+  return t;
 }
 
 /** Allocates an uninitialised (or zeroed) tensor on a device. */

@@ -53,6 +53,9 @@ function forwarders(file: ts.SourceFile, name: string): Map<string, { params: st
   return out;
 }
 
+/** BlockedKernels members that are layout and storage helpers, not kernels of the table. */
+const LAYOUT_HELPERS = new Set(['enabled', 'block', 'relayout', 'bf16Storage', 'widenBf16']);
+
 it('the Backend interface declares every kernel of the table, with its arguments in order', () => {
   const backend = interfaceMethods(parse('src/backend/backend.ts'), 'Backend');
   const declared = [...backend.keys()].filter((k) => k !== 'supports');
@@ -61,7 +64,7 @@ it('the Backend interface declares every kernel of the table, with its arguments
   // the blocked-layout variants: the same arguments, then the layout flags (batch norm: the same signature)
   const blocked = interfaceMethods(parse('src/backend/backend.ts'), 'BlockedKernels');
   for (const [name, params] of blocked) {
-    if (name === 'enabled' || name === 'block' || name === 'relayout') continue;
+    if (LAYOUT_HELPERS.has(name)) continue;
     const k = kernel(name);
     assert.deepEqual(params, k.name.startsWith('conv') ? [...k.args, ...(k.flags ?? [])] : k.args, `BlockedKernels.${name}`);
   }
@@ -79,7 +82,7 @@ it('native.ts forwards every kernel to the addon export of the same name, argume
     assert.ok(f.callArgs.length <= k.args.length + (k.flags?.length ?? 0), `nativeBackend.${k.name} passes extra arguments`);
   }
   for (const [name, f] of forwarders(file, 'blockedKernels')) {
-    if (name === 'enabled' || name === 'block' || name === 'relayout') continue;
+    if (LAYOUT_HELPERS.has(name)) continue;
     const k = kernel(name);
     assert.equal(f.callee, name);
     assert.deepEqual(f.callArgs.slice(0, k.args.length), [...k.args], `blockedKernels.${name} passes its arguments in order`);

@@ -47,7 +47,7 @@ test('the activation layout is the one oneDNN prefers here, or plain when conv r
   assert.equal(convLayout, checkNativeEnv().layout === 'plain' ? 'plain' : 'blocked', 'SELFSUP_LAYOUT applied');
 });
 
-test('bad SELFSUP_LAYOUT, SELFSUP_CONV_ALGO and ONEDNN_MAX_CPU_ISA values are errors naming the variable and the accepted values', () => {
+test('bad SELFSUP_LAYOUT, SELFSUP_CONV_ALGO, SELFSUP_BF16_STORAGE and ONEDNN_MAX_CPU_ISA values are errors naming the variable and the accepted values', () => {
   assert.throws(() => checkNativeEnv({ SELFSUP_LAYOUT: 'nchw16' }),
     /SELFSUP_LAYOUT='nchw16' is not a layout mode; accepted values: auto .*; reorder .*; plain/);
   assert.throws(() => checkNativeEnv({ ONEDNN_MAX_CPU_ISA: 'AVX3' }),
@@ -55,9 +55,11 @@ test('bad SELFSUP_LAYOUT, SELFSUP_CONV_ALGO and ONEDNN_MAX_CPU_ISA values are er
   assert.throws(() => checkNativeEnv({ DNNL_MAX_CPU_ISA: 'avx-512' }), /DNNL_MAX_CPU_ISA='avx-512'/);
   assert.throws(() => checkNativeEnv({ SELFSUP_CONV_ALGO: 'wino' }),
     /\[native\] SELFSUP_CONV_ALGO='wino' is not a conv algorithm; accepted values: auto .*; direct .*; winograd/);
-  assert.deepEqual(checkNativeEnv({ ONEDNN_MAX_CPU_ISA: 'avx2', SELFSUP_LAYOUT: 'reorder', SELFSUP_CONV_ALGO: 'direct' }),
-    { layout: 'reorder', convAlgo: 'direct' });
-  assert.deepEqual(checkNativeEnv({}), { layout: 'auto', convAlgo: 'auto' });
+  assert.throws(() => checkNativeEnv({ SELFSUP_BF16_STORAGE: '0' }),
+    /\[native\] SELFSUP_BF16_STORAGE='0' is not a storage mode; accepted values: on .*; off /);
+  assert.deepEqual(checkNativeEnv({ ONEDNN_MAX_CPU_ISA: 'avx2', SELFSUP_LAYOUT: 'reorder', SELFSUP_CONV_ALGO: 'direct',
+    SELFSUP_BF16_STORAGE: 'off' }), { layout: 'reorder', convAlgo: 'direct', bf16Storage: 'off' });
+  assert.deepEqual(checkNativeEnv({}), { layout: 'auto', convAlgo: 'auto', bf16Storage: 'on' });
 });
 
 test('relayout: NCHW <-> the blocked layout in place, as the index formula says', { skip }, () => {
