@@ -16,6 +16,8 @@
 //   [--lr X] [--limit N] [--bank-size N --test-size N] [--calibrate-steps 10] [--only ours|torch] [--out runs/budget]
 //   [--allow-reference-blas] (otherwise PyTorch on the netlib reference BLAS refuses: a handicapped peer is not a result)
 //   [--probe-epochs 90] (MAE's linear probe)
+//   [--init-scores] (MAE: no training; scores each side's random initialisation, the "before" of the table, by the same
+//   code: selfsup's model as pretrain builds it from the preset's seed, PyTorch's as budget_torch.py builds it)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -23,7 +25,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { budgetRecipe, refuseReferenceBlas, torchEnv } from './configs.js';
 import { presetConfig } from '../src/train/config.js';
-import { writeRunFromWeights } from '../src/eval/pretrained.js';
+import { writeRunFolder, writeRunFromWeights } from '../src/eval/pretrained.js';
+import { buildMethod } from '../src/methods/registry.js';
+import * as T from '../src/tensor/index.js';
 import { runKnn } from '../src/cli/knn.js';
 import { runLinear } from '../src/cli/linear.js';
 
@@ -175,11 +179,8 @@ function runTorch({ ips, blas }: { ips: number; blas: string }): Result {
   const done = log.find((l) => l.event === 'done')!;
   if (mae) {
     // the PyTorch weights under their official names, as a selfsup run folder of the same recipe
-    const cfg = presetConfig('mae', 'cifar');
-    Object.assign(cfg, { data: data!, epochs, batchSize: batch, ...(limit > 0 ? { limit } : {}) });
-    cfg.optim.warmupEpochs = warmupFor(epochs);
     rmSync(runDir, { recursive: true, force: true });
-    writeRunFromWeights(cfg, weights, runDir, epochs);
+    writeRunFromWeights(maeConfig(epochs), weights, runDir, epochs);
   }
   return {
     impl: 'pytorch', epochs, imagesSeen: Number(done.images_seen), trainSec: Number(done.train_sec), calibratedIps: ips, blas,
@@ -201,7 +202,54 @@ async function score(runDir: string): Promise<Scores> {
   return { knn: 100 * k.top1, testLoss: k.testLoss!, linear: 100 * l.top1, linearSec: (performance.now() - t0) / 1000 };
 }
 
+/** MAE's preset config as both sides' run folders record it, for `epochs` of training. */
+function maeConfig(epochs: number): ReturnType<typeof presetConfig> {
+  const cfg = presetConfig('mae', 'cifar');
+  Object.assign(cfg, { data: data!, epochs, batchSize: batch, ...(limit > 0 ? { limit } : {}) });
+  cfg.optim.warmupEpochs = warmupFor(epochs);
+  return cfg;
+}
+
+/** --init-scores: each side's untrained MAE as a run folder, scored as the trained ones are. */
+async function initScores(): Promise<void> {
+  if (!mae) throw new Error('[bench:budget] --init-scores is for --method mae (MoCo and SimSiam runs score their init with the kNN monitor)');
+  const rows: { impl: string; sc: Scores; command: string }[] = [];
+  if (only !== 'torch') {
+    const dir = join(out, 'init-selfsup');
+    const cfg = maeConfig(0);
+    const model = buildMethod(cfg, new T.Rng(cfg.seed)); // what pretrain starts from: the same builder and seed
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      writeRunFolder(dir, model, cfg, 0);
+    } finally {
+      model.dispose();
+    }
+    rows.push({ impl: 'selfsup', sc: await score(dir), command: 'buildMethod(presetConfig(mae, cifar)) at the preset seed' });
+  }
+  if (only !== 'ours') {
+    const dir = join(out, 'init-pytorch');
+    const weights = join(out, 'init-pytorch-weights.safetensors');
+    const args = torchArgs(0, ['--save', weights]);
+    const r = spawnSync(PYTHON, args, { encoding: 'utf8', env: torchEnv().env, stdio: ['ignore', 'pipe', 'inherit'] });
+    if (r.status !== 0) throw new Error(`[bench:budget] reference/budget_torch.py --epochs 0 exited with ${r.status}`);
+    rmSync(dir, { recursive: true, force: true });
+    writeRunFromWeights(maeConfig(0), weights, dir, 0);
+    rows.push({ impl: 'pytorch', sc: await score(dir),
+      command: `${torchEnv().prefix} /usr/bin/python3 ${args.map((a) => a.replace(`${ROOT}/`, '').replace(out, `runs/budget-${method}`)).join(' ')}` });
+  }
+  for (const { impl, sc, command } of rows) {
+    console.log(JSON.stringify({ name: 'budget_init', impl, epochs: 0, knn: +sc.knn.toFixed(2), test_loss: +sc.testLoss.toFixed(4),
+      linear_top1: +sc.linear.toFixed(2), probe_epochs: probeEpochs, linear_sec: +sc.linearSec.toFixed(1), command, ...common }));
+  }
+  console.log('| mae, untrained | impl | held-out loss | linear probe top-1 | kNN top-1 |');
+  for (const { impl, sc } of rows) console.log(`| ViT-Tiny/4 | ${impl} | ${sc.testLoss.toFixed(4)} | ${sc.linear.toFixed(2)}% | ${sc.knn.toFixed(2)}% |`);
+}
+
 mkdirSync(out, { recursive: true });
+if (process.argv.includes('--init-scores')) {
+  await initScores();
+  process.exit(0);
+}
 const results: Result[] = [];
 const load1 = +loadavg()[0]!.toFixed(2);
 // both calibrations first, so that a refused PyTorch (reference BLAS) stops before an hour of training
