@@ -43,6 +43,9 @@ export interface NativeInfo {
 }
 export type BenchKind = 'matmul' | 'conv_fwd' | 'conv_bwd_data' | 'conv_bwd_weights';
 
+/** An activation buffer as the addon takes it: f32, or bf16 storage (2 bytes a value, blocked only). */
+type Act = FloatArray | Uint8Array;
+
 type Flagged = 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeight' | 'batchNormForward' | 'batchNormInference'
   | 'batchNormBackward' | 'batchNormReluForward' | 'batchNormReluBackward';
 
@@ -52,24 +55,24 @@ type Flagged = 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeight' | 'batch
  * bf16 storage (a Uint8Array, blocked only).
  */
 export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocked' | 'bf16Compute' | Flagged> {
-  conv2d(out: FloatArray | Uint8Array, x: FloatArray | Uint8Array, w: FloatArray, bias: FloatArray | null, p: ConvParams, xBlocked?: boolean,
+  conv2d(out: Act, x: Act, w: FloatArray, bias: FloatArray | null, p: ConvParams, xBlocked?: boolean,
     outMayBlock?: boolean): boolean;
   conv2dBackwardData(gx: FloatArray, gy: FloatArray, w: FloatArray, p: ConvParams, gyBlocked?: boolean,
     gxMayBlock?: boolean): boolean;
-  conv2dBackwardWeight(gw: FloatArray, gb: FloatArray | null, gy: FloatArray, x: FloatArray | Uint8Array, p: ConvParams,
+  conv2dBackwardWeight(gw: FloatArray, gb: FloatArray | null, gy: FloatArray, x: Act, p: ConvParams,
     gyBlocked?: boolean, xBlocked?: boolean): void;
-  batchNormForward(out: FloatArray | Uint8Array, mean: FloatArray, invstd: FloatArray, x: FloatArray | Uint8Array, gamma: FloatArray | null,
+  batchNormForward(out: Act, mean: FloatArray, invstd: FloatArray, x: Act, gamma: FloatArray | null,
     beta: FloatArray | null, N: number, C: number, HW: number, eps: number, blocked?: boolean): void;
-  batchNormInference(out: FloatArray | Uint8Array, x: FloatArray | Uint8Array, mean: FloatArray, variance: FloatArray, gamma: FloatArray | null,
+  batchNormInference(out: Act, x: Act, mean: FloatArray, variance: FloatArray, gamma: FloatArray | null,
     beta: FloatArray | null, N: number, C: number, HW: number, eps: number, blocked?: boolean): void;
-  batchNormBackward(gx: FloatArray, ggamma: FloatArray | null, gbeta: FloatArray | null, gy: FloatArray, x: FloatArray | Uint8Array,
+  batchNormBackward(gx: FloatArray, ggamma: FloatArray | null, gbeta: FloatArray | null, gy: FloatArray, x: Act,
     mean: FloatArray, invstd: FloatArray, gamma: FloatArray | null, N: number, C: number, HW: number,
     blocked?: boolean): void;
-  batchNormReluForward(out: FloatArray | Uint8Array, mean: FloatArray, invstd: FloatArray, x: FloatArray | Uint8Array, residual: FloatArray | Uint8Array | null,
+  batchNormReluForward(out: Act, mean: FloatArray, invstd: FloatArray, x: Act, residual: Act | null,
     gamma: FloatArray | null, beta: FloatArray | null, N: number, C: number, HW: number, eps: number,
     blocked?: boolean): void;
   batchNormReluBackward(gx: FloatArray, gresidual: FloatArray | null, ggamma: FloatArray | null,
-    gbeta: FloatArray | null, gy: FloatArray, y: FloatArray | Uint8Array, x: FloatArray | Uint8Array, mean: FloatArray, invstd: FloatArray,
+    gbeta: FloatArray | null, gy: FloatArray, y: Act, x: Act, mean: FloatArray, invstd: FloatArray,
     gamma: FloatArray | null, N: number, C: number, HW: number, blocked?: boolean): void;
   relayout(buf: Float32Array, N: number, C: number, H: number, W: number, toBlocked: boolean): void;
   widenBf16(out: Float32Array, x: Uint8Array): void;

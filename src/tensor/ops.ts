@@ -1138,8 +1138,9 @@ function batchNormTraining(op: string, x: Tensor, runningMean: Tensor | null, ru
   if (half) {
     out = emptyBf16Blocked(x.shape, x.backend);
     const bk = x.backend.blocked!;
-    if (fuseRelu) bk.batchNormReluForward(out.bf16Data!, fdata(mean) as Float32Array, fdata(invstd) as Float32Array, xh, rh, gamma, beta, N, C, HW, eps);
-    else bk.batchNormForward(out.bf16Data!, fdata(mean) as Float32Array, fdata(invstd) as Float32Array, xh, gamma, beta, N, C, HW, eps);
+    const o = out.bf16Data!, m = fdata(mean), is = fdata(invstd);
+    if (fuseRelu) bk.batchNormReluForward(o, m, is, xh, rh, gamma, beta, N, C, HW, eps);
+    else bk.batchNormForward(o, m, is, xh, gamma, beta, N, C, HW, eps);
   } else {
     out = like(x);
     const xbl = x.blockedData;
@@ -1185,8 +1186,9 @@ function batchNormTraining(op: string, x: Tensor, runningMean: Tensor | null, ru
     const gxd = fdata(gx) as Float32Array, grd = gr === null ? null : fdata(gr) as Float32Array;
     if (blocked) {
       const bk = x.backend.blocked!;
-      if (fuseRelu) bk.batchNormReluBackward(gxd, grd, ggamma, gbeta, gbl, yb!, xb, fdata(mean), fdata(invstd), gamma, N, C, HW);
-      else bk.batchNormBackward(gxd, ggamma, gbeta, gbl, xb, fdata(mean), fdata(invstd), gamma, N, C, HW);
+      const m = fdata(mean), is = fdata(invstd);
+      if (fuseRelu) bk.batchNormReluBackward(gxd, grd, ggamma, gbeta, gbl, yb!, xb, m, is, gamma, N, C, HW);
+      else bk.batchNormBackward(gxd, ggamma, gbeta, gbl, xb, m, is, gamma, N, C, HW);
     } else if (fuseRelu) {
       x.backend.batchNormReluBackward(gxd, grd, ggamma, gbeta, fdata(g), fdata(out), fdata(x), fdata(mean),
         fdata(invstd), gamma, N, C, HW);
