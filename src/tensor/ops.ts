@@ -1071,18 +1071,17 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
   if (!opts.training) {
     if (runningMean === null || runningVar === null) throw new Error('[batchNorm] eval mode needs running statistics');
     if (!needsGrad([x, weight, bias])) {
-      const xh = x.bf16Data;
-      if (xh !== null) { // bf16 storage in, bf16 storage out
-        const out = emptyBf16Blocked(x.shape, x.backend);
-        x.backend.blocked!.batchNormInference(out.bf16Data!, xh, fdata(runningMean), fdata(runningVar),
-          weight === null ? null : fdata(weight), bias === null ? null : fdata(bias), N, C, HW, eps);
-        return out;
+      // bf16 storage in, bf16 storage out; a blocked input stays blocked
+      const xh = x.bf16Data, xb = xh ?? x.blockedData;
+      const out = xh !== null ? emptyBf16Blocked(x.shape, x.backend) : like(x);
+      const gamma = weight === null ? null : fdata(weight), beta = bias === null ? null : fdata(bias);
+      if (xb !== null) {
+        x.backend.blocked!.batchNormInference(out.bf16Data ?? fdata(out), xb, fdata(runningMean), fdata(runningVar),
+          gamma, beta, N, C, HW, eps);
+        out.markBlocked();
+      } else {
+        x.backend.batchNormInference(fdata(out), fdata(x), fdata(runningMean), fdata(runningVar), gamma, beta, N, C, HW, eps);
       }
-      const out = like(x);
-      const xb = x.blockedData;
-      (xb !== null ? x.backend.blocked! : x.backend).batchNormInference(fdata(out), xb ?? fdata(x), fdata(runningMean),
-        fdata(runningVar), weight === null ? null : fdata(weight), bias === null ? null : fdata(bias), N, C, HW, eps);
-      if (xb !== null) out.markBlocked();
       return out;
     }
     // with gradients (fine-tuning a frozen-statistics BN): compose from ops
@@ -1134,26 +1133,21 @@ function batchNormTraining(op: string, x: Tensor, runningMean: Tensor | null, ru
   // must be blocked too. Reading a bf16 input as blocked f32 widens it.
   const xh = x.bf16Data, rh = residual === null ? null : residual.bf16Data;
   const half = xh !== null && (residual === null || rh !== null);
-  let out: Tensor;
-  if (half) {
-    out = emptyBf16Blocked(x.shape, x.backend);
-    const bk = x.backend.blocked!;
-    const o = out.bf16Data!, m = fdata(mean), is = fdata(invstd);
-    if (fuseRelu) bk.batchNormReluForward(o, m, is, xh, rh, gamma, beta, N, C, HW, eps);
-    else bk.batchNormForward(o, m, is, xh, gamma, beta, N, C, HW, eps);
+  const xbl = half ? xh : x.blockedData;
+  const rbl = residual === null ? null : half ? rh : residual.blockedData;
+  const inBlocked = xbl !== null && (residual === null || rbl !== null);
+  const out = half ? emptyBf16Blocked(x.shape, x.backend) : like(x);
+  const m = fdata(mean), is = fdata(invstd);
+  if (inBlocked) {
+    const bk = x.backend.blocked!, o = out.bf16Data ?? fdata(out);
+    if (fuseRelu) bk.batchNormReluForward(o, m, is, xbl, rbl, gamma, beta, N, C, HW, eps);
+    else bk.batchNormForward(o, m, is, xbl, gamma, beta, N, C, HW, eps);
+    out.markBlocked();
+  } else if (fuseRelu) {
+    x.backend.batchNormReluForward(fdata(out), m, is, fdata(x), residual === null ? null : fdata(residual), gamma, beta,
+      N, C, HW, eps);
   } else {
-    out = like(x);
-    const xbl = x.blockedData;
-    const rbl = residual === null ? null : residual.blockedData;
-    const inBlocked = xbl !== null && (residual === null || rbl !== null);
-    const k = inBlocked ? x.backend.blocked! : x.backend;
-    if (fuseRelu) {
-      k.batchNormReluForward(fdata(out), fdata(mean), fdata(invstd), inBlocked ? xbl : fdata(x),
-        residual === null ? null : inBlocked ? rbl : fdata(residual), gamma, beta, N, C, HW, eps);
-    } else {
-      k.batchNormForward(fdata(out), fdata(mean), fdata(invstd), inBlocked ? xbl : fdata(x), gamma, beta, N, C, HW, eps);
-    }
-    if (inBlocked) out.markBlocked();
+    x.backend.batchNormForward(fdata(out), m, is, fdata(x), gamma, beta, N, C, HW, eps);
   }
   if (runningMean !== null && runningVar !== null) {
     const rm = runningMean.data as FloatArray;
