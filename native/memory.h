@@ -1,4 +1,5 @@
-// Host memory for tensors: 64-byte aligned blocks with a size-keyed cache (see memory.cc).
+// Host memory for tensors: 64-byte aligned blocks from a coalescing arena (from 1 MiB) or a size-keyed cache (see
+// memory.cc).
 #pragma once
 
 #include <cstddef>
@@ -31,7 +32,7 @@ size_t mem_forget(Block* block);
 /** The live block whose memory starts at ptr, or nullptr when ptr was not allocated here. */
 Block* mem_find(void* ptr);
 MemoryStats mem_stats();
-/** Returns every cached block to the OS; returns the bytes freed. */
+/** Returns every cached block, and the arena's idle pages, to the OS; returns the bytes freed. */
 size_t mem_trim();
 
 }  // namespace selfsup

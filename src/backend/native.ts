@@ -8,7 +8,10 @@ import type {
   UnaryOp,
 } from './backend.js';
 
-/** Byte counts of the addon's allocator: live blocks handed to JS and idle blocks kept for reuse. */
+/**
+ * Byte counts of the addon's allocator: live blocks handed to JS, and idle resident memory kept for reuse (small
+ * blocks cached by size, and the arena's idle pages; cachedBlocks counts the arena's idle ranges, coalesced).
+ */
 export interface NativeMemoryStats { liveBytes: number; cachedBytes: number; liveBlocks: number; cachedBlocks: number }
 
 export type ConvLayout = 'plain' | 'blocked';
@@ -77,7 +80,7 @@ export interface NativeAddon extends Omit<Backend, 'name' | 'supports' | 'blocke
   relayout(buf: Float32Array, N: number, C: number, H: number, W: number, toBlocked: boolean): void;
   widenBf16(out: Float32Array, x: Uint8Array): void;
   memoryStats(): NativeMemoryStats;
-  /** Returns every idle cached block to the OS. */
+  /** Returns every idle cached block, and the arena's idle pages, to the OS. */
   trimCache(): void;
   /**
    * Gets (and with an argument, sets) which conv passes run in bf16 under bf16 precision (the forward too, despite the
