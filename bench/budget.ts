@@ -16,6 +16,8 @@
 //   [--lr X] [--limit N] [--bank-size N --test-size N] [--calibrate-steps 10] [--only ours|torch] [--out runs/budget]
 //   [--allow-reference-blas] (otherwise PyTorch on the netlib reference BLAS refuses: a handicapped peer is not a result)
 //   [--probe-epochs 90] (MAE's linear probe)
+//   [--epochs N] (train each side for N epochs instead of the count fitted from its calibration: a rerun of one side
+//   at a known count, e.g. when a calibration was off; the calibration still runs, and is printed, as the BLAS check)
 //   [--init-scores] (MAE: no training; scores each side's random initialisation, the "before" of the table, by the same
 //   code: selfsup's model as pretrain builds it from the preset's seed, PyTorch's as budget_torch.py builds it)
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -60,6 +62,8 @@ const bankSize = num('bank-size', 0);
 const testSize = num('test-size', 0);
 const calSteps = num('calibrate-steps', 10);
 const probeEpochs = num('probe-epochs', 90);
+const fixedEpochs = arg('epochs') === undefined ? undefined : num('epochs', 0);
+if (fixedEpochs !== undefined && (!Number.isInteger(fixedEpochs) || fixedEpochs < 1)) throw new Error(`[bench:budget] --epochs must be a whole number from 1, got '${arg('epochs')}'`);
 const only = arg('only');
 const out = resolve(arg('out', join('runs', `budget-${method}`))!);
 const TRAIN_IMAGES = limit > 0 ? limit : 50000;
@@ -129,7 +133,7 @@ function watched<R>(fn: () => R): { r: R; othersCpuSec: number; stealSec: number
   return { r, othersCpuSec: Math.max(0, b.busy - a.busy - (b.children - a.children) - mine), stealSec: b.steal - a.steal };
 }
 
-const fitEpochs = (ips: number): number => Math.max(1, Math.floor((minutes * 60 * ips) / perEpoch));
+const fitEpochs = (ips: number): number => fixedEpochs ?? Math.max(1, Math.floor((minutes * 60 * ips) / perEpoch));
 
 interface Result {
   impl: string; epochs: number; imagesSeen: number; trainSec: number; calibratedIps: number; command: string; blas?: string;
@@ -263,6 +267,7 @@ for (const r of results) {
   const sc = scores.get(r);
   console.log(JSON.stringify({
     name: 'budget', impl: r.impl, epochs: r.epochs, images_seen: r.imagesSeen, train_sec: +r.trainSec.toFixed(1), calibrated_img_per_sec: +r.calibratedIps.toFixed(1),
+    epochs_from: fixedEpochs !== undefined ? '--epochs' : 'calibration',
     ...(r.knnBefore !== undefined ? { knn_before: +r.knnBefore.toFixed(2), knn_after: +r.knnAfter!.toFixed(2) } : {}),
     ...(sc !== undefined ? { knn_after: +sc.knn.toFixed(2), test_loss: +sc.testLoss.toFixed(4), linear_top1: +sc.linear.toFixed(2), probe_epochs: probeEpochs, linear_sec: +sc.linearSec.toFixed(1) } : {}),
     ...(r.ownTestLoss !== undefined ? { own_test_loss: +r.ownTestLoss.toFixed(4), warmup_epochs: warmupFor(r.epochs) } : {}),
