@@ -43,7 +43,7 @@ constexpr size_t kArenaMin = size_t(1) << 20;    // blocks from 1 MiB go to the 
 constexpr size_t kPage = 4096;
 
 /**
- * One reserved range of address space. free: offset -> length of the idle ranges, coalesced, never touching top;
+ * One reserved range of address space. free: offset -> length of the idle ranges, coalesced (the last may end at top);
  * dirty = idle bytes that are resident (a trim hands them back to the OS but keeps the addresses).
  */
 struct Arena {
