@@ -194,35 +194,32 @@ Block* mem_allocate(size_t bytes, bool zero, size_t* osBytes) {
   Allocator& a = A();
   *osBytes = 0;
   void* ptr = nullptr;
+  size_t rounded = 0;
   if (bytes >= kArenaMin) {
-    const size_t paged = (bytes + kPage - 1) / kPage * kPage;
-    Block* b = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(a.mu);
-      ptr = a.arena.take(paged, osBytes);
-      if (ptr) b = track_locked(a, ptr, paged, bytes);
-    }
-    if (b && zero) std::memset(ptr, 0, paged);
-    if (b) return b;
-  }
-  const size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
-  {
+    rounded = (bytes + kPage - 1) / kPage * kPage;
     std::lock_guard<std::mutex> lock(a.mu);
-    auto it = a.cache.find(rounded);
-    if (it != a.cache.end()) {
-      it->second.lastUse = ++a.tick;
-      if (!it->second.blocks.empty()) {
-        ptr = it->second.blocks.back();
-        it->second.blocks.pop_back();
-        a.cachedBytes -= rounded;
-        a.cachedBlocks--;
-      }
-    }
+    ptr = a.arena.take(rounded, osBytes);
   }
   if (!ptr) {
-    ptr = std::aligned_alloc(kAlign, rounded);
-    if (!ptr) return nullptr;
-    *osBytes = rounded;
+    rounded = (bytes + kAlign - 1) / kAlign * kAlign;
+    {
+      std::lock_guard<std::mutex> lock(a.mu);
+      auto it = a.cache.find(rounded);
+      if (it != a.cache.end()) {
+        it->second.lastUse = ++a.tick;
+        if (!it->second.blocks.empty()) {
+          ptr = it->second.blocks.back();
+          it->second.blocks.pop_back();
+          a.cachedBytes -= rounded;
+          a.cachedBlocks--;
+        }
+      }
+    }
+    if (!ptr) {
+      ptr = std::aligned_alloc(kAlign, rounded);
+      if (!ptr) return nullptr;
+      *osBytes = rounded;
+    }
   }
   if (zero) std::memset(ptr, 0, rounded);
   std::lock_guard<std::mutex> lock(a.mu);
